@@ -1,0 +1,278 @@
+"""Workflow definitions (SPEC section 5): parsing, validation and parameter resolution."""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ledger.errors import InvalidDefinition, InvalidParameters
+from ledger.hashing import is_sha256_hex
+
+NAME_PATTERN = r"^[a-z0-9_.-]{1,100}$"
+TASK_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
+PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+TEMPLATE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+TEMPLATE_REF_RE = re.compile(
+    r"^(?:params\.(?P<param>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|tasks\.(?P<task>[A-Za-z0-9_.-]+)\.outputs\.(?P<output>[A-Za-z0-9_.-]+))$"
+)
+
+ParamType = Literal["string", "integer", "number", "boolean", "file"]
+
+
+def check_relative_path(path: str) -> str:
+    """Refuse paths that are empty, absolute or leave the run directory."""
+    if not path or "\x00" in path:
+        raise ValueError(f"invalid path {path!r}")
+    if path.startswith("/") or path.startswith("\\") or re.match(r"^[A-Za-z]:", path):
+        raise ValueError(f"path {path!r} must be relative to the run directory")
+    normalised = posixpath.normpath(path.replace("\\", "/"))
+    if normalised == ".." or normalised.startswith("../") or normalised == ".":
+        raise ValueError(f"path {path!r} leaves the run directory")
+    return path
+
+
+RelativePath = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParamSpec(_Strict):
+    type: ParamType
+    required: bool = False
+    default: Any = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _default_matches_type(self) -> ParamSpec:
+        if self.default is not None:
+            problem = type_problem(self.type, self.default)
+            if problem:
+                raise ValueError(f"default {problem}")
+        return self
+
+
+class TaskSpec(_Strict):
+    name: Annotated[str, Field(pattern=TASK_NAME_PATTERN)]
+    command: Annotated[list[Annotated[str, Field(max_length=65536)]], Field(min_length=1)]
+    depends_on: list[str] = []
+    inputs: list[RelativePath] = []
+    outputs: list[RelativePath] = []
+    timeout_seconds: Annotated[float, Field(gt=0)] | None = None
+    max_retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    retry_delay_seconds: Annotated[float, Field(ge=0)] | None = None
+    on_failure: Literal["fail", "continue"] = "fail"
+    image: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _paths_stay_inside(self) -> TaskSpec:
+        for path in [*self.inputs, *self.outputs]:
+            check_relative_path(path)
+        return self
+
+
+class WorkflowDefinition(_Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    description: str | None = None
+    params: dict[Annotated[str, Field(pattern=PARAM_NAME_PATTERN)], ParamSpec] = {}
+    timeout_seconds: Annotated[float, Field(gt=0)] | None = None
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 0
+    retry_delay_seconds: Annotated[float, Field(ge=0)] = 1.0
+    tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _tasks_form_a_dag(self) -> WorkflowDefinition:
+        names = [t.name for t in self.tasks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate task names: {', '.join(duplicates)}")
+        known = set(names)
+        for task in self.tasks:
+            for dep in task.depends_on:
+                if dep not in known:
+                    raise ValueError(f"task {task.name!r} depends on unknown task {dep!r}")
+                if dep == task.name:
+                    raise ValueError(f"task {task.name!r} depends on itself")
+        topological_order(self)  # raises on a cycle
+        for task in self.tasks:
+            for arg in task.command:
+                for ref in TEMPLATE_RE.findall(arg):
+                    self._check_template(task, ref)
+        return self
+
+    def _check_template(self, task: TaskSpec, ref: str) -> None:
+        match = TEMPLATE_REF_RE.match(ref)
+        if match is None:
+            raise ValueError(f"task {task.name!r}: unknown template {{{{ {ref} }}}}")
+        if match["param"] and match["param"] not in self.params:
+            raise ValueError(f"task {task.name!r}: unknown parameter {match['param']!r}")
+        if match["task"] and match["task"] not in upstream_of(self, task.name):
+            raise ValueError(
+                f"task {task.name!r} uses outputs of {match['task']!r}, which is not upstream of it"
+            )
+
+    def task(self, name: str) -> TaskSpec:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+
+def topological_order(definition: WorkflowDefinition) -> list[str]:
+    """Task names in an order where every task follows its dependencies (Kahn's algorithm)."""
+    remaining = {t.name: set(t.depends_on) for t in definition.tasks}
+    order: list[str] = []
+    while remaining:
+        ready = sorted(name for name, deps in remaining.items() if not deps)
+        if not ready:
+            raise ValueError(f"depends_on forms a cycle among: {', '.join(sorted(remaining))}")
+        for name in ready:
+            order.append(name)
+            del remaining[name]
+        for deps in remaining.values():
+            deps.difference_update(ready)
+    return order
+
+
+def upstream_of(definition: WorkflowDefinition, task_name: str) -> set[str]:
+    """Every task that ``task_name`` depends on, directly or transitively."""
+    by_name = {t.name: t for t in definition.tasks}
+    seen: set[str] = set()
+    stack = list(by_name[task_name].depends_on)
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(by_name[name].depends_on)
+    return seen
+
+
+def _format_validation_error(exc: ValidationError) -> list[dict[str, object]]:
+    return [
+        {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def parse_definition(raw: object) -> WorkflowDefinition:
+    """Validate a definition (already parsed from JSON or YAML)."""
+    if not isinstance(raw, Mapping):
+        raise InvalidDefinition("a workflow definition must be a mapping")
+    try:
+        return WorkflowDefinition.model_validate(dict(raw))
+    except ValidationError as exc:
+        errors = _format_validation_error(exc)
+        summary = "; ".join(f"{e['loc'] or 'definition'}: {e['msg']}" for e in errors)
+        raise InvalidDefinition(f"invalid workflow definition: {summary}", errors=errors) from None
+
+
+def load_definition_text(text: str) -> dict[str, Any]:
+    """Parse YAML (a superset of JSON) into the JSON object that gets hashed."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidDefinition(f"definition is not valid YAML or JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidDefinition("a workflow definition must be a mapping")
+    ensure_json_compatible(raw)
+    return raw
+
+
+def ensure_json_compatible(value: object, where: str = "definition") -> None:
+    """YAML can express values JSON cannot (dates, non-string keys, NaN); refuse them."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidDefinition(f"{where}: key {key!r} is not a string")
+            ensure_json_compatible(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            ensure_json_compatible(item, f"{where}[{index}]")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidDefinition(f"{where}: {value} is not a JSON number")
+    elif value is not None and not isinstance(value, str | int | bool):
+        raise InvalidDefinition(f"{where}: {type(value).__name__} values are not JSON")
+
+
+def type_problem(param_type: str, value: object) -> str | None:
+    """Why ``value`` is not a valid ``param_type``, or None when it is."""
+    if param_type == "string":
+        ok = isinstance(value, str)
+    elif param_type == "integer":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif param_type == "number":
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(float(value))
+        )
+    elif param_type == "boolean":
+        ok = isinstance(value, bool)
+    elif param_type == "file":
+        ok = is_sha256_hex(value)
+        if not ok:
+            return f"must be the sha256 of a stored file (64 lowercase hex), got {value!r}"
+    else:  # pragma: no cover - ParamType is closed
+        return f"unknown type {param_type}"
+    return None if ok else f"must be of type {param_type}, got {value!r}"
+
+
+def resolve_parameters(
+    definition: WorkflowDefinition, supplied: Mapping[str, object]
+) -> dict[str, Any]:
+    """Check supplied values against ``params`` and apply defaults."""
+    errors: list[dict[str, object]] = []
+    for name in supplied:
+        if name not in definition.params:
+            errors.append({"loc": f"parameters.{name}", "msg": "unknown parameter"})
+    resolved: dict[str, Any] = {}
+    for name, spec in definition.params.items():
+        if name in supplied and supplied[name] is not None:
+            value = supplied[name]
+            problem = type_problem(spec.type, value)
+            if problem:
+                errors.append({"loc": f"parameters.{name}", "msg": problem})
+                continue
+            resolved[name] = value
+        elif spec.default is not None:
+            resolved[name] = spec.default
+        elif spec.required:
+            errors.append({"loc": f"parameters.{name}", "msg": "required parameter is missing"})
+        else:
+            resolved[name] = None
+    if errors:
+        summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
+        raise InvalidParameters(f"parameters do not match the definition: {summary}", errors=errors)
+    return resolved
+
+
+def coerce_parameter_text(definition: WorkflowDefinition, name: str, text: str) -> object:
+    """Turn a ``-p key=value`` string from the command line into the declared type."""
+    spec = definition.params.get(name)
+    if spec is None:
+        return text
+    try:
+        if spec.type == "integer":
+            return int(text)
+        if spec.type == "number":
+            return float(text)
+    except ValueError:
+        raise InvalidParameters(f"parameter {name!r} must be a {spec.type}, got {text!r}") from None
+    if spec.type == "boolean":
+        lowered = text.lower()
+        if lowered in {"true", "1", "yes"}:
+            return True
+        if lowered in {"false", "0", "no"}:
+            return False
+        raise InvalidParameters(f"parameter {name!r} must be a boolean, got {text!r}")
+    return text

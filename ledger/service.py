@@ -1,0 +1,419 @@
+"""The application service: every write goes through here, as commands on aggregates.
+
+A command loads what it needs, lets the aggregate check and record, and saves all the new
+events of the request in one ``save()`` (one atomic write). Concurrent requests share
+transactions through :class:`~ledger.storage.GroupCommitRecorder`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import EventStore, IntegrityError
+
+from ledger import __version__
+from ledger.aggregate import ChainedAggregate
+from ledger.definition import (
+    WorkflowDefinition,
+    ensure_json_compatible,
+    parse_definition,
+    resolve_parameters,
+    topological_order,
+    upstream_of,
+)
+from ledger.errors import Conflict, InvalidDefinition, InvalidRequest, NotFound
+from ledger.hashing import definition_hash as compute_definition_hash
+from ledger.hashing import format_timestamp
+from ledger.idempotency import Batch, IdempotencyKey, idempotency_stream
+from ledger.records import EventRecord
+from ledger.reports import Report, TaskFinishedReport, TaskReusedReport, TaskStartedReport
+from ledger.run import Run, RunStatus
+from ledger.settings import Settings
+from ledger.storage import (
+    APPLICATION_NAME,
+    EventReader,
+    GroupCommitRecorder,
+    eventsourcing_env,
+    install_immutability_guard,
+    prepare_database,
+)
+from ledger.workflow import DefinitionIndex, Workflow, definition_stream, workflow_stream
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    version: int
+    definition_hash: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Triggered:
+    run_id: str
+    definition_hash: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class BatchTriggered:
+    batch_id: str
+    run_ids: list[str]
+
+
+class Ledger(Application[str]):
+    """runledger's write side on the ``eventsourcing`` library."""
+
+    name = APPLICATION_NAME
+
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        prepare_database(settings.database)
+        super().__init__(env=eventsourcing_env(settings))
+        install_immutability_guard(self.recorder, settings.database)
+        self.reader = EventReader(self.recorder, settings.database)
+
+    def construct_event_store(self) -> EventStore[str]:
+        self.group_commit = GroupCommitRecorder(self.recorder)
+        return self.factory.event_store(mapper=self.mapper, recorder=self.group_commit)  # type: ignore[arg-type]
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _get(self, stream: str) -> Any:
+        try:
+            return self.repository.get(stream)
+        except AggregateNotFoundError:
+            return None
+
+    def _save(self, *aggregates: ChainedAggregate) -> None:
+        try:
+            self.save(*aggregates)
+        except IntegrityError as exc:
+            raise Conflict("another request changed the same stream first; retry") from exc
+
+    def get_run(self, run_id: str) -> Run:
+        run = self._get(run_id) if _looks_like_run_id(run_id) else None
+        if not isinstance(run, Run):
+            raise NotFound(f"no run {run_id!r}")
+        return run
+
+    def get_workflow(self, name: str) -> Workflow:
+        workflow = self._get(workflow_stream(name))
+        if not isinstance(workflow, Workflow):
+            raise NotFound(f"no workflow {name!r}")
+        return workflow
+
+    def stream_events(self, stream: str) -> list[EventRecord]:
+        return self.reader.stream(stream)
+
+    # ---- workflows --------------------------------------------------------------------------
+    def register_workflow(self, raw: Mapping[str, Any], *, principal: str) -> Registration:
+        ensure_json_compatible(dict(raw))
+        definition = parse_definition(raw)
+        raw_dict = dict(raw)
+        digest = compute_definition_hash(raw_dict)
+        at = self.clock()
+        existing = self._get(workflow_stream(definition.name))
+        if isinstance(existing, Workflow):
+            known = existing.version_with_hash(digest)
+            if known is not None:
+                return Registration(existing.name, known.version, digest, created=False)
+            existing.add_version(definition=raw_dict, definition_hash=digest, principal=principal,
+                                 at=at)
+            workflow = existing
+        else:
+            workflow = Workflow.register(name=definition.name, definition=raw_dict,
+                                         definition_hash=digest, principal=principal, at=at)
+        index = DefinitionIndex.index(definition_hash=digest, workflow=definition.name,
+                                      version=workflow.active.version, at=at)
+        try:
+            self.save(workflow, index)
+        except IntegrityError:
+            # A concurrent registration of the same name won; answer from what it stored.
+            again = self.get_workflow(definition.name)
+            known = again.version_with_hash(digest)
+            if known is None:
+                raise Conflict(f"workflow {definition.name!r} changed concurrently; retry") from None
+            return Registration(again.name, known.version, digest, created=False)
+        return Registration(workflow.name, workflow.active.version, digest, created=True)
+
+    def definition_by_hash(self, definition_hash: str) -> tuple[str, int, dict[str, Any]]:
+        index = self._get(definition_stream(definition_hash))
+        if not isinstance(index, DefinitionIndex):
+            raise NotFound(f"no workflow definition with hash {definition_hash!r}")
+        workflow = self.get_workflow(index.workflow)
+        version = workflow.versions[index.workflow_version - 1]
+        return workflow.name, version.version, version.definition
+
+    # ---- triggering -------------------------------------------------------------------------
+    def trigger(
+        self, *, workflow: str | None = None, definition_hash: str | None = None,
+        parameters: Mapping[str, Any] | None = None, principal: str,
+        idempotency_key: str | None = None,
+    ) -> Triggered:
+        if (workflow is None) == (definition_hash is None):
+            raise InvalidRequest("trigger by exactly one of workflow name or definition hash")
+        if definition_hash is not None:
+            name, version, raw = self.definition_by_hash(definition_hash)
+            kind = "hash"
+        else:
+            assert workflow is not None
+            active = self.get_workflow(workflow).active
+            name, version, raw, definition_hash = (
+                workflow, active.version, active.definition, active.definition_hash
+            )
+            kind = "name"
+        return self._trigger(name=name, version=version, raw=raw, digest=definition_hash,
+                             supplied=parameters or {}, principal=principal, kind=kind,
+                             idempotency_key=idempotency_key)
+
+    def _new_run(
+        self, *, name: str, version: int, raw: dict[str, Any], digest: str,
+        parameters: dict[str, Any], principal: str, kind: str, at: datetime,
+        replay_of: str | None = None, resume_of: str | None = None,
+        resume_from_task: str | None = None, batch_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        return Run.trigger(
+            run_id=str(uuid.uuid4()), at=at, workflow=name, version=version,
+            definition_hash=digest, definition=raw, engine_version=__version__,
+            triggered_by=principal, trigger_kind=kind, parameters=parameters,
+            replay_of=replay_of, resume_of=resume_of, resume_from_task=resume_from_task,
+            batch_id=batch_id, idempotency_key=idempotency_key,
+        )
+
+    def _trigger(
+        self, *, name: str, version: int, raw: dict[str, Any], digest: str,
+        supplied: Mapping[str, Any], principal: str, kind: str,
+        idempotency_key: str | None = None, **links: Any,
+    ) -> Triggered:
+        definition = parse_definition(raw)
+        parameters = resolve_parameters(definition, supplied)
+        if idempotency_key is not None:
+            existing = self._get(idempotency_stream(name, idempotency_key))
+            if isinstance(existing, IdempotencyKey):
+                first = self.get_run(existing.run_id)
+                return Triggered(first.id, first.definition_hash, created=False)
+        at = self.clock()
+        run = self._new_run(name=name, version=version, raw=raw, digest=digest,
+                            parameters=parameters, principal=principal, kind=kind, at=at,
+                            idempotency_key=idempotency_key, **links)
+        if idempotency_key is None:
+            self._save(run)
+            return Triggered(run.id, digest, created=True)
+        key = IdempotencyKey.claim(workflow=name, key=idempotency_key, run_id=run.id, at=at)
+        try:
+            self.save(run, key)
+        except IntegrityError:
+            winner = self._get(idempotency_stream(name, idempotency_key))
+            if not isinstance(winner, IdempotencyKey):
+                raise Conflict("concurrent trigger; retry") from None
+            first = self.get_run(winner.run_id)
+            return Triggered(first.id, first.definition_hash, created=False)
+        return Triggered(run.id, digest, created=True)
+
+    def trigger_batch(
+        self, *, workflow: str | None = None, definition_hash: str | None = None,
+        items: Sequence[Any], input_param: str, parallelism: int,
+        parameters: Mapping[str, Any] | None = None, principal: str,
+    ) -> BatchTriggered:
+        if definition_hash is not None:
+            name, version, raw = self.definition_by_hash(definition_hash)
+            digest = definition_hash
+        elif workflow is not None:
+            active = self.get_workflow(workflow).active
+            name, version, raw, digest = workflow, active.version, active.definition, active.definition_hash
+        else:
+            raise InvalidRequest("trigger by exactly one of workflow name or definition hash")
+        if not items:
+            raise InvalidRequest("a batch needs at least one item")
+        if parallelism < 1:
+            raise InvalidRequest("batch parallelism must be at least 1")
+        definition = parse_definition(raw)
+        if input_param not in definition.params:
+            raise InvalidRequest(f"input_param {input_param!r} is not a parameter of {name!r}")
+        base = dict(parameters or {})
+        resolved = [resolve_parameters(definition, base | {input_param: item}) for item in items]
+        at = self.clock()
+        batch_id = str(uuid.uuid4())
+        runs = [
+            self._new_run(name=name, version=version, raw=raw, digest=digest, parameters=params,
+                          principal=principal, kind="batch", at=at, batch_id=batch_id)
+            for params in resolved
+        ]
+        batch = Batch.create(batch_id=f"batch:{batch_id}", at=at, workflow=name,
+                             items=list(items), input_param=input_param,
+                             parallelism=parallelism, run_ids=[r.id for r in runs],
+                             triggered_by=principal)
+        self._save(batch, *runs)
+        return BatchTriggered(batch_id, [r.id for r in runs])
+
+    def get_batch(self, batch_id: str) -> Batch:
+        batch = self._get(f"batch:{batch_id}")
+        if not isinstance(batch, Batch):
+            raise NotFound(f"no batch {batch_id!r}")
+        return batch
+
+    def _original_trigger(self, run_id: str) -> EventRecord:
+        """Re-read a run's trigger event: the first event of its stream, as stored."""
+        events = self.reader.stream(run_id) if _looks_like_run_id(run_id) else []
+        if not events or events[0].type != "Run.Triggered":
+            raise NotFound(f"no run {run_id!r}")
+        return events[0]
+
+    def replay(self, run_id: str, *, overrides: Mapping[str, Any] | None = None,
+               principal: str) -> Triggered:
+        trigger = self._original_trigger(run_id).data
+        return self._trigger(
+            name=trigger["workflow"], version=trigger["version"], raw=trigger["definition"],
+            digest=trigger["definition_hash"],
+            supplied=_without_none(trigger["parameters"]) | dict(overrides or {}),
+            principal=principal, kind="replay", replay_of=run_id,
+        )
+
+    def resume(self, run_id: str, *, from_task: str,
+               overrides: Mapping[str, Any] | None = None, principal: str) -> Triggered:
+        trigger = self._original_trigger(run_id).data
+        definition = parse_definition(trigger["definition"])
+        if from_task not in {t.name for t in definition.tasks}:
+            raise InvalidRequest(f"workflow {trigger['workflow']!r} has no task {from_task!r}")
+        original = self.get_run(run_id)
+        for task in sorted(upstream_of(definition, from_task)):
+            state = original.tasks.get(task)
+            if state is None or state.status not in {"success", "reused"}:
+                raise InvalidRequest(
+                    f"cannot resume from {from_task!r}: upstream task {task!r} did not succeed "
+                    f"in run {run_id}"
+                )
+        return self._trigger(
+            name=trigger["workflow"], version=trigger["version"], raw=trigger["definition"],
+            digest=trigger["definition_hash"],
+            supplied=_without_none(trigger["parameters"]) | dict(overrides or {}),
+            principal=principal, kind="resume", resume_of=run_id, resume_from_task=from_task,
+        )
+
+    # ---- workers ----------------------------------------------------------------------------
+    def lease_expiry(self, at: datetime) -> str:
+        return format_timestamp(at + timedelta(seconds=self.settings.lease_seconds))
+
+    def claim(self, run_id: str, *, worker_id: str) -> Run | None:
+        """Start ``run_id`` for ``worker_id``; None when another worker claimed it first."""
+        try:
+            run = self.get_run(run_id)
+        except NotFound:
+            return None
+        if run.status != RunStatus.PENDING:
+            return None
+        at = self.clock()
+        run.claim(worker_id=worker_id, lease_expires_at=self.lease_expiry(at), at=at)
+        try:
+            self.save(run)
+        except IntegrityError:
+            return None
+        return run
+
+    def claim_first(self, candidates: Sequence[str], *, worker_id: str) -> Run | None:
+        for run_id in candidates:
+            run = self.claim(run_id, worker_id=worker_id)
+            if run is not None:
+                return run
+        return None
+
+    def renew_lease(self, run_id: str, *, worker_id: str) -> Run:
+        run = self.get_run(run_id)
+        at = self.clock()
+        run.renew_lease(worker_id=worker_id, lease_expires_at=self.lease_expiry(at), at=at)
+        self._save(run)
+        return run
+
+    def report(self, run_id: str, *, worker_id: str, reports: Sequence[Report]) -> Run:
+        """Append a worker's task and state events to its run in one atomic write."""
+        run = self.get_run(run_id)
+        at = self.clock()
+        for report in reports:
+            apply_report(run, report, worker_id=worker_id, at=at,
+                         lease_expires_at=self.lease_expiry(at))
+        self._save(run)
+        return run
+
+    def expire_lease(self, run_id: str) -> bool:
+        """Fail a running run whose worker's lease lapsed, with error ``worker_lost``."""
+        run = self.get_run(run_id)
+        at = self.clock()
+        if not run.lease_lapsed(format_timestamp(at)):
+            return False
+        run.fail(error="worker_lost", by="system:lease-monitor", at=at)
+        try:
+            self.save(run)
+        except IntegrityError:
+            return False
+        return True
+
+    # ---- operators --------------------------------------------------------------------------
+    def cancel(self, run_id: str, *, principal: str, reason: str | None = None) -> Run:
+        run = self.get_run(run_id)
+        run.kill(by=principal, reason=reason, at=self.clock())
+        self._save(run)
+        return run
+
+    def fail_run(self, run_id: str, *, error: str, by: str, worker_id: str | None = None) -> Run:
+        run = self.get_run(run_id)
+        run.fail(error=error, by=by, worker_id=worker_id, at=self.clock())
+        self._save(run)
+        return run
+
+
+def apply_report(run: Run, report: Report, *, worker_id: str, at: datetime,
+                 lease_expires_at: str) -> None:
+    if isinstance(report, TaskStartedReport):
+        run.start_task(worker_id=worker_id, task=report.task, attempt=report.attempt,
+                       command=report.command, host=report.host,
+                       started_at=report.started_at or format_timestamp(at), at=at)
+    elif isinstance(report, TaskFinishedReport):
+        run.finish_task(worker_id=worker_id, at=at, **report.evidence(at))
+    elif isinstance(report, TaskReusedReport):
+        run.reuse_task(worker_id=worker_id, task=report.task, source_run_id=report.source_run_id,
+                       outputs=[o.model_dump() for o in report.outputs],
+                       output_vars=report.output_vars, at=at)
+    elif report.type == "run_succeeded":
+        run.succeed(worker_id=worker_id, at=at)
+    elif report.type == "run_failed":
+        run.fail(error=report.error or "failed", by=worker_id, worker_id=worker_id, at=at)
+    elif report.type == "lease_renewed":
+        run.renew_lease(worker_id=worker_id, lease_expires_at=lease_expires_at, at=at)
+    else:  # pragma: no cover - the Report union is closed
+        raise InvalidRequest(f"unknown report type {report.type!r}")
+
+
+def _without_none(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in parameters.items() if v is not None}
+
+
+def _looks_like_run_id(run_id: str) -> bool:
+    return bool(run_id) and ":" not in run_id and len(run_id) <= 200
+
+
+def execution_order(definition: WorkflowDefinition) -> list[str]:
+    return topological_order(definition)
+
+
+__all__ = [
+    "BatchTriggered",
+    "InvalidDefinition",
+    "Ledger",
+    "Registration",
+    "Triggered",
+    "execution_order",
+    "utc_now",
+]

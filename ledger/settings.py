@@ -1,0 +1,101 @@
+"""One settings class for every entry point, read from ``RUNLEDGER_*`` environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./.runledger/ledger.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNLEDGER_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    #: Content-addressed file store; defaults to ``files/`` next to the SQLite database (or
+    #: ``./.runledger/files`` with PostgreSQL).
+    files_dir: Path | None = None
+    #: Where secrets (the first admin token, the Ed25519 key) live; defaults like files_dir.
+    data_dir: Path | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "info"
+    lease_seconds: float = Field(default=30.0, gt=0, le=60.0)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    pool_size: int = Field(default=8, ge=1)
+    lock_timeout_seconds: int = Field(default=5, ge=1)
+    runs_dir: Path | None = None
+
+    @property
+    def database(self) -> DatabaseConfig:
+        return parse_database_url(self.database_url)
+
+    @property
+    def state_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        db = self.database
+        if db.sqlite_path is not None and db.sqlite_path != ":memory:":
+            return Path(db.sqlite_path).resolve().parent
+        return Path(".runledger").resolve()
+
+    @property
+    def file_store_dir(self) -> Path:
+        return self.files_dir if self.files_dir is not None else self.state_dir / "files"
+
+    @property
+    def run_work_dir(self) -> Path:
+        return self.runs_dir if self.runs_dir is not None else self.state_dir / "runs"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    kind: Literal["sqlite", "postgres"]
+    sqlite_path: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    dbname: str = "postgres"
+    schema: str = ""
+
+
+class InvalidDatabaseURL(ValueError):
+    pass
+
+
+def parse_database_url(url: str) -> DatabaseConfig:
+    """``sqlite:///path/ledger.db`` or ``postgresql://user:pw@host:port/db[?schema=name]``."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if not path:
+            raise InvalidDatabaseURL(f"no database file in {url!r}")
+        return DatabaseConfig(kind="sqlite", sqlite_path=path)
+    parts = urlsplit(url)
+    if parts.scheme in {"postgresql", "postgres", "postgresql+psycopg"}:
+        query = parse_qs(parts.query)
+        schema = query.get("schema", [""])[0]
+        if schema and not schema.replace("_", "").isalnum():
+            raise InvalidDatabaseURL(f"invalid schema name {schema!r}")
+        return DatabaseConfig(
+            kind="postgres",
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or ""),
+            dbname=(parts.path or "/postgres").lstrip("/") or "postgres",
+            schema=schema,
+        )
+    raise InvalidDatabaseURL(
+        f"unsupported database URL {url!r}: use sqlite:///path or postgresql://user@host:port/db"
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

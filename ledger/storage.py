@@ -1,0 +1,291 @@
+"""The event store: configuring the ``eventsourcing`` recorders from our settings, group
+commit, the immutability guard, and plain reads of stored rows with their positions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    StoredEvent,
+)
+from psycopg import sql
+
+from ledger.records import EventRecord, decode_row
+from ledger.settings import DatabaseConfig, Settings
+
+APPLICATION_NAME = "runledger"
+
+
+def eventsourcing_env(settings: Settings) -> dict[str, str]:
+    """Translate our settings into the ``eventsourcing`` library's own configuration."""
+    db = settings.database
+    env = {"ORIGINATOR_ID_TYPE": "text", "CREATE_TABLE": "y"}
+    if db.kind == "sqlite":
+        assert db.sqlite_path is not None
+        env |= {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": db.sqlite_path,
+            "SQLITE_LOCK_TIMEOUT": str(settings.lock_timeout_seconds * 6),
+        }
+    else:
+        env |= {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": db.dbname,
+            "POSTGRES_HOST": db.host,
+            "POSTGRES_PORT": str(db.port),
+            "POSTGRES_USER": db.user,
+            "POSTGRES_PASSWORD": db.password,
+            "POSTGRES_SCHEMA": db.schema,
+            "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout_seconds),
+            "POSTGRES_POOL_SIZE": str(settings.pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(settings.pool_size),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # Never POSTGRES_ENABLE_DB_FUNCTIONS: it breaks tracking.
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        }
+    return env
+
+
+def events_table(recorder: ApplicationRecorder) -> str:
+    """The library names the table: ``stored_events`` on SQLite, ``runledger_events`` on PG."""
+    return str(recorder.events_table_name)  # type: ignore[attr-defined]
+
+
+def postgres_conninfo(db: DatabaseConfig) -> str:
+    return psycopg.conninfo.make_conninfo(
+        host=db.host, port=db.port, user=db.user, password=db.password or None,
+        dbname=db.dbname,
+    )
+
+
+def prepare_database(db: DatabaseConfig) -> None:
+    """Create what the library expects to exist: the SQLite folder, the PostgreSQL schema."""
+    if db.kind == "sqlite":
+        assert db.sqlite_path is not None
+        if db.sqlite_path != ":memory:" and "mode=memory" not in db.sqlite_path:
+            Path(db.sqlite_path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        return
+    if db.schema:
+        with psycopg.connect(postgres_conninfo(db), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db.schema)))
+
+
+def install_immutability_guard(recorder: ApplicationRecorder, db: DatabaseConfig) -> None:
+    """Defence in depth: the events table refuses UPDATE, DELETE (and TRUNCATE)."""
+    table = events_table(recorder)
+    if db.kind == "sqlite":
+        with recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            for op in ("UPDATE", "DELETE"):
+                cursor.execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_{op.lower()} "
+                    f"BEFORE {op} ON {table} BEGIN "
+                    f"SELECT RAISE(ABORT, 'runledger events are immutable: {op} refused'); END"
+                )
+        return
+    schema = sql.Identifier(db.schema or "public")
+    with recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.runledger_refuse_change() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
+                "'runledger events are immutable: % refused', TG_OP; END $$"
+            ).format(schema=schema)
+        )
+        cursor.execute(
+            sql.SQL(
+                "CREATE OR REPLACE TRIGGER runledger_events_immutable BEFORE UPDATE OR DELETE "
+                "ON {schema}.{table} FOR EACH ROW EXECUTE FUNCTION {schema}.runledger_refuse_change()"
+            ).format(schema=schema, table=sql.Identifier(table))
+        )
+        cursor.execute(
+            sql.SQL(
+                "CREATE OR REPLACE TRIGGER runledger_events_no_truncate BEFORE TRUNCATE "
+                "ON {schema}.{table} FOR EACH STATEMENT "
+                "EXECUTE FUNCTION {schema}.runledger_refuse_change()"
+            ).format(schema=schema, table=sql.Identifier(table))
+        )
+
+
+# ---- group commit ----------------------------------------------------------------------------
+@dataclass(eq=False)
+class _Write:
+    events: Sequence[StoredEvent]
+    done: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False
+    ids: Sequence[int] | None = None
+    error: BaseException | None = None
+
+
+class GroupCommitRecorder:
+    """Shares one transaction among writers that arrive while another write is in flight.
+
+    The first writer to arrive leads: it inserts every write queued so far in one
+    ``insert_events`` call (one transaction, one table lock on PostgreSQL), then hands the lead
+    to the oldest write still waiting. If the combined insert violates a uniqueness constraint
+    (an optimistic-concurrency conflict), each write is retried alone so only the loser fails.
+    """
+
+    def __init__(self, recorder: ApplicationRecorder, *, max_events: int = 2000) -> None:
+        self.recorder = recorder
+        self.max_events = max_events
+        self._lock = threading.Lock()
+        self._queue: list[_Write] = []
+        self._busy = False
+        self.groups = 0  # how many transactions were used, for tests and metrics
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.recorder, name)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if any(value is not None for value in kwargs.values()):  # tracking: not ours to merge
+            return self.recorder.insert_events(stored_events, **kwargs)
+        write = _Write(stored_events)
+        with self._lock:
+            self._queue.append(write)
+            if not self._busy:
+                self._busy = True
+                write.leads = True
+        while not write.leads:
+            write.done.wait()
+            if write.ids is not None or write.error is not None:
+                break
+        else:
+            self._lead()
+        if write.error is not None:
+            raise write.error
+        return write.ids
+
+    def _lead(self) -> None:
+        with self._lock:
+            group: list[_Write] = []
+            count = 0
+            while self._queue and (not group or count + len(self._queue[0].events) <= self.max_events):
+                write = self._queue.pop(0)
+                group.append(write)
+                count += len(write.events)
+        try:
+            self._flush(group)
+        finally:
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.leads = True
+                    successor.done.set()
+                else:
+                    self._busy = False
+            for write in group:
+                write.done.set()
+
+    def _flush(self, group: list[_Write]) -> None:
+        self.groups += 1
+        combined = [event for write in group for event in write.events]
+        try:
+            ids = self.recorder.insert_events(combined)
+        except IntegrityError as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            for write in group:
+                self.groups += 1
+                try:
+                    write.ids = self.recorder.insert_events(write.events)
+                except BaseException as single_exc:  # noqa: BLE001 - handed to its writer
+                    write.error = single_exc
+            return
+        except BaseException as exc:  # noqa: BLE001 - every writer in the group sees it
+            for write in group:
+                write.error = exc
+            return
+        offset = 0
+        for write in group:
+            write.ids = list(ids[offset : offset + len(write.events)]) if ids else []
+            offset += len(write.events)
+
+
+# ---- plain reads -----------------------------------------------------------------------------
+class EventReader:
+    """Reads stored rows with their positions (the store's notification ids, minus one)."""
+
+    def __init__(self, recorder: ApplicationRecorder, db: DatabaseConfig) -> None:
+        self.recorder = recorder
+        self.db = db
+        table_name = events_table(recorder)
+        if db.kind == "sqlite":
+            self._stream_sql: Any = (
+                f"SELECT rowid AS notification_id, originator_id, originator_version, topic, "
+                f"state FROM {table_name} WHERE originator_id = ? ORDER BY originator_version"
+            )
+            self._range_sql: Any = (
+                f"SELECT rowid AS notification_id, originator_id, originator_version, topic, "
+                f"state FROM {table_name} WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
+            )
+            self._max_sql: Any = f"SELECT MAX(rowid) AS m FROM {table_name}"
+        else:
+            table = sql.SQL("{}.{}").format(
+                sql.Identifier(db.schema or "public"), sql.Identifier(table_name)
+            )
+            self._stream_sql = sql.SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {} WHERE originator_id = %s ORDER BY originator_version"
+            ).format(table)
+            self._range_sql = sql.SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {} WHERE notification_id > %s AND notification_id <= %s "
+                "ORDER BY notification_id LIMIT %s"
+            ).format(table)
+            self._max_sql = sql.SQL("SELECT MAX(notification_id) AS m FROM {}").format(table)
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        with self.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            yield cursor
+
+    @staticmethod
+    def _decode(row: Any) -> EventRecord:
+        return decode_row(row["notification_id"], row["originator_id"],
+                          row["originator_version"], row["topic"], row["state"])
+
+    def stream(self, stream: str) -> list[EventRecord]:
+        with self._cursor() as cursor:
+            cursor.execute(self._stream_sql, (stream,))
+            rows = cursor.fetchall()
+        return [self._decode(row) for row in rows]
+
+    def max_position(self) -> int:
+        """The newest event's position, or -1 for an empty ledger."""
+        with self._cursor() as cursor:
+            cursor.execute(self._max_sql)
+            row = cursor.fetchone()
+        value = row["m"] if row is not None else None
+        return -1 if value is None else int(value) - 1
+
+    def after(self, position: int, *, limit: int = 1000, upto: int | None = None) -> list[EventRecord]:
+        """Events with ``position`` > ``position`` (and <= ``upto``), oldest first."""
+        high = (upto if upto is not None else 2**62) + 1
+        with self._cursor() as cursor:
+            cursor.execute(self._range_sql, (position + 1, high, limit))
+            rows = cursor.fetchall()
+        return [self._decode(row) for row in rows]
+
+    def iterate(self, *, batch: int = 5000, upto: int | None = None) -> Iterator[EventRecord]:
+        position = -1
+        while True:
+            records = self.after(position, limit=batch, upto=upto)
+            if not records:
+                return
+            yield from records
+            position = records[-1].position
+
+
+def is_sqlite_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.Error)
