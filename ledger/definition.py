@@ -23,6 +23,9 @@ TEMPLATE_REF_RE = re.compile(
     r"|tasks\.(?P<task>[A-Za-z0-9_.-]+)\.outputs\.(?P<output>[A-Za-z0-9_.-]+))$"
 )
 
+#: RFC 8785 hashes numbers as IEEE doubles: larger integers would not round-trip.
+MAX_SAFE_INT = 2**53 - 1
+
 ParamType = Literal["string", "integer", "number", "boolean", "file"]
 
 
@@ -209,7 +212,7 @@ def type_problem(param_type: str, value: object) -> str | None:
     if param_type == "string":
         ok = isinstance(value, str)
     elif param_type == "integer":
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_SAFE_INT
     elif param_type == "number":
         ok = (
             isinstance(value, int | float)

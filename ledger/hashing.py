@@ -51,7 +51,7 @@ def event_hash(
     *,
     stream: str,
     sequence: int,
-    type: str,  # noqa: A002 - the field is called "type" in the contract
+    type: str,
     timestamp: str,
     data: Mapping[str, Any],
     prev_hash: str | None,

@@ -283,3 +283,66 @@ class Run(ChainedAggregate):
             and self.lease_expires_at is not None
             and self.lease_expires_at < now_iso
         )
+
+    # ---- OpenLineage (issue 7) ------------------------------------------------------------
+    class LineageReported(StreamEvent):
+        """One OpenLineage RunEvent from an outside engine, facets verbatim."""
+
+        event_type: str
+        event_time: str
+        producer: str
+        schema_url: str
+        job: dict[str, Any]
+        run_facets: dict[str, Any]
+        inputs: list[dict[str, Any]]
+        outputs: list[dict[str, Any]]
+        parent: dict[str, Any] | None
+
+        def apply(self, run: Run) -> None:
+            run.lineage_keys().add((self.event_type, self.event_time))
+            run.status = status_after_lineage(run.status, self.event_type)
+            if run.status == RunStatus.FAILED and self.event_type == "FAIL":
+                facet = self.run_facets.get("errorMessage")
+                message = facet.get("message") if isinstance(facet, dict) else None
+                run.error = str(message) if message else "failed"
+            elif run.status == RunStatus.KILLED and self.event_type == "ABORT":
+                run.error = "killed"
+
+    def lineage_keys(self) -> set[tuple[str, str]]:
+        """``(eventType, eventTime)`` of every RunEvent recorded, to ignore repeats."""
+        keys: set[tuple[str, str]] = self.__dict__.setdefault("_lineage_keys", set())
+        return keys
+
+    def record_lineage(self, *, at: datetime, **facts: Any) -> bool:
+        """Record one OpenLineage RunEvent; False (nothing recorded) when it is a repeat.
+
+        OpenLineage runs have no worker: the only rule is that a terminal run stays terminal
+        (the event is still recorded, its status change is not applied).
+        """
+        if self.trigger_kind != "openlineage":
+            raise Conflict(f"run {self.id} is not an OpenLineage run")
+        if (facts["event_type"], facts["event_time"]) in self.lineage_keys():
+            return False
+        self.record(self.LineageReported, at=at, **facts)
+        return True
+
+
+#: OpenLineage eventType -> the run status it leads to (OTHER leaves the status unchanged).
+LINEAGE_STATUS = {
+    "START": RunStatus.RUNNING,
+    "RUNNING": RunStatus.RUNNING,
+    "COMPLETE": RunStatus.SUCCESS,
+    "FAIL": RunStatus.FAILED,
+    "ABORT": RunStatus.KILLED,
+}
+
+
+def status_after_lineage(current: str, event_type: str) -> RunStatus:
+    """The status rule for ``Run.LineageReported`` (projections apply the same one).
+
+    A terminal run stays terminal, so a late START after COMPLETE keeps ``success``.
+    """
+    status = RunStatus(current)
+    if status in TERMINAL:
+        return status
+    return LINEAGE_STATUS.get(event_type, status)

@@ -30,6 +30,14 @@ from ledger.errors import Conflict, InvalidDefinition, InvalidRequest, NotFound
 from ledger.hashing import definition_hash as compute_definition_hash
 from ledger.hashing import format_timestamp
 from ledger.idempotency import Batch, IdempotencyKey, idempotency_stream
+from ledger.openlineage import (
+    OPENLINEAGE_DEFINITION,
+    OPENLINEAGE_DEFINITION_HASH,
+    OPENLINEAGE_VERSION,
+    LineageRecorded,
+    RunEvent,
+    lineage_facts,
+)
 from ledger.records import EventRecord
 from ledger.reports import Report, TaskFinishedReport, TaskReusedReport, TaskStartedReport
 from ledger.run import Run, RunStatus
@@ -372,6 +380,41 @@ class Ledger(Application[str]):
         run.fail(error=error, by=by, worker_id=worker_id, at=self.clock())
         self._save(run)
         return run
+
+    # ---- OpenLineage (issue 7) --------------------------------------------------------------
+    def record_openlineage(self, event: RunEvent, *, principal: str) -> LineageRecorded:
+        """Record one OpenLineage RunEvent, creating its run on the first event seen.
+
+        A repeated event (same runId, eventType and eventTime) records nothing. When two
+        requests create the same run at once, the loser retries against the stored run.
+        """
+        facts = lineage_facts(event)
+        for _ in range(3):
+            at = self.clock()
+            run = self._get(event.run_id)
+            if run is None:
+                run = Run.trigger(
+                    run_id=event.run_id, at=at, workflow=event.workflow,
+                    version=OPENLINEAGE_VERSION, definition_hash=OPENLINEAGE_DEFINITION_HASH,
+                    definition=dict(OPENLINEAGE_DEFINITION), engine_version=__version__,
+                    triggered_by=principal, trigger_kind="openlineage", parameters={},
+                    replay_of=None, resume_of=None, resume_from_task=None, batch_id=None,
+                    idempotency_key=None,
+                )
+            elif not isinstance(run, Run):
+                raise Conflict(f"{event.run_id!r} names a stream that is not a run")
+            elif run.workflow != event.workflow:
+                raise Conflict(
+                    f"run {run.id} is of workflow {run.workflow!r}, not {event.workflow!r}"
+                )
+            if not run.record_lineage(at=at, **facts):
+                return LineageRecorded(run.id, run.status.value, recorded=False)
+            try:
+                self.save(run)
+            except IntegrityError:
+                continue
+            return LineageRecorded(run.id, run.status.value, recorded=True)
+        raise Conflict(f"run {event.run_id} is being written concurrently; retry")
 
 
 def apply_report(run: Run, report: Report, *, worker_id: str, at: datetime,

@@ -199,10 +199,10 @@ class GroupCommitRecorder:
                 self.groups += 1
                 try:
                     write.ids = self.recorder.insert_events(write.events)
-                except BaseException as single_exc:  # noqa: BLE001 - handed to its writer
+                except BaseException as single_exc:
                     write.error = single_exc
             return
-        except BaseException as exc:  # noqa: BLE001 - every writer in the group sees it
+        except BaseException as exc:
             for write in group:
                 write.error = exc
             return

@@ -35,7 +35,9 @@ def postgres_or_skip() -> None:
         _PG_OK = _postgres_available()
     if not _PG_OK:
         if REQUIRE_POSTGRES:
-            pytest.fail(f"PostgreSQL is required (RUNLEDGER_REQUIRE_POSTGRES=1) but {PG_ADMIN_URL} is unreachable")
+            pytest.fail(
+                f"PostgreSQL is required (RUNLEDGER_REQUIRE_POSTGRES=1) but {PG_ADMIN_URL} is unreachable"
+            )
         pytest.skip("PostgreSQL is not reachable")
 
 

@@ -1,0 +1,98 @@
+"""Running one command as its own process group, with a timeout and a way to stop it.
+
+The command is exec'd (``shell=False``) in a new session, so it and everything it spawns
+share one process group that can be signalled as a whole: SIGTERM first, SIGKILL after a
+grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KILL_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    exit_code: int | None
+    pid: int | None
+    timed_out: bool = False
+    stopped: bool = False
+    error: str | None = None
+
+
+def kill_group(pid: int, grace: float = KILL_GRACE_SECONDS,
+               proc: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM the process group ``pid``, then SIGKILL it if anything is left after ``grace``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.poll()
+        if not _group_alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_process(
+    argv: list[str], *, cwd: Path, env: dict[str, str], stdout: Path, stderr: Path,
+    timeout: float | None, stop: threading.Event,
+) -> ProcessResult:
+    """Run ``argv`` to completion, or until ``timeout`` seconds pass or ``stop`` is set."""
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                shell=False, start_new_session=True, close_fds=True,
+            )
+        except OSError as exc:
+            return ProcessResult(exit_code=None, pid=None, error=f"could not start: {exc}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    timed_out = stopped = False
+    while True:
+        try:
+            proc.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if stop.is_set():
+            stopped = True
+        elif deadline is not None and time.monotonic() >= deadline:
+            timed_out = True
+        if stopped or timed_out:
+            kill_group(proc.pid, proc=proc)
+            proc.wait()
+            break
+    # Whatever the command left running in its group goes with it.
+    if _group_alive(proc.pid):
+        kill_group(proc.pid, grace=0.5)
+    error = None
+    if timed_out:
+        error = f"timed out after {timeout:g} s"
+    elif stopped:
+        error = "stopped"
+    return ProcessResult(exit_code=proc.returncode, pid=proc.pid, timed_out=timed_out,
+                         stopped=stopped, error=error)

@@ -1,0 +1,210 @@
+"""The application service on a real SQLite file and a real PostgreSQL schema."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ledger.errors import Conflict, IllegalTransition, InvalidParameters, NotFound
+from ledger.hashing import definition_hash
+from ledger.reports import ReportBatch
+from ledger.run import RunStatus
+from ledger.service import Ledger
+from ledger.settings import Settings
+
+DEFINITION: dict[str, Any] = {
+    "name": "etl",
+    "params": {"query": {"type": "string", "required": True}, "limit": {"type": "integer", "default": 5}},
+    "tasks": [
+        {"name": "extract", "command": ["echo", "{{ params.query }}"]},
+        {"name": "load", "depends_on": ["extract"], "command": ["true"]},
+    ],
+}
+
+
+def reports(*events: dict[str, Any]) -> list[Any]:
+    return list(ReportBatch.model_validate({"events": list(events)}).events)
+
+
+def test_registering_a_definition_records_version_1_and_its_hash(ledger: Ledger) -> None:
+    registration = ledger.register_workflow(DEFINITION, principal="alice")
+    assert (registration.name, registration.version, registration.created) == ("etl", 1, True)
+    assert registration.definition_hash == definition_hash(DEFINITION)
+    [event] = ledger.stream_events("workflow:etl")
+    assert event.type == "Workflow.Registered"
+    assert event.data["registered_by"] == "alice"
+    assert event.data["definition"] == DEFINITION
+
+
+def test_an_identical_definition_is_a_no_op_and_a_changed_one_a_new_version(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    before = ledger.reader.max_position()
+    again = ledger.register_workflow(DEFINITION, principal="bob")
+    assert (again.version, again.created) == (1, False)
+    assert ledger.reader.max_position() == before
+    changed = dict(DEFINITION, description="v2")
+    second = ledger.register_workflow(changed, principal="bob")
+    assert (second.version, second.created) == (2, True)
+    assert ledger.get_workflow("etl").active.definition_hash == definition_hash(changed)
+
+
+def test_a_trigger_records_everything_a_run_must_record(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    triggered = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="carol")
+    [event] = ledger.stream_events(triggered.run_id)
+    assert event.type == "Run.Triggered"
+    assert event.sequence == 1 and event.prev_hash is None
+    assert event.timestamp.endswith("Z") and len(event.timestamp.split(".")[1]) == 7
+    data = event.data
+    assert data["triggered_by"] == "carol"
+    assert data["parameters"] == {"query": "q", "limit": 5}
+    assert data["trigger_kind"] == "name"
+    assert data["definition_hash"] == definition_hash(DEFINITION)
+    assert data["engine_version"]
+    assert event.recompute_hash() == event.hash
+
+
+def test_parameters_that_do_not_match_write_nothing(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    before = ledger.reader.max_position()
+    with pytest.raises(InvalidParameters):
+        ledger.trigger(workflow="etl", parameters={"query": 3}, principal="carol")
+    with pytest.raises(NotFound):
+        ledger.trigger(workflow="nope", parameters={}, principal="carol")
+    assert ledger.reader.max_position() == before
+
+
+def test_the_same_idempotency_key_returns_the_first_run(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    first = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="c", idempotency_key="k")
+    second = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="c", idempotency_key="k")
+    assert first.created and not second.created
+    assert first.run_id == second.run_id
+
+
+def test_trigger_by_hash_stays_pinned_after_a_newer_version(ledger: Ledger) -> None:
+    v1 = ledger.register_workflow(DEFINITION, principal="alice")
+    ledger.register_workflow(dict(DEFINITION, description="v2"), principal="alice")
+    triggered = ledger.trigger(definition_hash=v1.definition_hash, parameters={"query": "q"}, principal="c")
+    run = ledger.get_run(triggered.run_id)
+    assert (run.workflow_version, run.definition_hash, run.trigger_kind) == (1, v1.definition_hash, "hash")
+
+
+def test_replay_re_reads_the_trigger_event_and_applies_overrides(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    original = ledger.trigger(workflow="etl", parameters={"query": "q", "limit": 9}, principal="c")
+    ledger.register_workflow(dict(DEFINITION, description="v2"), principal="alice")
+    replay = ledger.replay(original.run_id, overrides={"query": "other"}, principal="dave")
+    data = ledger.stream_events(replay.run_id)[0].data
+    assert data["definition_hash"] == definition_hash(DEFINITION)
+    assert data["parameters"] == {"query": "other", "limit": 9}
+    assert data["trigger_kind"] == "replay"
+    assert (data["replay_of"], data["triggered_by"]) == (original.run_id, "dave")
+    assert len(ledger.stream_events(original.run_id)) == 1  # the original is untouched
+
+
+def test_illegal_transitions_raise_and_write_nothing(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    run_id = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="c").run_id
+    ledger.cancel(run_id, principal="ops")
+    before = ledger.reader.max_position()
+    with pytest.raises(IllegalTransition):
+        ledger.cancel(run_id, principal="ops")
+    assert ledger.claim(run_id, worker_id="w") is None
+    with pytest.raises(IllegalTransition):
+        ledger.fail_run(run_id, error="x", by="ops")
+    assert ledger.reader.max_position() == before
+    assert ledger.get_run(run_id).status == RunStatus.KILLED
+
+
+def test_a_worker_report_is_one_atomic_write(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    run_id = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="c").run_id
+    assert ledger.claim(run_id, worker_id="w1") is not None
+    before = ledger.reader.max_position()
+    bad = reports(
+        {"type": "task_started", "task": "extract"},
+        {"type": "task_finished", "task": "extract", "exit_code": 0},
+        {"type": "task_finished", "task": "load", "exit_code": 0},  # never started
+    )
+    with pytest.raises(IllegalTransition):
+        ledger.report(run_id, worker_id="w1", reports=bad)
+    assert ledger.reader.max_position() == before
+    with pytest.raises(Conflict):
+        ledger.report(run_id, worker_id="intruder", reports=bad[:1])
+    good = reports(
+        {"type": "task_started", "task": "extract"},
+        {"type": "task_finished", "task": "extract", "exit_code": 0, "output_vars": {"n": 3}},
+        {"type": "task_started", "task": "load"},
+        {"type": "task_finished", "task": "load", "exit_code": 0},
+        {"type": "run_succeeded"},
+    )
+    ledger.report(run_id, worker_id="w1", reports=good)
+    events = ledger.stream_events(run_id)
+    assert [e.type for e in events][-1] == "Run.Succeeded"
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    for previous, event in itertools.pairwise(events):
+        assert event.prev_hash == previous.hash
+        assert event.recompute_hash() == event.hash
+
+
+def test_two_writers_racing_on_one_run_cannot_both_succeed(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    run_id = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="c").run_id
+    first, second = ledger.get_run(run_id), ledger.get_run(run_id)
+    now = datetime.now(UTC)
+    first.claim(worker_id="a", lease_expires_at="x", at=now)
+    second.claim(worker_id="b", lease_expires_at="x", at=now)
+    ledger.save(first)
+    with pytest.raises(Conflict):
+        ledger._save(second)
+    assert ledger.get_run(run_id).worker_id == "a"
+
+
+def test_many_concurrent_claims_start_a_run_exactly_once(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    run_id = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="c").run_id
+    winners: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def claim(worker: str) -> None:
+        barrier.wait()
+        if ledger.claim(run_id, worker_id=worker) is not None:
+            winners.append(worker)
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    started = [e for e in ledger.stream_events(run_id) if e.type == "Run.Started"]
+    assert [e.data["worker_id"] for e in started] == winners
+
+
+def test_a_lapsed_lease_fails_the_run_with_worker_lost(settings: Settings) -> None:
+    clock = [datetime.now(UTC)]
+    app = Ledger(settings, clock=lambda: clock[0])
+    try:
+        app.register_workflow(DEFINITION, principal="alice")
+        run_id = app.trigger(workflow="etl", parameters={"query": "q"}, principal="c").run_id
+        app.claim(run_id, worker_id="w")
+        assert app.expire_lease(run_id) is False
+        clock[0] += timedelta(seconds=settings.lease_seconds + 1)
+        assert app.expire_lease(run_id) is True
+        last = app.stream_events(run_id)[-1]
+        assert (last.type, last.data["error"]) == ("Run.Failed", "worker_lost")
+    finally:
+        app.close()
+
+
+def test_positions_count_from_zero_across_the_whole_ledger(ledger: Ledger) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="c")
+    positions = [e.position for e in ledger.reader.iterate()]
+    assert positions == list(range(len(positions)))
+    assert positions[0] == 0

@@ -1,0 +1,114 @@
+"""Workflow definitions (SPEC section 5) are validated before anything is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ledger.definition import (
+    coerce_parameter_text,
+    load_definition_text,
+    parse_definition,
+    resolve_parameters,
+    topological_order,
+)
+from ledger.errors import InvalidDefinition, InvalidParameters
+
+
+def definition(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "research_pipeline",
+        "params": {
+            "query": {"type": "string", "required": True},
+            "max_urls": {"type": "integer", "default": 50},
+            "seed": {"type": "file", "required": False},
+        },
+        "tasks": [
+            {"name": "discover", "command": ["python3", "-c", "print(1)", "{{ params.query }}"],
+             "outputs": ["urls.json"]},
+            {"name": "summarise", "depends_on": ["discover"],
+             "command": ["wc", "-l", "{{ tasks.discover.outputs.count }}"],
+             "inputs": ["urls.json"], "outputs": ["summary.txt"], "on_failure": "continue"},
+        ],
+    }
+    base.update(overrides)
+    return base
+
+
+def test_the_spec_example_definition_is_accepted() -> None:
+    parsed = parse_definition(definition())
+    assert [t.name for t in parsed.tasks] == ["discover", "summarise"]
+
+
+def test_yaml_is_parsed_to_the_same_object_as_json() -> None:
+    text = "name: x\ntasks:\n  - name: a\n    command: [echo, hi]\n"
+    assert load_definition_text(text) == {"name": "x", "tasks": [{"name": "a", "command": ["echo", "hi"]}]}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "blue"}, "colour"),
+        ({"name": "Bad Name!"}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"tasks": [{"name": "a", "command": "echo hi"}]}, "command"),
+        ({"tasks": [{"name": "a", "command": []}]}, "command"),
+        ({"tasks": [{"name": "a", "command": ["x"], "depends_on": ["ghost"]}]}, "unknown task"),
+        ({"tasks": [{"name": "a", "command": ["x"], "depends_on": ["b"]},
+                    {"name": "b", "command": ["x"], "depends_on": ["a"]}]}, "cycle"),
+        ({"tasks": [{"name": "a", "command": ["x"], "outputs": ["../escape"]}]}, "leaves"),
+        ({"tasks": [{"name": "a", "command": ["x"], "inputs": ["/etc/passwd"]}]}, "relative"),
+        ({"tasks": [{"name": "a", "command": ["x"], "shell": True}]}, "shell"),
+        ({"tasks": [{"name": "a", "command": ["{{ params.nope }}"]}]}, "unknown parameter"),
+        ({"tasks": [{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}]}, "duplicate"),
+        ({"params": {"n": {"type": "integer", "default": "five"}}}, "default"),
+        ({"params": {"n": {"type": "date"}}}, "type"),
+    ],
+)
+def test_bad_definitions_are_refused_with_a_clear_error(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidDefinition) as raised:
+        parse_definition(definition(**change))
+    assert message in str(raised.value)
+
+
+def test_a_task_may_only_template_outputs_of_tasks_upstream_of_it() -> None:
+    tasks = [
+        {"name": "a", "command": ["{{ tasks.b.outputs.x }}"]},
+        {"name": "b", "command": ["x"]},
+    ]
+    with pytest.raises(InvalidDefinition, match="not upstream"):
+        parse_definition(definition(tasks=tasks))
+
+
+def test_topological_order_puts_dependencies_first() -> None:
+    parsed = parse_definition(definition(tasks=[
+        {"name": "c", "command": ["x"], "depends_on": ["a", "b"]},
+        {"name": "b", "command": ["x"], "depends_on": ["a"]},
+        {"name": "a", "command": ["x"]},
+    ]))
+    assert topological_order(parsed) == ["a", "b", "c"]
+
+
+def test_parameters_get_defaults_and_types_are_checked() -> None:
+    parsed = parse_definition(definition())
+    assert resolve_parameters(parsed, {"query": "q"}) == {"query": "q", "max_urls": 50, "seed": None}
+    for bad in ({"query": 1}, {}, {"query": "q", "max_urls": "5"}, {"query": "q", "max_urls": True},
+                {"query": "q", "unknown": 1}, {"query": "q", "seed": "not-a-hash"},
+                {"query": "q", "max_urls": 2**60}):
+        with pytest.raises(InvalidParameters):
+            resolve_parameters(parsed, bad)
+
+
+def test_command_line_values_are_coerced_to_the_declared_type() -> None:
+    parsed = parse_definition(definition())
+    assert coerce_parameter_text(parsed, "max_urls", "7") == 7
+    with pytest.raises(InvalidParameters):
+        coerce_parameter_text(parsed, "max_urls", "seven")
+
+
+def test_yaml_values_json_cannot_express_are_refused() -> None:
+    with pytest.raises(InvalidDefinition):
+        load_definition_text("name: x\nwhen: 2026-01-01\ntasks: []\n")
+    with pytest.raises(InvalidDefinition):
+        load_definition_text("- just\n- a list\n")
