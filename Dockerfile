@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY ledger ./ledger
+COPY projections ./projections
+COPY api ./api
+RUN pip install --no-cache-dir .
+USER nobody
+EXPOSE 8000
+CMD ["runledger", "serve", "--host", "0.0.0.0"]
