@@ -389,7 +389,7 @@ class Ledger(Application[str]):
         requests create the same run at once, the loser retries against the stored run.
         """
         facts = lineage_facts(event)
-        for _ in range(3):
+        for _ in range(16):  # each round at least one concurrent writer of the run succeeds
             at = self.clock()
             run = self._get(event.run_id)
             if run is None:

@@ -1,0 +1,118 @@
+"""Recording OpenLineage RunEvents through the Ledger service on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+
+from ledger.errors import Conflict
+from ledger.hashing import definition_hash
+from ledger.openlineage import parse_run_event
+from ledger.service import Ledger
+
+
+def ol_event(run_id: str, event_type: str, event_time: str, *, job: str = "load",
+             parent: str | None = None) -> dict[str, Any]:
+    facets: dict[str, Any] = {"custom": {"_producer": "t", "_schemaURL": "u", "n": [1, {"x": None}]}}
+    if parent is not None:
+        facets["parent"] = {"_producer": "t", "_schemaURL": "u", "run": {"runId": parent},
+                            "job": {"namespace": "ns", "name": "parent"}}
+    return {
+        "eventType": event_type, "eventTime": event_time,
+        "run": {"runId": run_id, "facets": facets},
+        "job": {"namespace": "ns", "name": job, "facets": {}},
+        "inputs": [{"namespace": "db", "name": "raw.events"}],
+        "outputs": [{"namespace": "db", "name": "clean.events"}],
+        "producer": "tests", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
+    }
+
+
+def record(ledger: Ledger, raw: dict[str, Any], principal: str = "ol-client") -> Any:
+    return ledger.record_openlineage(parse_run_event(raw), principal=principal)
+
+
+def test_the_first_event_of_an_openlineage_run_creates_a_ledger_run(ledger: Ledger) -> None:
+    run_id = str(uuid.uuid4())
+    result = record(ledger, ol_event(run_id, "START", "2026-01-01T00:00:00Z"))
+    assert (result.run_id, result.status, result.recorded) == (run_id, "running", True)
+    events = ledger.stream_events(run_id)
+    assert [e.type for e in events] == ["Run.Triggered", "Run.LineageReported"]
+    trigger = events[0].data
+    assert trigger["workflow"] == "ns/load"
+    assert trigger["trigger_kind"] == "openlineage"
+    assert trigger["triggered_by"] == "ol-client"
+    assert trigger["definition"] == {}
+    assert trigger["definition_hash"] == definition_hash({})
+    assert trigger["parameters"] == {}
+    reported = events[1].data
+    assert reported["run_facets"]["custom"] == {"_producer": "t", "_schemaURL": "u",
+                                                "n": [1, {"x": None}]}
+    assert reported["inputs"][0]["name"] == "raw.events"
+    assert all(e.recompute_hash() == e.hash for e in events)
+
+
+def test_a_repeated_event_records_nothing(ledger: Ledger) -> None:
+    run_id = str(uuid.uuid4())
+    record(ledger, ol_event(run_id, "START", "2026-01-01T00:00:00Z"))
+    again = record(ledger, ol_event(run_id, "START", "2026-01-01T00:00:00.000+00:00"))
+    assert again.recorded is False
+    assert len(ledger.stream_events(run_id)) == 2
+
+
+def test_a_late_start_after_complete_is_recorded_but_the_run_stays_successful(
+    ledger: Ledger,
+) -> None:
+    run_id = str(uuid.uuid4())
+    record(ledger, ol_event(run_id, "COMPLETE", "2026-01-01T00:05:00Z"))
+    late = record(ledger, ol_event(run_id, "START", "2026-01-01T00:00:00Z"))
+    assert (late.recorded, late.status) == (True, "success")
+    assert ledger.get_run(run_id).status == "success"
+    assert [e.data.get("event_type") for e in ledger.stream_events(run_id)] == [
+        None, "COMPLETE", "START"
+    ]
+
+
+def test_the_parent_run_is_recorded_on_the_child_run(ledger: Ledger) -> None:
+    parent_id, child_id = str(uuid.uuid4()), str(uuid.uuid4())
+    record(ledger, ol_event(parent_id, "START", "2026-01-01T00:00:00Z", job="parent"))
+    record(ledger, ol_event(child_id, "START", "2026-01-01T00:00:01Z", parent=parent_id))
+    reported = ledger.stream_events(child_id)[1].data
+    assert reported["parent"] == {"run_id": parent_id, "namespace": "ns", "name": "parent"}
+
+
+def test_an_event_for_a_run_of_another_job_is_refused(ledger: Ledger) -> None:
+    run_id = str(uuid.uuid4())
+    record(ledger, ol_event(run_id, "START", "2026-01-01T00:00:00Z"))
+    with pytest.raises(Conflict):
+        record(ledger, ol_event(run_id, "COMPLETE", "2026-01-01T00:01:00Z", job="other"))
+    assert len(ledger.stream_events(run_id)) == 2
+
+
+def test_concurrent_first_events_of_one_run_make_one_run_with_both_events(
+    ledger: Ledger,
+) -> None:
+    run_id = str(uuid.uuid4())
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def send(n: int) -> None:
+        barrier.wait()
+        try:
+            record(ledger, ol_event(run_id, "RUNNING", f"2026-01-01T00:00:0{n}Z"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    events = ledger.stream_events(run_id)
+    assert [e.type for e in events].count("Run.Triggered") == 1
+    assert sorted(e.data["event_time"] for e in events[1:]) == [
+        f"2026-01-01T00:00:0{n}.000000Z" for n in range(4)
+    ]
