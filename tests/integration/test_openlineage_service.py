@@ -102,7 +102,7 @@ def test_concurrent_first_events_of_one_run_make_one_run_with_both_events(
         barrier.wait()
         try:
             record(ledger, ol_event(run_id, "RUNNING", f"2026-01-01T00:00:0{n}Z"))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]

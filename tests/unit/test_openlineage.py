@@ -159,7 +159,7 @@ def test_the_status_follows_the_event_type_but_a_terminal_run_stays_terminal(
 
 
 def test_the_openlineage_definition_hash_is_the_hash_of_an_empty_object() -> None:
-    assert OPENLINEAGE_DEFINITION_HASH == definition_hash({})
+    assert definition_hash({}) == OPENLINEAGE_DEFINITION_HASH
     assert OPENLINEAGE_DEFINITION_HASH == (
         "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
     )
