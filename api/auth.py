@@ -1,0 +1,150 @@
+"""Bearer tokens and roles.
+
+Only the SHA-256 of a token is stored, in a small ``runledger_tokens`` table in the ledger's own
+database (in the configured schema on PostgreSQL), through the ledger's datastore connection.
+Every request looks its token up again, so a revocation takes effect at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ledger.hashing import format_timestamp
+from ledger.settings import DatabaseConfig
+
+Role = Literal["auditor", "operator", "admin", "worker"]
+ROLES: tuple[Role, ...] = ("auditor", "operator", "admin", "worker")
+#: Roles that include each required role (each of auditor < operator < admin includes the one
+#: before; worker tokens may only claim and report; admin may do everything).
+GRANTED_BY: dict[Role, frozenset[str]] = {
+    "auditor": frozenset({"auditor", "operator", "admin"}),
+    "operator": frozenset({"operator", "admin"}),
+    "admin": frozenset({"admin"}),
+    "worker": frozenset({"worker", "admin"}),
+}
+TOKEN_PREFIX = "rl_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+    def has(self, required: Role) -> bool:
+        return self.role in GRANTED_BY[required]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    name: str
+    role: str
+    created_at: str
+    revoked_at: str | None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class TokenStore:
+    """The token table, on the ledger's datastore (SQLite or PostgreSQL)."""
+
+    def __init__(self, datastore: Any, db: DatabaseConfig) -> None:
+        self.datastore = datastore
+        self.postgres = db.kind == "postgres"
+        schema = db.schema or "public"
+        self.table = f'"{schema}".runledger_tokens' if self.postgres else "runledger_tokens"
+        self.mark = "%s" if self.postgres else "?"
+        self._create_table()
+
+    def _sql(self, text: str) -> str:
+        return text.replace("{t}", self.table).replace("?", self.mark)
+
+    def _create_table(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._sql(
+                "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+                "role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, "
+                "revoked_at TEXT)"
+            ))
+
+    def create(self, *, name: str, role: str) -> tuple[TokenInfo, str]:
+        """A new token: its record and the secret itself (shown once, never stored)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        if not name or len(name) > 100:
+            raise ValueError("a token name is 1 to 100 characters")
+        token = new_token()
+        info = TokenInfo(str(uuid.uuid4()), name, role, format_timestamp(datetime.now(UTC)), None)
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                self._sql("INSERT INTO {t} (id, name, role, token_hash, created_at) "
+                          "VALUES (?, ?, ?, ?, ?)"),
+                (info.id, info.name, info.role, hash_token(token), info.created_at),
+            )
+        return info, token
+
+    def authenticate(self, token: str) -> Principal | None:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                self._sql("SELECT name, role FROM {t} WHERE token_hash = ? AND revoked_at IS NULL"),
+                (hash_token(token),),
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return Principal(name=str(row["name"]), role=row["role"])
+
+    def list(self) -> list[TokenInfo]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT id, name, role, created_at, revoked_at FROM {t} ORDER BY created_at, id"
+            ))
+            rows = cursor.fetchall()
+        return [TokenInfo(str(r["id"]), str(r["name"]), str(r["role"]), str(r["created_at"]),
+                          r["revoked_at"]) for r in rows]
+
+    def revoke(self, id_or_name: str) -> int:
+        """Revoke the token with this id, or every live token with this name; how many."""
+        at = format_timestamp(datetime.now(UTC))
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                self._sql("UPDATE {t} SET revoked_at = ? WHERE (id = ? OR name = ?) "
+                          "AND revoked_at IS NULL"),
+                (at, id_or_name, id_or_name),
+            )
+            return int(cursor.rowcount or 0)
+
+    def count(self) -> int:
+        """How many tokens were ever created (revoked ones included)."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._sql("SELECT COUNT(*) AS n FROM {t}"))
+            row = cursor.fetchone()
+        return int(row["n"]) if row is not None else 0
+
+
+def ensure_admin_token(store: TokenStore, state_dir: Path) -> str | None:
+    """On a ledger without any token, create an admin token, write it to
+    ``<state_dir>/admin-token`` (mode 0600) and return it; otherwise None."""
+    if store.count() > 0:
+        return None
+    _, token = store.create(name="admin", role="admin")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "admin-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token

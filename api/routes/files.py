@@ -1,0 +1,43 @@
+"""``/api/files``: store raw bytes (operator) and serve stored files after re-checking them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Path, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import Auditor, Operator, RuntimeDep
+from api.models import FileStored
+from api.routes.runs import read_checked
+
+router = APIRouter(prefix="/api/files", tags=["files"])
+log = structlog.get_logger()
+
+Sha256Path = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
+_RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                            "format": "binary"}}},
+    }
+}
+
+
+@router.post("", status_code=201, response_model=FileStored, openapi_extra=_RAW_BODY)
+async def upload_file(request: Request, runtime: RuntimeDep, principal: Operator) -> FileStored:
+    """Store the raw body; a ``file`` parameter can then name it by its sha256."""
+    data = await request.body()
+    sha256, size = await run_in_threadpool(runtime.files.put_bytes, data)
+    log.info("file_stored", sha256=sha256, size=size, by=principal.name)
+    return FileStored(sha256=sha256, size=size)
+
+
+@router.get("/{sha256}", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}}}})
+def download_file(sha256: Sha256Path, runtime: RuntimeDep, _: Auditor) -> Response:
+    """The stored bytes; the hash is checked again before they are served."""
+    return Response(read_checked(runtime, sha256), media_type="application/octet-stream",
+                    headers={"ETag": f'"{sha256}"'})

@@ -1,0 +1,93 @@
+"""``POST /api/v1/lineage``: OpenLineage RunEvents from any OpenLineage client (its HTTP
+transport posts here with ``Authorization: Bearer <token>``; ``Content-Encoding: gzip`` is
+accepted). Needs an ``operator`` (or ``admin``) or a ``worker`` token: outside engines report
+like workers do, operators may backfill.
+
+Answers 201 ``{run_id, status, recorded: true}`` when the event was recorded, 200 with
+``recorded: false`` for a repeat (same runId, eventType and eventTime), 422 for a malformed
+event (nothing written), 409 when the runId names a run of another job or a non-OpenLineage
+run. How the event is stored is described in ``ledger.openlineage``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Annotated, Any
+
+import anyio
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.auth import Principal
+from api.deps import RuntimeDep
+from ledger.errors import InvalidRequest
+from ledger.openlineage import parse_run_event
+
+router = APIRouter(prefix="/api/v1", tags=["openlineage"])
+log = structlog.get_logger()
+_bearer = HTTPBearer(auto_error=False)
+
+
+def lineage_reporter(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """An operator, admin or worker token (401 without a valid one, 403 for an auditor)."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing bearer token", headers=challenge)
+    principal = runtime.tokens.authenticate(credentials.credentials)
+    if principal is None:
+        raise HTTPException(401, "invalid or revoked token", headers=challenge)
+    if not (principal.has("operator") or principal.has("worker")):
+        raise HTTPException(403, f"role {principal.role!r} may not report lineage; it needs "
+                                 "'operator' or 'worker'")
+    return principal
+
+
+Reporter = Annotated[Principal, Depends(lineage_reporter)]
+
+
+def _decode(body: bytes, encoding: str, limit: int) -> Any:
+    if encoding in {"gzip", "deflate"}:
+        inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+        try:
+            body = inflater.decompress(body, limit + 1)
+        except zlib.error:
+            raise InvalidRequest(f"the body is not valid {encoding} data") from None
+        if len(body) > limit:
+            raise HTTPException(413, f"decompressed body exceeds the limit of {limit} bytes")
+    elif encoding not in {"", "identity"}:
+        raise HTTPException(415, f"unsupported Content-Encoding {encoding!r}")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"the body is not JSON: {exc}") from None
+
+
+@router.post(
+    "/lineage",
+    status_code=201,
+    summary="Record an OpenLineage RunEvent (spec 2-0-2)",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "description": "An OpenLineage RunEvent"}}}}},
+)
+async def post_lineage(request: Request, runtime: RuntimeDep,
+                       principal: Reporter) -> JSONResponse:
+    raw = _decode(await request.body(), request.headers.get("content-encoding", "").lower(),
+                  runtime.settings.max_body_bytes)
+    event = parse_run_event(raw)
+    result = await anyio.to_thread.run_sync(
+        lambda: runtime.ledger.record_openlineage(event, principal=principal.name)
+    )
+    log.info("openlineage_event_recorded" if result.recorded else "openlineage_event_repeated",
+             run_id=result.run_id, event_type=event.event_type, status=result.status)
+    return JSONResponse(
+        {"run_id": result.run_id, "status": result.status, "recorded": result.recorded},
+        status_code=201 if result.recorded else 200,
+    )
+
+

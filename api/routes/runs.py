@@ -1,0 +1,197 @@
+"""``/api/runs``: list, summary, tasks, logs, files, lineage, audit, compare, and the operator
+actions cancel, replay and resume. (``/api/runs/{id}/events`` lives in ``stream.py``; claim and
+report in ``workers.py``.)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+
+from api.deps import Auditor, Operator, RuntimeDep
+from api.models import (
+    AuditPublic,
+    ComparePublic,
+    FilesPublic,
+    LineagePublic,
+    ReplayRequest,
+    ResumeRequest,
+    RunAccepted,
+    RunCreated,
+    RunPublic,
+    RunsPublic,
+    TaskPublic,
+    TasksPublic,
+)
+from api.rundetail import compare, files_of, find_task, log_ref, run_events, tasks_of
+from api.runtime import Runtime
+from ledger.errors import InvalidRequest
+from ledger.hashing import parse_timestamp
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+log = structlog.get_logger()
+
+RunId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
+TaskName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+Status = Literal["pending", "running", "success", "failed", "killed"]
+
+
+def _timestamp(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an ISO 8601 timestamp, got {value!r}") from None
+    return value
+
+
+def summary(runtime: Runtime, run_id: str) -> dict[str, Any]:
+    """The run's summary from the view, or folded from its events while the view lags."""
+    found = runtime.views.run_summary(run_id) if runtime.views_ is not None else None
+    if found is None:
+        from projections.summaries import summary_from_events
+
+        found = summary_from_events(run_events(runtime.ledger, run_id))
+    if found is None:  # pragma: no cover - run_events raised already
+        raise InvalidRequest(f"no run {run_id!r}")
+    return dict(found)
+
+
+@router.get("", response_model=RunsPublic)
+def list_runs(
+    request: Request, runtime: RuntimeDep, _: Auditor,
+    status: Status | None = None,
+    workflow: Annotated[str | None, Query(max_length=200)] = None,
+    triggered_by: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: Annotated[str | None, Query(max_length=64)] = None,
+    created_before: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> RunsPublic:
+    """Newest first; ``param.<name>=<value>`` filters by parameter (several combine with AND)."""
+    params = {key[len("param."):]: value for key, value in request.query_params.items()
+              if key.startswith("param.") and len(key) > len("param.")}
+    try:
+        runs, next_cursor = runtime.views.list_runs(
+            status=status, workflow=workflow, triggered_by=triggered_by,
+            created_after=_timestamp(created_after, "created_after"),
+            created_before=_timestamp(created_before, "created_before"),
+            params=params, limit=limit, cursor=cursor,
+        )
+    except ValueError as exc:  # a cursor that is not one of ours
+        raise InvalidRequest(str(exc)) from None
+    return RunsPublic(runs=[RunPublic.model_validate(r) for r in runs], next_cursor=next_cursor)
+
+
+@router.get("/compare", response_model=ComparePublic)
+def compare_runs(
+    runtime: RuntimeDep, _: Auditor,
+    a: Annotated[str, Query(min_length=1, max_length=200)],
+    b: Annotated[str, Query(min_length=1, max_length=200)],
+) -> dict[str, Any]:
+    """Parameter differences, definition hash equality and per-task differences."""
+    return compare(run_events(runtime.ledger, a), run_events(runtime.ledger, b))
+
+
+@router.get("/{run_id}", response_model=RunPublic)
+def show_run(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
+    return summary(runtime, run_id)
+
+
+@router.get("/{run_id}/tasks", response_model=TasksPublic)
+def list_tasks(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
+    return {"tasks": tasks_of(run_events(runtime.ledger, run_id))}
+
+
+@router.get("/{run_id}/tasks/{task_name}", response_model=TaskPublic)
+def show_task(run_id: RunId, task_name: TaskName, runtime: RuntimeDep,
+              _: Auditor) -> dict[str, Any]:
+    return find_task(run_events(runtime.ledger, run_id), task_name)
+
+
+@router.get("/{run_id}/tasks/{task_name}/logs", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+def task_logs(
+    run_id: RunId, task_name: TaskName, runtime: RuntimeDep, _: Auditor,
+    stream: Literal["stdout", "stderr"] = "stdout",
+    attempt: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> Response:
+    """The text a task attempt wrote to stdout or stderr (the latest attempt by default)."""
+    task = find_task(run_events(runtime.ledger, run_id), task_name)
+    ref = log_ref(task, stream, attempt)
+    data = read_checked(runtime, str(ref["sha256"]))
+    return Response(data.decode("utf-8", errors="replace"), media_type="text/plain; charset=utf-8")
+
+
+def read_checked(runtime: Runtime, sha256: str) -> bytes:
+    from ledger.filestore import CorruptFile
+
+    try:
+        data: bytes = runtime.files.read(sha256)
+    except CorruptFile as exc:
+        log.error("stored_file_corrupt", sha256=sha256)
+        raise HTTPException(500, str(exc)) from None
+    return data
+
+
+@router.get("/{run_id}/files", response_model=FilesPublic)
+def list_files(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
+    return {"files": files_of(run_events(runtime.ledger, run_id))}
+
+
+@router.get("/{run_id}/lineage", response_model=LineagePublic | dict[str, Any])
+def lineage(
+    run_id: RunId, runtime: RuntimeDep, _: Auditor,
+    depth: Annotated[int, Query(ge=0, le=10)] = 1,
+    format: Literal["json", "prov"] = "json",
+) -> dict[str, Any]:
+    """Runs, tasks, files and datasets linked by consumed/produced/part_of edges."""
+    graph = runtime.views.lineage(run_id, depth=depth)
+    if graph is None:
+        run_events(runtime.ledger, run_id)  # 404 for an unknown run
+        graph = {"nodes": [], "edges": []}
+    if format == "prov":
+        try:
+            from projections.prov import to_prov  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise InvalidRequest("unsupported format 'prov' in this build") from None
+        document: dict[str, Any] = to_prov(graph)
+        return document
+    return dict(graph)
+
+
+@router.get("/{run_id}/audit", response_model=AuditPublic)
+def audit(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
+    """Every state transition and operator action on the run, in order."""
+    entries = runtime.views.audit(run_id)
+    if not entries:
+        run_events(runtime.ledger, run_id)  # 404 for an unknown run
+    return {"entries": entries or []}
+
+
+@router.post("/{run_id}/cancel", status_code=202, response_model=RunAccepted)
+def cancel(run_id: RunId, runtime: RuntimeDep, principal: Operator) -> RunAccepted:
+    run = runtime.ledger.cancel(run_id, principal=principal.name)
+    log.info("run_cancelled", run_id=run_id, by=principal.name)
+    return RunAccepted(run_id=run_id, status=run.status.value)
+
+
+@router.post("/{run_id}/replay", status_code=202, response_model=RunCreated)
+def replay(run_id: RunId, runtime: RuntimeDep, principal: Operator,
+           body: ReplayRequest | None = None) -> RunCreated:
+    overrides = body.param_overrides if body is not None else {}
+    triggered = runtime.ledger.replay(run_id, overrides=overrides, principal=principal.name)
+    log.info("run_replayed", run_id=triggered.run_id, replay_of=run_id)
+    return RunCreated(run_id=triggered.run_id)
+
+
+@router.post("/{run_id}/resume", status_code=202, response_model=RunCreated)
+def resume(run_id: RunId, body: ResumeRequest, runtime: RuntimeDep,
+           principal: Operator) -> RunCreated:
+    triggered = runtime.ledger.resume(run_id, from_task=body.from_task,
+                                      overrides=body.param_overrides, principal=principal.name)
+    log.info("run_resumed", run_id=triggered.run_id, resume_of=run_id, from_task=body.from_task)
+    return RunCreated(run_id=triggered.run_id)

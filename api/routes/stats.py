@@ -1,0 +1,26 @@
+"""``/api/stats``: run counts and durations, overall and per workflow."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import Auditor, RuntimeDep
+from api.models import StatsPublic
+from api.routes.runs import _timestamp
+
+router = APIRouter(prefix="/api/stats", tags=["stats"])
+
+
+@router.get("", response_model=StatsPublic)
+def stats(
+    runtime: RuntimeDep, _: Auditor,
+    workflow: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: Annotated[str | None, Query(max_length=64)] = None,
+    created_before: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    return dict(runtime.views.stats(
+        workflow=workflow, created_after=_timestamp(created_after, "created_after"),
+        created_before=_timestamp(created_before, "created_before"),
+    ))

@@ -1,0 +1,113 @@
+"""``GET /api/runs/{run_id}/events``: a run's events as the contract shows them, or, with
+``?follow=true``, as Server-Sent Events (one JSON event per ``data:`` line, ``id:`` = the
+event's sequence) until the run ends.
+
+The follower never holds a database connection while it waits: every ~``POLL_SECONDS`` it asks
+the store, in a worker thread, for the ledger's newest position (one cheap query), and reads
+the run's stream only when that moved. A client that reconnects with ``Last-Event-ID`` resumes
+after that sequence. A client too slow to take an event within ``SEND_TIMEOUT_SECONDS`` is
+dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+import structlog
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from api.deps import Auditor, RuntimeDep
+from ledger.errors import NotFound
+from ledger.records import EventRecord
+from ledger.run import TERMINAL, RunStatus, status_after_lineage
+from ledger.service import Ledger
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+log = structlog.get_logger()
+
+POLL_SECONDS = 0.15
+PING_SECONDS = 15
+SEND_TIMEOUT_SECONDS = 30
+REREAD_EVERY = 20
+
+_STATUS_OF_TYPE = {
+    "Run.Triggered": RunStatus.PENDING,
+    "Run.Started": RunStatus.RUNNING,
+    "Run.Succeeded": RunStatus.SUCCESS,
+    "Run.Failed": RunStatus.FAILED,
+    "Run.Killed": RunStatus.KILLED,
+}
+
+
+def status_after(status: RunStatus, event: EventRecord) -> RunStatus:
+    if event.type == "Run.LineageReported":
+        return status_after_lineage(status, str(event.data.get("event_type")))
+    return _STATUS_OF_TYPE.get(event.type, status)
+
+
+def run_events(ledger: Ledger, run_id: str) -> list[EventRecord]:
+    events = ledger.stream_events(run_id) if ":" not in run_id else []
+    if not events or events[0].type != "Run.Triggered":
+        raise NotFound(f"no run {run_id!r}")
+    return events
+
+
+@router.get(
+    "/{run_id}/events",
+    summary="A run's events; with follow=true, Server-Sent Events until the run ends",
+    response_model=None,
+    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+)
+async def get_run_events(
+    run_id: str, runtime: RuntimeDep, principal: Auditor,
+    follow: Annotated[bool, Query(description="stream as Server-Sent Events")] = False,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    ledger = runtime.ledger
+    events = await anyio.to_thread.run_sync(run_events, ledger, run_id)
+    if not follow:
+        return JSONResponse({"events": [event.to_json() for event in events]})
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    log.info("run_events_followed", run_id=run_id, principal=principal.name, after=after)
+    return EventSourceResponse(
+        _follow(ledger, run_id, events, after), ping=PING_SECONDS,
+        send_timeout=SEND_TIMEOUT_SECONDS, headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _follow(ledger: Ledger, run_id: str, first: list[EventRecord],
+                  after: int) -> AsyncIterator[dict[str, Any]]:
+    """Send ``first`` (past ``after``), then poll for newer events until the run is terminal.
+
+    The stream is re-read when the ledger's newest position moved, and every
+    ``REREAD_EVERY`` polls regardless (belt and braces against a late-committing writer).
+    """
+    status = RunStatus.PENDING
+    sent = after
+    seen_position = -1
+    events = first
+    while True:
+        for event in events:
+            status = status_after(status, event)
+            seen_position = max(seen_position, event.position)
+            if event.sequence > sent:
+                sent = event.sequence
+                yield {"id": str(event.sequence), "data": json.dumps(event.to_json())}
+        if status in TERMINAL:
+            log.info("run_events_follow_ended", run_id=run_id, status=status.value)
+            return
+        events = []
+        polls = 0
+        while not events:
+            await anyio.sleep(POLL_SECONDS)
+            polls += 1
+            newest = await anyio.to_thread.run_sync(ledger.reader.max_position)
+            if newest > seen_position or polls % REREAD_EVERY == 0:
+                seen_position = max(seen_position, newest)
+                stream = await anyio.to_thread.run_sync(ledger.stream_events, run_id)
+                events = [e for e in stream if e.sequence > sent]

@@ -1,0 +1,54 @@
+"""Worker endpoints: ``POST /api/runs/claim`` and ``POST /api/runs/{run_id}/events``.
+
+A worker's identity is its token's name, or ``<token name>/<worker_id>`` when the body names
+one (several processes may share a worker token). The same identity must report on the run.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Path, Response
+
+from api.auth import Principal
+from api.deps import RuntimeDep, Worker
+from api.models import ClaimedRun, ClaimRequest, ReportAccepted, ReportRequest
+
+router = APIRouter(prefix="/api/runs", tags=["workers"])
+log = structlog.get_logger()
+
+RunId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def worker_identity(principal: Principal, worker_id: str | None) -> str:
+    return principal.name if worker_id is None else f"{principal.name}/{worker_id}"
+
+
+@router.post("/claim", response_model=ClaimedRun,
+             responses={204: {"description": "no run is waiting"}})
+def claim(runtime: RuntimeDep, principal: Worker,
+          body: ClaimRequest | None = None) -> ClaimedRun | Response:
+    """Claim the oldest pending run; 204 when there is none. Two workers never get the same."""
+    worker = worker_identity(principal, body.worker_id if body else None)
+    candidates = runtime.views.pending_run_ids(limit=50)
+    run = runtime.ledger.claim_first(candidates, worker_id=worker)
+    if run is None:
+        return Response(status_code=204)
+    log.info("run_claimed", run_id=run.id, worker_id=worker)
+    return ClaimedRun(
+        run_id=run.id, worker_id=worker, lease_expires_at=run.lease_expires_at,
+        workflow=run.workflow, version=run.workflow_version,
+        definition_hash=run.definition_hash, definition=run.definition,
+        parameters=run.parameters,
+    )
+
+
+@router.post("/{run_id}/events", response_model=ReportAccepted)
+def report(run_id: RunId, body: ReportRequest, runtime: RuntimeDep,
+           principal: Worker) -> ReportAccepted:
+    """Append the worker's task and state events in one atomic write; 409 if stale or foreign."""
+    worker = worker_identity(principal, body.worker_id)
+    run = runtime.ledger.report(run_id, worker_id=worker, reports=body.events)
+    log.info("run_reported", run_id=run_id, worker_id=worker, events=len(body.events))
+    return ReportAccepted(run_id=run_id, status=run.status.value, events_appended=len(body.events))
