@@ -277,6 +277,23 @@ class EventReader:
             rows = cursor.fetchall()
         return [self._decode(row) for row in rows]
 
+    def stream_ids(self, prefix: str) -> list[str]:
+        """Ids of the streams whose id starts with ``prefix`` (e.g. ``workflow:``), sorted."""
+        table_name = events_table(self.recorder)
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if self.db.kind == "sqlite":
+            query: Any = (f"SELECT originator_id FROM {table_name} WHERE originator_version = 1 "
+                          f"AND originator_id LIKE ? ESCAPE '\\' ORDER BY originator_id")
+        else:
+            query = sql.SQL(
+                "SELECT originator_id FROM {}.{} WHERE originator_version = 1 "
+                "AND originator_id LIKE %s ESCAPE '\\' ORDER BY originator_id"
+            ).format(sql.Identifier(self.db.schema or "public"), sql.Identifier(table_name))
+        with self._cursor() as cursor:
+            cursor.execute(query, (pattern,))
+            rows = cursor.fetchall()
+        return [str(row["originator_id"]) for row in rows]
+
     def iterate(self, *, batch: int = 5000, upto: int | None = None) -> Iterator[EventRecord]:
         position = -1
         while True:
