@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from api.bodylimit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.logging import RequestLoggingMiddleware, configure_logging
+from api.metrics import MetricsMiddleware
 from api.models import Health
 from api.runtime import Runtime
 from ledger import __version__
@@ -31,6 +32,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "batches",
     "stats",
     "projections",
+    "openlineage", "stream", "ops",
 )
 
 
@@ -67,6 +69,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     # Outermost first: request logging (and 500s) wraps the body limit.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLoggingMiddleware)
+    app.add_middleware(MetricsMiddleware)
     return app
 
 
