@@ -1,0 +1,140 @@
+"""Connections for the read side: its own SQLite or PostgreSQL connections to the ledger's
+database, one SQL dialect for both (``?`` placeholders, translated for psycopg), and plain
+reads of stored event rows (decoded by :func:`ledger.records.decode_row`, never through
+aggregates).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ledger.records import EventRecord, decode_row
+from ledger.settings import DatabaseConfig, Settings
+from ledger.storage import postgres_conninfo, prepare_database
+
+#: The library names the events table after the application (see ``ledger.storage``).
+SQLITE_EVENTS_TABLE = "stored_events"
+POSTGRES_EVENTS_TABLE = "runledger_events"
+#: The channel the library NOTIFYs on every insert into the events table.
+POSTGRES_CHANNEL = POSTGRES_EVENTS_TABLE
+
+Row = dict[str, Any]
+
+
+@dataclass
+class Connection:
+    """One DB-API connection with the dialect it speaks; rows come back as dicts."""
+
+    kind: Literal["sqlite", "postgres"]
+    raw: Any
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.kind == "postgres"
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.is_postgres else statement
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(self.sql(statement), tuple(params))
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self.is_postgres:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(self.sql(statement), rows)
+        else:
+            self.raw.executemany(statement, rows)
+
+    def all(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [dict(row) for row in self.execute(statement, params).fetchall()]
+
+    def one(self, statement: str, params: Sequence[Any] = ()) -> Row | None:
+        row = self.execute(statement, params).fetchone()
+        return dict(row) if row is not None else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Everything inside commits together, or nothing does."""
+        if self.is_postgres:
+            with self.raw.transaction():
+                yield self
+            return
+        self.raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.raw.execute("ROLLBACK")
+            raise
+        self.raw.execute("COMMIT")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def connect(settings: Settings, *, autocommit: bool = True) -> Connection:
+    """A new connection to the ledger's database (on PG with ``search_path`` = its schema)."""
+    db = settings.database
+    prepare_database(db)
+    if db.kind == "sqlite":
+        assert db.sqlite_path is not None
+        raw = sqlite3.connect(db.sqlite_path, timeout=30, isolation_level=None,
+                              check_same_thread=False)
+        raw.row_factory = sqlite3.Row
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=NORMAL")
+        return Connection("sqlite", raw)
+    options = f"-c search_path={db.schema}" if db.schema else ""
+    raw_pg = psycopg.connect(postgres_conninfo(db), autocommit=autocommit, row_factory=dict_row,
+                             options=options)
+    return Connection("postgres", raw_pg)
+
+
+def events_table(db: DatabaseConfig) -> str:
+    return SQLITE_EVENTS_TABLE if db.kind == "sqlite" else POSTGRES_EVENTS_TABLE
+
+
+def events_table_exists(conn: Connection) -> bool:
+    if conn.is_postgres:
+        row = conn.one("SELECT to_regclass(?) AS t", (POSTGRES_EVENTS_TABLE,))
+        return row is not None and row["t"] is not None
+    row = conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?",
+                   (SQLITE_EVENTS_TABLE,))
+    return row is not None
+
+
+def read_events(conn: Connection, after: int, limit: int) -> list[EventRecord]:
+    """Events with position > ``after``, oldest first (position = notification id - 1)."""
+    if conn.is_postgres:
+        statement = (f"SELECT notification_id, originator_id, originator_version, topic, state "
+                     f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > ? "
+                     f"ORDER BY notification_id LIMIT ?")
+    else:
+        statement = (f"SELECT rowid AS notification_id, originator_id, originator_version, "
+                     f"topic, state FROM {SQLITE_EVENTS_TABLE} WHERE rowid > ? "
+                     f"ORDER BY rowid LIMIT ?")
+    rows = conn.execute(statement, (after + 1, limit)).fetchall()
+    return [decode_row(r["notification_id"], r["originator_id"], r["originator_version"],
+                       r["topic"], r["state"]) for r in rows]
+
+
+def max_position(conn: Connection) -> int:
+    """The newest event's position, or -1 when there are none (or no events table yet)."""
+    if not events_table_exists(conn):
+        return -1
+    column = "notification_id" if conn.is_postgres else "rowid"
+    row = conn.one(f"SELECT MAX({column}) AS m FROM {events_table_for(conn)}")
+    value = row["m"] if row is not None else None
+    return -1 if value is None else int(value) - 1
+
+
+def events_table_for(conn: Connection) -> str:
+    return POSTGRES_EVENTS_TABLE if conn.is_postgres else SQLITE_EVENTS_TABLE

@@ -1,0 +1,147 @@
+"""The lineage graph (``GET /api/runs/{id}/lineage``).
+
+Nodes: ``run:<run_id>``, ``task:<run_id>/<task>``, ``file:<sha256>`` (files keyed by content,
+so a file produced by one run and consumed by another links the two), and
+``dataset:<namespace>/<name>`` (OpenLineage datasets). Edges: ``consumed`` (file -> task),
+``produced`` (task -> file), ``part_of`` (task -> run). ``artifacts`` lists which files and
+datasets each run touched, for the depth-N walk across runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ledger.records import EventRecord
+from projections.db import Connection
+from projections.view import Tables, View, chunks, dumps, loads, placeholders
+
+MAX_DEPTH = 10
+MAX_RUNS = 500
+
+
+def run_node(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def task_node(run_id: str, task: str) -> str:
+    return f"task:{run_id}/{task}"
+
+
+class LineageView(View):
+    name: ClassVar[str] = "lineage"
+    schema_version: ClassVar[int] = 1
+    table_names: ClassVar[tuple[str, ...]] = ("nodes", "edges", "artifacts")
+
+    def create(self, conn: Connection, t: Tables) -> None:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('nodes')} (node_id TEXT PRIMARY KEY, "
+                     "kind TEXT NOT NULL, data TEXT NOT NULL)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('edges')} (source TEXT NOT NULL, "
+                     "target TEXT NOT NULL, kind TEXT NOT NULL, run_id TEXT NOT NULL, "
+                     "PRIMARY KEY (source, target, kind))")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {t('edges')}_by_run ON {t('edges')} (run_id)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('artifacts')} (run_id TEXT NOT NULL, "
+                     "node_id TEXT NOT NULL, PRIMARY KEY (run_id, node_id))")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {t('artifacts')}_by_node ON "
+                     f"{t('artifacts')} (node_id, run_id)")
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        graph = _Graph()
+        for event in events:
+            if event.type.startswith("Run."):
+                graph.add(event)
+        conn.executemany(f"INSERT INTO {t('nodes')} (node_id, kind, data) VALUES (?, ?, ?) "
+                         "ON CONFLICT DO NOTHING", list(graph.nodes.values()))
+        conn.executemany(f"INSERT INTO {t('edges')} (source, target, kind, run_id) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", list(graph.edges))
+        conn.executemany(f"INSERT INTO {t('artifacts')} (run_id, node_id) VALUES (?, ?) "
+                         "ON CONFLICT DO NOTHING", list(graph.artifacts))
+
+
+class _Graph:
+    """The nodes and edges one batch of events adds (duplicates collapse on insert)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, tuple[str, str, str]] = {}
+        self.edges: dict[tuple[str, str, str, str], None] = {}
+        self.artifacts: dict[tuple[str, str], None] = {}
+
+    def node(self, node_id: str, kind: str, **data: Any) -> str:
+        self.nodes.setdefault(node_id, (node_id, kind, dumps(data)))
+        return node_id
+
+    def edge(self, source: str, target: str, kind: str, run_id: str) -> None:
+        self.edges[(source, target, kind, run_id)] = None
+
+    def task(self, run_id: str, task: str) -> str:
+        node = self.node(task_node(run_id, task), "task", run_id=run_id, name=task)
+        self.edge(node, run_node(run_id), "part_of", run_id)
+        return node
+
+    def file(self, run_id: str, ref: dict[str, Any]) -> str:
+        node = self.node(f"file:{ref['sha256']}", "file", sha256=ref["sha256"],
+                         path=ref.get("path"), size=ref.get("size"))
+        self.artifacts[(run_id, node)] = None
+        return node
+
+    def dataset(self, run_id: str, ref: dict[str, Any]) -> str:
+        namespace, name = str(ref.get("namespace", "")), str(ref.get("name", ""))
+        node = self.node(f"dataset:{namespace}/{name}", "dataset", namespace=namespace,
+                         name=name)
+        self.artifacts[(run_id, node)] = None
+        return node
+
+    def add(self, event: EventRecord) -> None:
+        run_id, d = event.stream, event.data
+        if event.type == "Run.Triggered":
+            self.node(run_node(run_id), "run", run_id=run_id, workflow=d.get("workflow"))
+        elif event.type in {"Run.TaskStarted", "Run.TaskFinished", "Run.TaskReused"}:
+            task = self.task(run_id, d["task"])
+            for ref in d.get("inputs") or []:
+                self.edge(self.file(run_id, ref), task, "consumed", run_id)
+            for ref in d.get("outputs") or []:
+                self.edge(task, self.file(run_id, ref), "produced", run_id)
+        elif event.type == "Run.LineageReported":
+            job = d.get("job") or {}
+            task = self.task(run_id, f"{job.get('namespace', '')}/{job.get('name', '')}")
+            for ref in d.get("inputs") or []:
+                self.edge(self.dataset(run_id, ref), task, "consumed", run_id)
+            for ref in d.get("outputs") or []:
+                self.edge(task, self.dataset(run_id, ref), "produced", run_id)
+
+
+def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1
+                  ) -> dict[str, Any] | None:
+    """The run's graph plus the runs up to ``depth`` hops away through shared files/datasets."""
+    if conn.one(f"SELECT node_id FROM {t('nodes')} WHERE node_id = ?", (run_node(run_id),)) is None:
+        return None
+    runs, frontier = {run_id}, {run_id}
+    for _ in range(max(0, min(depth, MAX_DEPTH))):
+        if not frontier or len(runs) >= MAX_RUNS:
+            break
+        artifacts: set[str] = set()
+        for part in chunks(sorted(frontier)):
+            artifacts |= {r["node_id"] for r in conn.all(
+                f"SELECT node_id FROM {t('artifacts')} WHERE run_id IN "
+                f"({placeholders(len(part))})", part)}
+        linked: set[str] = set()
+        for part in chunks(sorted(artifacts)):
+            linked |= {r["run_id"] for r in conn.all(
+                f"SELECT run_id FROM {t('artifacts')} WHERE node_id IN "
+                f"({placeholders(len(part))})", part)}
+        frontier = linked - runs
+        runs |= frontier
+    edges: list[dict[str, str]] = []
+    for part in chunks(sorted(runs)):
+        edges += conn.all(f"SELECT source, target, kind FROM {t('edges')} WHERE run_id IN "
+                          f"({placeholders(len(part))}) ORDER BY kind, source, target", part)
+    ids = sorted({run_node(r) for r in runs} | {e["source"] for e in edges}
+                 | {e["target"] for e in edges})
+    nodes: list[dict[str, Any]] = []
+    for part in chunks(ids):
+        for row in conn.all(f"SELECT node_id, kind, data FROM {t('nodes')} WHERE node_id IN "
+                            f"({placeholders(len(part))})", part):
+            nodes.append({"id": row["node_id"], "kind": row["kind"]} | loads(row["data"]))
+    nodes.sort(key=lambda n: (n["kind"], n["id"]))
+    unique = sorted({(e["source"], e["target"], e["kind"]) for e in edges})
+    return {"nodes": nodes,
+            "edges": [{"source": s, "target": g, "kind": k} for s, g, k in unique]}

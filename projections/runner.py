@@ -1,0 +1,267 @@
+"""The projection runner: catches each view up from its position, follows new events, and
+rebuilds views into fresh tables before swapping them in.
+
+Exactly once: a batch's rows and the view's new position commit in one transaction, and the
+position only moves from the value the batch started at (:func:`projections.state.advance`).
+On PostgreSQL one runner per view is active at a time (a session advisory lock); the others
+stand by. New events are followed by LISTEN/NOTIFY on PostgreSQL (the library NOTIFYs on every
+insert) and by a short poll on SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from ledger.records import EventRecord
+from ledger.settings import Settings
+from projections import state as st
+from projections.audit import AuditView
+from projections.db import POSTGRES_CHANNEL, Connection, connect, max_position, read_events
+from projections.lineage import LineageView
+from projections.stats import StatsView
+from projections.summaries import SummariesView
+from projections.view import Tables, View
+
+log = structlog.get_logger()
+
+DEFAULT_BATCH = 1000
+
+
+def default_views() -> list[View]:
+    return [SummariesView(), StatsView(), LineageView(), AuditView()]
+
+
+def view_named(views: Sequence[View], name: str) -> View:
+    for view in views:
+        if view.name == name:
+            return view
+    raise ValueError(f"no projection {name!r}; known: {', '.join(v.name for v in views)}")
+
+
+def apply_batch(conn: Connection, view: View, tables: Tables, expected: int,
+                events: list[EventRecord]) -> None:
+    """Fold ``events`` into ``tables`` and move the position, in one transaction."""
+    with conn.transaction():
+        view.apply(conn, tables, events)
+        st.advance(conn, tables, expected=expected, to=events[-1].position)
+
+
+class ProjectionRunner:
+    def __init__(self, settings: Settings, *, views: Sequence[View] | None = None,
+                 batch_size: int = DEFAULT_BATCH, poll_interval: float = 0.02) -> None:
+        self.settings = settings
+        self.views = list(views) if views is not None else default_views()
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._conn: Connection | None = None
+        self._lock_conn: Connection | None = None
+        self._owned: set[str] = set()
+        self._step_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="projection-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        with self._step_lock:
+            for conn in (self._conn, self._lock_conn):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._lock_conn = None
+            self._owned.clear()
+
+    close = stop
+
+    def _run(self) -> None:
+        log.info("projection_runner_started", views=[v.name for v in self.views])
+        while not self._stopping.is_set():
+            try:
+                moved = self.step()
+            except Exception:  # log, reconnect, retry: the runner must live on
+                log.exception("projection_batch_failed")
+                self._reset_connections()
+                self._stopping.wait(0.5)
+                continue
+            if not moved:
+                self._wait()
+        log.info("projection_runner_stopped")
+
+    def _wait(self) -> None:
+        listen = self._lock_conn
+        if listen is None or not listen.is_postgres or not self._owned:
+            self._stopping.wait(self.poll_interval if self._owned else 1.0)
+            return
+        for _ in listen.raw.notifies(timeout=0.5, stop_after=1):
+            break
+
+    def _reset_connections(self) -> None:
+        with self._step_lock:
+            for conn in (self._conn, self._lock_conn):
+                if conn is not None:
+                    with contextlib.suppress(Exception):  # already broken
+                        conn.close()
+            self._conn = self._lock_conn = None
+            self._owned.clear()
+
+    # ---- connections and ownership --------------------------------------------------------
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = connect(self.settings)
+            for view in self.views:
+                st.ensure_view(self._conn, view)
+        return self._conn
+
+    def _acquire(self) -> list[View]:
+        """The views this runner may write: all on SQLite; those whose lock it holds on PG."""
+        conn = self._connection()
+        if not conn.is_postgres:
+            self._owned = {v.name for v in self.views}
+            return list(self.views)
+        if self._lock_conn is None:
+            self._lock_conn = connect(self.settings)
+            self._lock_conn.execute(f"LISTEN {POSTGRES_CHANNEL}")
+        for view in self.views:
+            if view.name in self._owned:
+                continue
+            key = st.advisory_key(self._lock_conn, f"view:{view.name}")
+            row = self._lock_conn.one("SELECT pg_try_advisory_lock(?) AS ok", (key,))
+            if row is not None and row["ok"]:
+                self._owned.add(view.name)
+                log.info("projection_lock_acquired", view=view.name)
+        return [v for v in self.views if v.name in self._owned]
+
+    # ---- processing -----------------------------------------------------------------------
+    def step(self) -> int:
+        """Apply the next batch to every view this runner holds; the number of events read."""
+        with self._step_lock:
+            owned = self._acquire()
+            if not owned:
+                return 0
+            conn = self._connection()
+            live: list[tuple[View, Tables, int]] = []
+            for view in owned:
+                pointer = st.read_pointer(conn, view.name)
+                assert pointer is not None
+                if pointer.schema_version != view.schema_version:
+                    log.info("projection_schema_changed", view=view.name,
+                             stored=pointer.schema_version, code=view.schema_version)
+                    self._build(view)
+                    pointer = st.read_pointer(conn, view.name)
+                    assert pointer is not None
+                position = st.position_of(conn, pointer.live)
+                if position is not None:
+                    live.append((view, pointer.live, position))
+            if not live:
+                return 0
+            low = min(position for _, _, position in live)
+            events = read_events(conn, low, self.batch_size)
+            for view, tables, position in live:
+                mine = [e for e in events if e.position > position]
+                if mine:
+                    apply_batch(conn, view, tables, position, mine)
+            return len(events)
+
+    def catch_up(self) -> None:
+        """Process events synchronously until every held view has read the newest one."""
+        while self.step():
+            pass
+
+    # ---- rebuild --------------------------------------------------------------------------
+    def rebuild(self, name: str | None = None) -> list[str]:
+        """Build the named view (or all) from event 0 into new tables, then swap them in."""
+        targets = [view_named(self.views, name)] if name else list(self.views)
+        for view in targets:
+            self._build(view)
+        return [v.name for v in targets]
+
+    def _build(self, view: View) -> None:
+        conn = connect(self.settings)
+        try:
+            st.ensure_view(conn, view)
+            if conn.is_postgres:
+                key = st.advisory_key(conn, f"rebuild:{view.name}")
+                row = conn.one("SELECT pg_try_advisory_lock(?) AS ok", (key,))
+                if row is None or not row["ok"]:
+                    raise RuntimeError(f"a rebuild of {view.name!r} is already running")
+            self._fill(conn, view)
+        finally:
+            conn.close()
+
+    def _fill(self, conn: Connection, view: View) -> None:
+        started = time.perf_counter()
+        old = st.read_pointer(conn, view.name)
+        assert old is not None
+        tables = st.start_building(conn, view)
+        generation = int(tables.prefix.rsplit("_g", 1)[1])
+        log.info("projection_rebuild_started", view=view.name, tables=tables.prefix)
+        position, count = -1, 0
+        while True:
+            events = read_events(conn, position, self.batch_size)
+            if len(events) < self.batch_size:
+                break
+            apply_batch(conn, view, tables, position, events)
+            position, count = events[-1].position, count + len(events)
+        with conn.transaction():  # the last events and the swap, together
+            events = read_events(conn, position, 1_000_000_000)
+            if events:
+                view.apply(conn, tables, events)
+                st.advance(conn, tables, expected=position, to=events[-1].position)
+                count += len(events)
+            st.swap(conn, view, tables, version=view.schema_version, generation=generation)
+        self._forget(conn, view, old.live)
+        log.info("projection_rebuilt", view=view.name, tables=tables.prefix, events=count,
+                 seconds=round(time.perf_counter() - started, 3))
+
+    @staticmethod
+    def _forget(conn: Connection, view: View, tables: Tables) -> None:
+        for attempt in range(5):
+            try:
+                st.forget(conn, view, tables)
+                return
+            except Exception:  # a reader or writer held a lock; try again
+                log.warning("projection_old_tables_busy", tables=tables.prefix, attempt=attempt)
+                time.sleep(0.2 * (attempt + 1))
+
+    # ---- status ---------------------------------------------------------------------------
+    def status(self) -> list[dict[str, Any]]:
+        conn = connect(self.settings)
+        try:
+            return projection_status(conn, self.views)
+        finally:
+            conn.close()
+
+
+def projection_status(conn: Connection, views: Sequence[View]) -> list[dict[str, Any]]:
+    newest = max_position(conn)
+    result = []
+    for view in views:
+        pointer = st.read_pointer(conn, view.name)
+        if pointer is None:
+            result.append({"name": view.name, "schema_version": view.schema_version,
+                           "position": -1, "lag": newest + 1, "state": "live"})
+            continue
+        position = st.position_of(conn, pointer.live)
+        position = -1 if position is None else position
+        building = pointer.building
+        result.append({
+            "name": view.name, "schema_version": pointer.schema_version,
+            "position": position, "lag": max(0, newest - position),
+            "state": "rebuilding" if building is not None else "live",
+        })
+    return result

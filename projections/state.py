@@ -1,0 +1,157 @@
+"""Which generation of each view is live, and how far each generation has read.
+
+``rl_projection_state`` holds one pointer row per view (the live generation, and the one being
+rebuilt, if any); a rebuild swaps the pointer in one transaction. ``rl_projection_tracking``
+holds each generation's position; a batch advances it in the same transaction as the view's
+rows, guarded by the position it started from, so a batch is applied exactly once even if two
+writers race (the loser's transaction rolls back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from projections.db import Connection
+from projections.view import Tables, View
+
+STATE_TABLE = "rl_projection_state"
+TRACKING_TABLE = "rl_projection_tracking"
+
+
+class StaleTracking(RuntimeError):
+    """Another writer moved this generation's position first; the batch was rolled back."""
+
+
+@dataclass(frozen=True)
+class Pointer:
+    name: str
+    schema_version: int
+    generation: int
+    building_version: int | None
+    building_generation: int | None
+
+    @property
+    def live(self) -> Tables:
+        return Tables.of(self.name, self.schema_version, self.generation)
+
+    @property
+    def building(self) -> Tables | None:
+        if self.building_generation is None or self.building_version is None:
+            return None
+        return Tables.of(self.name, self.building_version, self.building_generation)
+
+
+def advisory_key(conn: Connection, purpose: str) -> int:
+    """A stable signed 64-bit key for ``pg_advisory_lock`` (scoped to the schema)."""
+    schema = conn.one("SELECT current_schema() AS s") if conn.is_postgres else None
+    text = f"runledger:{schema['s'] if schema else ''}:{purpose}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+
+
+def create_state_tables(conn: Connection) -> None:
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (name TEXT PRIMARY KEY, "
+        "schema_version BIGINT NOT NULL, generation BIGINT NOT NULL, "
+        "building_version BIGINT, building_generation BIGINT)"
+    )
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} (prefix TEXT PRIMARY KEY, "
+        "position BIGINT NOT NULL)"
+    )
+
+
+def ensure_view(conn: Connection, view: View) -> Pointer:
+    """Create the view's first generation if it has none; return its pointer."""
+    pointer = read_pointer(conn, view.name)
+    if pointer is not None:
+        return pointer
+    with conn.transaction():
+        if conn.is_postgres:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key(conn, "ensure"),))
+        create_state_tables(conn)
+        pointer = read_pointer(conn, view.name)
+        if pointer is not None:
+            return pointer
+        tables = Tables.of(view.name, view.schema_version, 1)
+        view.create(conn, tables)
+        conn.execute(f"INSERT INTO {TRACKING_TABLE} (prefix, position) VALUES (?, -1)",
+                     (tables.prefix,))
+        conn.execute(f"INSERT INTO {STATE_TABLE} (name, schema_version, generation) "
+                     "VALUES (?, ?, 1)", (view.name, view.schema_version))
+    pointer = read_pointer(conn, view.name)
+    assert pointer is not None
+    return pointer
+
+
+def state_tables_exist(conn: Connection) -> bool:
+    if conn.is_postgres:
+        row = conn.one("SELECT to_regclass(?) AS t", (STATE_TABLE,))
+        return row is not None and row["t"] is not None
+    return conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?",
+                    (STATE_TABLE,)) is not None
+
+
+def read_pointer(conn: Connection, name: str) -> Pointer | None:
+    if not state_tables_exist(conn):
+        return None
+    row = conn.one(f"SELECT name, schema_version, generation, building_version, "
+                   f"building_generation FROM {STATE_TABLE} WHERE name = ?", (name,))
+    if row is None:
+        return None
+    return Pointer(row["name"], int(row["schema_version"]), int(row["generation"]),
+                   _int_or_none(row["building_version"]), _int_or_none(row["building_generation"]))
+
+
+def position_of(conn: Connection, tables: Tables) -> int | None:
+    row = conn.one(f"SELECT position FROM {TRACKING_TABLE} WHERE prefix = ?", (tables.prefix,))
+    return None if row is None else int(row["position"])
+
+
+def advance(conn: Connection, tables: Tables, *, expected: int, to: int) -> None:
+    """Move ``tables``' position from ``expected`` to ``to``, inside the caller's transaction."""
+    cursor = conn.execute(
+        f"UPDATE {TRACKING_TABLE} SET position = ? WHERE prefix = ? AND position = ?",
+        (to, tables.prefix, expected),
+    )
+    if cursor.rowcount != 1:
+        raise StaleTracking(f"{tables.prefix} is no longer at position {expected}")
+
+
+def start_building(conn: Connection, view: View) -> Tables:
+    """Fresh, empty tables for a new generation, recorded as the one being built."""
+    with conn.transaction():
+        pointer = read_pointer(conn, view.name)
+        assert pointer is not None
+        stale = pointer.building
+        if stale is not None:
+            view.drop(conn, stale)
+            conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?", (stale.prefix,))
+        generation = max(pointer.generation, pointer.building_generation or 0) + 1
+        tables = Tables.of(view.name, view.schema_version, generation)
+        view.drop(conn, tables)
+        view.create(conn, tables)
+        conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?", (tables.prefix,))
+        conn.execute(f"INSERT INTO {TRACKING_TABLE} (prefix, position) VALUES (?, -1)",
+                     (tables.prefix,))
+        conn.execute(f"UPDATE {STATE_TABLE} SET building_version = ?, building_generation = ? "
+                     "WHERE name = ?", (view.schema_version, generation, view.name))
+    return tables
+
+
+def swap(conn: Connection, view: View, built: Tables, *, version: int, generation: int) -> None:
+    """Make ``built`` the live generation (inside the caller's transaction)."""
+    conn.execute(f"UPDATE {STATE_TABLE} SET schema_version = ?, generation = ?, "
+                 "building_version = NULL, building_generation = NULL WHERE name = ?",
+                 (version, generation, view.name))
+
+
+def forget(conn: Connection, view: View, tables: Tables) -> None:
+    """Drop a generation that is no longer live."""
+    with conn.transaction():
+        view.drop(conn, tables)
+        conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?", (tables.prefix,))
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
