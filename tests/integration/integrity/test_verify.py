@@ -1,0 +1,131 @@
+"""``verify_ledger`` on real SQLite and PostgreSQL stores, untouched and tampered with."""
+
+from __future__ import annotations
+
+import json
+
+from ledger.integrity import verify_ledger
+from ledger.merkle_store import MerkleStore
+from ledger.service import Ledger
+from ledger.settings import Settings
+from tests.integration.integrity.conftest import Attacker, finish_run, forged_trigger
+
+
+def kinds(settings: Settings) -> set[str]:
+    return {p.kind for p in verify_ledger(settings).problems}
+
+
+def test_an_untouched_ledger_verifies_with_every_event_checked(populated: Ledger, settings: Settings) -> None:
+    report = verify_ledger(settings)
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.events_checked == populated.reader.max_position() + 1
+    assert report.tree_size == report.events_checked
+
+
+def test_a_modified_row_is_named_by_stream_sequence_and_position(
+    populated: Ledger, settings: Settings, attacker: Attacker
+) -> None:
+    verify_ledger(settings)
+    attacker.disable_guard()
+    position, stream, sequence, _, state = attacker.row_of("Run.Triggered", 1)
+    attacker.set_state(position, state.replace(b'"carol"', b'"mallory"'))
+    report = verify_ledger(settings)
+    assert not report.ok
+    problem = next(p for p in report.problems if p.kind == "hash_mismatch")
+    assert (problem.stream, problem.sequence, problem.position) == (stream, sequence, position)
+    assert f"stream {stream}" in str(problem) and "modified" in str(problem)
+
+
+def test_a_modified_row_with_its_hash_recomputed_still_breaks_chain_and_tree(
+    populated: Ledger, settings: Settings, attacker: Attacker
+) -> None:
+    verify_ledger(settings)
+    attacker.disable_guard()
+    position, _, _, _, state = attacker.row_of("Run.Triggered", 0)
+    payload = json.loads(state)
+    payload["hash"] = "0" * 64  # an attacker rewriting the hash too
+    attacker.set_state(position, json.dumps(payload).encode())
+    found = kinds(settings)
+    assert {"leaf_mismatch", "chain_broken", "merkle_root"} <= found
+
+
+def test_a_deleted_row_is_reported_as_a_missing_sequence_and_a_missing_leaf(
+    populated: Ledger, settings: Settings, attacker: Attacker
+) -> None:
+    verify_ledger(settings)
+    attacker.disable_guard()
+    position, stream, sequence, _, _ = attacker.row_of("Run.TaskStarted", 1)
+    attacker.delete(position)
+    report = verify_ledger(settings)
+    deleted = next(p for p in report.problems if p.kind == "event_deleted")
+    assert deleted.position == position
+    gap = next(p for p in report.problems if p.kind == "sequence_gap")
+    assert gap.stream == stream and str(sequence) in gap.detail
+
+
+def test_two_swapped_rows_are_both_reported(
+    populated: Ledger, settings: Settings, attacker: Attacker
+) -> None:
+    verify_ledger(settings)
+    attacker.disable_guard()
+    a = attacker.row_of("Run.Started", 0)[0]
+    b = attacker.row_of("Run.Started", 1)[0]
+    attacker.swap(a, b)
+    report = verify_ledger(settings)
+    mismatched = {p.position for p in report.problems if p.kind == "leaf_mismatch"}
+    assert mismatched == {a, b}
+
+
+def test_a_forged_row_is_reported(populated: Ledger, settings: Settings, attacker: Attacker) -> None:
+    verify_ledger(settings)
+    attacker.disable_guard()
+    last = attacker.rows()[-1][0]
+    stream, sequence, topic, state = forged_trigger(attacker)
+    if attacker.sqlite:  # rowids are dense: a forged row can only leave a hole behind it
+        attacker.insert(last + 3, stream, sequence, topic, state)
+        expected = "position_gap"
+    else:  # slip it into a gap that rolled-back inserts left
+        attacker.skip_positions(2)
+        finish_run(populated, "d")
+        verify_ledger(settings)
+        attacker.insert(last + 1, stream, sequence, topic, state)
+        expected = "event_inserted"
+    report = verify_ledger(settings)
+    assert expected in {p.kind for p in report.problems}, [str(p) for p in report.problems]
+
+
+def test_gaps_left_by_rolled_back_inserts_are_not_problems_on_postgres(
+    populated: Ledger, settings: Settings, attacker: Attacker
+) -> None:
+    if attacker.sqlite:
+        return
+    attacker.skip_positions(3)
+    finish_run(populated, "d")
+    report = verify_ledger(settings)
+    assert report.ok, [str(p) for p in report.problems]
+    positions = [r[0] for r in attacker.rows()]
+    assert positions[-1] - positions[0] + 1 > report.tree_size  # there really is a gap
+
+
+def test_a_truncated_tail_is_reported(populated: Ledger, settings: Settings, attacker: Attacker) -> None:
+    verify_ledger(settings)
+    attacker.disable_guard()
+    tail = [r[0] for r in attacker.rows()[-3:]]
+    for position in tail:
+        attacker.delete(position)
+    report = verify_ledger(settings)
+    assert {p.position for p in report.problems if p.kind == "event_deleted"} == set(tail)
+    assert "merkle_root" in {p.kind for p in report.problems}
+
+
+def test_a_saved_digest_verifies_after_appends_and_a_forged_one_is_rejected(
+    populated: Ledger, settings: Settings
+) -> None:
+    digest = MerkleStore(settings).digest()
+    finish_run(populated, "later")
+    assert verify_ledger(settings, digest=digest).ok
+    forged = dict(digest, root_hash="ab" * 32)
+    report = verify_ledger(settings, digest=forged)
+    assert [p.kind for p in report.problems] == ["digest"]
+    bigger = dict(digest, tree_size=digest["tree_size"] + 10_000)
+    assert "truncated" in verify_ledger(settings, digest=bigger).problems[0].detail
