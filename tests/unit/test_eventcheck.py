@@ -1,0 +1,47 @@
+"""The fast decode-and-hash path agrees with the reference (``decode_row`` + RFC 8785)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.eventcheck import decode_and_hash
+from ledger.records import decode_row
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def stored_state(data: dict[str, Any], stamp: str) -> bytes:
+    state = dict(data, timestamp={"_type_": "datetime_iso", "_data_": stamp}, hash="ab" * 32,
+                 prev_hash=None)
+    return json.dumps(state, ensure_ascii=False).encode()
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=5),
+       st.sampled_from(["2026-11-22T03:11:43.123456+00:00", "2026-11-22T03:11:43+00:00"]),
+       st.text(min_size=1, max_size=5))
+def test_fast_hashes_equal_the_rfc8785_reference_for_any_content(
+    data: dict[str, Any], stamp: str, stream: str
+) -> None:
+    state = stored_state(data, stamp)
+    record, recomputed = decode_and_hash(7, stream, 2, "ledger.run:Run.Started", state)
+    reference = decode_row(8, stream, 2, "ledger.run:Run.Started", state)
+    assert record == reference
+    assert recomputed == reference.recompute_hash()
+
+
+def test_a_typical_ascii_event_takes_the_same_hash_as_the_reference() -> None:
+    state = stored_state({"worker_id": "w1", "n": 3, "ok": True, "xs": ["a\nb", None]},
+                         "2026-01-02T03:04:05.000006+00:00")
+    record, recomputed = decode_and_hash(0, "run-1", 1, "ledger.run:Run.Started", state)
+    assert recomputed == decode_row(1, "run-1", 1, "ledger.run:Run.Started", state).recompute_hash()
+    assert record.timestamp == "2026-01-02T03:04:05.000006Z"
