@@ -54,6 +54,7 @@ class Executor:
         self.poll_seconds = poll_seconds
         self.hasher = ExecutableHasher()
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # set when a slot frees up or on stop
         self._threads: list[threading.Thread] = []
         self._active: dict[str, tuple[threading.Thread, RunExecution]] = {}
         self._lock = threading.Lock()
@@ -71,6 +72,7 @@ class Executor:
     def stop(self, *, drain_seconds: float = 10.0) -> None:
         """Stop claiming; give running runs ``drain_seconds`` to end, then stop and fail them."""
         self._stopping.set()
+        self._wake.set()
         for thread in self._threads:
             thread.join()
         self._threads.clear()
@@ -93,13 +95,14 @@ class Executor:
     # ---- claiming -----------------------------------------------------------------------
     def _dispatch(self) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()
             try:
                 claimed = self.claim_one() if self._free_slots() > 0 else None
             except Exception:
                 self.log.exception("claim_failed")
                 claimed = None
             if claimed is None:
-                self._stopping.wait(self.poll_seconds)
+                self._wake.wait(self.poll_seconds)
 
     def _free_slots(self) -> int:
         with self._lock:
@@ -156,6 +159,7 @@ class Executor:
         finally:
             with self._lock:
                 self._active.pop(execution.run_id, None)
+            self._wake.set()
 
     # ---- lease monitor ------------------------------------------------------------------
     def _monitor(self) -> None:
