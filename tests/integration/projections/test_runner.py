@@ -1,0 +1,279 @@
+"""The projection runner on a real SQLite file and a real PostgreSQL schema: catch-up, live
+following, a crash between the rows and the commit, rebuild and schema-version bumps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+
+from ledger.records import EventRecord
+from ledger.service import Ledger
+from ledger.settings import Settings
+from projections import ReadModels
+from projections import state as st
+from projections.audit import AuditView
+from projections.db import Connection, connect, read_events
+from projections.lineage import LineageView
+from projections.runner import ProjectionRunner, apply_batch, default_views
+from projections.stats import StatsView
+from projections.summaries import SummariesView
+from projections.view import Tables, View
+from tests.integration.projections.conftest import Driver, sha
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def dump(settings: Settings, view: View) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the view's live tables, in a stable order."""
+    conn = connect(settings)
+    try:
+        pointer = st.read_pointer(conn, view.name)
+        assert pointer is not None
+        return {table: sorted(tuple(row.values()) for row in
+                              conn.all(f"SELECT * FROM {pointer.live(table)}"))
+                for table in view.table_names}
+    finally:
+        conn.close()
+
+
+def positions(settings: Settings) -> dict[str, int]:
+    conn = connect(settings)
+    try:
+        result = {}
+        for view in default_views():
+            pointer = st.read_pointer(conn, view.name)
+            assert pointer is not None
+            position = st.position_of(conn, pointer.live)
+            assert position is not None
+            result[view.name] = position
+        return result
+    finally:
+        conn.close()
+
+
+def some_history(driver: Driver) -> list[str]:
+    first = driver.trigger("a")
+    driver.succeed(first, produced=sha("a"), extract_attempts=2)
+    second = driver.trigger("b")
+    driver.succeed(second, consumed=sha("a"))
+    third = driver.trigger("c")
+    driver.fail(third)
+    fourth = driver.trigger("d")
+    driver.ledger.cancel(fourth, principal="operator-olga")
+    return [first, second, third, fourth]
+
+
+def test_catch_up_from_zero_projects_every_run_and_reaches_lag_zero(
+    ledger: Ledger, driver: Driver, runner: ProjectionRunner, views: ReadModels
+) -> None:
+    runs = some_history(driver)
+    runner.catch_up()
+    assert [views.run_summary(r)["status"] for r in runs] == [  # type: ignore[index]
+        "success", "success", "failed", "killed"]
+    newest = ledger.reader.max_position()
+    assert {s["name"]: (s["position"], s["lag"], s["state"]) for s in views.status()} == {
+        name: (newest, 0, "live") for name in ("summaries", "stats", "lineage", "audit")}
+    assert views.stats()["total_runs"] == 4
+
+
+def test_events_a_view_ignores_still_advance_its_position(
+    ledger: Ledger, driver: Driver, runner: ProjectionRunner
+) -> None:
+    # Only workflow registrations so far: no view has anything to write, all must move on.
+    runner.catch_up()
+    assert set(positions(runner.settings).values()) == {ledger.reader.max_position()}
+
+
+def test_a_started_runner_follows_new_events_as_they_are_appended(
+    driver: Driver, runner: ProjectionRunner, views: ReadModels
+) -> None:
+    runner.start()
+    run_id = driver.trigger("live")
+    eventually(lambda: views.run_summary(run_id) is not None)
+    driver.succeed(run_id)
+    eventually(lambda: (views.run_summary(run_id) or {}).get("status") == "success")
+    assert [e["action"] for e in views.audit(run_id)] == ["triggered", "started", "succeeded"]
+
+
+class CrashingAudit(AuditView):
+    """Writes its rows for the second batch, then dies before the commit."""
+
+    batches = 0
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        super().apply(conn, t, events)
+        CrashingAudit.batches += 1
+        if CrashingAudit.batches == 2:
+            raise RuntimeError("injected crash between the view's rows and its commit")
+
+
+def test_a_crash_between_the_rows_and_the_commit_neither_loses_nor_doubles_events(
+    ledger: Ledger, driver: Driver, settings: Settings, views: ReadModels
+) -> None:
+    runs = some_history(driver)
+    CrashingAudit.batches = 0
+    crashing = ProjectionRunner(settings, batch_size=6, views=[
+        SummariesView(), StatsView(), LineageView(), CrashingAudit()])
+    crashing.step()
+    with pytest.raises(RuntimeError, match="injected crash"):
+        crashing.step()
+    crashing.stop()
+    at = positions(settings)
+    assert at["audit"] < at["summaries"]  # the others committed the batch the audit lost
+
+    restarted = ProjectionRunner(settings, batch_size=6)
+    restarted.catch_up()
+    restarted.stop()
+    audits = {r: [e["action"] for e in views.audit(r)] for r in runs}
+    assert audits == {
+        runs[0]: ["triggered", "started", "succeeded"],
+        runs[1]: ["triggered", "started", "succeeded"],
+        runs[2]: ["triggered", "started", "failed"],
+        runs[3]: ["triggered", "killed"],
+    }
+    stats = views.stats()
+    assert stats["total_runs"] == 4
+    assert stats["by_status"] == {"pending": 0, "running": 0, "success": 2, "failed": 1,
+                                  "killed": 1}
+    assert set(positions(settings).values()) == {ledger.reader.max_position()}
+
+
+def test_two_writers_of_one_batch_cannot_both_commit_it(
+    driver: Driver, settings: Settings, views: ReadModels
+) -> None:
+    run_id = driver.trigger("once")
+    driver.ledger.cancel(run_id, principal="olga")
+    conn = connect(settings)
+    try:
+        view = StatsView()
+        pointer = st.ensure_view(conn, view)
+        events = read_events(conn, -1, 100)
+        apply_batch(conn, view, pointer.live, -1, events)
+        before = dump(settings, view)
+        with pytest.raises(st.StaleTracking):
+            triggers = [e for e in events if e.type == "Run.Triggered"]
+            apply_batch(conn, view, pointer.live, -1, triggers)  # would make it pending again
+        assert dump(settings, view) == before  # the loser's rows were rolled back
+    finally:
+        conn.close()
+    assert views.stats()["by_status"]["killed"] == 1
+
+
+def test_a_rebuild_produces_tables_equal_to_the_live_ones_row_for_row(
+    driver: Driver, runner: ProjectionRunner, settings: Settings, views: ReadModels
+) -> None:
+    some_history(driver)
+    runner.catch_up()
+    before = {view.name: dump(settings, view) for view in default_views()}
+    generations = {}
+    conn = connect(settings)
+    try:
+        for view in default_views():
+            generations[view.name] = st.read_pointer(conn, view.name).generation  # type: ignore[union-attr]
+    finally:
+        conn.close()
+    assert runner.rebuild() == ["summaries", "stats", "lineage", "audit"]
+    after = {view.name: dump(settings, view) for view in default_views()}
+    assert after == before
+    conn = connect(settings)
+    try:
+        for view in default_views():
+            pointer = st.read_pointer(conn, view.name)
+            assert pointer is not None and pointer.generation == generations[view.name] + 1
+            assert pointer.building is None
+    finally:
+        conn.close()
+    assert all(s["lag"] == 0 for s in views.status())
+
+
+class GatedSummaries(SummariesView):
+    """Holds a rebuild in the middle, so the test can look at the world meanwhile."""
+
+    gate = threading.Event()
+    entered = threading.Event()
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        if t.prefix.endswith("_g2"):
+            GatedSummaries.entered.set()
+            GatedSummaries.gate.wait(10)
+        super().apply(conn, t, events)
+
+
+def test_while_a_rebuild_runs_the_old_tables_keep_serving_and_status_says_rebuilding(
+    driver: Driver, runner: ProjectionRunner, settings: Settings, views: ReadModels
+) -> None:
+    runs = some_history(driver)
+    runner.catch_up()
+    GatedSummaries.gate.clear()
+    GatedSummaries.entered.clear()
+    rebuilder = ProjectionRunner(settings, views=[GatedSummaries()], batch_size=5)
+    thread = threading.Thread(target=rebuilder.rebuild, args=("summaries",))
+    thread.start()
+    try:
+        assert GatedSummaries.entered.wait(10)
+        summaries = next(s for s in views.status() if s["name"] == "summaries")
+        assert summaries["state"] == "rebuilding"
+        assert views.run_summary(runs[0])["status"] == "success"  # type: ignore[index]
+    finally:
+        GatedSummaries.gate.set()
+        thread.join(30)
+    summaries = next(s for s in views.status() if s["name"] == "summaries")
+    assert (summaries["state"], summaries["lag"]) == ("live", 0)
+    assert views.run_summary(runs[0])["status"] == "success"  # type: ignore[index]
+
+
+class SummariesV2(SummariesView):
+    schema_version: ClassVar[int] = 2
+
+
+def test_a_changed_schema_version_rebuilds_the_view_on_restart(
+    driver: Driver, runner: ProjectionRunner, settings: Settings, views: ReadModels
+) -> None:
+    runs = some_history(driver)
+    runner.catch_up()
+    runner.stop()
+    upgraded = ProjectionRunner(settings, views=[SummariesV2(), StatsView(), LineageView(),
+                                                 AuditView()])
+    upgraded.catch_up()
+    upgraded.stop()
+    conn = connect(settings)
+    try:
+        pointer = st.read_pointer(conn, "summaries")
+        assert pointer is not None
+        assert (pointer.schema_version, pointer.live.prefix) == (2, "rl_summaries_v2_g2")
+        rows = conn.all(f"SELECT run_id FROM {pointer.live('runs')}")
+        assert sorted(r["run_id"] for r in rows) == sorted(runs)
+        assert st.position_of(conn, Tables.of("summaries", 1, 1)) is None  # old one dropped
+    finally:
+        conn.close()
+    assert next(s for s in views.status() if s["name"] == "summaries")["schema_version"] == 2
+
+
+def test_two_runners_on_one_postgres_share_the_views_without_doubling_any_event(
+    backend: str, driver: Driver, settings: Settings, views: ReadModels
+) -> None:
+    if backend != "postgres":
+        pytest.skip("advisory locks are PostgreSQL's")
+    first, second = ProjectionRunner(settings), ProjectionRunner(settings)
+    first.start()
+    second.start()
+    try:
+        runs = some_history(driver)
+        eventually(lambda: all(s["lag"] == 0 for s in views.status()))
+        assert first._owned.isdisjoint(second._owned)
+        assert first._owned | second._owned == {"summaries", "stats", "lineage", "audit"}
+        assert [len(views.audit(r)) for r in runs] == [3, 3, 3, 2]
+    finally:
+        first.stop()
+        second.stop()
