@@ -40,19 +40,33 @@ def _timestamp(stamp: Any) -> str:
     return format_timestamp(parse_timestamp(text))
 
 
+def load_json(raw: bytes) -> tuple[Any, bool]:
+    """``json.loads`` plus whether the value may take the fast canonical path."""
+    fast = raw.isascii() and b"\\u" not in raw and not _LONG_NUMBER.search(raw)
+    if fast:
+        try:
+            return json.loads(raw, parse_float=_refuse_float), True
+        except _FloatSeen:
+            pass
+    return json.loads(raw), False
+
+
+def canonical(value: Any, *, fast: bool) -> bytes:
+    """RFC 8785 canonical JSON; ``fast`` only for values :func:`load_json` cleared."""
+    return _ENCODER.encode(value).encode() if fast else canonical_json(value)
+
+
+def contract_hash(event: dict[str, Any], *, fast: bool) -> str:
+    """The hash of an event shown as the contract shows it (``position``/``hash`` ignored)."""
+    hashed = {key: event.get(key) for key in
+              ("stream", "sequence", "type", "timestamp", "data", "prev_hash")}
+    return hashlib.sha256(canonical(hashed, fast=fast)).hexdigest()
+
+
 def decode_and_hash(position: int, stream: str, sequence: int, topic: str,
                     state: bytes) -> tuple[EventRecord, str]:
     """The event as the contract shows it, and the hash recomputed from its content."""
-    fast = state.isascii() and b"\\u" not in state and not _LONG_NUMBER.search(state)
-    payload: dict[str, Any]
-    if fast:
-        try:
-            payload = json.loads(state, parse_float=_refuse_float)
-        except _FloatSeen:
-            fast = False
-            payload = json.loads(state)
-    else:
-        payload = json.loads(state)
+    payload, fast = load_json(state)
     record = EventRecord(
         stream=str(stream),
         sequence=int(sequence),
@@ -67,8 +81,5 @@ def decode_and_hash(position: int, stream: str, sequence: int, topic: str,
         "stream": record.stream, "sequence": record.sequence, "type": record.type,
         "timestamp": record.timestamp, "data": record.data, "prev_hash": record.prev_hash,
     }
-    if fast and record.stream.isascii() and record.type.isascii():
-        canonical = _ENCODER.encode(hashed).encode()
-    else:
-        canonical = canonical_json(hashed)
-    return record, hashlib.sha256(canonical).hexdigest()
+    fast = fast and record.stream.isascii() and record.type.isascii()
+    return record, hashlib.sha256(canonical(hashed, fast=fast)).hexdigest()
