@@ -1,0 +1,204 @@
+"""The ``server`` fixture: a real ``runledger serve`` subprocess on a free 127.0.0.1 port with a
+database of its own (SQLite or PostgreSQL, via ``database_url``), stopped after the test.
+
+``server_factory(executor=False, projections=True, workers=1, env=None)`` starts more (or
+differently configured) servers; ``server`` is one with the defaults (no executor).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import PG_ADMIN_URL, postgres_or_skip
+
+RUNLEDGER = str(Path(sys.executable).with_name("runledger"))
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def eventually(check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Call ``check`` until it returns something truthy (or stops raising AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout} s: {result!r}")
+        time.sleep(interval)
+
+
+@dataclass
+class Server:
+    url: str
+    admin_token: str
+    database_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    state_dir: Path
+    stdout_path: Path
+    stderr_path: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60.0,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``runledger ARGS`` against this server's database."""
+        done = subprocess.run([RUNLEDGER, *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, input=input, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"runledger {' '.join(args)} exited {done.returncode}: "
+                                 f"{done.stderr}")
+        return done
+
+    def token(self, role: str, name: str | None = None) -> str:
+        """A token of ``role`` made with ``runledger tokens create`` (cached per role)."""
+        if name is None and role in self.tokens:
+            return self.tokens[role]
+        created = self.cli("tokens", "create", "--role", role, "--name", name or f"test-{role}")
+        token = created.stdout.strip()
+        if name is None:
+            self.tokens[role] = token
+        return token
+
+    def client(self, role: str | None = "admin", *, token: str | None = None) -> httpx.Client:
+        headers = {}
+        if token is None and role is not None:
+            token = self.admin_token if role == "admin" else self.token(role)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+
+    def logs(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return int(self.process.returncode)
+
+
+def start_server(database_url: str, workdir: Path, *, executor: bool = False,
+                 projections: bool = True, workers: int = 1,
+                 env: dict[str, str] | None = None) -> Server:
+    workdir.mkdir(parents=True, exist_ok=True)
+    state_dir = workdir / "state"
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "RUNLEDGER_DATABASE_URL": database_url,
+        "RUNLEDGER_DATA_DIR": str(state_dir),
+        "RUNLEDGER_LOG_FORMAT": "json",
+        **(env or {}),
+    }
+    args = [RUNLEDGER, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if not executor:
+        args.append("--no-executor")
+    if not projections:
+        args.append("--no-projections")
+    if workers != 1:
+        args += ["--workers", str(workers)]
+    stdout_path, stderr_path = workdir / "serve.out", workdir / "serve.err"
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        process = subprocess.Popen(args, env=full_env, stdout=out, stderr=err, cwd=workdir)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"runledger serve exited {process.returncode}:\n"
+                                 f"{stderr_path.read_text(errors='replace')[-4000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError("runledger serve did not answer /healthz in time:\n"
+                                 f"{stderr_path.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.1)
+    token_file = state_dir / "admin-token"
+    admin_token = token_file.read_text().strip() if token_file.exists() else ""
+    return Server(url=url, admin_token=admin_token, database_url=database_url, env=full_env,
+                  process=process, state_dir=state_dir, stdout_path=stdout_path,
+                  stderr_path=stderr_path)
+
+
+@pytest.fixture
+def server_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    started: list[Server] = []
+
+    def factory(**options: Any) -> Server:
+        server = start_server(database_url, tmp_path / f"server{len(started)}", **options)
+        if not server.admin_token and started:  # same database: the first admin token holds
+            server.admin_token = started[0].admin_token
+        started.append(server)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def server(server_factory: Callable[..., Server]) -> Server:
+    return server_factory()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def shared_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per test module and backend, for tests that do not need an empty ledger
+    (they use names of their own). Saves a server start per test."""
+    workdir = tmp_path_factory.mktemp("shared")
+    if request.param == "sqlite":
+        server = start_server(f"sqlite:///{workdir / 'ledger.db'}", workdir)
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
+    postgres_or_skip()
+    schema = f"rl_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        server = start_server(f"{PG_ADMIN_URL}?schema={schema}", workdir)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
