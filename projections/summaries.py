@@ -53,7 +53,7 @@ def apply_event(state: State | None, event: EventRecord) -> State | None:
             "error": None, "outputs": {}, "replay_of": d.get("replay_of"),
             "resume_of": d.get("resume_of"), "batch_id": d.get("batch_id"),
             "worker_id": None, "lease_expires_at": None,
-            "tasks": {}, "defined_tasks": len(defined),
+            "tasks": {}, "defined_tasks": len(defined), "position": event.position,
         }
     if state is None or not event.type.startswith("Run."):
         return state
@@ -125,7 +125,8 @@ _COLUMNS = (
     "run_id", "workflow", "version", "definition_hash", "engine_version", "status",
     "triggered_by", "trigger_kind", "parameters", "created_at", "started_at", "completed_at",
     "duration_seconds", "tasks_total", "tasks_succeeded", "tasks_failed", "retry_count", "error",
-    "outputs", "replay_of", "resume_of", "batch_id", "worker_id", "lease_expires_at", "fold",
+    "outputs", "replay_of", "resume_of", "batch_id", "worker_id", "lease_expires_at", "position",
+    "fold",
 )
 _JSON = frozenset({"parameters", "outputs"})
 
@@ -133,7 +134,7 @@ _JSON = frozenset({"parameters", "outputs"})
 def row_from_state(state: State) -> tuple[Any, ...]:
     summary = public(state)
     fold = {"tasks": state["tasks"], "defined_tasks": state["defined_tasks"]}
-    values = summary | {"worker_id": state["worker_id"],
+    values = summary | {"worker_id": state["worker_id"], "position": state["position"],
                         "lease_expires_at": state["lease_expires_at"], "fold": fold}
     return tuple(dumps(values[c]) if c in _JSON or c == "fold" else values[c] for c in _COLUMNS)
 
@@ -169,7 +170,7 @@ class SummariesView(View):
             "tasks_succeeded BIGINT NOT NULL, tasks_failed BIGINT NOT NULL, "
             "retry_count BIGINT NOT NULL, error TEXT, outputs TEXT NOT NULL, replay_of TEXT, "
             "resume_of TEXT, batch_id TEXT, worker_id TEXT, lease_expires_at TEXT, "
-            "fold TEXT NOT NULL)"
+            "position BIGINT NOT NULL, fold TEXT NOT NULL)"
         )
         for name, columns in {
             "created": "created_at, run_id",
@@ -178,6 +179,7 @@ class SummariesView(View):
             "triggered_by": "triggered_by, created_at, run_id",
             "batch": "batch_id, status",
             "lease": "status, lease_expires_at",
+            "queue": "status, position",
         }.items():
             conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_{name} ON {runs} ({columns})")
         conn.execute(

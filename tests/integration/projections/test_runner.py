@@ -103,7 +103,8 @@ def test_a_started_runner_follows_new_events_as_they_are_appended(
     eventually(lambda: views.run_summary(run_id) is not None)
     driver.succeed(run_id)
     eventually(lambda: (views.run_summary(run_id) or {}).get("status") == "success")
-    assert [e["action"] for e in views.audit(run_id)] == ["triggered", "started", "succeeded"]
+    eventually(lambda: [e["action"] for e in views.audit(run_id)] == [
+        "triggered", "started", "succeeded"])
 
 
 class CrashingAudit(AuditView):
