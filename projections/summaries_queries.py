@@ -90,7 +90,7 @@ def list_runs(
 
 
 def pending_run_ids(conn: Connection, t: Tables, limit: int = 50) -> list[str]:
-    """Pending runs, oldest (in ledger order) first, leaving out those whose batch is already at parallelism."""
+    """Pending runs in ledger order, leaving out those whose batch is at its parallelism."""
     rows = conn.all(f"SELECT run_id, batch_id FROM {t('runs')} WHERE status = 'pending' "
                     "ORDER BY position LIMIT ?", (limit * 4,))
     batch_ids = sorted({r["batch_id"] for r in rows if r["batch_id"]})
