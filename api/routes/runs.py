@@ -49,12 +49,12 @@ def _timestamp(value: str | None, name: str) -> str | None:
 
 
 def summary(runtime: Runtime, run_id: str) -> dict[str, Any]:
-    """The run's summary from the view, or folded from its events while the view lags."""
-    found = runtime.views.run_summary(run_id) if runtime.views_ is not None else None
-    if found is None:
-        from projections.summaries import summary_from_events
+    """The run's summary, folded from its own events with the same fold the summaries view
+    uses: a single run is always read-your-writes (after a trigger, a cancel, a report), even
+    while the view lags. Cross-run queries go to the view."""
+    from projections.summaries import summary_from_events
 
-        found = summary_from_events(run_events(runtime.ledger, run_id))
+    found = summary_from_events(run_events(runtime.ledger, run_id))
     if found is None:  # pragma: no cover - run_events raised already
         raise InvalidRequest(f"no run {run_id!r}")
     return dict(found)
