@@ -33,6 +33,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "stats",
     "projections",
     "openlineage", "stream", "ops",
+    "ledger", "export",
 )
 
 

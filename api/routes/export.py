@@ -1,0 +1,75 @@
+"""``GET /api/export``: a signed compliance bundle (see :mod:`ledger.bundle`), streamed.
+
+The bundle is written to a temporary file as the events are read, then streamed from it in
+chunks and deleted, so memory stays flat however many events it holds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import Auditor, RuntimeDep
+from ledger.bundle import ExportFilters, write_bundle
+from ledger.errors import InvalidRequest
+from ledger.hashing import parse_timestamp
+from projections.summaries import summary_from_events
+
+router = APIRouter(prefix="/api/export", tags=["export"])
+
+CHUNK = 1 << 20
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name}: not an ISO 8601 time: {value!r}") from exc
+
+
+def _stream_and_remove(path: Path, directory: Path) -> Iterator[bytes]:
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@router.get("", response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-tar": {}}}})
+def export(
+    runtime: RuntimeDep, _: Auditor,
+    created_after: Annotated[str | None, Query(max_length=64)] = None,
+    created_before: Annotated[str | None, Query(max_length=64)] = None,
+    workflow: Annotated[str | None, Query(max_length=200)] = None,
+) -> StreamingResponse:
+    """The runs triggered in the window (and of the workflow), all their events, summaries,
+    inclusion proofs, and a manifest signed with the ledger's Ed25519 key (a tar file)."""
+    filters = ExportFilters(created_after=_when(created_after, "created_after"),
+                            created_before=_when(created_before, "created_before"),
+                            workflow=workflow)
+    directory = Path(tempfile.mkdtemp(prefix="runledger-export-",
+                                      dir=runtime.settings.state_dir if
+                                      runtime.settings.state_dir.is_dir() else None))
+    try:
+        result = write_bundle(runtime.settings, directory / "bundle.tar", filters=filters,
+                              summarise=summary_from_events)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    name = f"runledger-export-{result.manifest['created_at'].replace(':', '')}.tar"
+    return StreamingResponse(
+        _stream_and_remove(result.path, directory), media_type="application/x-tar",
+        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                 "Content-Length": str(result.path.stat().st_size)},
+    )
