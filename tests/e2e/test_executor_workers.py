@@ -1,0 +1,121 @@
+"""``runledger worker`` processes: racing over many runs, and dying mid-task (SQLite and
+PostgreSQL, with the projection runner of ``runledger serve`` feeding their candidates)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import RUNLEDGER, Server, eventually
+
+pytestmark = pytest.mark.e2e
+
+LEASE = {"RUNLEDGER_LEASE_SECONDS": "3"}
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def start(server: Server, *args: str) -> subprocess.Popen[bytes]:
+        log = tmp_path / f"worker{len(workers)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen([RUNLEDGER, "worker", *args], env={**server.env, **LEASE},
+                                       stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+        workers.append(process)
+        return process
+
+    yield start
+    for process in workers:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def status_of(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(f"/api/runs/{run_id}").json()
+    return body
+
+
+def test_two_worker_processes_racing_over_24_runs_execute_each_run_exactly_once(
+    server_factory: Callable[..., Server], start_worker: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    server = server_factory(env=LEASE)
+    client = server.client("operator")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    definition = {"name": "once", "params": {"n": {"type": "integer"}}, "tasks": [
+        {"name": "mark", "command": ["sh", "-c", f'echo "$RUNLEDGER_RUN_ID" >> {marks}/"$1"; '
+                                                 "sleep 0.2", "sh", "{{ params.n }}"]}]}
+    assert client.post("/api/workflows", json={"definition": definition}).status_code == 201
+    workers = [start_worker(server, "--concurrency", "2") for _ in range(2)]
+    run_ids = []
+    for n in range(24):
+        response = client.post("/api/workflows/once/trigger", json={"parameters": {"n": n}})
+        assert response.status_code == 202, response.text
+        run_ids.append(response.json()["run_id"])
+
+    def all_succeeded() -> bool:
+        return all(status_of(client, r)["status"] == "success" for r in run_ids)
+
+    eventually(all_succeeded, timeout=60, interval=0.5)
+
+    started: Counter[str] = Counter()
+    claimed_by = set()
+    for run_id in run_ids:
+        events = client.get(f"/api/runs/{run_id}/events").json()["events"]
+        for event in events:
+            if event["type"] == "Run.Started":
+                started[run_id] += 1
+                claimed_by.add(event["data"]["worker_id"])
+    assert all(started[r] == 1 for r in run_ids), started
+    assert len(claimed_by) == 2, "both worker processes took part"
+    for n, run_id in enumerate(run_ids):
+        assert (marks / str(n)).read_text() == f"{run_id}\n"
+    assert all(w.poll() is None for w in workers)
+
+
+def test_a_worker_killed_with_sigkill_mid_task_leaves_its_run_failed_with_worker_lost(
+    server_factory: Callable[..., Server], start_worker: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    server = server_factory(env=LEASE)
+    client = server.client("operator")
+    definition = {"name": "doomed", "tasks": [
+        {"name": "nap", "command": ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"]}]}
+    assert client.post("/api/workflows", json={"definition": definition}).status_code == 201
+    doomed_worker = start_worker(server)
+    run_id = client.post("/api/workflows/doomed/trigger", json={}).json()["run_id"]
+    pid_file = server.state_dir / "runs" / run_id / "child.pid"
+    eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=30)
+    child_group = os.getpgid(int(pid_file.read_text()))
+    try:
+        doomed_worker.send_signal(signal.SIGKILL)
+        doomed_worker.wait(timeout=10)
+        killed_at = time.monotonic()
+        assert status_of(client, run_id)["status"] == "running"
+        start_worker(server)  # a healthy worker whose lease monitor notices
+
+        eventually(lambda: status_of(client, run_id)["status"] == "failed", timeout=30)
+        lost_after = time.monotonic() - killed_at
+    finally:
+        os.killpg(child_group, signal.SIGKILL)  # the dead worker's orphaned task
+
+    summary = status_of(client, run_id)
+    assert summary["error"] == "worker_lost"
+    assert lost_after < 15  # lease of 3 s, checked every second
+    events = client.get(f"/api/runs/{run_id}/events").json()["events"]
+    assert [e["data"]["error"] for e in events if e["type"] == "Run.Failed"] == ["worker_lost"]
