@@ -321,8 +321,8 @@ class Ledger(Application[str]):
             run = self.get_run(run_id)
         except NotFound:
             return None
-        if run.status != RunStatus.PENDING:
-            return None
+        if run.status != RunStatus.PENDING or run.trigger_kind == "openlineage":
+            return None  # (an OpenLineage run is executed elsewhere: never claimed)
         at = self.clock()
         run.claim(worker_id=worker_id, lease_expires_at=self.lease_expiry(at), at=at)
         try:

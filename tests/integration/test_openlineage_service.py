@@ -116,3 +116,14 @@ def test_concurrent_first_events_of_one_run_make_one_run_with_both_events(
     assert sorted(e.data["event_time"] for e in events[1:]) == [
         f"2026-01-01T00:00:0{n}.000000Z" for n in range(4)
     ]
+
+
+def test_a_pending_openlineage_run_is_never_claimed_by_a_worker(ledger: Ledger) -> None:
+    run_id = str(uuid.uuid4())
+    result = record(ledger, ol_event(run_id, "OTHER", "2026-01-01T00:00:00Z"))
+    assert result.status == "pending"
+    assert ledger.claim(run_id, worker_id="w1") is None
+    assert ledger.claim_first([run_id], worker_id="w1") is None
+    assert [e.type for e in ledger.stream_events(run_id)] == [
+        "Run.Triggered", "Run.LineageReported"
+    ]
