@@ -96,12 +96,9 @@ def bench_runledger(backend: str, *, clients: str, runs: int, max_seconds: float
             result: dict[str, Any] = {"backend": backend, "write": write_rows(write),
                                       "write_wall_s": round(time.time() - started, 1)}
             assert server.rss is not None
-            result["peak_rss_write_mb"] = round(server.rss.stop() / 1024, 1)
-            server.rss = None
+            server.rss.sample()
+            result["peak_rss_write_mb"] = round(server.rss.peak_kb / 1024, 1)
             if populate:
-                from bench.server import PeakRss
-
-                server.rss = PeakRss(server.pid).start()
                 started = time.time()
                 filled = runbench([*common, "--mode", "populate", "--clients", "8",
                                             "--warmup", "0", "--target-total", str(populate),
@@ -114,7 +111,7 @@ def bench_runledger(backend: str, *, clients: str, runs: int, max_seconds: float
                                 results_dir / f"runledger-{backend}-read.json")
                 result["read"] = read_rows(read)
                 result["read_wall_s"] = round(time.time() - started, 1)
-        result["peak_rss_mb"] = round(server.peak_rss_kb / 1024, 1)
+        result["peak_rss_mb"] = round(server.peak_rss_kb / 1024, 1)  # write + populate + read
         return result
 
 

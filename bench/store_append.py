@@ -228,8 +228,8 @@ class Case:
         }
 
 
-def measure(ledger: Ledger, raw: RawStore, db: ScratchDatabase, case: Case) -> None:
-    groups_before = ledger.group_commit.groups
+def _ledger_round(ledger: Ledger, case: Case, count: int) -> tuple[list[str], int]:
+    """``count`` saves through the service; the streams written and their first new version."""
     if case.events_per_save == 1:
         run_ids: list[str] = []
         ids_lock = threading.Lock()
@@ -240,30 +240,42 @@ def measure(ledger: Ledger, raw: RawStore, db: ScratchDatabase, case: Case) -> N
             with ids_lock:
                 run_ids.append(run_id)
 
-        case.ledger_s = run_threads(case.threads, [trigger] * case.saves)
-        streams, min_version = run_ids, 1
-    else:
-        # Setup (not timed): pending runs in a few big saves, then claimed.
-        streams = []
-        for start in range(0, case.saves, 500):
-            count = min(500, case.saves - start)
-            streams += ledger.trigger_batch(
-                workflow=WORKFLOW_NAME, items=[f"ds-{i}" for i in range(count)],
-                input_param="dataset", parallelism=1, parameters=PARAMS, principal="bench",
-            ).run_ids
-        run_threads(4, [partial(ledger.claim, r, worker_id="bench") for r in streams])
-        reports = task_reports()
-        groups_before = ledger.group_commit.groups
-        case.ledger_s = run_threads(
-            case.threads,
-            [partial(ledger.report, r, worker_id="bench", reports=reports) for r in streams],
-        )
-        min_version = 3
-    case.transactions = ledger.group_commit.groups - groups_before
-    saves = [stored_rows(ledger, db, stream, min_version) for stream in streams]
-    case.events = sum(len(rows) for rows in saves)
-    assert case.events == case.saves * case.events_per_save, "the ledger stored an unexpected count"
-    case.raw_s = run_threads(case.threads, [partial(raw.save, rows) for rows in saves])
+        groups = ledger.group_commit.groups
+        case.ledger_s += run_threads(case.threads, [trigger] * count)
+        case.transactions += ledger.group_commit.groups - groups
+        return run_ids, 1
+    # Setup (not timed): pending runs in big saves, then claimed.
+    streams: list[str] = []
+    for start in range(0, count, 500):
+        size = min(500, count - start)
+        streams += ledger.trigger_batch(
+            workflow=WORKFLOW_NAME, items=[f"ds-{i}" for i in range(size)],
+            input_param="dataset", parallelism=1, parameters=PARAMS, principal="bench",
+        ).run_ids
+    run_threads(4, [partial(ledger.claim, r, worker_id="bench") for r in streams])
+    reports = task_reports()
+    groups = ledger.group_commit.groups
+    case.ledger_s += run_threads(
+        case.threads,
+        [partial(ledger.report, r, worker_id="bench", reports=reports) for r in streams],
+    )
+    case.transactions += ledger.group_commit.groups - groups
+    return streams, 3
+
+
+def measure(ledger: Ledger, raw: RawStore, db: ScratchDatabase, case: Case,
+            rounds: int = 3) -> None:
+    """Ledger then raw, in ``rounds`` alternating rounds, so drift in the machine's load and
+    disk hits both sides alike."""
+    per_round = [case.saves // rounds + (1 if i < case.saves % rounds else 0)
+                 for i in range(rounds)]
+    for count in per_round:
+        streams, min_version = _ledger_round(ledger, case, count)
+        saves = [stored_rows(ledger, db, stream, min_version) for stream in streams]
+        stored = sum(len(rows) for rows in saves)
+        assert stored == count * case.events_per_save, "the ledger stored an unexpected count"
+        case.events += stored
+        case.raw_s += run_threads(case.threads, [partial(raw.save, rows) for rows in saves])
 
 
 def bench_backend(backend: str, threads: list[int], events: list[int],
@@ -275,8 +287,8 @@ def bench_backend(backend: str, threads: list[int], events: list[int],
         try:
             ledger.register_workflow(WORKFLOW, principal="bench")
             # Warm both paths (connections, statement caches) before timing.
-            warm = Case(backend, 1, 1, 20)
-            measure(ledger, raw, db, warm)
+            measure(ledger, raw, db, Case(backend, 1, 1, 20), rounds=1)
+            measure(ledger, raw, db, Case(backend, 1, 10, 20), rounds=1)
             results = []
             for per_save in events:
                 for count in threads:
