@@ -32,6 +32,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "batches",
     "stats",
     "projections",
+    "tokens",
     "openlineage", "stream", "ops",
     "ledger", "export",
 )

@@ -119,13 +119,14 @@ class TokenStore:
     def revoke(self, id_or_name: str) -> int:
         """Revoke the token with this id, or every live token with this name; how many."""
         at = format_timestamp(datetime.now(UTC))
+        live = "(id = ? OR name = ?) AND revoked_at IS NULL"
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(
-                self._sql("UPDATE {t} SET revoked_at = ? WHERE (id = ? OR name = ?) "
-                          "AND revoked_at IS NULL"),
-                (at, id_or_name, id_or_name),
-            )
-            return int(cursor.rowcount or 0)
+            cursor.execute(self._sql(f"SELECT COUNT(*) AS n FROM {{t}} WHERE {live}"),
+                           (id_or_name, id_or_name))
+            row = cursor.fetchone()
+            cursor.execute(self._sql(f"UPDATE {{t}} SET revoked_at = ? WHERE {live}"),
+                           (at, id_or_name, id_or_name))
+        return int(row["n"]) if row is not None else 0
 
     def count(self) -> int:
         """How many tokens were ever created (revoked ones included)."""

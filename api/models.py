@@ -262,3 +262,25 @@ class ReportAccepted(Public):
 class Health(Public):
     status: str
     version: str
+
+
+# ---- tokens ----------------------------------------------------------------------------------
+class TokenRequest(Request):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    role: Literal["auditor", "operator", "admin", "worker"]
+
+
+class TokenPublic(Public):
+    id: str
+    name: str
+    role: str
+    created_at: str
+    revoked_at: str | None
+
+
+class TokenCreated(TokenPublic):
+    token: str
+
+
+class TokensPublic(Public):
+    tokens: list[TokenPublic]

@@ -27,6 +27,7 @@ from tests.conftest import PG_ADMIN_URL, postgres_or_skip
 
 RUNLEDGER = str(Path(sys.executable).with_name("runledger"))
 START_TIMEOUT = 30.0
+SHARED_BODY_LIMIT = 1024 * 1024
 
 
 def free_port() -> int:
@@ -74,13 +75,20 @@ class Server:
                                  f"{done.stderr}")
         return done
 
-    def token(self, role: str, name: str | None = None) -> str:
-        """A token of ``role`` made with ``runledger tokens create`` (cached per role)."""
+    def token(self, role: str, name: str | None = None, *, via_cli: bool = False) -> str:
+        """A token of ``role`` (cached per role), made through the admin API, or with
+        ``runledger tokens create`` when ``via_cli``."""
         if name is None and role in self.tokens:
             return self.tokens[role]
-        created = self.cli("tokens", "create", "--role", role, "--name", name or f"test-{role}")
-        token = created.stdout.strip()
-        if name is None:
+        name = name or f"test-{role}"
+        if via_cli:
+            token = self.cli("tokens", "create", "--role", role, "--name", name).stdout.strip()
+        else:
+            response = httpx.post(f"{self.url}/api/tokens", json={"role": role, "name": name},
+                                  headers={"Authorization": f"Bearer {self.admin_token}"})
+            assert response.status_code == 201, response.text
+            token = str(response.json()["token"])
+        if name == f"test-{role}":
             self.tokens[role] = token
         return token
 
@@ -180,10 +188,12 @@ def server(server_factory: Callable[..., Server]) -> Server:
 def shared_server(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server per test module and backend, for tests that do not need an empty ledger
-    (they use names of their own). Saves a server start per test."""
+    (they use names of their own). Saves a server start per test. Its body limit is
+    ``SHARED_BODY_LIMIT`` bytes."""
     workdir = tmp_path_factory.mktemp("shared")
+    env = {"RUNLEDGER_MAX_BODY_BYTES": str(SHARED_BODY_LIMIT)}
     if request.param == "sqlite":
-        server = start_server(f"sqlite:///{workdir / 'ledger.db'}", workdir)
+        server = start_server(f"sqlite:///{workdir / 'ledger.db'}", workdir, env=env)
         try:
             yield server
         finally:
@@ -194,7 +204,7 @@ def shared_server(request: pytest.FixtureRequest,
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        server = start_server(f"{PG_ADMIN_URL}?schema={schema}", workdir)
+        server = start_server(f"{PG_ADMIN_URL}?schema={schema}", workdir, env=env)
         try:
             yield server
         finally:
