@@ -66,7 +66,8 @@ class _Graph:
         self.artifacts: dict[tuple[str, str], None] = {}
 
     def node(self, node_id: str, kind: str, **data: Any) -> str:
-        self.nodes.setdefault(node_id, (node_id, kind, dumps(data)))
+        if node_id not in self.nodes:
+            self.nodes[node_id] = (node_id, kind, dumps(data))
         return node_id
 
     def edge(self, source: str, target: str, kind: str, run_id: str) -> None:

@@ -161,7 +161,7 @@ class ProjectionRunner:
                 if pointer.schema_version != view.schema_version:
                     log.info("projection_schema_changed", view=view.name,
                              stored=pointer.schema_version, code=view.schema_version)
-                    self._build(view)
+                    self._build([view])
                     pointer = st.read_pointer(conn, view.name)
                     assert pointer is not None
                 position = st.position_of(conn, pointer.live)
@@ -184,48 +184,62 @@ class ProjectionRunner:
 
     # ---- rebuild --------------------------------------------------------------------------
     def rebuild(self, name: str | None = None) -> list[str]:
-        """Build the named view (or all) from event 0 into new tables, then swap them in."""
+        """Build the named view (or all, in one pass over the events) from event 0 into new
+        tables, then swap them in."""
         targets = [view_named(self.views, name)] if name else list(self.views)
-        for view in targets:
-            self._build(view)
+        self._build(targets)
         return [v.name for v in targets]
 
-    def _build(self, view: View) -> None:
+    def _build(self, views: list[View]) -> None:
         conn = connect(self.settings)
         try:
-            st.ensure_view(conn, view)
-            if conn.is_postgres:
-                key = st.advisory_key(conn, f"rebuild:{view.name}")
-                row = conn.one("SELECT pg_try_advisory_lock(?) AS ok", (key,))
-                if row is None or not row["ok"]:
-                    raise RuntimeError(f"a rebuild of {view.name!r} is already running")
-            self._fill(conn, view)
+            for view in views:
+                st.ensure_view(conn, view)
+                if conn.is_postgres:
+                    key = st.advisory_key(conn, f"rebuild:{view.name}")
+                    row = conn.one("SELECT pg_try_advisory_lock(?) AS ok", (key,))
+                    if row is None or not row["ok"]:
+                        raise RuntimeError(f"a rebuild of {view.name!r} is already running")
+            self._fill(conn, views)
         finally:
             conn.close()
 
-    def _fill(self, conn: Connection, view: View) -> None:
+    def _fill(self, conn: Connection, views: list[View]) -> None:
         started = time.perf_counter()
-        old = st.read_pointer(conn, view.name)
-        assert old is not None
-        tables = st.start_building(conn, view)
-        generation = int(tables.prefix.rsplit("_g", 1)[1])
-        log.info("projection_rebuild_started", view=view.name, tables=tables.prefix)
+        old = {}
+        building: dict[str, Tables] = {}
+        for view in views:
+            pointer = st.read_pointer(conn, view.name)
+            assert pointer is not None
+            old[view.name] = pointer.live
+            building[view.name] = st.start_building(conn, view)
+        log.info("projection_rebuild_started", views=[v.name for v in views],
+                 tables=[t.prefix for t in building.values()])
         position, count = -1, 0
         while True:
             events = read_events(conn, position, self.batch_size)
             if len(events) < self.batch_size:
                 break
-            apply_batch(conn, view, tables, position, events)
+            with conn.transaction():
+                for view in views:
+                    view.apply(conn, building[view.name], events)
+                    st.advance(conn, building[view.name], expected=position,
+                               to=events[-1].position)
             position, count = events[-1].position, count + len(events)
         with conn.transaction():  # the last events and the swap, together
             events = read_events(conn, position, 1_000_000_000)
-            if events:
-                view.apply(conn, tables, events)
-                st.advance(conn, tables, expected=position, to=events[-1].position)
-                count += len(events)
-            st.swap(conn, view, tables, version=view.schema_version, generation=generation)
-        self._forget(conn, view, old.live)
-        log.info("projection_rebuilt", view=view.name, tables=tables.prefix, events=count,
+            for view in views:
+                tables = building[view.name]
+                if events:
+                    view.apply(conn, tables, events)
+                    st.advance(conn, tables, expected=position, to=events[-1].position)
+                generation = int(tables.prefix.rsplit("_g", 1)[1])
+                st.swap(conn, view, tables, version=view.schema_version, generation=generation)
+        count += len(events)
+        for view in views:
+            self._forget(conn, view, old[view.name])
+        log.info("projection_rebuilt", views=[v.name for v in views], events=count,
+                 tables=[t.prefix for t in building.values()],
                  seconds=round(time.perf_counter() - started, 3))
 
     @staticmethod

@@ -1,0 +1,150 @@
+"""Projection rebuild throughput and live lag, on SQLite and PostgreSQL.
+
+    .venv/bin/python -m bench.projections_rebuild [--backend sqlite,postgres]
+                                                  [--events 1000000] [--lag-samples 300]
+
+Per backend, on a scratch database of its own:
+  1. fill the ledger with ``--events`` real events (complete runs of 13 events from the real
+     aggregates, many runs per save: ``bench.populate``);
+  2. baseline: a raw scan of the events table (plain SELECT in batches, rows fetched, not
+     decoded), then the same scan decoded into ``EventRecord``s;
+  3. rebuild every view from event 0 (``ProjectionRunner.rebuild``), timed per view;
+     throughput = events / seconds, and its ratio to the raw scan;
+  4. live lag: with the runner following (LISTEN/NOTIFY on PostgreSQL, a 20 ms poll on
+     SQLite), trigger one run at a time and time from the acknowledged save to the run being
+     visible through ``ReadModels.run_summary``: p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from bench.common import latency_ms, machine, scratch_database
+from bench.populate import populate
+from ledger.service import Ledger
+from ledger.settings import Settings
+from projections import ReadModels
+from projections.db import Connection, connect, events_table_for, read_events
+from projections.runner import ProjectionRunner, default_views
+
+SCAN_BATCH = 5000
+
+
+def raw_scan(conn: Connection) -> tuple[int, float]:
+    """Every stored row fetched in batches of SCAN_BATCH, no decoding: (rows, seconds)."""
+    column = "notification_id" if conn.is_postgres else "rowid"
+    statement = (f"SELECT {column} AS n, originator_id, originator_version, topic, state "
+                 f"FROM {events_table_for(conn)} WHERE {column} > ? ORDER BY {column} LIMIT ?")
+    started = time.perf_counter()
+    last, rows = 0, 0
+    while True:
+        batch = conn.execute(statement, (last, SCAN_BATCH)).fetchall()
+        if not batch:
+            break
+        rows += len(batch)
+        last = batch[-1]["n"]
+    return rows, time.perf_counter() - started
+
+
+def decoded_scan(conn: Connection) -> tuple[int, float]:
+    started = time.perf_counter()
+    position, rows = -1, 0
+    while True:
+        events = read_events(conn, position, SCAN_BATCH)
+        if not events:
+            break
+        rows += len(events)
+        position = events[-1].position
+    return rows, time.perf_counter() - started
+
+
+def measure_lag(ledger: Ledger, settings: Settings, samples: int) -> dict[str, Any]:
+    runner = ProjectionRunner(settings)
+    views = ReadModels(settings)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 600
+        while any(s["lag"] for s in views.status()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lags: list[float] = []
+        for i in range(samples):
+            run_id = ledger.trigger(workflow="wf-0", parameters={
+                "workflow": "wf-0", "dataset": "ds-lag", "git_sha": f"{i:012d}",
+                "seed": str(i), "owner": "lag"}, principal="bench").run_id
+            acked = time.perf_counter()
+            while views.run_summary(run_id) is None:
+                time.sleep(0.0005)
+            lags.append(time.perf_counter() - acked)
+            time.sleep(0.01)
+        return latency_ms(lags)
+    finally:
+        runner.stop()
+        views.close()
+
+
+def bench_backend(backend: str, events: int, lag_samples: int) -> dict[str, Any]:
+    with scratch_database(backend, prefix="rl_bench_proj") as scratch:
+        settings = Settings(database_url=scratch.url, data_dir=scratch.directory / "state")
+        ledger = Ledger(settings)
+        try:
+            filled = populate(ledger, max(1, events // 13), per_save=300, progress=False)
+            total = ledger.reader.max_position() + 1
+            conn = connect(settings)
+            try:
+                raw_rows, raw_seconds = raw_scan(conn)
+                dec_rows, dec_seconds = decoded_scan(conn)
+            finally:
+                conn.close()
+            runner = ProjectionRunner(settings, batch_size=1000)
+            per_view: dict[str, Any] = {}
+            all_seconds = 0.0
+            for view in default_views():
+                started = time.perf_counter()
+                runner.rebuild(view.name)
+                seconds = time.perf_counter() - started
+                all_seconds += seconds
+                per_view[view.name] = {"seconds": round(seconds, 2),
+                                       "events_per_s": round(total / seconds)}
+            raw_eps = raw_rows / raw_seconds
+            slowest = max(v["seconds"] for v in per_view.values())
+            result = {
+                "backend": backend,
+                "events": total,
+                "populate": {k: v for k, v in filled.items() if k != "run_ids"},
+                "baseline_raw_scan_events_per_s": round(raw_eps),
+                "baseline_decoded_scan_events_per_s": round(dec_rows / dec_seconds),
+                "rebuild_per_view": per_view,
+                "rebuild_all_views_seconds": round(all_seconds, 2),
+                "rebuild_all_views_events_per_s": round(total / all_seconds),
+                "slowest_view_events_per_s": round(total / slowest),
+                "ratio_slowest_view_to_raw_scan": round(total / slowest / raw_eps, 3),
+                "ratio_all_views_to_raw_scan": round(total / all_seconds / raw_eps, 3),
+                "live_lag": measure_lag(ledger, settings, lag_samples),
+            }
+        finally:
+            ledger.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", default="sqlite,postgres")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--lag-samples", type=int, default=300)
+    parser.add_argument("--out", default=None, help="also write the JSON here")
+    args = parser.parse_args()
+    results = {"machine": machine(), "results": [
+        bench_backend(b.strip(), args.events, args.lag_samples)
+        for b in args.backend.split(",") if b.strip()]}
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as handle:
+            handle.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
