@@ -38,10 +38,15 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     _configured = True
+
+
+def _stderr_logger(*args: Any) -> structlog.PrintLogger:
+    """Resolve ``sys.stderr`` when a logger is made, not when logging is configured."""
+    return structlog.PrintLogger(sys.stderr)
 
 
 def _identity(logger: Any, name: str, event: Any) -> Any:
