@@ -2,10 +2,10 @@
 
 :func:`ledger.records.decode_row` plus :meth:`EventRecord.recompute_hash` are the reference;
 this module gives the same results at several times the speed for verification and exports:
-when a stored row is pure ASCII with no ``\\u`` escapes, no floats and no integers beyond
-2**53, RFC 8785 canonical JSON is exactly ``json.dumps(sort_keys=True)`` with compact
-separators (same key order, same string escapes, same integer digits), so the C encoder can be
-used; every other row takes the ``rfc8785`` path.
+when a stored row is pure ASCII with no ``\\u`` escapes, no floats outside 1e-4..1e16 and
+no integers beyond 2**53, RFC 8785 canonical JSON is exactly ``json.dumps(sort_keys=True)``
+with compact separators (same key order, string escapes, number digits), so the C encoder can
+be used; every other row takes the ``rfc8785`` path.
 """
 
 from __future__ import annotations
@@ -27,7 +27,16 @@ class _FloatSeen(Exception):
     pass
 
 
-def _refuse_float(text: str) -> float:
+def _checked_float(text: str) -> float | int:
+    """Floats whose ECMAScript rendering (RFC 8785) equals Python's ``repr``: integral values
+    below 2**53 (ECMAScript prints them without ``.0``, so they become ``int``) and the others
+    between 1e-4 and 1e16 (where neither switches to exponent notation). Others: slow path."""
+    value = float(text)
+    if value.is_integer():
+        if abs(value) < 2**53:
+            return int(value)
+    elif 1e-4 <= abs(value) < 1e16:
+        return value
     raise _FloatSeen(text)
 
 
@@ -45,7 +54,7 @@ def load_json(raw: bytes) -> tuple[Any, bool]:
     fast = raw.isascii() and b"\\u" not in raw and not _LONG_NUMBER.search(raw)
     if fast:
         try:
-            return json.loads(raw, parse_float=_refuse_float), True
+            return json.loads(raw, parse_float=_checked_float), True
         except _FloatSeen:
             pass
     return json.loads(raw), False

@@ -45,3 +45,12 @@ def test_a_typical_ascii_event_takes_the_same_hash_as_the_reference() -> None:
     record, recomputed = decode_and_hash(0, "run-1", 1, "ledger.run:Run.Started", state)
     assert recomputed == decode_row(1, "run-1", 1, "ledger.run:Run.Started", state).recompute_hash()
     assert record.timestamp == "2026-01-02T03:04:05.000006Z"
+
+
+def test_floats_hash_like_rfc8785_on_either_side_of_the_fast_range() -> None:
+    for value in (2.0, -0.0, 0.5, 1e-4, 9.5e-5, 1e15 + 0.5, 1e16, 1e21, 123.456, 2.0**53, 9.1e15):
+        state = stored_state({"duration_seconds": value}, "2026-01-02T03:04:05.000006+00:00")
+        state = state.replace(b"9100000000000000.0", b"9.1e15")
+        _, recomputed = decode_and_hash(0, "run-1", 1, "ledger.run:Run.Started", state)
+        reference = decode_row(1, "run-1", 1, "ledger.run:Run.Started", state).recompute_hash()
+        assert recomputed == reference, value
