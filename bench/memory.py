@@ -1,6 +1,10 @@
 """Peak memory of ``runledger`` commands: a child's peak RSS from the kernel's own accounting.
 
-    .venv/bin/python -m bench.memory --database-url URL [--data-dir DIR] -- export --out B
+    .venv/bin/python -m bench.memory [--backend sqlite] [--runs 2000,10000] [--out FILE]
+
+Grows one ledger (``bench.populate``: runs of 13 events) through the given sizes and, at each,
+runs ``runledger export`` and ``runledger verify``: flat memory means the same peak at every
+size.
 
 ``runledger serve``'s peak during the HTTP and query benchmarks is sampled by
 :class:`bench.server.PeakRss`; one-shot commands (``export``, ``verify``) report ``ru_maxrss``
@@ -14,11 +18,13 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT
+from bench.common import ROOT, machine, scratch_database
+from bench.populate import populate
 from bench.server import RUNLEDGER, runledger_env
+from ledger.service import Ledger
+from ledger.settings import Settings
 
 
 def measure_command(env: dict[str, str], *args: str, timeout: float = 900) -> dict[str, Any]:
@@ -49,16 +55,49 @@ def measure_command(env: dict[str, str], *args: str, timeout: float = 900) -> di
     }
 
 
+def export_growth(backend: str, sizes: list[int]) -> list[dict[str, Any]]:
+    """``runledger export`` and ``verify`` peak RSS as one ledger grows through ``sizes`` runs."""
+    rows = []
+    with scratch_database(backend, prefix="rl_bench_mem") as db:
+        settings = Settings(database_url=db.url, data_dir=db.directory / "state")
+        env = runledger_env(db.url, db.directory / "state")
+        ledger = Ledger(settings)
+        have = 0
+        events = 0
+        try:
+            for size in sizes:
+                filled = populate(ledger, size - have, start=have, progress=False)
+                have = size
+                events += filled["events"]
+                bundle = db.directory / f"bundle-{size}"
+                row = {"backend": backend, "runs": size, "events": events,
+                       "export": measure_command(env, "export", "--out", str(bundle)),
+                       "verify": measure_command(env, "verify")}
+                rows.append(row)
+                print(f"{backend:8} {events:>9} events: export {row['export']['seconds']} s "
+                      f"peak RSS {row['export']['peak_rss_mb']} MB; verify "
+                      f"{row['verify']['seconds']} s peak RSS {row['verify']['peak_rss_mb']} MB",
+                      flush=True)
+        finally:
+            ledger.close()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--data-dir", default=str(ROOT / ".runledger"))
-    parser.add_argument("args", nargs=argparse.REMAINDER)
+    parser.add_argument("--backend", default="sqlite")
+    parser.add_argument("--runs", default="2000,10000",
+                        help="ledger sizes (runs of 13 events) at which to export")
+    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    command = [a for a in args.args if a != "--"]
-    result = measure_command(runledger_env(args.database_url, Path(args.data_dir)), *command)
-    print(json.dumps(result, indent=2))
-    return 0 if result["exit_code"] == 0 else 1
+    sizes = [int(n) for n in args.runs.split(",")]
+    summary: dict[str, Any] = {"machine": machine(), "rows": []}
+    for backend in args.backend.split(","):
+        summary["rows"] += export_growth(backend, sizes)
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(summary, handle, indent=2)
+    return 0
 
 
 if __name__ == "__main__":

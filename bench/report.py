@@ -1,0 +1,172 @@
+"""``bench/RESULTS.md`` from the steps' JSON results: machine, commands, tables, goals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STORE_GOAL = 0.5
+MLFLOW_GOAL = 10.0
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def store_append(result: dict[str, Any]) -> str:
+    rows = [[r["backend"], r["threads"], r["events_per_save"], r["ledger_events_per_s"],
+             r["raw_events_per_s"], r["ratio"], f"{r['ledger_transactions']} / {r['saves']}",
+             _met(r["ratio"] >= STORE_GOAL)] for r in result["results"]]
+    durability = "; ".join(f"{k}: {v}" for k, v in result.get("durability", {}).items())
+    return (
+        "Ledger = `Ledger.trigger` (1 event/save) or `Ledger.report` of 5 tasks (10 events/save)"
+        "; raw = the same stored rows inserted with plain sqlite3/psycopg, one transaction per "
+        f"save, each thread on its own connection, same durability ({durability}). Ledger and "
+        "raw alternate in 3 rounds per row. Goal: ratio >= 0.5.\n\n"
+        + _table(["backend", "threads", "events/save", "ledger ev/s", "raw ev/s", "ratio",
+                  "ledger transactions / saves", "goal"], rows)
+    )
+
+
+def mlflow_compare(result: dict[str, Any]) -> str:
+    rows = []
+    rss = []
+    for backend in result["backends"]:
+        for r in backend["rows"]:
+            ratio = r["runs_ratio"]
+            p99_ok = r["runledger_p99_ms"] <= r["mlflow_p99_ms"]
+            rows.append([
+                r["backend"], r["clients"], r["mlflow_runs_per_s"], r["runledger_runs_per_s"],
+                ratio, _met(ratio is not None and ratio >= MLFLOW_GOAL),
+                r["mlflow_requests_per_s"], r["runledger_requests_per_s"],
+                r["mlflow_p50_ms"], r["runledger_p50_ms"], r["mlflow_p99_ms"],
+                r["runledger_p99_ms"], _met(p99_ok),
+                _errors(r["mlflow_errors"]) + " / " + _errors(r["runledger_errors"]),
+            ])
+        ours = backend["runledger"]
+        rss.append([backend["backend"], ours.get("peak_rss_write_mb"), ours.get("peak_rss_mb")])
+    text = (
+        f"MLflow {result.get('mlflow_version', '?')} (`mlflow server`, 2 gunicorn workers, "
+        "its own venv `bench/.mlflow-venv`) and `runledger serve --no-executor`, each on a fresh "
+        "store of the same backend, driven by the shared `runbench` harness (13 requests per "
+        "run for both) one after the other in the same session. Goals: runledger runs/s >= 10x "
+        "MLflow's, p99 no worse.\n\n"
+        + _table(["backend", "clients", "MLflow runs/s", "runledger runs/s", "ratio",
+                  "10x goal", "MLflow req/s", "runledger req/s", "MLflow p50 ms",
+                  "runledger p50 ms", "MLflow p99 ms", "runledger p99 ms", "p99 goal",
+                  "errors (MLflow / runledger)"], rows)
+    )
+    ingest = []
+    for backend in result["backends"]:
+        for w in backend["runledger"]["write"]:
+            ingest.append([backend["backend"], w["clients"], w["runs_per_s"],
+                           w["requests_per_s"], w["p50_ms"], w["p95_ms"], w["p99_ms"],
+                           _cores(w.get("server_cores")), _cores(w.get("foreign_cores"))])
+    text += ("\nHTTP ingest through the worker API (runledger side of the table above, with "
+             "p95 and the CPU the server and everything else on the machine used):\n\n"
+             + _table(["backend", "clients", "runs/s", "requests/s", "p50 ms", "p95 ms",
+                       "p99 ms", "server cores", "foreign cores"], ingest))
+    text += ("\nPeak RSS of `runledger serve` (process tree) during the ingest benchmark:\n\n"
+             + _table(["backend", "after write phase MB", "peak MB"], rss))
+    return text
+
+
+def _cores(values: Any) -> str:
+    if not values:
+        return "-"
+    return ", ".join("-" if v is None else str(v) for v in values)
+
+
+def _errors(errors: dict[str, int]) -> str:
+    return str(sum(errors.values())) if errors else "0"
+
+
+def queries(result: dict[str, Any]) -> str:
+    parts = []
+    for r in result["results"]:
+        goals = r.get("goals", {})
+        rows = []
+        for op, values in r["latency"].items():
+            if op == "failures":
+                continue
+            goal = goals.get(op)
+            rows.append([op, values["n"], values["p50_ms"], values["p95_ms"], values["p99_ms"],
+                         values.get("avg_items", "-"),
+                         f"< {goal['goal_p99_ms']} ms: {_met(goal['met'])}" if goal else "-"])
+        pop = r["populate"]
+        caught = r.get("projections_caught_up", {})
+        parts.append(
+            f"Backend {r['backend']}: {r['runs']} runs, {pop['events']} events written in "
+            f"{pop['seconds']} s ({pop['events_per_s']} events/s through the Ledger service, "
+            f"200 runs per save); projections (in `runledger serve`, following during the "
+            f"writes) at lag 0 {caught.get('seconds_from_first_write')} s after the first "
+            f"write ({caught.get('events_per_s')} events/s). Sequential requests over one "
+            f"keep-alive connection; failures: {r['latency']['failures'] or 'none'}. Peak RSS "
+            f"of `runledger serve`: {r.get('serve_peak_rss_mb_populate')} MB during population,"
+            f" {r.get('serve_peak_rss_mb')} MB overall.\n\n"
+            + _table(["query", "n", "p50 ms", "p95 ms", "p99 ms", "items", "goal (p99)"], rows)
+        )
+    return "\n".join(parts)
+
+
+def memory(result: dict[str, Any]) -> str:
+    rows = [[r["backend"], r["runs"], r["events"], r["export"]["seconds"],
+             r["export"]["peak_rss_mb"], r["verify"]["seconds"], r["verify"]["peak_rss_mb"],
+             f"{r['export']['exit_code']}/{r['verify']['exit_code']}"] for r in result["rows"]]
+    return ("One ledger grown through the sizes; peak RSS from `wait4` (`ru_maxrss`).\n\n"
+            + _table(["backend", "runs", "events", "export s", "export peak MB", "verify s",
+                      "verify peak MB", "exit codes"], rows))
+
+
+RENDERERS = {"store_append": store_append, "mlflow_compare": mlflow_compare,
+             "queries": queries, "memory": memory}
+TITLES = {
+    "store_append": "1. Store append: the Ledger service against raw inserts",
+    "mlflow_compare": "2. HTTP ingest, side by side with MLflow",
+    "queries": "3. Queries at scale",
+    "memory": "5. Memory: export and verify as the ledger grows",
+    "projections_rebuild": "4a. Projection rebuild (bench/projections_rebuild.py)",
+    "executor": "4b. Executor (bench/executor.py)",
+    "verify_export": "4c. Verify and export (bench/verify_export.py)",
+}
+
+
+def render(info: dict[str, Any], records: list[dict[str, Any]], total: float,
+           invocation: str) -> str:
+    out = [
+        "# runledger benchmark results\n",
+        f"Written by `bench/run_all.py` ({invocation}) from the runs below, in {total} s "
+        f"wall time. Every figure comes from that run; ratios are measured side by side in "
+        f"the same process or session, because absolute times on a shared 2-core machine are "
+        f"noisy.\n",
+        "## Machine\n",
+        _table(["cpu", "cores", "memory GB", "kernel", "python", "sqlite", "postgresql",
+                "load average at start", "started (UTC)"],
+               [[info["cpu"], info["cores"], info["memory_gb"], info["kernel"],
+                 info["python"], info["sqlite"], info["postgresql"],
+                 ", ".join(f"{x:.2f}" for x in info["loadavg"]), info["time_utc"]]]),
+        "## Commands\n",
+        _table(["step", "command", "status", "seconds"],
+               [[r["name"], f"`{r['command']}`", r["status"], r.get("seconds", "-")]
+                for r in records]),
+    ]
+    for r in records:
+        out.append(f"## {TITLES.get(r['name'], r['name'])}\n")
+        if r["status"] != "ok":
+            out.append(f"Not measured: {r['status']}.\n\n```\n{r.get('error', '')[-1500:]}\n```\n")
+            continue
+        renderer = RENDERERS.get(r["name"])
+        if renderer is not None:
+            try:
+                out.append(renderer(r["result"]))
+                continue
+            except (KeyError, TypeError, ZeroDivisionError) as exc:
+                out.append(f"(could not tabulate: {exc!r}; the script's output follows)\n")
+        out.append("The script's own summary:\n\n```\n" + r.get("stdout", "").strip()[-4000:]
+                   + "\n```\n")
+    return "\n".join(out)

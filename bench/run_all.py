@@ -1,0 +1,114 @@
+"""Every benchmark, one after the other, then ``bench/RESULTS.md`` from what they measured.
+
+    make bench                      # = .venv/bin/python bench/run_all.py
+    .venv/bin/python bench/run_all.py --only store_append,queries --queries-runs 20000
+
+Each step runs as its own process and writes ``bench/results/<step>.json``; a step that fails
+is reported as failed in RESULTS.md (with its error) and the others still run. The defaults fit
+the whole run in about 15 minutes on the 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import machine  # noqa: E402
+from bench.report import render  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """(name, argv after ``python -m``) for every step, in order."""
+    return [
+        ("store_append", ["bench.store_append", "--saves", "1500", "--saves10", "600"]),
+        ("mlflow_compare", ["bench.mlflow_compare", "--clients", "1,8", "--runs", "400",
+                            "--max-seconds", str(args.write_seconds), "--repeat", "1"]),
+        ("queries", ["bench.queries", "--backend", "sqlite", "--runs", str(args.queries_runs),
+                     "--iterations", "300"]),
+        ("memory", ["bench.memory", "--backend", "sqlite", "--runs", args.memory_runs]),
+        ("projections_rebuild", ["bench.projections_rebuild", "--events",
+                                 str(args.rebuild_events)]),
+        ("executor", ["bench.executor"]),
+        ("verify_export", ["bench.verify_export"]),
+    ]
+
+
+def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
+    out = RESULTS / f"{name}.json"
+    if out.exists():
+        out.unlink()
+    module_file = ROOT / (argv[0].replace(".", "/") + ".py")
+    command = [sys.executable, "-m", *argv, "--out", str(out)]
+    shown = ".venv/bin/python -m " + " ".join([*argv, "--out", f"bench/results/{name}.json"])
+    record: dict[str, Any] = {"name": name, "command": shown}
+    if not module_file.exists():
+        record.update(status="missing", error=f"{module_file.relative_to(ROOT)} does not exist")
+        return record
+    print(f"== {name}: {shown}", flush=True)
+    started = time.time()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        record.update(status="timeout", seconds=round(time.time() - started, 1),
+                      error=f"timed out after {timeout:.0f} s",
+                      stdout=(exc.stdout or b"")[-3000:] if isinstance(exc.stdout, bytes)
+                      else (exc.stdout or "")[-3000:])
+        return record
+    record["seconds"] = round(time.time() - started, 1)
+    record["stdout"] = done.stdout[-6000:]
+    print(done.stdout[-3000:], flush=True)
+    if done.returncode != 0 or not out.exists():
+        record.update(status="failed", error=done.stderr[-3000:])
+        print(done.stderr[-3000:], file=sys.stderr, flush=True)
+        return record
+    record["status"] = "ok"
+    with out.open() as handle:
+        record["result"] = json.load(handle)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=None, help="comma-separated step names")
+    parser.add_argument("--queries-runs", type=int, default=100_000)
+    parser.add_argument("--memory-runs", default="2000,10000")
+    parser.add_argument("--rebuild-events", type=int, default=200_000)
+    parser.add_argument("--write-seconds", type=float, default=20)
+    parser.add_argument("--step-timeout", type=float, default=900)
+    parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    wanted = set(args.only.split(",")) if args.only else None
+    started = time.time()
+    info = machine()
+    records = []
+    for name, step_argv in steps(args):
+        if wanted is not None and name not in wanted:
+            continue
+        records.append(run_step(name, step_argv, args.step_timeout))
+        with (RESULTS / "run_all.json").open("w") as handle:
+            json.dump({"machine": info, "steps": records}, handle, indent=2)
+    total = round(time.time() - started, 1)
+    text = render(info, records, total, " ".join(["make bench", *(argv or sys.argv[1:])]))
+    Path(args.results).write_text(text)
+    print(f"wrote {args.results} after {total} s", flush=True)
+    return 0 if all(r["status"] == "ok" for r in records) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
