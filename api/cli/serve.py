@@ -12,17 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-import uvicorn
 
-from api.app import create_app
-from api.auth import ensure_admin_token
 from api.cli.common import settings_from
-from api.logging import configure_logging
-from api.runtime import Runtime
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from api.runtime import Runtime
 
 log = structlog.get_logger()
 
@@ -68,6 +66,13 @@ def start_background(settings: Settings, runtime: Runtime, *, projections: bool,
 
 
 def serve(args: argparse.Namespace) -> int:
+    import uvicorn  # imported here so that other commands start fast
+
+    from api.app import create_app
+    from api.auth import ensure_admin_token
+    from api.logging import configure_logging
+    from api.runtime import Runtime
+
     settings = settings_from(args)
     configure_logging(settings.log_format, settings.log_level)
     if args.workers < 1 or not 0 <= args.port <= 65535:

@@ -1,0 +1,117 @@
+"""``runledger workflows register``, ``trigger [--wait]``, ``runs list|show`` and ``replay`` as
+real processes against the database a real server serves."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import RUNLEDGER, Server, eventually
+from tests.e2e.test_api_runs import claim, successful_reports, upload
+
+DEFINITION = """\
+name: {name}
+params:
+  query: {{type: string, required: true}}
+  limit: {{type: integer, default: 5}}
+tasks:
+  - name: fetch
+    command: ["echo", "{{{{ params.query }}}}"]
+    outputs: ["out.txt"]
+  - name: summarise
+    depends_on: [fetch]
+    command: ["wc", "-l", "out.txt"]
+    inputs: ["out.txt"]
+"""
+
+
+def definition_file(tmp_path: Path) -> tuple[str, Path]:
+    name = f"cli-{uuid.uuid4().hex[:10]}"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(DEFINITION.format(name=name))
+    return name, path
+
+
+def test_register_trigger_show_list_and_replay_through_the_command_line(
+    shared_server: Server, tmp_path: Path,
+) -> None:
+    name, path = definition_file(tmp_path)
+    registered = json.loads(shared_server.cli("workflows", "register", str(path)).stdout)
+    assert (registered["name"], registered["version"], registered["created"]) == (name, 1, True)
+    again = json.loads(shared_server.cli("workflows", "register", str(path)).stdout)
+    assert again["created"] is False
+
+    run_id = shared_server.cli("trigger", name, "-p", "query=hello", "-p", "limit=3").stdout.strip()
+    with shared_server.client("auditor") as client:
+        summary = client.get(f"/api/runs/{run_id}").json()
+    assert summary["parameters"] == {"query": "hello", "limit": 3}
+    assert summary["triggered_by"] == f"cli:{getpass.getuser()}"
+
+    shown = json.loads(shared_server.cli("runs", "show", run_id).stdout)
+    assert (shown["run_id"], shown["status"]) == (run_id, "pending")
+    assert [t["name"] for t in shown["tasks"]] == ["fetch", "summarise"]
+
+    replay_id = shared_server.cli("replay", run_id, "-p", "query=again").stdout.strip()
+    replayed = json.loads(shared_server.cli("runs", "show", replay_id).stdout)
+    assert replayed["replay_of"] == run_id
+    assert replayed["parameters"] == {"query": "again", "limit": 3}
+
+    def listed() -> list[str]:
+        lines = shared_server.cli("runs", "list", "--workflow", name).stdout.splitlines()
+        assert len(lines) == 2
+        return [line.split("\t")[0] for line in lines]
+
+    assert eventually(listed) == [replay_id, run_id]
+
+
+def test_trigger_wait_shows_progress_until_the_run_ends_and_exits_0_on_success(
+    shared_server: Server, tmp_path: Path,
+) -> None:
+    name, path = definition_file(tmp_path)
+    shared_server.cli("workflows", "register", str(path))
+    waiting = subprocess.Popen([RUNLEDGER, "trigger", name, "-p", "query=w", "--wait",
+                                "--timeout", "60"], env=shared_server.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert waiting.stdout is not None
+        run_id = waiting.stdout.readline().strip()
+        assert waiting.poll() is None  # still waiting for the run
+        with shared_server.client("operator") as operator, \
+                shared_server.client("worker") as worker:
+            out, stdout = upload(operator, b"x\n"), upload(operator, b"log\n")
+            claim(worker, run_id, worker_id="cli-test")
+            response = worker.post(f"/api/runs/{run_id}/events", json={
+                "worker_id": "cli-test", "events": successful_reports(out, stdout)})
+            assert response.status_code == 200, response.text
+        _, progress = waiting.communicate(timeout=30)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()
+    assert waiting.returncode == 0, progress
+    assert f"run {run_id}: pending" in progress
+    assert f"run {run_id}: success, tasks 2/2 done" in progress
+
+
+@pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)  # argument handling only
+def test_bad_command_line_input_exits_2_with_a_message(
+    shared_server: Server, tmp_path: Path,
+) -> None:
+    name, path = definition_file(tmp_path)
+    shared_server.cli("workflows", "register", str(path))
+    unknown = shared_server.cli("trigger", "no-such-workflow", check=False)
+    assert unknown.returncode == 2 and "no workflow" in unknown.stderr
+    malformed = shared_server.cli("trigger", name, "-p", "query", check=False)
+    assert malformed.returncode == 2 and "KEY=VALUE" in malformed.stderr
+    wrong_type = shared_server.cli("trigger", name, "-p", "query=a", "-p", "limit=many",
+                                   check=False)
+    assert wrong_type.returncode == 2 and "limit" in wrong_type.stderr
+    missing = shared_server.cli("workflows", "register", str(tmp_path / "absent.yaml"),
+                                check=False)
+    assert missing.returncode == 2
+    assert shared_server.cli("runs", "show", "no-such-run", check=False).returncode == 2
