@@ -3,8 +3,9 @@
 event's sequence) until the run ends.
 
 The follower never holds a database connection while it waits: every ~``POLL_SECONDS`` it asks
-the store, in a worker thread, for the ledger's newest position (one cheap query), and reads
-the run's stream only when that moved. A client that reconnects with ``Last-Event-ID`` resumes
+for the ledger's newest position (one cheap query in a worker thread, shared by all followers
+of the process through :class:`NewestPosition`), and reads the run's stream only when that
+moved. A client that reconnects with ``Last-Event-ID`` resumes
 after that sequence. A client too slow to take an event within ``SEND_TIMEOUT_SECONDS`` is
 dropped.
 """
@@ -12,6 +13,8 @@ dropped.
 from __future__ import annotations
 
 import json
+import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -48,6 +51,33 @@ def status_after(status: RunStatus, event: EventRecord) -> RunStatus:
     if event.type == "Run.LineageReported":
         return status_after_lineage(status, str(event.data.get("event_type")))
     return _STATUS_OF_TYPE.get(event.type, status)
+
+
+class NewestPosition:
+    """The ledger's newest position, read at most once per poll interval for all followers."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._lock = anyio.Lock()
+        self._value = -1
+        self._read_at = float("-inf")
+
+    async def get(self) -> int:
+        async with self._lock:
+            if time.monotonic() - self._read_at >= POLL_SECONDS * 0.8:
+                self._value = await anyio.to_thread.run_sync(self.ledger.reader.max_position)
+                self._read_at = time.monotonic()
+            return self._value
+
+
+_newest: weakref.WeakKeyDictionary[Ledger, NewestPosition] = weakref.WeakKeyDictionary()
+
+
+def newest_position(ledger: Ledger) -> NewestPosition:
+    watcher = _newest.get(ledger)
+    if watcher is None:
+        watcher = _newest[ledger] = NewestPosition(ledger)
+    return watcher
 
 
 def run_events(ledger: Ledger, run_id: str) -> list[EventRecord]:
@@ -91,6 +121,7 @@ async def _follow(ledger: Ledger, run_id: str, first: list[EventRecord],
     sent = after
     seen_position = -1
     events = first
+    newest_of = newest_position(ledger)
     while True:
         for event in events:
             status = status_after(status, event)
@@ -106,7 +137,7 @@ async def _follow(ledger: Ledger, run_id: str, first: list[EventRecord],
         while not events:
             await anyio.sleep(POLL_SECONDS)
             polls += 1
-            newest = await anyio.to_thread.run_sync(ledger.reader.max_position)
+            newest = await newest_of.get()
             if newest > seen_position or polls % REREAD_EVERY == 0:
                 seen_position = max(seen_position, newest)
                 stream = await anyio.to_thread.run_sync(ledger.stream_events, run_id)

@@ -18,6 +18,8 @@ from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, R
 from openlineage.client.facet_v2 import parent_run, schema_dataset
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
+from tests.e2e.ol_backends import backend, both_backends  # noqa: F401 - SQLite by default
+
 pytestmark = pytest.mark.e2e
 
 NAMESPACE = "e2e-scheduler"
@@ -50,6 +52,7 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
         time.sleep(0.1)
 
 
+@both_backends
 def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datasets(
     server: Any,
 ) -> None:
@@ -102,9 +105,8 @@ def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datas
 @pytest.mark.xfail(reason="needs the lineage projection to turn Run.LineageReported.parent "
                           "into a run-to-run edge", strict=False)
 def test_a_parent_run_facet_links_the_child_run_to_its_parent(server: Any) -> None:
-    token = server.token("worker")
-    headers = {"Authorization": f"Bearer {server.token('auditor')}"}
-    client = ol_client(server, token)
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+    client = ol_client(server, server.admin_token)
     parent_id, child_id = str(uuid.uuid4()), str(uuid.uuid4())
     client.emit(ol_event(RunState.START, parent_id, "dag", T0))
     parent_facet = parent_run.ParentRunFacet(
@@ -123,11 +125,11 @@ def test_a_parent_run_facet_links_the_child_run_to_its_parent(server: Any) -> No
         return ends <= runs and any({edge["source"], edge["target"]} == ends
                                     for edge in body["edges"])
 
-    assert eventually(linked, timeout=10), "no run-to-run edge links the child run to its parent"
+    assert eventually(linked, timeout=5), "no run-to-run edge links the child run to its parent"
 
 
 def test_repeated_and_late_events_are_handled_as_marquez_does(server: Any) -> None:
-    token = server.token("operator")
+    token = server.admin_token
     client = ol_client(server, token)
     run_id = str(uuid.uuid4())
     start = ol_event(RunState.START, run_id, "late", T0)
@@ -149,7 +151,7 @@ def _post(server: Any, token: str, body: bytes,
 
 
 def test_a_malformed_event_is_refused_and_writes_nothing(server: Any) -> None:
-    token = server.token("operator")
+    token = server.admin_token
     headers = {"Authorization": f"Bearer {token}"}
     run_id = str(uuid.uuid4())
     good = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -11,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.e2e.ol_backends import backend, both_backends  # noqa: F401 - SQLite by default
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +47,13 @@ def follow(server: Any, token: str, run_id: str, *, last_event_id: str | None = 
     return received
 
 
+@both_backends
 def test_following_a_running_run_receives_every_event_in_order_with_the_stored_hashes(
     server_factory: Callable[..., Any],
 ) -> None:
     server = server_factory(executor=True)
-    operator = {"Authorization": f"Bearer {server.token('operator')}"}
-    auditor = server.token("auditor")
+    operator = {"Authorization": f"Bearer {server.admin_token}"}
+    auditor = server.admin_token
     registered = httpx.post(f"{server.url}/api/workflows", json={"definition": SLOW_WORKFLOW},
                             headers=operator)
     assert registered.status_code in {200, 201}, registered.text
@@ -72,7 +76,7 @@ def test_following_a_running_run_receives_every_event_in_order_with_the_stored_h
 def test_a_follower_gets_events_appended_after_it_connected_and_stops_when_the_run_ends(
     server: Any,
 ) -> None:
-    token = server.token("operator")
+    token = server.admin_token
     headers = {"Authorization": f"Bearer {token}"}
     run_id = str(uuid.uuid4())
 
@@ -105,10 +109,38 @@ def test_a_follower_gets_events_appended_after_it_connected_and_stops_when_the_r
     resumed = follow(server, token, run_id, last_event_id="3")
     assert [event for _, event in resumed] == stored[3:]
 
-
-def test_events_of_an_unknown_run_are_not_found(server: Any) -> None:
-    headers = {"Authorization": f"Bearer {server.token('auditor')}"}
     missing = str(uuid.uuid4())
-    plain = httpx.get(f"{server.url}/api/runs/{missing}/events", headers=headers)
-    followed = httpx.get(f"{server.url}/api/runs/{missing}/events?follow=true", headers=headers)
-    assert (plain.status_code, followed.status_code) == (404, 404)
+    for url in (f"/api/runs/{missing}/events", f"/api/runs/{missing}/events?follow=true"):
+        assert httpx.get(f"{server.url}{url}", headers=headers).status_code == 404
+
+
+@both_backends
+def test_many_slow_followers_hold_no_database_connections(server: Any) -> None:
+    """More idle SSE clients than the server has database connections (pool of 8 + 8)."""
+    token = server.admin_token
+    headers = {"Authorization": f"Bearer {token}"}
+    run_id = str(uuid.uuid4())
+    answer = httpx.post(f"{server.url}/api/v1/lineage", headers=headers, json={
+        "eventType": "START", "eventTime": "2026-03-01T12:00:00Z", "run": {"runId": run_id},
+        "job": {"namespace": "sse", "name": "slow"}, "producer": "tests",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
+    })
+    assert answer.status_code == 201
+    host, port = server.url.removeprefix("http://").split(":")
+    request = (f"GET /api/runs/{run_id}/events?follow=true HTTP/1.1\r\nHost: {host}\r\n"
+               f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n").encode()
+    slow = []
+    try:
+        for _ in range(24):  # connect and never read a byte
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.sendall(request)
+            slow.append(sock)
+        time.sleep(1.0)  # every follower has sent its past events and is polling
+        with httpx.Client(base_url=server.url, headers=headers, timeout=5.0) as client:
+            started = time.monotonic()
+            for _ in range(20):
+                assert client.get(f"/api/runs/{run_id}/events").status_code == 200
+            assert time.monotonic() - started < 5.0
+    finally:
+        for sock in slow:
+            sock.close()
