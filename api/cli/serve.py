@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -65,6 +67,10 @@ def start_background(settings: Settings, runtime: Runtime, *, projections: bool,
     return stops
 
 
+def _note_signal(sig: int, frame: FrameType | None) -> None:
+    log.info("shutdown_signal_received", signal=signal.Signals(sig).name)
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here so that other commands start fast
 
@@ -85,6 +91,11 @@ def serve(args: argparse.Namespace) -> int:
     stops = start_background(settings, runtime, projections=not args.no_projections,
                              executor=not args.no_executor, concurrency=args.concurrency)
     log.info("server_starting", host=args.host, port=args.port, workers=args.workers)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal against the
+    # handlers that were installed before it; ours only note it, so the cleanup below runs
+    # and the process exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _note_signal)
     try:
         if args.workers > 1:
             os.environ["RUNLEDGER_DATABASE_URL"] = settings.database_url

@@ -1,0 +1,73 @@
+"""``runledger serve`` as a real process: the first admin token, clean shutdown on SIGTERM,
+several API processes, and the in-process executor running a workflow to the end."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import Server, eventually
+from tests.e2e.helpers import pipeline, register, trigger
+
+
+def test_first_serve_prints_an_admin_token_once_and_stops_cleanly_on_sigterm(
+    server_factory: Callable[..., Server],
+) -> None:
+    first = server_factory()
+    printed = first.stdout_path.read_text()
+    assert first.admin_token and first.admin_token in printed
+    token_file = first.state_dir / "admin-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    with first.client("admin") as client:
+        assert client.get("/api/workflows").status_code == 200
+    assert first.stop() == 0
+    events = [json.loads(line)["event"] for line in first.logs().splitlines()
+              if line.startswith("{")]
+    assert "server_stopped" in events
+    assert "request_handled" in events
+
+    second = server_factory()  # same database: tokens exist, nothing new is printed
+    assert "admin token" not in second.stdout_path.read_text()
+    with second.client("admin") as client:
+        assert client.get("/api/workflows").status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # several writers: PostgreSQL
+def test_serve_with_two_worker_processes_answers_and_stops_on_sigterm(
+    server_factory: Callable[..., Server],
+) -> None:
+    server = server_factory(workers=2)
+    definition = pipeline()
+    with server.client("operator") as client:
+        register(client, definition)
+        run_ids = [trigger(client, definition["name"])["run_id"] for _ in range(4)]
+        for run_id in run_ids:
+            assert client.get(f"/api/runs/{run_id}").status_code == 200
+        eventually(lambda: len(client.get("/api/runs").json()["runs"]) == 4)
+    assert server.stop() == 0
+
+
+def test_the_in_process_executor_runs_a_triggered_workflow_to_success(
+    server_factory: Callable[..., Server],
+) -> None:
+    server = server_factory(executor=True)
+    definition = {
+        "name": "hello",
+        "params": {"who": {"type": "string", "required": True}},
+        "tasks": [{"name": "greet", "command": ["sh", "-c", 'echo "hello $PARAM_WHO"']}],
+    }
+    with server.client("operator") as client:
+        register(client, definition)
+        run_id = trigger(client, "hello", parameters={"who": "ledger"})["run_id"]
+
+        def finished() -> str | None:
+            status = str(client.get(f"/api/runs/{run_id}").json()["status"])
+            return status if status in {"success", "failed", "killed"} else None
+
+        assert eventually(finished, timeout=60) == "success"
+        logs = client.get(f"/api/runs/{run_id}/tasks/greet/logs")
+        assert logs.text == "hello ledger\n"
+    assert server.stop() == 0
