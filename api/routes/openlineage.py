@@ -20,6 +20,7 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from api.auth import Principal
 from api.deps import RuntimeDep
@@ -29,6 +30,12 @@ from ledger.openlineage import parse_run_event
 router = APIRouter(prefix="/api/v1", tags=["openlineage"])
 log = structlog.get_logger()
 _bearer = HTTPBearer(auto_error=False)
+
+
+class LineageAccepted(BaseModel):
+    run_id: str
+    status: str
+    recorded: bool
 
 
 def lineage_reporter(
@@ -71,6 +78,10 @@ def _decode(body: bytes, encoding: str, limit: int) -> Any:
 @router.post(
     "/lineage",
     status_code=201,
+    response_model=LineageAccepted,
+    responses={200: {"model": LineageAccepted,
+                     "description": "A repeated event (same runId, eventType, eventTime): "
+                                    "nothing recorded"}},
     summary="Record an OpenLineage RunEvent (spec 2-0-2)",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"type": "object", "description": "An OpenLineage RunEvent"}}}}},
