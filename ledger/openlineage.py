@@ -7,6 +7,15 @@ canonical lowercase form), its workflow is ``<namespace>/<job name>``, and it is
 are kept in each ``Run.LineageReported`` rather than hashed into an identity). Every RunEvent is
 recorded verbatim (facets untouched) as one ``Run.LineageReported``; see :func:`lineage_facts`.
 
+Repeated and out-of-order events, as Marquez treats them: a repeat (same runId, eventType and
+eventTime) records nothing; any other event is recorded in arrival order (its ``event_time``
+kept), and the status follows ``ledger.run.status_after_lineage``: START/RUNNING -> running,
+COMPLETE -> success, FAIL -> failed, ABORT -> killed, OTHER -> unchanged, except that a terminal
+run stays terminal. So a COMPLETE that arrives before its START leaves the run ``success``
+(Marquez keeps the latest state by event time; a run ends once, so "terminal wins" gives the same
+answer without trusting producers' clocks). A runId already used by another job, or by a run
+runledger executes itself, is refused (409). OpenLineage runs are never claimed by workers.
+
 Validation follows the spec's JSON schema where a malformed event would otherwise be stored:
 ``eventTime``, ``producer``, ``schemaURL``, ``run.runId`` (a UUID), ``job.namespace`` and
 ``job.name`` are required, facets must be JSON objects, ``eventType`` is one of the six
