@@ -129,3 +129,17 @@ def test_a_saved_digest_verifies_after_appends_and_a_forged_one_is_rejected(
     assert [p.kind for p in report.problems] == ["digest"]
     bigger = dict(digest, tree_size=digest["tree_size"] + 10_000)
     assert "truncated" in verify_ledger(settings, digest=bigger).problems[0].detail
+
+
+def test_verification_in_worker_processes_finds_the_same_problems(
+    populated: Ledger, settings: Settings, attacker: Attacker
+) -> None:
+    assert verify_ledger(settings, workers=2, batch=7).ok
+    attacker.disable_guard()
+    position, _, _, _, state = attacker.row_of("Run.TaskFinished", 2)
+    attacker.set_state(position, state.replace(b'"extract"', b'"exfiltrate"'))
+    alone = verify_ledger(settings, workers=1, batch=7)
+    pooled = verify_ledger(settings, workers=2, batch=7)
+    assert [p.to_json() for p in pooled.problems] == [p.to_json() for p in alone.problems]
+    assert [p.kind for p in pooled.problems] == ["hash_mismatch"]
+    assert pooled.events_checked == alone.events_checked
