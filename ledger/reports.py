@@ -86,7 +86,7 @@ class TaskFinishedReport(_Report):
     stderr: BlobRef | None = None
     started_at: Timestamp = None
     ended_at: Timestamp = None
-    duration_seconds: Annotated[float | None, AfterValidator(_finite), Field(ge=0)] = None
+    duration_seconds: Annotated[float, Field(ge=0), AfterValidator(_finite)] | None = None
     host: Annotated[str, Field(max_length=255)] | None = None
     error: Annotated[str, Field(max_length=10000)] | None = None
 
