@@ -90,7 +90,7 @@ def build(settings: Settings, events: int) -> int:
     conn.execute("DROP TRIGGER IF EXISTS stored_events_refuse_update")  # not needed: inserts only
     start = datetime(2026, 1, 1, tzinfo=UTC)
     payloads = [json.loads(state) for _, _, _, state in template]
-    existing = conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]
+    existing = int(conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
     batch: list[tuple[str, int, str, bytes]] = []
     inserted, run = existing, 0
     while inserted < events:
@@ -199,7 +199,7 @@ def main() -> int:
         total = build(settings_for(directory), args.events)
         build_seconds = time.perf_counter() - started
         print(f"built {total} events in {build_seconds:.1f} s", flush=True)
-        results = {"events": total, "build_seconds": round(build_seconds, 2)}
+        results: dict[str, Any] = {"events": total, "build_seconds": round(build_seconds, 2)}
         for name in ("tree", "baseline", "verify-1proc", "verify", "export", "verify-bundle"):
             outcome = run_child(name, directory)
             rate = outcome["events"] / outcome["seconds"] if outcome["seconds"] else 0.0
