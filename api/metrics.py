@@ -6,6 +6,9 @@ Request metrics live in one registry per process (as Prometheus expects). The le
 from the store and the read models, so they are right even when the executor and the
 projection runner are other processes. Routes are labelled by their template
 (``/api/runs/{run_id}``), never by the raw path, so label cardinality stays bounded.
+
+With ``runledger serve --workers N`` each worker process counts its own requests (scrape each
+process, or run one worker per scrape target); the ledger figures are the same from any.
 """
 
 from __future__ import annotations
