@@ -29,7 +29,7 @@ from typing import IO, Any
 import structlog
 
 from ledger import __version__
-from ledger.eventcheck import decode_and_hash
+from ledger.eventcheck import decode
 from ledger.hashing import canonical_json, format_timestamp, parse_timestamp
 from ledger.merkle_store import MerkleStore, ProofCache
 from ledger.records import EventRecord
@@ -120,7 +120,7 @@ def write_bundle(settings: Settings, out: Path, *, filters: ExportFilters | None
                 leaf = next(leaves, None)
             if row.stream not in runs:
                 continue
-            record, _ = decode_and_hash(*row)
+            record = decode(*row)
             events.line(record.to_json())
             if leaf is None or leaf[1] != row.position:
                 proofs.line({"position": row.position, "hash": record.hash, "leaf_index": None,
@@ -190,7 +190,7 @@ def _run_streams(raw: RawStore, conn: Any, run_ids: list[str], upto: int,
         )
         current: list[EventRecord] = []
         for nid, stream, seq, topic, state in conn.execute(query, (*ids, upto + 1)).fetchall():
-            record, _ = decode_and_hash(int(nid) - 1, stream, seq, topic, bytes(state))
+            record = decode(int(nid) - 1, stream, seq, topic, bytes(state))
             if current and current[0].stream != record.stream:
                 yield current
                 current = []

@@ -129,3 +129,16 @@ _ENVELOPE_REST = tuple(_NOT_DATA - {"hash", "prev_hash", "timestamp"})
 def check_rows(rows: Sequence[tuple[int, str, int, str, bytes]]) -> list[Checked]:
     """:func:`check_row` over a batch (the unit of work handed to verification workers)."""
     return [check_row(*row) for row in rows]
+
+
+def decode(position: int, stream: str, sequence: int, topic: str, state: bytes) -> EventRecord:
+    """The event as the contract shows it (no hash recomputation: exports, summaries)."""
+    payload = json.loads(state)
+    stamp = payload.pop("timestamp", None)
+    stored = payload.pop("hash", None)
+    prev_hash = payload.pop("prev_hash", None)
+    for key in _ENVELOPE_REST:
+        payload.pop(key, None)
+    return EventRecord(stream=str(stream), sequence=int(sequence), position=position,
+                       type=type_from_topic(topic), timestamp=_timestamp(stamp), data=payload,
+                       hash=str(stored), prev_hash=prev_hash)

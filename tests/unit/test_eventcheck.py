@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.eventcheck import decode_and_hash
+from ledger.eventcheck import decode, decode_and_hash
 from ledger.records import decode_row
 
 json_values = st.recursive(
@@ -54,3 +54,10 @@ def test_floats_hash_like_rfc8785_on_either_side_of_the_fast_range() -> None:
         _, recomputed = decode_and_hash(0, "run-1", 1, "ledger.run:Run.Started", state)
         reference = decode_row(1, "run-1", 1, "ledger.run:Run.Started", state).recompute_hash()
         assert recomputed == reference, value
+
+
+def test_decoding_without_hashing_shows_the_event_like_the_reference() -> None:
+    state = stored_state({"worker_id": "w1", "ratio": 0.5, "note": "caf\u00e9"},
+                         "2026-01-02T03:04:05.000006+00:00")
+    assert decode(3, "run-1", 2, "ledger.run:Run.Started", state) == decode_row(
+        4, "run-1", 2, "ledger.run:Run.Started", state)
