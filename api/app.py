@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.bodylimit import BodyLimitMiddleware
-from api.errors import install_error_handlers
+from api.errors import PROBLEM_RESPONSES, install_error_handlers
 from api.logging import RequestLoggingMiddleware, configure_logging
 from api.metrics import MetricsMiddleware
 from api.models import Health
@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
     for name in ROUTER_MODULES:
         module = importlib.import_module(f"api.routes.{name}")
-        app.include_router(module.router)
+        app.include_router(module.router, responses=PROBLEM_RESPONSES)
     # Outermost first: request logging (and 500s) wraps the body limit.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLoggingMiddleware)

@@ -146,3 +146,23 @@ async def send_problem(send: Send, status: int, detail: str) -> None:
     scope: Scope = {"type": "http"}
     receive: Receive = _no_receive
     await response(scope, receive, send)
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+#: The error responses every API route may give, documented as problem JSON in /openapi.json.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": TITLES[status],
+             "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
+    for status in (400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503)
+}
