@@ -14,7 +14,7 @@ from ledger.bundle_verify import verify_bundle
 from ledger.merkle import verify_consistency
 from ledger.settings import Settings
 from ledger.signing import load_public_key
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, eventually
 from tests.e2e.helpers import assert_problem, pipeline, register, trigger
 from tests.integration.integrity.conftest import Attacker
 from tests.unit.test_merkle import ref_verify_inclusion
@@ -54,6 +54,10 @@ def test_proofs_from_the_api_check_out_with_an_independent_verifier(server: Serv
         assert client.post("/api/ledger/verify").json()["ok"] is True
         assert_problem(client.get("/api/ledger/proof/inclusion",
                                   params={"position": 10**9}), 404)
+        run_id = events[0]["stream"]
+        prov = eventually(lambda: client.get(f"/api/runs/{run_id}/lineage",
+                                             params={"format": "prov"}).json().get("activity"))
+        assert f"rl:run/{run_id}" in prov
     with server.client(None) as anonymous:
         assert anonymous.get("/api/ledger/digest").status_code == 401
 
