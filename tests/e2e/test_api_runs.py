@@ -119,6 +119,10 @@ def test_run_files_lineage_and_audit_follow_the_reported_evidence(
         kinds = {node["kind"] for node in graph["nodes"]}
         assert {"run", "task", "file"} <= kinds
         assert {e["kind"] for e in graph["edges"]} >= {"consumed", "produced", "part_of"}
+        prov = client.get(f"/api/runs/{run_id}/lineage", params={"format": "prov"})
+        assert prov.status_code == 200, prov.text
+        assert "prefix" in prov.json()
+        assert_problem(client.get(f"/api/runs/{run_id}/lineage", params={"format": "xml"}), 422)
 
         def audit() -> list[dict[str, Any]]:
             entries = list(client.get(f"/api/runs/{run_id}/audit").json()["entries"])

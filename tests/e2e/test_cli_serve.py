@@ -71,3 +71,8 @@ def test_the_in_process_executor_runs_a_triggered_workflow_to_success(
         logs = client.get(f"/api/runs/{run_id}/tasks/greet/logs")
         assert logs.text == "hello ledger\n"
     assert server.stop() == 0
+    requests = [json.loads(line) for line in server.logs().splitlines()
+                if line.startswith("{") and '"request_handled"' in line]
+    assert any(r.get("run_id") == run_id and r["status"] == 200 for r in requests)
+    assert all({"method", "path", "status", "duration_ms", "request_id"} <= set(r)
+               for r in requests)
