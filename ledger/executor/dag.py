@@ -55,6 +55,10 @@ from ledger.run import Run, RunStatus
 from ledger.service import Ledger
 
 STATUS_POLL_SECONDS = 0.5
+#: Reports wait up to this long to be written together (fewer transactions); a task that ends
+#: sooner has its TaskStarted and TaskFinished written in one go. Evidence timestamps come from
+#: the worker, so the delay changes no recorded fact.
+FLUSH_DELAY_SECONDS = 0.2
 log = structlog.get_logger()
 
 
@@ -89,6 +93,7 @@ class RunExecution:
         self.logs_dir = settings.run_work_dir / ".logs" / run.id
         self.lease_every = settings.lease_seconds / 3
         self._pending: list[Report] = []
+        self._pending_since: float | None = None
         self._last_renewal = time.monotonic()
         self._last_poll = time.monotonic()
 
@@ -183,13 +188,19 @@ class RunExecution:
                                     or not any(s.status == "waiting" for s in states.values())):
                     break
                 timeout = STATUS_POLL_SECONDS
+                if self._pending_since is not None:
+                    timeout = min(timeout, self._pending_since + FLUSH_DELAY_SECONDS - now)
                 waiting = [s.not_before - now for s in states.values()
                            if s.status == "waiting" and s.not_before > now]
                 if waiting:
-                    timeout = max(0.01, min(timeout, *waiting))
+                    timeout = min(timeout, *waiting)
+                timeout = max(0.005, timeout)
                 if not running:
                     self.stop_event.wait(timeout)
                 done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+                if done and deadline is not None and time.monotonic() >= deadline:
+                    timed_out = stopping = True  # the attempt hit the run's deadline
+                    self.stop_event.set()
                 for future in done:
                     state = running.pop(future)
                     report = future.result()
@@ -280,11 +291,19 @@ class RunExecution:
     # ---- writes -------------------------------------------------------------------------
     def _flush(self, *, force: bool = False) -> None:
         """Send the reports gathered so far in one atomic write (and renew the lease)."""
-        if time.monotonic() - self._last_renewal >= self.lease_every:
+        ending = any(isinstance(r, RunStateReport) and r.type != "lease_renewed"
+                     for r in self._pending)
+        if not ending and time.monotonic() - self._last_renewal >= self.lease_every:
             self._pending.append(RunStateReport(type="lease_renewed"))
+            force = True  # a renewal does not wait
         if not self._pending and not force:
             return
-        reports, self._pending = self._pending, []
+        now = time.monotonic()
+        if self._pending_since is None:
+            self._pending_since = now
+        if not force and now - self._pending_since < FLUSH_DELAY_SECONDS:
+            return
+        reports, self._pending, self._pending_since = self._pending, [], None
         if not reports:
             return
         try:
