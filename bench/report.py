@@ -151,9 +151,12 @@ def render(info: dict[str, Any], records: list[dict[str, Any]], total: float,
                  info["python"], info["sqlite"], info["postgresql"],
                  ", ".join(f"{x:.2f}" for x in info["loadavg"]), info["time_utc"]]]),
         "## Commands\n",
-        _table(["step", "command", "status", "seconds"],
-               [[r["name"], f"`{r['command']}`", r["status"], r.get("seconds", "-")]
-                for r in records]),
+        _table(["step", "command", "status", "seconds", "load average after (1, 5, 15 min)"],
+               [[r["name"], f"`{r['command']}`", r["status"], r.get("seconds", "-"),
+                 ", ".join(str(x) for x in r.get("loadavg_after", []))] for r in records]),
+        "The machine is shared with other engineers' test runs while this runs: a load "
+        "average above 2 means the benchmarks got less than the whole machine; the "
+        "`foreign cores` columns say how much CPU went to other processes during each trial.\n",
     ]
     for r in records:
         out.append(f"## {TITLES.get(r['name'], r['name'])}\n")

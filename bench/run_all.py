@@ -70,6 +70,7 @@ def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
                       else (exc.stdout or "")[-3000:])
         return record
     record["seconds"] = round(time.time() - started, 1)
+    record["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     record["stdout"] = done.stdout[-6000:]
     print(done.stdout[-3000:], flush=True)
     if done.returncode != 0 or not out.exists():
