@@ -31,6 +31,8 @@ from projections.view import Tables, View
 log = structlog.get_logger()
 
 DEFAULT_BATCH = 1000
+#: Events per transaction when rebuilding (fewer, larger commits than when following).
+REBUILD_BATCH = 5000
 
 
 def default_views() -> list[View]:
@@ -54,10 +56,12 @@ def apply_batch(conn: Connection, view: View, tables: Tables, expected: int,
 
 class ProjectionRunner:
     def __init__(self, settings: Settings, *, views: Sequence[View] | None = None,
-                 batch_size: int = DEFAULT_BATCH, poll_interval: float = 0.02) -> None:
+                 batch_size: int = DEFAULT_BATCH, rebuild_batch_size: int = REBUILD_BATCH,
+                 poll_interval: float = 0.02) -> None:
         self.settings = settings
         self.views = list(views) if views is not None else default_views()
         self.batch_size = batch_size
+        self.rebuild_batch_size = rebuild_batch_size
         self.poll_interval = poll_interval
         self._conn: Connection | None = None
         self._lock_conn: Connection | None = None
@@ -216,9 +220,10 @@ class ProjectionRunner:
         log.info("projection_rebuild_started", views=[v.name for v in views],
                  tables=[t.prefix for t in building.values()])
         position, count = -1, 0
+        batch = self.rebuild_batch_size
         while True:
-            events = read_events(conn, position, self.batch_size)
-            if len(events) < self.batch_size:
+            events = read_events(conn, position, batch)
+            if len(events) < batch:
                 break
             with conn.transaction():
                 for view in views:

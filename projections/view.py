@@ -7,10 +7,11 @@ rebuild fill fresh tables while the live ones keep serving.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+import orjson
 
 from ledger.records import EventRecord
 from projections.db import Connection
@@ -56,11 +57,11 @@ class View(ABC):
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else orjson.loads(text)
 
 
 def chunks(items: list[Any], size: int = 500) -> list[list[Any]]:

@@ -83,7 +83,7 @@ def driver(ledger: Ledger) -> Driver:
 
 @pytest.fixture
 def runner(settings: Settings) -> Iterator[ProjectionRunner]:
-    projection_runner = ProjectionRunner(settings, batch_size=7)
+    projection_runner = ProjectionRunner(settings, batch_size=7, rebuild_batch_size=6)
     try:
         yield projection_runner
     finally:

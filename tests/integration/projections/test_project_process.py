@@ -30,7 +30,7 @@ def wait_for(views: ReadModels, predicate: str, timeout: float = 60.0) -> dict[s
     while time.monotonic() < deadline:
         positions = {s["name"]: s["position"] for s in views.status()}
         lags = {s["name"]: s["lag"] for s in views.status()}
-        if predicate == "started" and positions["audit"] > 100:
+        if predicate == "started" and positions["audit"] > 60:
             return positions
         if predicate == "done" and set(lags.values()) == {0}:
             return positions
@@ -41,14 +41,14 @@ def wait_for(views: ReadModels, predicate: str, timeout: float = 60.0) -> dict[s
 def test_a_projection_process_killed_mid_catch_up_resumes_without_loss_or_doubling(
     ledger: Ledger, driver: Driver, settings: Settings, views: ReadModels
 ) -> None:
-    items = [f"item-{i}" for i in range(1500)]
+    items = [f"item-{i}" for i in range(600)]
     batch = ledger.trigger_batch(workflow="etl", items=items, input_param="query",
                                  parallelism=3, principal="carol")
     for run_id in batch.run_ids[:40]:
         ledger.cancel(run_id, principal="olga")
     newest = ledger.reader.max_position()
 
-    process = start_project(settings, batch_size=20)
+    process = start_project(settings, batch_size=10)
     try:
         killed_at = wait_for(views, "started")
         process.send_signal(signal.SIGKILL)
@@ -66,13 +66,13 @@ def test_a_projection_process_killed_mid_catch_up_resumes_without_loss_or_doubli
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
     stats = views.stats()
-    assert stats["total_runs"] == 1500
-    assert stats["by_status"]["killed"] == 40 and stats["by_status"]["pending"] == 1460
+    assert stats["total_runs"] == 600
+    assert stats["by_status"]["killed"] == 40 and stats["by_status"]["pending"] == 560
     assert [len(views.audit(r)) for r in batch.run_ids[:40]] == [2] * 40
     assert {len(views.audit(r)) for r in batch.run_ids[40:]} == {1}
     page, _ = views.list_runs(limit=1000, params={"query": "item-7"})
     assert [r["run_id"] for r in page] == [batch.run_ids[7]]
     progress = views.batch_progress(batch.batch_id)
     assert progress is not None
-    assert progress["progress"] == {"total_items": 1500, "processed_items": 40,
+    assert progress["progress"] == {"total_items": 600, "processed_items": 40,
                                     "failed_items": 40}

@@ -218,7 +218,8 @@ def test_while_a_rebuild_runs_the_old_tables_keep_serving_and_status_says_rebuil
     runner.catch_up()
     GatedSummaries.gate.clear()
     GatedSummaries.entered.clear()
-    rebuilder = ProjectionRunner(settings, views=[GatedSummaries()], batch_size=5)
+    rebuilder = ProjectionRunner(settings, views=[GatedSummaries()], batch_size=5,
+                                 rebuild_batch_size=5)
     thread = threading.Thread(target=rebuilder.rebuild, args=("summaries",))
     thread.start()
     try:
@@ -245,7 +246,7 @@ def test_a_changed_schema_version_rebuilds_the_view_on_restart(
     runner.catch_up()
     runner.stop()
     upgraded = ProjectionRunner(settings, views=[SummariesV2(), StatsView(), LineageView(),
-                                                 AuditView()])
+                                                 AuditView()], rebuild_batch_size=4)
     upgraded.catch_up()
     upgraded.stop()
     conn = connect(settings)
