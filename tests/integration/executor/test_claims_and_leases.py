@@ -25,7 +25,7 @@ from tests.integration.executor.conftest import (
 @pytest.fixture
 def short_lease(database_url: str, tmp_path: Path) -> Iterator[Ledger]:
     app = Ledger(Settings(database_url=database_url, data_dir=tmp_path / "state",
-                          lease_seconds=1.5))
+                          lease_seconds=0.9))
     try:
         yield app
     finally:
@@ -62,7 +62,7 @@ def test_a_long_run_keeps_its_lease_renewed_and_is_not_declared_lost(
     files = FileStore(settings.file_store_dir)
     scan = EventScan(ledger)
     run_id = register_and_trigger(ledger, {"name": "long", "tasks": [
-        {"name": "nap", "command": ["sleep", "3"]}]})
+        {"name": "nap", "command": ["sleep", "2"]}]})
     executor = Executor(ledger, files, ledger.settings, candidates=scan.pending_run_ids,
                         lapsed=scan.lapsed_run_ids, concurrency=1)
     watcher = Executor(ledger, files, ledger.settings, candidates=lambda n: [],

@@ -151,3 +151,25 @@ def test_cancelling_a_run_kills_its_sleeping_process_group_within_five_seconds(
     killed = events_of(ledger, run_id, "Run.Killed")
     assert [e.data["by"] for e in killed] == ["operator-1"]
     assert ledger.stream_events(run_id)[-1].type == "Run.Killed"
+
+
+def test_a_task_that_exits_zero_without_its_declared_output_fails(
+    ledger: Ledger, start_executor: StartExecutor
+) -> None:
+    definition = {"name": "forgetful", "tasks": [
+        {"name": "make", "command": ["true"], "outputs": ["result.txt"]},
+        {"name": "escape", "command": ["ln", "-s", "/etc/hostname", "link.txt"],
+         "outputs": ["link.txt"], "on_failure": "continue"}]}
+    run_id = register_and_trigger(ledger, definition)
+    start_executor()
+
+    run = wait_until_done(ledger, run_id)
+
+    assert run.status == "failed"
+    tasks = finished(ledger, run_id)
+    assert tasks["make"][0]["exit_code"] == 0
+    assert tasks["make"][0]["status"] == "failed"
+    assert "result.txt" in tasks["make"][0]["error"]
+    assert tasks["escape"][0]["status"] == "failed"
+    assert "leaves the run directory" in tasks["escape"][0]["error"]
+    assert tasks["escape"][0]["outputs"] == []
