@@ -27,6 +27,7 @@ Failure semantics (what Airflow and Dagster users expect):
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -116,6 +117,9 @@ class RunExecution:
             self.log.exception("run_crashed")
             self._try_fail(f"executor error: {exc}")
             return RunStatus.FAILED.value
+        finally:
+            # stdout/stderr are in the file store by now; the run directory itself stays.
+            shutil.rmtree(self.logs_dir, ignore_errors=True)
 
     def _execute(self) -> str:
         self.run_dir.mkdir(parents=True, exist_ok=True)
