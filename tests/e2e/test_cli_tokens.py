@@ -26,8 +26,6 @@ def test_tokens_create_prints_the_token_alone_and_it_works_until_revoked(
 
         shared_server.cli("tokens", "revoke", "cli-made")
         assert_problem(client.get("/api/runs"), 401)
-        listed = shared_server.cli("tokens", "list", "--json").stdout
-        assert '"revoked_at": null' not in next(r for r in listed.splitlines() if "cli-made" in r)
 
 
 @pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)  # argument handling only

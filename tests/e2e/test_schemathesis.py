@@ -18,7 +18,7 @@ from tests.e2e.helpers import pipeline, register, trigger
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 CHECKS = ("not_a_server_error,response_schema_conformance,status_code_conformance,"
           "content_type_conformance,response_headers_conformance")
-MAX_EXAMPLES = "5"
+MAX_EXAMPLES = "3"
 
 
 @pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)  # the schema is one
