@@ -38,6 +38,16 @@ ROUTER_MODULES: tuple[str, ...] = (
 )
 
 
+API_DESCRIPTION = """\
+Authenticate with `Authorization: Bearer <token>` (`runledger tokens create`, or
+`POST /api/tokens` as an admin). Roles: auditor < operator < admin, plus worker (claim and
+report only). Every error is RFC 9457 problem JSON (`application/problem+json`); a malformed
+JSON body is answered 422 with an `errors` entry of type `json_invalid`, a body over the limit
+413. `GET /api/runs/{run_id}` is read-your-writes; listings, stats and lineage come from the
+projections and may lag by a moment.
+"""
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """The API for ``settings``; pass ``runtime`` to share one the caller opens and closes."""
 
@@ -56,6 +66,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         version=__version__,
         summary="An event-sourced run ledger: every run of every workflow as immutable, "
         "verifiable events.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
     )
     install_error_handlers(app)
