@@ -212,11 +212,13 @@ class ProjectionRunner:
         started = time.perf_counter()
         old = {}
         building: dict[str, Tables] = {}
+        indexes: list[str] = []
         for view in views:
             pointer = st.read_pointer(conn, view.name)
             assert pointer is not None
             old[view.name] = pointer.live
-            building[view.name] = st.start_building(conn, view)
+            building[view.name], deferred = st.start_building(conn, view)
+            indexes += deferred
         log.info("projection_rebuild_started", views=[v.name for v in views],
                  tables=[t.prefix for t in building.values()])
         position, count = -1, 0
@@ -231,6 +233,8 @@ class ProjectionRunner:
                     st.advance(conn, building[view.name], expected=position,
                                to=events[-1].position)
             position, count = events[-1].position, count + len(events)
+        for statement in indexes:  # built once on the full tables, outside the swap
+            conn.execute(statement)
         with conn.transaction():  # the last events and the swap, together
             events = read_events(conn, position, 1_000_000_000)
             for view in views:

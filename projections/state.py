@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import cast
 
 from projections.db import Connection
 from projections.view import Tables, View
@@ -118,8 +119,24 @@ def advance(conn: Connection, tables: Tables, *, expected: int, to: int) -> None
         raise StaleTracking(f"{tables.prefix} is no longer at position {expected}")
 
 
-def start_building(conn: Connection, view: View) -> Tables:
-    """Fresh, empty tables for a new generation, recorded as the one being built."""
+class _DeferIndexes:
+    """Runs a view's DDL but keeps its secondary indexes for later: a rebuild fills bare
+    tables (primary keys only) and indexes them once, just before the swap."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.indexes: list[str] = []
+
+    def execute(self, statement: str, params: tuple[object, ...] = ()) -> object:
+        if statement.lstrip().upper().startswith("CREATE INDEX"):
+            self.indexes.append(statement)
+            return None
+        return self.conn.execute(statement, params)
+
+
+def start_building(conn: Connection, view: View) -> tuple[Tables, list[str]]:
+    """Fresh, empty tables for a new generation, recorded as the one being built; returns
+    them with the index statements to run before they go live."""
     with conn.transaction():
         pointer = read_pointer(conn, view.name)
         assert pointer is not None
@@ -130,13 +147,14 @@ def start_building(conn: Connection, view: View) -> Tables:
         generation = max(pointer.generation, pointer.building_generation or 0) + 1
         tables = Tables.of(view.name, view.schema_version, generation)
         view.drop(conn, tables)
-        view.create(conn, tables)
+        deferred = _DeferIndexes(conn)
+        view.create(cast(Connection, deferred), tables)
         conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?", (tables.prefix,))
         conn.execute(f"INSERT INTO {TRACKING_TABLE} (prefix, position) VALUES (?, -1)",
                      (tables.prefix,))
         conn.execute(f"UPDATE {STATE_TABLE} SET building_version = ?, building_generation = ? "
                      "WHERE name = ?", (view.schema_version, generation, view.name))
-    return tables
+    return tables, deferred.indexes
 
 
 def swap(conn: Connection, view: View, built: Tables, *, version: int, generation: int) -> None:

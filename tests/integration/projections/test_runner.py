@@ -47,6 +47,20 @@ def dump(settings: Settings, view: View) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
+def index_names(settings: Settings, prefix: str) -> set[str]:
+    conn = connect(settings)
+    try:
+        if conn.is_postgres:
+            rows = conn.all("SELECT indexname AS name FROM pg_indexes "
+                            "WHERE schemaname = current_schema()")
+        else:
+            rows = conn.all("SELECT name FROM sqlite_master WHERE type = 'index'")
+        return {r["name"].removeprefix(prefix) for r in rows
+                if r["name"].startswith(prefix) and "_by_" in r["name"]}
+    finally:
+        conn.close()
+
+
 def positions(settings: Settings) -> dict[str, int]:
     conn = connect(settings)
     try:
@@ -177,6 +191,8 @@ def test_a_rebuild_produces_tables_equal_to_the_live_ones_row_for_row(
     some_history(driver)
     runner.catch_up()
     before = {view.name: dump(settings, view) for view in default_views()}
+    indexes = {v.name: index_names(settings, f"rl_{v.name}_v1_g1") for v in default_views()}
+    assert all(indexes.values())
     generations = {}
     conn = connect(settings)
     try:
@@ -187,6 +203,8 @@ def test_a_rebuild_produces_tables_equal_to_the_live_ones_row_for_row(
     assert runner.rebuild() == ["summaries", "stats", "lineage", "audit"]
     after = {view.name: dump(settings, view) for view in default_views()}
     assert after == before
+    assert {v.name: index_names(settings, f"rl_{v.name}_v1_g2")
+            for v in default_views()} == indexes
     conn = connect(settings)
     try:
         for view in default_views():
