@@ -8,7 +8,8 @@ Per backend, on a scratch database of its own:
      aggregates, many runs per save: ``bench.populate``);
   2. baseline: a raw scan of the events table (plain SELECT in batches, rows fetched, not
      decoded), then the same scan decoded into ``EventRecord``s;
-  3. rebuild every view from event 0 (``ProjectionRunner.rebuild``), timed per view;
+  3. rebuild each view from event 0 (``ProjectionRunner.rebuild(name)``), timed per view,
+     then all four in one pass (``rebuild()``, what ``runledger projections rebuild`` does);
      throughput = events / seconds, and its ratio to the raw scan;
   4. live lag: with the runner following (LISTEN/NOTIFY on PostgreSQL, a 20 ms poll on
      SQLite), trigger one run at a time and time from the acknowledged save to the run being
@@ -108,6 +109,9 @@ def bench_backend(backend: str, events: int, lag_samples: int) -> dict[str, Any]
                 all_seconds += seconds
                 per_view[view.name] = {"seconds": round(seconds, 2),
                                        "events_per_s": round(total / seconds)}
+            started = time.perf_counter()
+            runner.rebuild()  # what `runledger projections rebuild` does: one pass, all views
+            one_pass = time.perf_counter() - started
             raw_eps = raw_rows / raw_seconds
             slowest = max(v["seconds"] for v in per_view.values())
             result = {
@@ -117,11 +121,12 @@ def bench_backend(backend: str, events: int, lag_samples: int) -> dict[str, Any]
                 "baseline_raw_scan_events_per_s": round(raw_eps),
                 "baseline_decoded_scan_events_per_s": round(dec_rows / dec_seconds),
                 "rebuild_per_view": per_view,
-                "rebuild_all_views_seconds": round(all_seconds, 2),
-                "rebuild_all_views_events_per_s": round(total / all_seconds),
+                "rebuild_views_one_by_one_seconds": round(all_seconds, 2),
+                "rebuild_all_views_one_pass_seconds": round(one_pass, 2),
+                "rebuild_all_views_one_pass_events_per_s": round(total / one_pass),
+                "ratio_one_pass_to_raw_scan": round(total / one_pass / raw_eps, 3),
                 "slowest_view_events_per_s": round(total / slowest),
                 "ratio_slowest_view_to_raw_scan": round(total / slowest / raw_eps, 3),
-                "ratio_all_views_to_raw_scan": round(total / all_seconds / raw_eps, 3),
                 "live_lag": measure_lag(ledger, settings, lag_samples),
             }
         finally:
