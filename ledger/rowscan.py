@@ -86,15 +86,16 @@ class RawStore:
         return -1 if row is None or row[0] is None else int(row[0]) - 1
 
     def scan(self, conn: Any, *, after: int = -1, upto: int | None = None,
-             batch: int = 10000) -> Iterator[StoredRow]:
-        """Every stored row with ``after`` < position <= ``upto``, oldest first, streamed."""
+             batch: int = 10000, limit: int | None = None) -> Iterator[StoredRow]:
+        """Every stored row with ``after`` < position <= ``upto`` (the first ``limit`` of them),
+        oldest first, streamed."""
         high = (upto if upto is not None else 2**62) + 1
         query = self.sql(
             f"SELECT {self.position_column}, originator_id, originator_version, topic, state "
             f"FROM {self.events_table} WHERE {self.position_column} > ? "
-            f"AND {self.position_column} <= ? ORDER BY {self.position_column}"
+            f"AND {self.position_column} <= ? ORDER BY {self.position_column} LIMIT ?"
         )
-        params = (after + 1, high)
+        params = (after + 1, high, limit if limit is not None else 2**62)
         if self.is_sqlite:
             cursor = conn.execute(query, params)
             while rows := cursor.fetchmany(batch):
