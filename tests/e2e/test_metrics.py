@@ -10,9 +10,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.ol_backends import backend, both_backends  # noqa: F401 - SQLite by default
-
 pytestmark = pytest.mark.e2e
+#: One shared server per module and backend (tests use run ids of their own); most tests
+#: exercise the HTTP layer and run on SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)
 
 
 def scrape(server: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -31,8 +32,8 @@ def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-@both_backends
-def test_metrics_counters_move_as_runs_happen_and_readyz_says_ready(server: Any) -> None:
+def test_metrics_counters_move_as_runs_happen_and_readyz_says_ready(shared_server: Any) -> None:
+    server = shared_server
     token = server.admin_token
     headers = {"Authorization": f"Bearer {token}"}
     before = scrape(server)

@@ -18,9 +18,10 @@ from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, R
 from openlineage.client.facet_v2 import parent_run, schema_dataset
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
-from tests.e2e.ol_backends import backend, both_backends  # noqa: F401 - SQLite by default
-
 pytestmark = pytest.mark.e2e
+#: One shared server per module and backend (tests use run ids of their own); most tests
+#: exercise the HTTP layer and run on SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)
 
 NAMESPACE = "e2e-scheduler"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -52,10 +53,10 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
         time.sleep(0.1)
 
 
-@both_backends
 def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datasets(
-    server: Any,
+    shared_server: Any,
 ) -> None:
+    server = shared_server
     token = server.token("operator", name="ol-e2e-client")
     headers = {"Authorization": f"Bearer {token}"}
     client = ol_client(server, token)
@@ -104,7 +105,9 @@ def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datas
 
 @pytest.mark.xfail(reason="needs the lineage projection to turn Run.LineageReported.parent "
                           "into a run-to-run edge", strict=False)
-def test_a_parent_run_facet_links_the_child_run_to_its_parent(server: Any) -> None:
+@SQLITE_ONLY
+def test_a_parent_run_facet_links_the_child_run_to_its_parent(shared_server: Any) -> None:
+    server = shared_server
     headers = {"Authorization": f"Bearer {server.admin_token}"}
     client = ol_client(server, server.admin_token)
     parent_id, child_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -128,7 +131,9 @@ def test_a_parent_run_facet_links_the_child_run_to_its_parent(server: Any) -> No
     assert eventually(linked, timeout=5), "no run-to-run edge links the child run to its parent"
 
 
-def test_repeated_and_late_events_are_handled_as_marquez_does(server: Any) -> None:
+@SQLITE_ONLY
+def test_repeated_and_late_events_are_handled_as_marquez_does(shared_server: Any) -> None:
+    server = shared_server
     token = server.admin_token
     client = ol_client(server, token)
     run_id = str(uuid.uuid4())
@@ -150,7 +155,9 @@ def _post(server: Any, token: str, body: bytes,
     return httpx.post(f"{server.url}/api/v1/lineage", content=body, headers=headers | (extra or {}))
 
 
-def test_a_malformed_event_is_refused_and_writes_nothing(server: Any) -> None:
+@SQLITE_ONLY
+def test_a_malformed_event_is_refused_and_writes_nothing(shared_server: Any) -> None:
+    server = shared_server
     token = server.admin_token
     headers = {"Authorization": f"Bearer {token}"}
     run_id = str(uuid.uuid4())
@@ -182,7 +189,9 @@ def test_a_malformed_event_is_refused_and_writes_nothing(server: Any) -> None:
     assert answer.json() == {"run_id": run_id, "status": "running", "recorded": True}
 
 
-def test_lineage_needs_an_operator_or_worker_token(server: Any) -> None:
+@SQLITE_ONLY
+def test_lineage_needs_an_operator_or_worker_token(shared_server: Any) -> None:
+    server = shared_server
     body = json.dumps({
         "eventType": "START", "eventTime": T0.isoformat(), "run": {"runId": str(uuid.uuid4())},
         "job": {"namespace": NAMESPACE, "name": "auth"}, "producer": "p", "schemaURL": "s",

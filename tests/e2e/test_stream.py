@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.ol_backends import backend, both_backends  # noqa: F401 - SQLite by default
-
 pytestmark = pytest.mark.e2e
+#: One shared server per module and backend (tests use run ids of their own); most tests
+#: exercise the HTTP layer and run on SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)
 
 SLOW_WORKFLOW = {
     "name": "sse_slow",
@@ -47,7 +48,6 @@ def follow(server: Any, token: str, run_id: str, *, last_event_id: str | None = 
     return received
 
 
-@both_backends
 def test_following_a_running_run_receives_every_event_in_order_with_the_stored_hashes(
     server_factory: Callable[..., Any],
 ) -> None:
@@ -73,9 +73,11 @@ def test_following_a_running_run_receives_every_event_in_order_with_the_stored_h
     assert received[-1][0] - received[0][0] > 0.6
 
 
+@SQLITE_ONLY
 def test_a_follower_gets_events_appended_after_it_connected_and_stops_when_the_run_ends(
-    server: Any,
+    shared_server: Any,
 ) -> None:
+    server = shared_server
     token = server.admin_token
     headers = {"Authorization": f"Bearer {token}"}
     run_id = str(uuid.uuid4())
@@ -114,9 +116,9 @@ def test_a_follower_gets_events_appended_after_it_connected_and_stops_when_the_r
         assert httpx.get(f"{server.url}{url}", headers=headers).status_code == 404
 
 
-@both_backends
-def test_many_slow_followers_hold_no_database_connections(server: Any) -> None:
+def test_many_slow_followers_hold_no_database_connections(shared_server: Any) -> None:
     """More idle SSE clients than the server has database connections (pool of 8 + 8)."""
+    server = shared_server
     token = server.admin_token
     headers = {"Authorization": f"Bearer {token}"}
     run_id = str(uuid.uuid4())
