@@ -61,3 +61,12 @@ def test_decoding_without_hashing_shows_the_event_like_the_reference() -> None:
                          "2026-01-02T03:04:05.000006+00:00")
     assert decode(3, "run-1", 2, "ledger.run:Run.Started", state) == decode_row(
         4, "run-1", 2, "ledger.run:Run.Started", state)
+
+
+def test_escapes_and_punctuation_hash_like_rfc8785_on_the_fast_path() -> None:
+    text = 'a\n\t\r\b\f\x7f/"\\ <>&\'~'
+    state = stored_state({"s": text, text: [text, {"z": 1, "a": -2, "M": 0.125}]},
+                         "2026-01-02T03:04:05.000006+00:00")
+    assert b"\\u" not in state  # stays on the fast path
+    _, recomputed = decode_and_hash(0, "run-1", 1, "ledger.run:Run.Started", state)
+    assert recomputed == decode_row(1, "run-1", 1, "ledger.run:Run.Started", state).recompute_hash()
