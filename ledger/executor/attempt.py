@@ -69,6 +69,12 @@ def execute_attempt(plan: AttemptPlan, *, files: FileStore, hasher: ExecutableHa
         inputs = plan.extra_inputs + hash_inputs(plan.run_dir, plan.task.inputs)
     except EvidenceError as exc:
         inputs, error = list(plan.extra_inputs), str(exc)
+    if plan.task.image is not None:
+        # No container runtime is wired in: running the command as a local process instead
+        # would record evidence of something other than what the definition asked for.
+        evidence["image"] = plan.task.image
+        error = (f"task asks for container image {plan.task.image!r}; this executor runs "
+                 "local processes only")
     if error is None:
         result = run_process(plan.command, cwd=plan.run_dir, env=env, stdout=stdout_path,
                              stderr=stderr_path, timeout=plan.timeout, stop=stop)

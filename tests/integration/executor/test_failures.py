@@ -173,3 +173,20 @@ def test_a_task_that_exits_zero_without_its_declared_output_fails(
     assert tasks["escape"][0]["status"] == "failed"
     assert "leaves the run directory" in tasks["escape"][0]["error"]
     assert tasks["escape"][0]["outputs"] == []
+
+
+def test_a_task_asking_for_a_container_image_is_failed_rather_than_run_as_a_local_process(
+    ledger: Ledger, settings: Settings, start_executor: StartExecutor
+) -> None:
+    definition = {"name": "boxed", "tasks": [
+        {"name": "inside", "command": ["touch", "ran-locally"], "image": "alpine:3"}]}
+    run_id = register_and_trigger(ledger, definition)
+    start_executor()
+
+    run = wait_until_done(ledger, run_id)
+
+    assert run.status == "failed"
+    attempt = finished(ledger, run_id)["inside"][0]
+    assert attempt["image"] == "alpine:3" and attempt["exit_code"] is None
+    assert "container image" in attempt["error"]
+    assert not (settings.run_work_dir / run_id / "ran-locally").exists()
