@@ -86,7 +86,9 @@ def test_two_worker_processes_racing_over_24_runs_execute_each_run_exactly_once(
     assert len(claimed_by) == 2, "both worker processes took part"
     for n, run_id in enumerate(run_ids):
         assert (marks / str(n)).read_text() == f"{run_id}\n"
-    assert all(w.poll() is None for w in workers)
+    for process in workers:  # SIGTERM stops a worker cleanly
+        process.send_signal(signal.SIGTERM)
+    assert [w.wait(timeout=30) for w in workers] == [0, 0]
 
 
 def test_a_worker_killed_with_sigkill_mid_task_leaves_its_run_failed_with_worker_lost(
