@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
-from tests.e2e.conftest import Server, eventually
+from tests.conftest import PG_ADMIN_URL, postgres_or_skip
+from tests.e2e.conftest import Server, eventually, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -65,9 +68,31 @@ def register_and_trigger(client: httpx.Client, definition: dict[str, Any],
     return str(triggered.json()["run_id"])
 
 
-@pytest.fixture
-def executing(server_factory: Callable[..., Server]) -> Server:
-    return server_factory(executor=True)
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def executing(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One ``runledger serve`` with its executor per module and backend; every test uses a
+    workflow name of its own."""
+    workdir = tmp_path_factory.mktemp("executing")
+    schema = ""
+    if request.param == "sqlite":
+        url = f"sqlite:///{workdir / 'ledger.db'}"
+    else:
+        postgres_or_skip()
+        schema = f"rl_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        url = f"{PG_ADMIN_URL}?schema={schema}"
+    try:
+        server = start_server(url, workdir, executor=True)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        if schema:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def test_a_dag_triggered_over_http_runs_branches_in_parallel_with_evidence_we_can_recompute(
