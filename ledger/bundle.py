@@ -31,7 +31,8 @@ import structlog
 from ledger import __version__
 from ledger.eventcheck import decode
 from ledger.hashing import canonical_json, format_timestamp, parse_timestamp
-from ledger.merkle_store import MerkleStore, ProofCache
+from ledger.merkle_cache import ProofCache
+from ledger.merkle_store import MerkleStore
 from ledger.records import EventRecord
 from ledger.rowscan import RawStore
 from ledger.settings import Settings
