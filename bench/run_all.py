@@ -11,8 +11,10 @@ the whole run in about 15 minutes on the 2-core machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,8 +43,12 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         ("projections_rebuild", ["bench.projections_rebuild", "--events",
                                  str(args.rebuild_events)]),
         ("executor", ["bench.executor"]),
-        ("verify_export", ["bench.verify_export"]),
+        ("verify_export", ["bench.verify_export", "--events", str(args.verify_events)]),
     ]
+
+
+#: Steps whose script has no ``--out``: their result is the last JSON line they print.
+NO_OUT_FLAG = {"verify_export"}
 
 
 def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
@@ -50,8 +56,10 @@ def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
     if out.exists():
         out.unlink()
     module_file = ROOT / (argv[0].replace(".", "/") + ".py")
-    command = [sys.executable, "-m", *argv, "--out", str(out)]
-    shown = ".venv/bin/python -m " + " ".join([*argv, "--out", f"bench/results/{name}.json"])
+    tail = [] if name in NO_OUT_FLAG else ["--out", str(out)]
+    command = [sys.executable, "-m", *argv, *tail]
+    shown = ".venv/bin/python -m " + " ".join(
+        [*argv, *([] if name in NO_OUT_FLAG else ["--out", f"bench/results/{name}.json"])])
     record: dict[str, Any] = {"name": name, "command": shown}
     if not module_file.exists():
         record.update(status="missing", error=f"{module_file.relative_to(ROOT)} does not exist")
@@ -60,22 +68,32 @@ def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
     started = time.time()
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # Its own session, so a step that runs out of time is stopped with every server it started.
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            time.sleep(3)
+        stdout, stderr = proc.communicate()
         record.update(status="timeout", seconds=round(time.time() - started, 1),
-                      error=f"timed out after {timeout:.0f} s",
-                      stdout=(exc.stdout or b"")[-3000:] if isinstance(exc.stdout, bytes)
-                      else (exc.stdout or "")[-3000:])
+                      error=f"timed out after {timeout:.0f} s\n{stderr[-1500:]}",
+                      stdout=stdout[-3000:])
         return record
     record["seconds"] = round(time.time() - started, 1)
     record["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    record["stdout"] = done.stdout[-6000:]
-    print(done.stdout[-3000:], flush=True)
-    if done.returncode != 0 or not out.exists():
-        record.update(status="failed", error=done.stderr[-3000:])
-        print(done.stderr[-3000:], file=sys.stderr, flush=True)
+    record["stdout"] = stdout[-6000:]
+    print(stdout[-3000:], flush=True)
+    if name in NO_OUT_FLAG and proc.returncode == 0:
+        lines = [line for line in stdout.splitlines() if line.startswith("{")]
+        if lines:
+            out.write_text(lines[-1])
+    if proc.returncode != 0 or not out.exists():
+        record.update(status="failed", error=stderr[-3000:])
+        print(stderr[-3000:], file=sys.stderr, flush=True)
         return record
     record["status"] = "ok"
     with out.open() as handle:
@@ -83,12 +101,24 @@ def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
     return record
 
 
+def previous_records() -> dict[str, dict[str, Any]]:
+    """The records of the last run (to keep the steps ``--only`` does not run again)."""
+    try:
+        with (RESULTS / "run_all.json").open() as handle:
+            return {r["name"]: r for r in json.load(handle)["steps"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=None, help="comma-separated step names")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated step names to run again; the other steps' "
+                             "results are kept from the last run")
     parser.add_argument("--queries-runs", type=int, default=100_000)
     parser.add_argument("--memory-runs", default="2000,10000")
     parser.add_argument("--rebuild-events", type=int, default=200_000)
+    parser.add_argument("--verify-events", type=int, default=300_000)
     parser.add_argument("--write-seconds", type=float, default=20)
     parser.add_argument("--step-timeout", type=float, default=900)
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
@@ -97,11 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.only.split(",")) if args.only else None
     started = time.time()
     info = machine()
+    kept = previous_records() if wanted is not None else {}
     records = []
     for name, step_argv in steps(args):
         if wanted is not None and name not in wanted:
+            if name in kept:
+                records.append(kept[name])
             continue
-        records.append(run_step(name, step_argv, args.step_timeout))
+        timeout = args.step_timeout * (2 if name == "queries" else 1)
+        records.append(run_step(name, step_argv, timeout))
         with (RESULTS / "run_all.json").open("w") as handle:
             json.dump({"machine": info, "steps": records}, handle, indent=2)
     total = round(time.time() - started, 1)
