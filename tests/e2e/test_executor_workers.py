@@ -7,19 +7,49 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
-from tests.e2e.conftest import RUNLEDGER, Server, eventually
+from tests.conftest import PG_ADMIN_URL, postgres_or_skip
+from tests.e2e.conftest import RUNLEDGER, Server, eventually, start_server
 
 pytestmark = pytest.mark.e2e
 
 LEASE = {"RUNLEDGER_LEASE_SECONDS": "3"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def leased_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One ``runledger serve`` (projections, no executor) with 3 s leases per module and
+    backend; every test uses a workflow name of its own."""
+    workdir = tmp_path_factory.mktemp("leased")
+    schema = ""
+    if request.param == "sqlite":
+        url = f"sqlite:///{workdir / 'ledger.db'}"
+    else:
+        postgres_or_skip()
+        schema = f"rl_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        url = f"{PG_ADMIN_URL}?schema={schema}"
+    try:
+        server = start_server(url, workdir, env=LEASE)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        if schema:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture
@@ -51,10 +81,9 @@ def status_of(client: httpx.Client, run_id: str) -> dict[str, Any]:
 
 
 def test_two_worker_processes_racing_over_24_runs_execute_each_run_exactly_once(
-    server_factory: Callable[..., Server], start_worker: Callable[..., subprocess.Popen[bytes]],
-    tmp_path: Path,
+    leased_server: Server, start_worker: Callable[..., subprocess.Popen[bytes]], tmp_path: Path,
 ) -> None:
-    server = server_factory(env=LEASE)
+    server = leased_server
     client = server.client("operator")
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -92,9 +121,9 @@ def test_two_worker_processes_racing_over_24_runs_execute_each_run_exactly_once(
 
 
 def test_a_worker_killed_with_sigkill_mid_task_leaves_its_run_failed_with_worker_lost(
-    server_factory: Callable[..., Server], start_worker: Callable[..., subprocess.Popen[bytes]],
+    leased_server: Server, start_worker: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
-    server = server_factory(env=LEASE)
+    server = leased_server
     client = server.client("operator")
     definition = {"name": "doomed", "tasks": [
         {"name": "nap", "command": ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"]}]}
