@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import structlog
 
 from ledger import __version__
@@ -81,7 +82,10 @@ class _HashingWriter:
         self.lines = 0
 
     def line(self, value: Any) -> None:
-        data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        try:
+            data = orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # integers beyond 64 bits
+            data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         self.handle.write(data)
         self.sha.update(data)
         self.size += len(data)
