@@ -75,11 +75,12 @@ def read_rows(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def bench_runledger(backend: str, *, clients: str, runs: int, max_seconds: float, repeat: int,
-                    populate: int, results_dir: Path) -> dict[str, Any]:
+                    populate: int, results_dir: Path, workers: int = 1) -> dict[str, Any]:
     """Write (and optionally populate + read) phases on a fresh store of ``backend``."""
     results_dir.mkdir(parents=True, exist_ok=True)
     with scratch_database(backend, prefix="rl_bench_http") as db:
         server = RunledgerServer(db.url, db.directory / "state",
+                                 extra=("--workers", str(workers)) if workers > 1 else (),
                                  log_path=results_dir / f"runledger-{backend}-serve.log")
         with server:
             common = [
@@ -93,7 +94,8 @@ def bench_runledger(backend: str, *, clients: str, runs: int, max_seconds: float
                                        "--runs", str(runs), "--max-seconds", str(max_seconds),
                                        "--repeat", str(repeat)],
                              results_dir / f"runledger-{backend}-write.json")
-            result: dict[str, Any] = {"backend": backend, "write": write_rows(write),
+            result: dict[str, Any] = {"backend": backend, "server_workers": workers,
+                                      "write": write_rows(write),
                                       "write_wall_s": round(time.time() - started, 1)}
             assert server.rss is not None
             server.rss.sample()
@@ -123,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=20)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--populate", type=int, default=0)
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="runledger serve --workers (API processes)")
     parser.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -130,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     for backend in args.backend.split(","):
         result = bench_runledger(backend, clients=args.clients, runs=args.runs,
                                  max_seconds=args.max_seconds, repeat=args.repeat,
-                                 populate=args.populate, results_dir=Path(args.results_dir))
+                                 populate=args.populate, results_dir=Path(args.results_dir),
+                                 workers=args.server_workers)
         summary["results"].append(result)
         for row in result["write"]:
             print(f"{backend:8} clients={row['clients']} runs/s={row['runs_per_s']} "
