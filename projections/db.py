@@ -6,6 +6,7 @@ aggregates).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,11 @@ POSTGRES_CHANNEL = POSTGRES_EVENTS_TABLE
 Row = dict[str, Any]
 _NOT_DATA = tuple(ENVELOPE_FIELDS | {"class_version"})
 _UTC_SUFFIX = "+00:00"
+#: From this many rows on, a PostgreSQL insert goes through COPY.
+COPY_THRESHOLD = 50
+#: ``INSERT INTO t (a, b) VALUES (?, ?) <tail>``: one row's statement, batched on PostgreSQL.
+_INSERT = re.compile(r"^INSERT INTO (?P<table>\S+) \((?P<columns>[^)]*)\) "
+                     r"VALUES \((?:\?,\s*)*\?\)(?P<tail>.*)$", re.S)
 
 
 @dataclass
@@ -54,10 +60,30 @@ class Connection:
         if not rows:
             return
         if self.is_postgres:
+            insert = _INSERT.match(statement)
+            if insert is not None and len(rows) >= COPY_THRESHOLD:
+                self._copy_insert(insert["table"], insert["columns"], rows, insert["tail"])
+                return
             with self.raw.cursor() as cursor:
                 cursor.executemany(self.sql(statement), rows)
         else:
             self.raw.executemany(statement, rows)
+
+    def _copy_insert(self, table: str, columns: str, rows: Sequence[Sequence[Any]],
+                     tail: str) -> None:
+        """Many rows on PostgreSQL: COPY into a session temp table shaped like ``table``, then
+        one ``INSERT ... SELECT ... <tail>`` (the caller's ON CONFLICT clause) in the caller's
+        transaction. ``rows`` must not repeat a key that ``tail`` updates."""
+        staging = f"rl_tmp_{table}"
+        self.raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) "
+                         "ON COMMIT DELETE ROWS")
+        with self.raw.cursor() as cursor:
+            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
+                           f"{tail}")
+            cursor.execute(f"DELETE FROM {staging}")
 
     def all(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(row) for row in self.execute(statement, params).fetchall()]

@@ -196,6 +196,7 @@ class ProjectionRunner:
 
     def _build(self, views: list[View]) -> None:
         conn = connect(self.settings)
+        held: list[int] = []
         try:
             for view in views:
                 st.ensure_view(conn, view)
@@ -204,8 +205,13 @@ class ProjectionRunner:
                     row = conn.one("SELECT pg_try_advisory_lock(?) AS ok", (key,))
                     if row is None or not row["ok"]:
                         raise RuntimeError(f"a rebuild of {view.name!r} is already running")
+                    held.append(key)
             self._fill(conn, views)
         finally:
+            # Unlock explicitly: a closed session's locks go only when its backend exits.
+            with contextlib.suppress(Exception):
+                for key in held:
+                    conn.execute("SELECT pg_advisory_unlock(?)", (key,))
             conn.close()
 
     def _fill(self, conn: Connection, views: list[View]) -> None:
