@@ -133,7 +133,10 @@ def check_rows(rows: Sequence[tuple[int, str, int, str, bytes]]) -> list[Checked
 
 def decode(position: int, stream: str, sequence: int, topic: str, state: bytes) -> EventRecord:
     """The event as the contract shows it (no hash recomputation: exports, summaries)."""
-    payload = json.loads(state)
+    try:
+        payload = orjson.loads(state)
+    except orjson.JSONDecodeError:  # e.g. integers beyond 64 bits
+        payload = json.loads(state)
     stamp = payload.pop("timestamp", None)
     stored = payload.pop("hash", None)
     prev_hash = payload.pop("prev_hash", None)
