@@ -184,12 +184,12 @@ def server(server_factory: Callable[..., Server]) -> Server:
     return server_factory()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def shared_server(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server per test module and backend, for tests that do not need an empty ledger
-    (they use names of their own). Saves a server start per test. Its body limit is
-    ``SHARED_BODY_LIMIT`` bytes."""
+    """One server per test session and backend, for tests that do not need an empty ledger
+    (they use names of their own and never revoke the shared tokens). Saves a server start
+    per test. Its body limit is ``SHARED_BODY_LIMIT`` bytes."""
     workdir = tmp_path_factory.mktemp("shared")
     env = {"RUNLEDGER_MAX_BODY_BYTES": str(SHARED_BODY_LIMIT)}
     if request.param == "sqlite":

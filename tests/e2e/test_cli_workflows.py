@@ -41,6 +41,16 @@ def definition_file(tmp_path: Path) -> tuple[str, Path]:
     return name, path
 
 
+def register_over_http(server: Server, tmp_path: Path) -> str:
+    """Register through the API (no extra process) when registration is not under test."""
+    name, path = definition_file(tmp_path)
+    with server.client("operator") as client:
+        response = client.post("/api/workflows", content=path.read_text(),
+                               headers={"Content-Type": "application/yaml"})
+    assert response.status_code == 201, response.text
+    return name
+
+
 def test_register_trigger_show_list_and_replay_through_the_command_line(
     shared_server: Server, tmp_path: Path,
 ) -> None:
@@ -75,8 +85,7 @@ def test_register_trigger_show_list_and_replay_through_the_command_line(
 def test_trigger_wait_shows_progress_until_the_run_ends_and_exits_0_on_success(
     shared_server: Server, tmp_path: Path,
 ) -> None:
-    name, path = definition_file(tmp_path)
-    shared_server.cli("workflows", "register", str(path))
+    name = register_over_http(shared_server, tmp_path)
     waiting = subprocess.Popen([RUNLEDGER, "trigger", name, "-p", "query=w", "--wait",
                                 "--timeout", "60"], env=shared_server.env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -104,8 +113,7 @@ def test_trigger_wait_shows_progress_until_the_run_ends_and_exits_0_on_success(
 def test_bad_command_line_input_exits_2_with_a_message(
     shared_server: Server, tmp_path: Path,
 ) -> None:
-    name, path = definition_file(tmp_path)
-    shared_server.cli("workflows", "register", str(path))
+    name = register_over_http(shared_server, tmp_path)
     unknown = shared_server.cli("trigger", "no-such-workflow", check=False)
     assert unknown.returncode == 2 and "no workflow" in unknown.stderr
     malformed = shared_server.cli("trigger", name, "-p", "query", check=False)

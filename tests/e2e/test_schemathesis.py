@@ -21,17 +21,18 @@ CHECKS = ("not_a_server_error,response_schema_conformance,status_code_conformanc
 MAX_EXAMPLES = "3"
 
 
-@pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)  # the schema is one
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the schema is one
 def test_schemathesis_finds_no_server_error_and_no_response_off_schema(
-    shared_server: Server, tmp_path: Path,
+    server: Server, tmp_path: Path,
 ) -> None:
-    with shared_server.client("operator") as client:  # some data for the read endpoints
+    """A server of its own: the fuzzer may cancel runs and revoke tokens."""
+    with server.client("operator") as client:  # some data for the read endpoints
         definition = pipeline()
         register(client, definition)
         trigger(client, definition["name"])
     done = subprocess.run(
-        [SCHEMATHESIS, "run", f"{shared_server.url}/openapi.json",
-         "-H", f"Authorization: Bearer {shared_server.admin_token}",
+        [SCHEMATHESIS, "run", f"{server.url}/openapi.json",
+         "-H", f"Authorization: Bearer {server.admin_token}",
          "--checks", CHECKS, "--max-examples", MAX_EXAMPLES, "--seed", "1", "--no-color",
          "--phases", "examples,coverage,fuzzing",
          "--request-timeout", "20"],
