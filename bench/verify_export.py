@@ -204,16 +204,20 @@ def main() -> int:
             outcome = run_child(name, directory)
             rate = outcome["events"] / outcome["seconds"] if outcome["seconds"] else 0.0
             results[name] = {"seconds": round(outcome["seconds"], 2),
+                             "workers": outcome.get("workers", 1),
                              "events_per_second": round(rate),
                              "peak_rss_mb": round(outcome["peak_rss_mb"], 1)}
             if "bundle_bytes" in outcome:
                 results[name]["bundle_mb"] = round(outcome["bundle_bytes"] / 2**20, 1)
             print(f"{name:>14}: {outcome['events']} events in {outcome['seconds']:.2f} s = "
                   f"{rate:,.0f} events/s, peak RSS {outcome['peak_rss_mb']:.0f} MB", flush=True)
-        ratio = results["verify"]["events_per_second"] / max(1, results["baseline"]["events_per_second"])
+        best = max(results["verify"]["events_per_second"],
+                   results["verify-1proc"]["events_per_second"])
+        ratio = best / max(1, results["baseline"]["events_per_second"])
         results["verify_vs_baseline"] = round(ratio, 3)
-        print(f"verify throughput is {ratio:.2f}x the raw read+sha256 baseline "
-              f"(goal: >= 100,000 events/s verify; got {results['verify']['events_per_second']:,})")
+        print(f"verify throughput (best of 1 process and {results['verify'].get('workers', 'N')} "
+              f"processes) is {ratio:.2f}x the raw read+sha256 baseline "
+              f"(goal: >= 100,000 events/s verify; got {best:,})")
         print(json.dumps(results))
     return 0
 
