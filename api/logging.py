@@ -15,8 +15,6 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import send_problem
-
 _RUN_PATH = re.compile(r"^/api/runs/(?P<run_id>[0-9a-fA-F-]{36})(?:/|$)")
 _configured = False
 
@@ -89,6 +87,8 @@ class RequestLoggingMiddleware:
             try:
                 await self.app(scope, receive, send_wrapper)
             except Exception:
+                from api.errors import send_problem
+
                 self.log.exception("request_failed", method=scope.get("method"), path=path)
                 if not response_started:
                     status = 500

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Logs go to stderr for every command (stdout carries data such as a new token).
+    from api.logging import configure_logging
+
+    configure_logging(os.environ.get("RUNLEDGER_LOG_FORMAT", "auto"),
+                      os.environ.get("RUNLEDGER_LOG_LEVEL", "info"))
     try:
         code: int = args.handler(args)
     except (UsageError, LedgerError, ValueError) as exc:
