@@ -62,6 +62,7 @@ def test_proofs_from_the_api_check_out_with_an_independent_verifier(server: Serv
         assert anonymous.get("/api/ledger/digest").status_code == 401
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # tampering on PostgreSQL: tests/integration
 def test_cli_verify_passes_then_names_the_tampered_row_and_rejects_a_forged_digest(
     server: Server, tmp_path: Path
 ) -> None:
