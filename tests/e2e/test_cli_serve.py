@@ -76,3 +76,19 @@ def test_the_in_process_executor_runs_a_triggered_workflow_to_success(
     assert any(r.get("run_id") == run_id and r["status"] == 200 for r in requests)
     assert all({"method", "path", "status", "duration_ms", "request_id"} <= set(r)
                for r in requests)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_serve_without_projections_still_answers_single_runs_while_the_views_lag(
+    server_factory: Callable[..., Server],
+) -> None:
+    server = server_factory(projections=False)
+    definition = pipeline()
+    with server.client("operator") as client:
+        register(client, definition)
+        run_id = trigger(client, definition["name"])["run_id"]
+        assert client.get(f"/api/runs/{run_id}").json()["status"] == "pending"
+        response = client.get("/api/projections")
+        assert response.status_code == 200, response.text
+        assert all(p["lag"] > 0 for p in response.json()["projections"])
+        assert client.get("/api/runs").json()["runs"] == []
