@@ -156,3 +156,19 @@ def compare(a: Sequence[EventRecord], b: Sequence[EventRecord]) -> dict[str, Any
         "parameters": parameters,
         "tasks": tasks,
     }
+
+
+def batch_progress(batch_id: str, run_ids: list[str], statuses: list[str]) -> dict[str, Any]:
+    """A batch's progress from its runs' statuses (the same shape as the batches view)."""
+    processed = sum(1 for s in statuses if s in {"success", "failed", "killed"})
+    failed = sum(1 for s in statuses if s in {"failed", "killed"})
+    if processed == len(statuses):
+        status = "failed" if failed else "success"
+    else:
+        status = "running" if any(s != "pending" for s in statuses) else "pending"
+    return {
+        "batch_id": batch_id, "status": status,
+        "progress": {"total_items": len(statuses), "processed_items": processed,
+                     "failed_items": failed},
+        "run_ids": run_ids,
+    }

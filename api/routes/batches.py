@@ -9,11 +9,11 @@ from fastapi import APIRouter, Path
 from api.deps import Auditor, RuntimeDep
 from api.models import BatchPublic
 from api.routes.runs import summary
+from api.rundetail import batch_progress
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
 
 BatchId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
-TERMINAL = {"success", "failed", "killed"}
 
 
 @router.get("/{batch_id}", response_model=BatchPublic)
@@ -24,15 +24,4 @@ def show_batch(batch_id: BatchId, runtime: RuntimeDep, _: Auditor) -> dict[str, 
     # The view has not seen the batch yet: answer from the batch's own stream and its runs.
     batch = runtime.ledger.get_batch(batch_id)
     statuses = [summary(runtime, run_id)["status"] for run_id in batch.run_ids]
-    processed = sum(1 for s in statuses if s in TERMINAL)
-    failed = sum(1 for s in statuses if s in {"failed", "killed"})
-    if processed == len(statuses):
-        status = "failed" if failed else "success"
-    else:
-        status = "running" if any(s != "pending" for s in statuses) else "pending"
-    return {
-        "batch_id": batch_id, "status": status,
-        "progress": {"total_items": len(statuses), "processed_items": processed,
-                     "failed_items": failed},
-        "run_ids": list(batch.run_ids),
-    }
+    return batch_progress(batch_id, list(batch.run_ids), statuses)

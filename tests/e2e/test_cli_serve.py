@@ -92,3 +92,10 @@ def test_serve_without_projections_still_answers_single_runs_while_the_views_lag
         assert response.status_code == 200, response.text
         assert all(p["lag"] > 0 for p in response.json()["projections"])
         assert client.get("/api/runs").json()["runs"] == []
+        batch = client.post(f"/api/workflows/{definition['name']}/trigger", json={
+            "batch": {"items": ["a", "b"], "input_param": "query"}}).json()
+        client.post(f"/api/runs/{batch['run_ids'][0]}/cancel")
+        progress = client.get(f"/api/batches/{batch['batch_id']}").json()
+        assert progress["status"] == "running"  # as the batches view says
+        assert progress["progress"] == {"total_items": 2, "processed_items": 1,
+                                        "failed_items": 1}
