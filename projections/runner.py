@@ -159,16 +159,14 @@ class ProjectionRunner:
                 return 0
             conn = self._connection()
             live: list[tuple[View, Tables, int]] = []
+            pointers = st.live_positions(conn)
             for view in owned:
-                pointer = st.read_pointer(conn, view.name)
-                assert pointer is not None
+                pointer, position = pointers[view.name]
                 if pointer.schema_version != view.schema_version:
                     log.info("projection_schema_changed", view=view.name,
                              stored=pointer.schema_version, code=view.schema_version)
                     self._build([view])
-                    pointer = st.read_pointer(conn, view.name)
-                    assert pointer is not None
-                position = st.position_of(conn, pointer.live)
+                    pointer, position = st.live_positions(conn)[view.name]
                 if position is not None:
                     live.append((view, pointer.live, position))
             if not live:

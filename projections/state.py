@@ -104,6 +104,19 @@ def read_pointer(conn: Connection, name: str) -> Pointer | None:
                    _int_or_none(row["building_version"]), _int_or_none(row["building_generation"]))
 
 
+def live_positions(conn: Connection) -> dict[str, tuple[Pointer, int | None]]:
+    """Every view's pointer with its live generation's position, in one query."""
+    rows = conn.all(
+        f"SELECT s.name, s.schema_version, s.generation, s.building_version, "
+        f"s.building_generation, t.position FROM {STATE_TABLE} s LEFT JOIN {TRACKING_TABLE} t "
+        "ON t.prefix = 'rl_' || s.name || '_v' || s.schema_version || '_g' || s.generation")
+    return {row["name"]: (Pointer(row["name"], int(row["schema_version"]), int(row["generation"]),
+                                  _int_or_none(row["building_version"]),
+                                  _int_or_none(row["building_generation"])),
+                          _int_or_none(row["position"]))
+            for row in rows}
+
+
 def position_of(conn: Connection, tables: Tables) -> int | None:
     row = conn.one(f"SELECT position FROM {TRACKING_TABLE} WHERE prefix = ?", (tables.prefix,))
     return None if row is None else int(row["position"])
