@@ -124,6 +124,8 @@ class MerkleStore:
             f"tree_size BIGINT NOT NULL, last_position BIGINT NOT NULL, root {blob} NOT NULL)",
         ]
         with self.raw.write_transaction(conn) as cursor:
+            if not self.raw.is_sqlite:  # concurrent CREATE TABLE IF NOT EXISTS races on PG
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.state_table,))
             for statement in statements:
                 cursor.execute(statement)
             cursor.execute(
