@@ -12,12 +12,16 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sqlite3
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import structlog
+from eventsourcing.persistence import PersistenceError
 
+from api.cli import UsageError
 from api.cli.common import settings_from
 from ledger.settings import Settings
 
@@ -83,7 +87,10 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level)
     if args.workers < 1 or not 0 <= args.port <= 65535:
         raise ValueError("--workers must be at least 1 and --port a TCP port")
-    runtime = Runtime.open(settings)
+    try:
+        runtime = Runtime.open(settings)
+    except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as exc:
+        raise UsageError(f"cannot open the database: {exc}") from None
     token = ensure_admin_token(runtime.tokens, settings.state_dir)
     if token is not None:
         print(f"admin token (shown once; also in {settings.state_dir / 'admin-token'}): {token}",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Server, eventually
+from tests.e2e.conftest import RUNLEDGER, Server, eventually
 from tests.e2e.helpers import pipeline, register, trigger
 
 
@@ -99,3 +101,14 @@ def test_serve_without_projections_still_answers_single_runs_while_the_views_lag
         assert progress["status"] == "running"  # as the batches view says
         assert progress["progress"] == {"total_items": 2, "processed_items": 1,
                                         "failed_items": 1}
+
+
+def test_serve_on_a_database_it_cannot_open_exits_2_with_a_message(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("a file where the database folder should be")
+    done = subprocess.run(
+        [RUNLEDGER, "--database-url", f"sqlite:///{tmp_path}/file/ledger.db", "serve"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "cannot open the database" in done.stderr
+    assert "Traceback" not in done.stderr
