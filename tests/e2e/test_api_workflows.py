@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledger.hashing import definition_hash
 from tests.e2e.conftest import Server, eventually
 from tests.e2e.helpers import assert_problem, pipeline, register, trigger
 
@@ -151,3 +152,16 @@ def test_a_batch_trigger_makes_one_run_per_item_and_reports_progress(
         assert_problem(client.get("/api/batches/no-such-batch"), 404)
         assert_problem(client.post(f"/api/workflows/{definition['name']}/trigger", json={
             "batch": {"items": ["a"], "input_param": "nope"}}), 422)
+
+
+def test_the_definition_hash_is_the_sha256_of_the_canonical_json_as_submitted(
+    shared_server: Server,
+) -> None:
+    definition = pipeline(params={"rate": {"type": "number", "default": 0.00001},
+                                  "query": {"type": "string", "required": True}})
+    with shared_server.client("operator") as client:
+        registered = register(client, definition)
+        shown = client.get(f"/api/workflows/{definition['name']}").json()
+    assert registered["definition_hash"] == definition_hash(definition)
+    assert shown["definition"] == definition
+    assert shown["definition"]["params"]["rate"]["default"] == 0.00001
