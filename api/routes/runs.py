@@ -29,6 +29,7 @@ from api.rundetail import compare, files_of, find_task, log_ref, run_events, tas
 from api.runtime import Runtime
 from ledger.errors import InvalidRequest
 from ledger.hashing import parse_timestamp
+from projections.summaries import summary_from_events
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = structlog.get_logger()
@@ -38,7 +39,8 @@ TaskName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0
 Status = Literal["pending", "running", "success", "failed", "killed"]
 
 
-def _timestamp(value: str | None, name: str) -> str | None:
+def iso_timestamp(value: str | None, name: str) -> str | None:
+    """A query parameter that must be ISO 8601 (422 otherwise)."""
     if value is None:
         return None
     try:
@@ -52,8 +54,6 @@ def summary(runtime: Runtime, run_id: str) -> dict[str, Any]:
     """The run's summary, folded from its own events with the same fold the summaries view
     uses: a single run is always read-your-writes (after a trigger, a cancel, a report), even
     while the view lags. Cross-run queries go to the view."""
-    from projections.summaries import summary_from_events
-
     found = summary_from_events(run_events(runtime.ledger, run_id))
     if found is None:  # pragma: no cover - run_events raised already
         raise InvalidRequest(f"no run {run_id!r}")
@@ -77,8 +77,8 @@ def list_runs(
     try:
         runs, next_cursor = runtime.views.list_runs(
             status=status, workflow=workflow, triggered_by=triggered_by,
-            created_after=_timestamp(created_after, "created_after"),
-            created_before=_timestamp(created_before, "created_before"),
+            created_after=iso_timestamp(created_after, "created_after"),
+            created_before=iso_timestamp(created_before, "created_before"),
             params=params, limit=limit, cursor=cursor,
         )
     except ValueError as exc:  # a cursor that is not one of ours

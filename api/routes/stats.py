@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import Auditor, RuntimeDep
 from api.models import StatsPublic
-from api.routes.runs import _timestamp
+from api.routes.runs import iso_timestamp
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 
@@ -21,6 +21,6 @@ def stats(
     created_before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     return dict(runtime.views.stats(
-        workflow=workflow, created_after=_timestamp(created_after, "created_after"),
-        created_before=_timestamp(created_before, "created_before"),
+        workflow=workflow, created_after=iso_timestamp(created_after, "created_after"),
+        created_before=iso_timestamp(created_before, "created_before"),
     ))
