@@ -195,6 +195,12 @@ def test_replay_resume_compare_and_cancel_make_new_runs_and_leave_the_original(
         cancelled = client.post(f"/api/runs/{replay_id}/cancel")
         assert cancelled.status_code == 202, cancelled.text
         assert client.get(f"/api/runs/{replay_id}").json()["status"] == "killed"
+
+        def killed_by() -> list[str]:
+            entries = client.get(f"/api/runs/{replay_id}/audit").json()["entries"]
+            return [e["actor"] for e in entries if e["to_status"] == "killed"]
+
+        assert eventually(killed_by) == ["test-operator"]
         assert_problem(client.post(f"/api/runs/{replay_id}/cancel"), 409)
         assert_problem(client.post(f"/api/runs/{original}/cancel"), 409)
         assert client.get(f"/api/runs/{original}").json()["status"] == "success"
