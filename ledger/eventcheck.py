@@ -108,18 +108,25 @@ Checked = tuple[int, str, int, str, Any, str]
 
 
 def check_row(position: int, stream: str, sequence: int, topic: str, state: bytes) -> Checked:
-    """The hashes of one stored row, without building the event (verification's hot path)."""
-    payload, fast = load_json(state)
-    stored = payload.pop("hash", None)
-    prev_hash = payload.pop("prev_hash", None)
-    stamp = payload.pop("timestamp", None)
-    for key in _ENVELOPE_REST:
-        payload.pop(key, None)
-    kind = type_from_topic(topic)
-    hashed = {"data": payload, "prev_hash": prev_hash, "sequence": sequence, "stream": stream,
-              "timestamp": _timestamp(stamp), "type": kind}
-    fast = fast and stream.isascii() and kind.isascii()
-    recomputed = hashlib.sha256(canonical(hashed, fast=fast)).hexdigest()
+    """The hashes of one stored row, without building the event (verification's hot path).
+    A row that cannot be read or hashed at all (tampered with) gets an explanation instead of
+    a recomputed hash, so it is reported, never a crash."""
+    try:
+        payload, fast = load_json(state)
+        if not isinstance(payload, dict):
+            raise ValueError("the stored state is not a JSON object")
+        stored = payload.pop("hash", None)
+        prev_hash = payload.pop("prev_hash", None)
+        stamp = payload.pop("timestamp", None)
+        for key in _ENVELOPE_REST:
+            payload.pop(key, None)
+        kind = type_from_topic(topic)
+        hashed = {"data": payload, "prev_hash": prev_hash, "sequence": sequence,
+                  "stream": stream, "timestamp": _timestamp(stamp), "type": kind}
+        fast = fast and stream.isascii() and kind.isascii()
+        recomputed = hashlib.sha256(canonical(hashed, fast=fast)).hexdigest()
+    except (ValueError, TypeError) as exc:  # rfc8785's errors are ValueErrors too
+        return position, stream, sequence, "", None, f"<unreadable row: {exc}>"
     return position, stream, sequence, str(stored), prev_hash, recomputed
 
 

@@ -93,7 +93,10 @@ def leaf_entry(state: bytes) -> bytes:
     match = _STORED_HASH.match(state)
     if match is not None:
         return bytes.fromhex(match.group(1).decode())
-    value = json.loads(state).get("hash")
+    try:
+        value = json.loads(state).get("hash")
+    except (ValueError, AttributeError):  # not a JSON object: a leaf no event can match
+        return b"unreadable:" + state[:64]
     try:
         entry = bytes.fromhex(str(value))
     except ValueError:

@@ -143,3 +143,15 @@ def test_verification_in_worker_processes_finds_the_same_problems(
     assert [p.to_json() for p in pooled.problems] == [p.to_json() for p in alone.problems]
     assert [p.kind for p in pooled.problems] == ["hash_mismatch"]
     assert pooled.events_checked == alone.events_checked
+
+
+def test_a_row_overwritten_with_garbage_is_reported_not_a_crash(
+    populated: Ledger, settings: Settings, attacker: Attacker
+) -> None:
+    attacker.disable_guard()
+    position, stream, _, _, _ = attacker.row_of("Run.Succeeded", 0)
+    attacker.set_state(position, b"\x00not json")
+    report = verify_ledger(settings)  # the tree catches up over the garbage row too
+    problem = next(p for p in report.problems if p.kind == "hash_mismatch")
+    assert (problem.stream, problem.position) == (stream, position)
+    assert "unreadable row" in problem.detail
