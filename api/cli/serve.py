@@ -57,6 +57,11 @@ def start_background(settings: Settings, runtime: Runtime, *, projections: bool,
             runner.start()
             stops.append(runner.stop)
             log.info("projection_runner_started")
+    from ledger.merkle_follow import TreeFollower  # keeps the Merkle tree caught up
+
+    follower = TreeFollower(settings)
+    follower.start()
+    stops.append(follower.stop)
     if executor:
         try:
             from ledger.executor import Executor

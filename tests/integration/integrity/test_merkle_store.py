@@ -58,3 +58,22 @@ def test_concurrent_catch_ups_build_one_tree(populated: Ledger, settings: Settin
         thread.join()
     leaves = [leaf for _, leaf in event_leaves(populated)]
     assert {(h.tree_size, h.root) for h in heads} == {(len(leaves), merkle.root_from_leaf_hashes(leaves))}
+
+
+def test_the_follower_extends_the_tree_in_the_background(populated: Ledger, settings: Settings) -> None:
+    import time
+
+    from ledger.merkle_follow import TreeFollower
+
+    follower = TreeFollower(settings, interval=0.05)
+    follower.start()
+    try:
+        store = MerkleStore(settings)
+        expected = populated.reader.max_position() + 1
+        deadline = time.monotonic() + 10
+        with store.raw.connect() as conn:
+            while store.head(conn).tree_size < expected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert store.head(conn).tree_size == expected
+    finally:
+        follower.stop()
