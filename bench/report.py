@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 STORE_GOAL = 0.5
@@ -170,6 +171,8 @@ def render(info: dict[str, Any], records: list[dict[str, Any]], total: float,
                 continue
             except (KeyError, TypeError, ZeroDivisionError) as exc:
                 out.append(f"(could not tabulate: {exc!r}; the script's output follows)\n")
-        out.append("The script's own summary:\n\n```\n" + r.get("stdout", "").strip()[-4000:]
-                   + "\n```\n")
+        result = {k: v for k, v in r.get("result", {}).items() if k != "machine"}
+        text = json.dumps(result, indent=1) if result else r.get("stdout", "").strip()
+        out.append("The script's own result (its JSON, the machine left out):\n\n```\n"
+                   + text[:6000] + "\n```\n")
     return "\n".join(out)

@@ -122,8 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-seconds", type=float, default=20)
     parser.add_argument("--step-timeout", type=float, default=900)
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite RESULTS.md from bench/results/run_all.json, run nothing")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.render_only:
+        with (RESULTS / "run_all.json").open() as handle:
+            last = json.load(handle)
+        total = round(sum(r.get("seconds", 0) for r in last["steps"]), 1)
+        Path(args.results).write_text(render(last["machine"], last["steps"], total,
+                                             "make bench, steps as listed"))
+        return 0
     wanted = set(args.only.split(",")) if args.only else None
     started = time.time()
     info = machine()
