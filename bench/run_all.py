@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         records.append(run_step(name, step_argv, timeout))
         with (RESULTS / "run_all.json").open("w") as handle:
             json.dump({"machine": info, "steps": records}, handle, indent=2)
+    with (RESULTS / "run_all.json").open("w") as handle:
+        json.dump({"machine": info, "steps": records}, handle, indent=2)
     total = round(time.time() - started, 1)
     text = render(info, records, total, " ".join(["make bench", *(argv or sys.argv[1:])]))
     Path(args.results).write_text(text)
