@@ -3,8 +3,9 @@
 Nodes: ``run:<run_id>``, ``task:<run_id>/<task>``, ``file:<sha256>`` (files keyed by content,
 so a file produced by one run and consumed by another links the two), and
 ``dataset:<namespace>/<name>`` (OpenLineage datasets). Edges: ``consumed`` (file -> task),
-``produced`` (task -> file), ``part_of`` (task -> run). ``artifacts`` lists which files and
-datasets each run touched, for the depth-N walk across runs.
+``produced`` (task -> file), ``part_of`` (task -> run, and child run -> parent run for an
+OpenLineage parent-run facet). ``artifacts`` lists which files, datasets and parent runs each
+run touched, for the depth-N walk across runs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def task_node(run_id: str, task: str) -> str:
 
 class LineageView(View):
     name: ClassVar[str] = "lineage"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2  # v2: parent-run links
     table_names: ClassVar[tuple[str, ...]] = ("nodes", "edges", "artifacts")
 
     def create(self, conn: Connection, t: Tables) -> None:
@@ -108,6 +109,18 @@ class _Graph:
                 self.edge(self.dataset(run_id, ref), task, "consumed", run_id)
             for ref in d.get("outputs") or []:
                 self.edge(task, self.dataset(run_id, ref), "produced", run_id)
+            parent = d.get("parent")
+            if parent and parent.get("run_id") and parent["run_id"] != run_id:
+                self.parent_run(run_id, parent)
+
+    def parent_run(self, run_id: str, parent: dict[str, Any]) -> None:
+        """Link a child run to the run that started it; both runs share the parent's node."""
+        parent_id = str(parent["run_id"])
+        workflow = f"{parent.get('namespace', '')}/{parent.get('name', '')}"
+        node = self.node(run_node(parent_id), "run", run_id=parent_id, workflow=workflow)
+        self.edge(run_node(run_id), node, "part_of", run_id)
+        self.artifacts[(run_id, node)] = None
+        self.artifacts[(parent_id, node)] = None
 
 
 def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1

@@ -103,8 +103,6 @@ def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datas
     assert schema_facet["_producer"]  # facets are kept verbatim, envelope included
 
 
-@pytest.mark.xfail(reason="needs the lineage projection to turn Run.LineageReported.parent "
-                          "into a run-to-run edge", strict=False)
 @SQLITE_ONLY
 def test_a_parent_run_facet_links_the_child_run_to_its_parent(shared_server: Any) -> None:
     server = shared_server

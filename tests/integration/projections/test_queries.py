@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.errors import InvalidRequest
+from ledger.openlineage import RunEvent
 from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
@@ -224,3 +225,32 @@ def test_pending_runs_come_oldest_first_and_respect_batch_parallelism(
     assert progress["progress"] == {"total_items": 3, "processed_items": 2, "failed_items": 2}
     assert views.run_summary(batch.run_ids[2])["batch_id"] == batch.batch_id  # type: ignore[index]
     assert views.batch_progress("no-such-batch") is None
+
+
+def test_an_openlineage_parent_facet_links_child_and_parent_runs_in_both_lineages(
+    ledger: Ledger, runner: ProjectionRunner, views: ReadModels
+) -> None:
+    parent_id, child_id = "6f1b3c1e-0000-4000-8000-000000000001", "6f1b3c1e-0000-4000-8000-000000000002"
+
+    def emit(run_id: str, job: str, facets: dict[str, Any]) -> None:
+        ledger.record_openlineage(RunEvent.model_validate({
+            "eventType": "START", "eventTime": "2026-11-22T03:00:00Z",
+            "producer": "https://example.test/producer", "schemaURL":
+            "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "run": {"runId": run_id, "facets": facets}, "job": {"namespace": "ns", "name": job},
+            "inputs": [], "outputs": [],
+        }), principal="ol")
+
+    emit(parent_id, "dag", {})
+    emit(child_id, "dag.task", {"parent": {
+        "_producer": "https://example.test/producer", "_schemaURL": "https://example.test/parent",
+        "run": {"runId": parent_id}, "job": {"namespace": "ns", "name": "dag"}}})
+    runner.catch_up()
+    link = (f"run:{child_id}", f"run:{parent_id}", "part_of")
+    for run_id in (child_id, parent_id):
+        graph = views.lineage(run_id, depth=1)
+        assert graph is not None
+        assert link in {(e["source"], e["target"], e["kind"]) for e in graph["edges"]}
+    parent_only = views.lineage(parent_id, depth=0)
+    assert parent_only is not None
+    assert link not in {(e["source"], e["target"], e["kind"]) for e in parent_only["edges"]}
