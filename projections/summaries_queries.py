@@ -90,9 +90,10 @@ def list_runs(
 
 
 def pending_run_ids(conn: Connection, t: Tables, limit: int = 50) -> list[str]:
-    """Pending runs in ledger order, leaving out those whose batch is at its parallelism."""
+    """Pending runs in ledger order, leaving out those whose batch is at its parallelism and
+    OpenLineage runs (another engine executes those; ``Ledger.claim`` refuses them)."""
     rows = conn.all(f"SELECT run_id, batch_id FROM {t('runs')} WHERE status = 'pending' "
-                    "ORDER BY position LIMIT ?", (limit * 4,))
+                    "AND trigger_kind <> 'openlineage' ORDER BY position LIMIT ?", (limit * 4,))
     batch_ids = sorted({r["batch_id"] for r in rows if r["batch_id"]})
     room: dict[str, int] = {}
     if batch_ids:

@@ -254,3 +254,20 @@ def test_an_openlineage_parent_facet_links_child_and_parent_runs_in_both_lineage
     parent_only = views.lineage(parent_id, depth=0)
     assert parent_only is not None
     assert link not in {(e["source"], e["target"], e["kind"]) for e in parent_only["edges"]}
+
+
+def test_runs_reported_by_openlineage_are_never_offered_to_workers(
+    ledger: Ledger, driver: Driver, runner: ProjectionRunner, views: ReadModels
+) -> None:
+    ledger.record_openlineage(RunEvent.model_validate({
+        "eventType": "OTHER", "eventTime": "2026-11-22T03:00:00Z",
+        "producer": "https://example.test/producer",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "6f1b3c1e-0000-4000-8000-000000000003"},
+        "job": {"namespace": "ns", "name": "elsewhere"},
+    }), principal="ol")
+    ours = driver.trigger("ours")
+    runner.catch_up()
+    summary = views.run_summary("6f1b3c1e-0000-4000-8000-000000000003")
+    assert summary is not None and summary["status"] == "pending"
+    assert views.pending_run_ids() == [ours]
