@@ -191,7 +191,7 @@ def test_a_rebuild_produces_tables_equal_to_the_live_ones_row_for_row(
     some_history(driver)
     runner.catch_up()
     before = {view.name: dump(settings, view) for view in default_views()}
-    indexes = {v.name: index_names(settings, f"rl_{v.name}_v1_g1") for v in default_views()}
+    indexes = {v.name: index_names(settings, f"rl_{v.name}_v{v.schema_version}_g1") for v in default_views()}
     assert all(indexes.values())
     generations = {}
     conn = connect(settings)
@@ -203,7 +203,7 @@ def test_a_rebuild_produces_tables_equal_to_the_live_ones_row_for_row(
     assert runner.rebuild() == ["summaries", "stats", "lineage", "audit"]
     after = {view.name: dump(settings, view) for view in default_views()}
     assert after == before
-    assert {v.name: index_names(settings, f"rl_{v.name}_v1_g2")
+    assert {v.name: index_names(settings, f"rl_{v.name}_v{v.schema_version}_g2")
             for v in default_views()} == indexes
     conn = connect(settings)
     try:
