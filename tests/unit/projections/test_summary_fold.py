@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from ledger.records import EventRecord
-from projections.stats import percentile
 from projections.summaries import summary_from_events
 
 RUN = "3f1c1a52-0000-4000-8000-000000000001"
@@ -105,10 +104,3 @@ def test_an_openlineage_run_lasts_from_start_to_completion_by_event_time() -> No
     summary = summary_from_events([triggered({}, trigger_kind="openlineage"),
                                    lineage(2, "START", 5), lineage(3, "COMPLETE", 35)])
     assert summary is not None and summary["duration_seconds"] == 30.0
-
-
-def test_percentiles_interpolate_between_closest_ranks() -> None:
-    assert percentile([], 0.5) is None
-    assert percentile([4.0], 0.95) == 4.0
-    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
-    assert percentile([float(i) for i in range(1, 21)], 0.95) == pytest.approx(19.05)
