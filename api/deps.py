@@ -22,8 +22,10 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def require_role(role: Role) -> Callable[..., Principal]:
-    """A dependency that authenticates the bearer token (401) and checks its role (403)."""
+def require_role(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that authenticates the bearer token (401) and checks that it holds at least
+    one of ``roles`` (403). Roles include the ones below them (admin > operator > auditor)."""
+    needed = " or ".join(repr(r) for r in roles)
 
     def dependency(
         runtime: RuntimeDep,
@@ -35,10 +37,8 @@ def require_role(role: Role) -> Callable[..., Principal]:
         principal = runtime.tokens.authenticate(credentials.credentials)
         if principal is None:
             raise HTTPException(401, "invalid or revoked token", headers=challenge)
-        if not principal.has(role):
-            raise HTTPException(
-                403, f"role {principal.role!r} may not do this; it needs {role!r}"
-            )
+        if not any(principal.has(role) for role in roles):
+            raise HTTPException(403, f"role {principal.role!r} may not do this; it needs {needed}")
         return principal
 
     return dependency

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -48,12 +49,14 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database for one test: an SQLite file, or a PostgreSQL schema."""
+@contextmanager
+def fresh_database_url(backend: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty database: an SQLite file in ``directory``, or a PostgreSQL schema of its
+    own that is dropped afterwards."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        yield f"sqlite:///{directory / 'ledger.db'}"
         return
+    postgres_or_skip()
     schema = f"rl_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -62,6 +65,13 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    with fresh_database_url(backend, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -19,17 +19,15 @@ import anyio
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from api.auth import Principal
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, require_role
 from ledger.errors import InvalidRequest
 from ledger.openlineage import parse_run_event
 
 router = APIRouter(prefix="/api/v1", tags=["openlineage"])
 log = structlog.get_logger()
-_bearer = HTTPBearer(auto_error=False)
 
 
 class LineageAccepted(BaseModel):
@@ -38,24 +36,8 @@ class LineageAccepted(BaseModel):
     recorded: bool
 
 
-def lineage_reporter(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """An operator, admin or worker token (401 without a valid one, 403 for an auditor)."""
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(401, "missing bearer token", headers=challenge)
-    principal = runtime.tokens.authenticate(credentials.credentials)
-    if principal is None:
-        raise HTTPException(401, "invalid or revoked token", headers=challenge)
-    if not (principal.has("operator") or principal.has("worker")):
-        raise HTTPException(403, f"role {principal.role!r} may not report lineage; it needs "
-                                 "'operator' or 'worker'")
-    return principal
-
-
-Reporter = Annotated[Principal, Depends(lineage_reporter)]
+#: An operator, admin or worker token (401 without a valid one, 403 for an auditor).
+Reporter = Annotated[Principal, Depends(require_role("operator", "worker"))]
 
 
 def _decode(body: bytes, encoding: str, limit: int) -> Any:

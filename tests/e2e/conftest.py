@@ -13,17 +13,15 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, postgres_or_skip
+from tests.conftest import fresh_database_url
 
 RUNLEDGER = str(Path(sys.executable).with_name("runledger"))
 START_TIMEOUT = 30.0
@@ -192,23 +190,9 @@ def shared_server(request: pytest.FixtureRequest,
     per test. Its body limit is ``SHARED_BODY_LIMIT`` bytes."""
     workdir = tmp_path_factory.mktemp("shared")
     env = {"RUNLEDGER_MAX_BODY_BYTES": str(SHARED_BODY_LIMIT)}
-    if request.param == "sqlite":
-        server = start_server(f"sqlite:///{workdir / 'ledger.db'}", workdir, env=env)
+    with fresh_database_url(request.param, workdir) as url:
+        server = start_server(url, workdir, env=env)
         try:
             yield server
         finally:
             server.stop()
-        return
-    postgres_or_skip()
-    schema = f"rl_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        server = start_server(f"{PG_ADMIN_URL}?schema={schema}", workdir, env=env)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

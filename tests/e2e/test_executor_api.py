@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, postgres_or_skip
+from tests.conftest import fresh_database_url
 from tests.e2e.conftest import Server, eventually, start_server
 
 pytestmark = pytest.mark.e2e
@@ -74,25 +72,12 @@ def executing(request: pytest.FixtureRequest,
     """One ``runledger serve`` with its executor per module and backend; every test uses a
     workflow name of its own."""
     workdir = tmp_path_factory.mktemp("executing")
-    schema = ""
-    if request.param == "sqlite":
-        url = f"sqlite:///{workdir / 'ledger.db'}"
-    else:
-        postgres_or_skip()
-        schema = f"rl_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        url = f"{PG_ADMIN_URL}?schema={schema}"
-    try:
+    with fresh_database_url(request.param, workdir) as url:
         server = start_server(url, workdir, executor=True)
         try:
             yield server
         finally:
             server.stop()
-    finally:
-        if schema:
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def test_a_dag_triggered_over_http_runs_branches_in_parallel_with_evidence_we_can_recompute(

@@ -7,17 +7,15 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, postgres_or_skip
+from tests.conftest import fresh_database_url
 from tests.e2e.conftest import RUNLEDGER, Server, eventually, start_server
 
 pytestmark = pytest.mark.e2e
@@ -31,25 +29,12 @@ def leased_server(request: pytest.FixtureRequest,
     """One ``runledger serve`` (projections, no executor) with 3 s leases per module and
     backend; every test uses a workflow name of its own."""
     workdir = tmp_path_factory.mktemp("leased")
-    schema = ""
-    if request.param == "sqlite":
-        url = f"sqlite:///{workdir / 'ledger.db'}"
-    else:
-        postgres_or_skip()
-        schema = f"rl_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        url = f"{PG_ADMIN_URL}?schema={schema}"
-    try:
+    with fresh_database_url(request.param, workdir) as url:
         server = start_server(url, workdir, env=LEASE)
         try:
             yield server
         finally:
             server.stop()
-    finally:
-        if schema:
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture
