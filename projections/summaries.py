@@ -156,7 +156,7 @@ def param_text(value: Any) -> str:
 
 class SummariesView(View):
     name: ClassVar[str] = "summaries"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2  # v2: params carry created_at for index-ordered pages
     table_names: ClassVar[tuple[str, ...]] = ("runs", "params", "batches")
 
     def create(self, conn: Connection, t: Tables) -> None:
@@ -184,7 +184,8 @@ class SummariesView(View):
             conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_{name} ON {runs} ({columns})")
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {params} (run_id TEXT NOT NULL, name TEXT NOT NULL, "
-            "value_text TEXT NOT NULL, PRIMARY KEY (name, value_text, run_id))"
+            "value_text TEXT NOT NULL, created_at TEXT NOT NULL, "
+            "PRIMARY KEY (name, value_text, created_at, run_id))"
         )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {params}_by_run ON {params} (run_id)")
         conn.execute(
@@ -197,7 +198,7 @@ class SummariesView(View):
         states = self._load(conn, t, {e.stream for e in events
                                       if e.type.startswith("Run.") and e.type != "Run.Triggered"})
         touched: set[str] = set()
-        params: list[tuple[str, str, str]] = []
+        params: list[tuple[str, str, str, str]] = []
         batches: list[tuple[Any, ...]] = []
         for event in events:
             if event.type == "Batch.Created":
@@ -211,7 +212,7 @@ class SummariesView(View):
             if state is None:
                 continue
             if event.type == "Run.Triggered":
-                params.extend((event.stream, k, param_text(v))
+                params.extend((event.stream, k, param_text(v), state["created_at"])
                               for k, v in state["parameters"].items() if v is not None)
             states[event.stream] = state
             touched.add(event.stream)
@@ -221,8 +222,8 @@ class SummariesView(View):
             f"({placeholders(len(_COLUMNS))}) ON CONFLICT (run_id) DO UPDATE SET {upsert}",
             [row_from_state(states[run_id]) for run_id in sorted(touched)],
         )
-        conn.executemany(f"INSERT INTO {t('params')} (run_id, name, value_text) VALUES (?, ?, ?) "
-                         "ON CONFLICT DO NOTHING", params)
+        conn.executemany(f"INSERT INTO {t('params')} (run_id, name, value_text, created_at) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", params)
         conn.executemany(f"INSERT INTO {t('batches')} (batch_id, workflow, parallelism, run_ids, "
                          "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", batches)
 

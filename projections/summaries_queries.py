@@ -69,18 +69,28 @@ def list_runs(
     if created_before is not None:
         where.append("r.created_at < ?")
         args.append(normalise_time(created_before, "created_before"))
-    for name, value in sorted((params or {}).items()):
+    # With a parameter filter, the first one drives: its index rows are (name, value,
+    # created_at, run_id), so a page is an index-ordered scan that stops after ``limit`` rows.
+    filters = sorted((params or {}).items())
+    source, order = f"{runs} r", "r"
+    if filters:
+        source = f"{t('params')} p JOIN {runs} r ON r.run_id = p.run_id"
+        order = "p"
+        where.append("p.name = ? AND p.value_text = ?")
+        args += list(filters[0])
+    for name, value in filters[1:]:
         where.append(f"r.run_id IN (SELECT run_id FROM {t('params')} WHERE name = ? "
                      "AND value_text = ?)")
         args += [name, value]
     if cursor is not None:
         created_at, run_id = decode_cursor(cursor)
-        where.append("(r.created_at < ? OR (r.created_at = ? AND r.run_id < ?))")
+        where.append(f"({order}.created_at < ? OR ({order}.created_at = ? AND {order}.run_id < ?))")
         args += [created_at, created_at, run_id]
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     columns = ", ".join(f"r.{c}" for c in SUMMARY_FIELDS)
-    rows = conn.all(f"SELECT {columns} FROM {runs} r {clause} "
-                    "ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?", [*args, limit + 1])
+    rows = conn.all(f"SELECT {columns} FROM {source} {clause} "
+                    f"ORDER BY {order}.created_at DESC, {order}.run_id DESC LIMIT ?",
+                    [*args, limit + 1])
     page = [summary_from_row(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

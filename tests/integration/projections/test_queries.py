@@ -103,6 +103,23 @@ def test_pages_are_newest_first_and_the_cursor_walks_every_run_once(
         views.list_runs(cursor="not-a-cursor")
 
 
+def test_a_parameter_filtered_list_pages_newest_first_through_every_match_once(
+    driver: Driver, runner: ProjectionRunner, views: ReadModels
+) -> None:
+    matching = [driver.trigger("needle" if i % 2 == 0 else "hay", limit=i % 3) for i in range(9)]
+    wanted = [run for i, run in enumerate(matching) if i % 2 == 0]
+    runner.catch_up()
+    seen: list[str] = []
+    page, cursor = views.list_runs(params={"query": "needle"}, limit=2)
+    seen += [r["run_id"] for r in page]
+    while cursor is not None:
+        page, cursor = views.list_runs(params={"query": "needle"}, limit=2, cursor=cursor)
+        seen += [r["run_id"] for r in page]
+    assert seen == list(reversed(wanted))
+    both = views.list_runs(params={"query": "needle", "limit": "0"}, status="pending")[0]
+    assert [r["run_id"] for r in both] == [matching[6], matching[0]]
+
+
 def test_stats_count_by_status_and_match_independently_computed_percentiles(
     ledger: Ledger, driver: Driver, runner: ProjectionRunner, views: ReadModels
 ) -> None:

@@ -253,8 +253,13 @@ def test_while_a_rebuild_runs_the_old_tables_keep_serving_and_status_says_rebuil
     assert views.run_summary(runs[0])["status"] == "success"  # type: ignore[index]
 
 
-class SummariesV2(SummariesView):
-    schema_version: ClassVar[int] = 2
+class SummariesNext(SummariesView):
+    """The summaries view as the next release would ship it: one schema version up."""
+
+    schema_version: ClassVar[int] = SummariesView.schema_version + 1
+
+
+OLD, NEW = SummariesView.schema_version, SummariesNext.schema_version
 
 
 def test_a_changed_schema_version_rebuilds_the_view_on_restart(
@@ -263,7 +268,7 @@ def test_a_changed_schema_version_rebuilds_the_view_on_restart(
     runs = some_history(driver)
     runner.catch_up()
     runner.stop()
-    upgraded = ProjectionRunner(settings, views=[SummariesV2(), StatsView(), LineageView(),
+    upgraded = ProjectionRunner(settings, views=[SummariesNext(), StatsView(), LineageView(),
                                                  AuditView()], rebuild_batch_size=4)
     upgraded.catch_up()
     upgraded.stop()
@@ -271,13 +276,13 @@ def test_a_changed_schema_version_rebuilds_the_view_on_restart(
     try:
         pointer = st.read_pointer(conn, "summaries")
         assert pointer is not None
-        assert (pointer.schema_version, pointer.live.prefix) == (2, "rl_summaries_v2_g2")
+        assert (pointer.schema_version, pointer.live.prefix) == (NEW, f"rl_summaries_v{NEW}_g2")
         rows = conn.all(f"SELECT run_id FROM {pointer.live('runs')}")
         assert sorted(r["run_id"] for r in rows) == sorted(runs)
-        assert st.position_of(conn, Tables.of("summaries", 1, 1)) is None  # old one dropped
+        assert st.position_of(conn, Tables.of("summaries", OLD, 1)) is None  # old one dropped
     finally:
         conn.close()
-    assert next(s for s in views.status() if s["name"] == "summaries")["schema_version"] == 2
+    assert next(s for s in views.status() if s["name"] == "summaries")["schema_version"] == NEW
 
 
 def test_two_runners_on_one_postgres_share_the_views_without_doubling_any_event(
