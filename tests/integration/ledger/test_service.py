@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import Conflict, IllegalTransition, InvalidParameters, NotFound
+from ledger.errors import Conflict, IllegalTransition, InvalidParameters, InvalidRequest, NotFound
 from ledger.hashing import definition_hash
 from ledger.reports import ReportBatch
 from ledger.run import RunStatus
@@ -208,3 +208,30 @@ def test_positions_count_from_zero_across_the_whole_ledger(ledger: Ledger) -> No
     positions = [e.position for e in ledger.reader.iterate()]
     assert positions == list(range(len(positions)))
     assert positions[0] == 0
+
+
+def test_resume_re_reads_the_trigger_and_requires_upstream_tasks_to_have_succeeded(
+    ledger: Ledger,
+) -> None:
+    ledger.register_workflow(DEFINITION, principal="alice")
+    original = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="c").run_id
+    before = ledger.reader.max_position()
+    with pytest.raises(InvalidRequest, match="did not succeed"):
+        ledger.resume(original, from_task="load", principal="dave")
+    with pytest.raises(InvalidRequest, match="no task"):
+        ledger.resume(original, from_task="ghost", principal="dave")
+    assert ledger.reader.max_position() == before
+    ledger.claim(original, worker_id="w")
+    ledger.report(original, worker_id="w", reports=reports(
+        {"type": "task_started", "task": "extract"},
+        {"type": "task_finished", "task": "extract", "exit_code": 0},
+        {"type": "task_started", "task": "load"},
+        {"type": "task_finished", "task": "load", "exit_code": 1},
+        {"type": "run_failed", "error": "load failed"},
+    ))
+    resumed = ledger.resume(original, from_task="load", overrides={"limit": 7}, principal="dave")
+    data = ledger.stream_events(resumed.run_id)[0].data
+    assert (data["trigger_kind"], data["resume_of"], data["resume_from_task"]) == (
+        "resume", original, "load")
+    assert data["parameters"] == {"query": "q", "limit": 7}
+    assert data["definition_hash"] == definition_hash(DEFINITION)

@@ -1,0 +1,88 @@
+"""The Run aggregate's state machine (SPEC section 1), with no store involved."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from ledger.errors import Conflict, IllegalTransition
+from ledger.run import LEGAL_TRANSITIONS, Run, RunStatus
+
+AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+
+
+def pending_run() -> Run:
+    return Run.trigger(
+        run_id="run-1", at=AT, workflow="wf", version=1, definition_hash="0" * 64,
+        definition={"name": "wf", "tasks": [{"name": "a", "command": ["true"]}]},
+        engine_version="test", triggered_by="alice", trigger_kind="name", parameters={},
+        replay_of=None, resume_of=None, resume_from_task=None, batch_id=None,
+        idempotency_key=None,
+    )
+
+
+def to(status: RunStatus) -> Run:
+    run = pending_run()
+    if status != RunStatus.PENDING:
+        run.claim(worker_id="w", lease_expires_at="2026-11-22T03:01:00.000000Z", at=AT)
+    if status == RunStatus.SUCCESS:
+        run.succeed(worker_id="w", at=AT)
+    elif status == RunStatus.FAILED:
+        run.fail(error="boom", by="w", at=AT)
+    elif status == RunStatus.KILLED:
+        run.kill(by="ops", reason=None, at=AT)
+    run.collect_events()
+    return run
+
+
+COMMANDS: dict[RunStatus, Callable[[Run], None]] = {
+    RunStatus.RUNNING: lambda r: r.claim(worker_id="w2", lease_expires_at="x", at=AT),
+    RunStatus.SUCCESS: lambda r: r.succeed(worker_id="w", at=AT),
+    RunStatus.FAILED: lambda r: r.fail(error="e", by="ops", at=AT),
+    RunStatus.KILLED: lambda r: r.kill(by="ops", reason=None, at=AT),
+}
+
+
+@pytest.mark.parametrize("start", list(RunStatus))
+@pytest.mark.parametrize("target", [s for s in RunStatus if s != RunStatus.PENDING])
+def test_only_the_legal_transitions_are_recorded(start: RunStatus, target: RunStatus) -> None:
+    run = to(start)
+    version = run.version
+    if (start, target) in LEGAL_TRANSITIONS:
+        COMMANDS[target](run)
+        assert run.status == target
+        assert len(run.collect_events()) == 1
+    else:
+        with pytest.raises((IllegalTransition, Conflict)):
+            COMMANDS[target](run)
+        assert run.status == start
+        assert run.version == version and run.collect_events() == []
+
+
+def test_a_new_run_is_pending_and_its_first_event_opens_the_chain() -> None:
+    run = pending_run()
+    [event] = run.collect_events()
+    assert run.status == RunStatus.PENDING
+    assert event.prev_hash is None and run.last_hash == event.hash
+
+
+def test_every_recorded_event_chains_to_the_one_before() -> None:
+    run = pending_run()
+    run.claim(worker_id="w", lease_expires_at="x", at=AT)
+    run.start_task(worker_id="w", task="a", attempt=1, command=["true"], host="h",
+                   started_at="2026-11-22T03:00:00.000000Z", at=AT)
+    events = run.collect_events()
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+
+
+def test_a_task_attempt_must_follow_the_previous_one() -> None:
+    run = to(RunStatus.RUNNING)
+    with pytest.raises(IllegalTransition):
+        run.start_task(worker_id="w", task="a", attempt=2, command=None, host=None,
+                       started_at="2026-11-22T03:00:00.000000Z", at=AT)
+    with pytest.raises(Conflict):
+        run.start_task(worker_id="other", task="a", attempt=1, command=None, host=None,
+                       started_at="2026-11-22T03:00:00.000000Z", at=AT)
+    assert run.collect_events() == []
