@@ -14,9 +14,8 @@ import pytest
 from tests.e2e.conftest import RUNLEDGER, Server, eventually
 from tests.e2e.test_api_runs import claim, successful_reports, upload
 
-# The commands go through the same Ledger service whose backends are tested elsewhere; the
-# command-line handling is what these tests add, so one backend is enough here.
-pytestmark = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)
+#: Argument handling is the same whatever the database; one backend is enough for it.
+SQLITE_ONLY = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)
 
 DEFINITION = """\
 name: {name}
@@ -110,6 +109,7 @@ def test_trigger_wait_shows_progress_until_the_run_ends_and_exits_0_on_success(
     assert f"run {run_id}: success, tasks 2/2 done" in progress
 
 
+@SQLITE_ONLY
 def test_bad_command_line_input_exits_2_with_a_message(
     shared_server: Server, tmp_path: Path,
 ) -> None:
