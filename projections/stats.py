@@ -148,9 +148,14 @@ def _percentile(conn: Connection, runs: str, condition: str, params: list[Any], 
         return None
     rank = (count - 1) * q
     low = int(rank)
-    rows = conn.all(f"SELECT duration_seconds AS d FROM {runs} WHERE {condition} AND "
-                    "duration_seconds IS NOT NULL ORDER BY duration_seconds LIMIT 2 OFFSET ?",
-                    [*params, low])
+    need = 2 if low + 1 < count else 1
+    top = count - low - need  # offset of the higher needed rank, counted from the largest
+    base = (f"SELECT duration_seconds AS d FROM {runs} WHERE {condition} AND "
+            "duration_seconds IS NOT NULL ORDER BY duration_seconds")
+    if top < low:  # nearer the top: walk the index from that end
+        rows = conn.all(f"{base} DESC LIMIT ? OFFSET ?", [*params, need, top])[::-1]
+    else:
+        rows = conn.all(f"{base} LIMIT ? OFFSET ?", [*params, need, low])
     values = [float(r["d"]) for r in rows]
     if not values:
         return None
