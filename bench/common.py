@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -149,3 +150,10 @@ def tree_pids(pid: int) -> list[int]:
 def tree_peak_rss_kb(pid: int) -> int:
     """Sum over the process tree of each process's peak RSS (an upper bound of the peak)."""
     return sum(rss_kb(p)[1] for p in tree_pids(pid))
+
+
+def write_json(path: str | None, summary: dict[str, Any]) -> None:
+    """Write a benchmark's summary where ``--out`` asked for it (nothing without ``--out``)."""
+    if path:
+        with open(path, "w") as handle:
+            json.dump(summary, handle, indent=2)

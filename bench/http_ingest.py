@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, machine, scratch_database
+from bench.common import ROOT, machine, scratch_database, write_json
 from bench.server import RunledgerServer
 
 RUNBENCH_DIR = Path(os.environ.get("RUNBENCH_DIR", ROOT.parent / "shared" / "bench")).resolve()
@@ -144,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{backend:8} peak RSS of runledger serve: {result['peak_rss_mb']} MB", flush=True)
         if "read" in result:
             print(f"{backend:8} read: {result['read']}", flush=True)
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(summary, handle, indent=2)
+    write_json(args.out, summary)
     return 0
 
 

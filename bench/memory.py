@@ -14,13 +14,12 @@ from ``wait4``, which covers the whole life of the process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import time
 from typing import Any
 
-from bench.common import ROOT, machine, scratch_database
+from bench.common import ROOT, machine, scratch_database, write_json
 from bench.populate import populate
 from bench.server import RUNLEDGER, runledger_env
 from ledger.service import Ledger
@@ -94,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {"machine": machine(), "rows": []}
     for backend in args.backend.split(","):
         summary["rows"] += export_growth(backend, sizes)
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(summary, handle, indent=2)
+    write_json(args.out, summary)
     return 0
 
 

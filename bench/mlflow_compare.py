@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, machine
+from bench.common import ROOT, machine, write_json
 from bench.http_ingest import RUNBENCH_DIR, bench_runledger, read_rows, write_rows
 from bench.server import free_port
 
@@ -114,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                   f" runledger={row['runledger_runs_per_s']} ratio={row['runs_ratio']} "
                   f"p99 mlflow={row['mlflow_p99_ms']}ms runledger={row['runledger_p99_ms']}ms",
                   flush=True)
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(summary, handle, indent=2)
+    write_json(args.out, summary)
     return 0
 
 

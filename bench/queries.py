@@ -16,7 +16,6 @@ peak RSS and time, at a tenth of the runs and at all of them (flat memory means 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import latency_ms, machine, scratch_database
+from bench.common import latency_ms, machine, scratch_database, write_json
 from bench.memory import measure_command
 from bench.populate import CHAIN, N_DATASETS, N_WORKFLOWS, populate
 from bench.server import RunledgerServer, runledger_env
@@ -171,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"p99={values['p99_ms']}ms", flush=True)
             print(f"{backend:8} failures={result['latency']['failures']} "
                   f"serve peak RSS={result['serve_peak_rss_mb']} MB", flush=True)
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(summary, handle, indent=2)
+    write_json(args.out, summary)
     return 0
 
 

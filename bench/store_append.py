@@ -17,7 +17,6 @@ Each configuration is measured ledger first, raw right after, in the same proces
 from __future__ import annotations
 
 import argparse
-import json
 import queue
 import sqlite3
 import threading
@@ -30,7 +29,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench.common import PG_URL, ScratchDatabase, machine, scratch_database
+from bench.common import PG_URL, ScratchDatabase, machine, scratch_database, write_json
 from ledger.reports import Report, TaskFinishedReport, TaskStartedReport
 from ledger.service import Ledger
 from ledger.settings import Settings
@@ -327,9 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["results"] += results
         summary["durability"][backend] = durability
         print(f"# {backend}: raw durability {durability}", flush=True)
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(summary, handle, indent=2)
+    write_json(args.out, summary)
     return 0
 
 
