@@ -30,6 +30,7 @@ import orjson
 import structlog
 
 from ledger import __version__
+from ledger.errors import InvalidRequest
 from ledger.eventcheck import decode
 from ledger.hashing import canonical_json, format_timestamp, parse_timestamp
 from ledger.merkle_cache import ProofCache
@@ -44,6 +45,16 @@ log = structlog.get_logger()
 FORMAT = "runledger-bundle/1"
 FILES = ("events.jsonl", "runs.jsonl", "proofs.jsonl")
 Summarise = Callable[[list[EventRecord]], dict[str, Any] | None]
+
+
+def parse_time_filter(value: str | None, name: str) -> datetime | None:
+    """An optional ISO 8601 bound of an export's window; a bad one is refused by ``name``."""
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name}: not an ISO 8601 time: {value!r}") from exc
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ from typing import Any
 from api.cli import UsageError
 from api.cli.common import settings_from
 from api.logging import configure_logging
-from ledger.bundle import ExportFilters, write_bundle
+from ledger.bundle import ExportFilters, parse_time_filter, write_bundle
 from ledger.bundle_verify import verify_bundle
-from ledger.hashing import parse_timestamp
 from ledger.integrity import verify_ledger
 from ledger.merkle_store import MerkleStore
 from ledger.service import Ledger
@@ -86,19 +85,10 @@ def digest_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(text: str | None, option: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return parse_timestamp(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: not an ISO 8601 time: {text!r}") from exc
-
-
 def export_command(args: argparse.Namespace) -> int:
     filters = ExportFilters(
-        created_after=_when(args.created_after, "--created-after"),
-        created_before=_when(args.created_before, "--created-before"),
+        created_after=parse_time_filter(args.created_after, "--created-after"),
+        created_before=parse_time_filter(args.created_before, "--created-before"),
         workflow=args.workflow,
     )
     result = write_bundle(_open_ledger(args), args.out, filters=filters,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,23 +16,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import Auditor, RuntimeDep
-from ledger.bundle import ExportFilters, write_bundle
-from ledger.errors import InvalidRequest
-from ledger.hashing import parse_timestamp
+from ledger.bundle import ExportFilters, parse_time_filter, write_bundle
 from projections.summaries import summary_from_events
 
 router = APIRouter(prefix="/api/export", tags=["export"])
 
 CHUNK = 1 << 20
-
-
-def _when(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name}: not an ISO 8601 time: {value!r}") from exc
 
 
 def _stream_and_remove(path: Path, directory: Path) -> Iterator[bytes]:
@@ -55,8 +43,8 @@ def export(
 ) -> StreamingResponse:
     """The runs triggered in the window (and of the workflow), all their events, summaries,
     inclusion proofs, and a manifest signed with the ledger's Ed25519 key (a tar file)."""
-    filters = ExportFilters(created_after=_when(created_after, "created_after"),
-                            created_before=_when(created_before, "created_before"),
+    filters = ExportFilters(created_after=parse_time_filter(created_after, "created_after"),
+                            created_before=parse_time_filter(created_before, "created_before"),
                             workflow=workflow)
     directory = Path(tempfile.mkdtemp(prefix="runledger-export-",
                                       dir=runtime.settings.state_dir if

@@ -99,6 +99,10 @@ def test_an_exported_bundle_verifies_offline_and_an_edited_one_does_not(
     with server.client("admin") as client:
         response = client.get("/api/export", params={"workflow": "nope"})
         assert response.status_code == 200
+        refused = client.get("/api/export", params={"created_after": "yesterday"})
+        assert refused.status_code == 422
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert "created_after" in refused.json()["detail"]
         with client.stream("GET", "/api/export") as streamed:
             bundle = tmp_path / "api.tar"
             with bundle.open("wb") as handle:
