@@ -19,14 +19,12 @@ from eventsourcing.persistence import EventStore, IntegrityError
 from ledger import __version__
 from ledger.aggregate import ChainedAggregate
 from ledger.definition import (
-    WorkflowDefinition,
     ensure_json_compatible,
     parse_definition,
     resolve_parameters,
-    topological_order,
     upstream_of,
 )
-from ledger.errors import Conflict, InvalidDefinition, InvalidRequest, NotFound
+from ledger.errors import Conflict, InvalidRequest, NotFound
 from ledger.hashing import definition_hash as compute_definition_hash
 from ledger.hashing import format_timestamp
 from ledger.idempotency import Batch, IdempotencyKey, idempotency_stream
@@ -445,18 +443,3 @@ def _without_none(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 def _looks_like_run_id(run_id: str) -> bool:
     return bool(run_id) and ":" not in run_id and len(run_id) <= 200
-
-
-def execution_order(definition: WorkflowDefinition) -> list[str]:
-    return topological_order(definition)
-
-
-__all__ = [
-    "BatchTriggered",
-    "InvalidDefinition",
-    "Ledger",
-    "Registration",
-    "Triggered",
-    "execution_order",
-    "utc_now",
-]

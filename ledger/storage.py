@@ -4,7 +4,6 @@ commit, the immutability guard, and plain reads of stored rows with their positi
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -302,7 +301,3 @@ class EventReader:
                 return
             yield from records
             position = records[-1].position
-
-
-def is_sqlite_error(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.Error)
