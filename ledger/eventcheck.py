@@ -56,11 +56,40 @@ def _checked_int(text: str) -> int:
 
 
 _DECODER = json.JSONDecoder(parse_float=_checked_float, parse_int=_checked_int)
+_MAX_FAST_INT = 10**15
+
+
+def _orjson_safe(value: Any) -> bool:
+    """Whether every number in ``value`` prints the same under orjson as under RFC 8785:
+    integers within 15 digits, floats non-integral within 1e-4..1e16 (a plain walk: cheaper
+    than decoding with per-number hooks)."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return bool(-_MAX_FAST_INT < value < _MAX_FAST_INT)
+    if kind is float:
+        return bool(not value.is_integer() and 1e-4 <= abs(value) < 1e16)
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return False
+    for item in value:  # noqa: SIM110 (a loop: all() with a generator is slower here)
+        if type(item) is not str and not _orjson_safe(item):
+            return False
+    return True
 
 
 def load_json(raw: bytes) -> tuple[Any, bool]:
     """``json.loads`` plus whether the value may take the fast canonical path."""
     if raw.isascii() and b"\\u" not in raw:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # e.g. NaN or a huge integer: the stdlib decoder below decides
+        else:
+            if _orjson_safe(value):
+                return value, True
         try:
             return _DECODER.decode(raw.decode()), True
         except _FloatSeen:

@@ -70,6 +70,27 @@ class Frontier:
         self.size += 1
         return completed
 
+    def push(self, leaf: bytes) -> None:
+        """:meth:`append` without collecting the completed nodes (for checks that keep none)."""
+        carry, level = leaf, 0
+        nodes, size = self.nodes, self.size
+        while (size >> level) & 1:
+            carry = merkle.node_hash(nodes.pop(level), carry)
+            level += 1
+        nodes[level] = carry
+        self.size = size + 1
+
+    def append_subtree(self, node: bytes, level: int) -> None:
+        """Add a perfect subtree of ``2**level`` leaves at once (the size must be a multiple
+        of it): how ranges checked apart join one tree."""
+        assert self.size % (1 << level) == 0, "a subtree must start on its own boundary"
+        carry, added = node, 1 << level
+        while level in self.nodes and (self.size >> level) & 1:
+            carry = merkle.node_hash(self.nodes.pop(level), carry)
+            level += 1
+        self.nodes[level] = carry
+        self.size += added
+
     def root(self) -> bytes:
         if self.size == 0:
             return merkle.EMPTY_ROOT
@@ -187,20 +208,29 @@ class MerkleStore:
         row = conn.execute(query, (position,)).fetchone()
         return None if row is None else int(row[0])
 
-    def iter_leaves(self, conn: Any, *, batch: int = 10000) -> Iterator[tuple[int, int, bytes]]:
-        """(leaf_index, position, leaf hash) in order, streamed in pages."""
+    def iter_leaves(self, conn: Any, *, batch: int = 10000, start: int = 0,
+                    stop: int | None = None) -> Iterator[tuple[int, int, bytes]]:
+        """(leaf_index, position, leaf hash) for ``start`` <= leaf_index < ``stop``, in
+        order, streamed in pages."""
         query = self.raw.sql(
             f"SELECT leaf_index, position, hash FROM {self.leaves} "
-            f"WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?"
+            f"WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index LIMIT ?"
         )
-        next_index = 0
-        while True:
-            rows = conn.execute(query, (next_index, batch)).fetchall()
-            for index, position, hash_ in rows:
-                yield int(index), int(position), bytes(hash_)
+        next_index, end = start, 2**62 if stop is None else stop
+        while next_index < end:
+            rows = conn.execute(query, (next_index, end, batch)).fetchall()
+            yield from rows  # (int, int, bytes) from both drivers
             if len(rows) < batch:
                 return
             next_index = int(rows[-1][0]) + 1
+
+    def leaf_position(self, conn: Any, leaf_index: int) -> int:
+        """The event position leaf ``leaf_index`` was made from."""
+        query = self.raw.sql(f"SELECT position FROM {self.leaves} WHERE leaf_index = ?")
+        row = conn.execute(query, (leaf_index,)).fetchone()
+        if row is None:
+            raise LookupError(f"the Merkle store has no leaf {leaf_index}")
+        return int(row[0])
 
     # ---- appending --------------------------------------------------------------------------
     def catch_up(self) -> TreeHead:

@@ -89,22 +89,27 @@ class RawStore:
              batch: int = 10000, limit: int | None = None) -> Iterator[StoredRow]:
         """Every stored row with ``after`` < position <= ``upto`` (the first ``limit`` of them),
         oldest first, streamed."""
+        for row in self.scan_tuples(conn, after=after, upto=upto, batch=batch, limit=limit):
+            yield StoredRow(*row)
+
+    def scan_tuples(self, conn: Any, *, after: int = -1, upto: int | None = None,
+                    batch: int = 10000, limit: int | None = None
+                    ) -> Iterator[tuple[int, str, int, str, bytes]]:
+        """:meth:`scan` as plain tuples straight from the driver (the hot path of ``verify``)."""
         high = (upto if upto is not None else 2**62) + 1
         query = self.sql(
-            f"SELECT {self.position_column}, originator_id, originator_version, topic, state "
-            f"FROM {self.events_table} WHERE {self.position_column} > ? "
+            f"SELECT {self.position_column} - 1, originator_id, originator_version, topic, "
+            f"state FROM {self.events_table} WHERE {self.position_column} > ? "
             f"AND {self.position_column} <= ? ORDER BY {self.position_column} LIMIT ?"
         )
         params = (after + 1, high, limit if limit is not None else 2**62)
         if self.is_sqlite:
             cursor = conn.execute(query, params)
             while rows := cursor.fetchmany(batch):
-                for nid, stream, seq, topic, state in rows:
-                    yield StoredRow(nid - 1, stream, seq, topic, state)
+                yield from rows
             return
         with conn.transaction(), conn.cursor(name="runledger_scan") as cursor:
             cursor.itersize = batch
             cursor.execute(query, params)
             while rows := cursor.fetchmany(batch):
-                for nid, stream, seq, topic, state in rows:
-                    yield StoredRow(nid - 1, stream, seq, topic, bytes(state))
+                yield from rows

@@ -29,8 +29,9 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--digest", type=Path, metavar="FILE",
                         help="a saved `runledger digest`: check history since was only appended")
     verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    verify.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="processes that decode and hash events (default 1)")
+    verify.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes that check ranges of events side by side (default: "
+                        "one per CPU, up to 4, for ledgers past 131,072 events; else 1)")
     verify.set_defaults(handler=verify_command)
     digest = subparsers.add_parser("digest", help="print today's digest as JSON")
     digest.set_defaults(handler=digest_command)
@@ -64,7 +65,7 @@ def verify_command(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read digest {args.digest}: {exc}") from exc
         if not isinstance(digest, dict):
             raise UsageError(f"{args.digest} does not hold a digest object")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     report = verify_ledger(_open_ledger(args), digest=digest, workers=args.workers)
     if args.json:

@@ -70,3 +70,33 @@ def test_escapes_and_punctuation_hash_like_rfc8785_on_the_fast_path() -> None:
     assert b"\\u" not in state  # stays on the fast path
     _, recomputed = decode_and_hash(0, "run-1", 1, "ledger.run:Run.Started", state)
     assert recomputed == decode_row(1, "run-1", 1, "ledger.run:Run.Started", state).recompute_hash()
+
+
+def compact_state(data: dict[str, Any]) -> bytes:
+    """Stored the way the library stores events: compact separators."""
+    state = dict(data, timestamp={"_type_": "datetime_iso",
+                                  "_data_": "2026-01-02T03:04:05.000006+00:00"},
+                 hash="ab" * 32, prev_hash=None)
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def test_numbers_in_any_place_hash_like_rfc8785_whichever_decoder_reads_them() -> None:
+    for data in (
+        {"xs": [1, 2.5, -0.125, 3]}, {"a": 1, "b": 120.0}, {"n": [[1e-7], 2]},
+        {"big": 2**52 + 1}, {"edge": 10**15 - 1}, {"edge": 10**15}, {"f": 9.5e15},
+        {"exp": 1e16}, {"neg": [-1.5e-5, -3]}, {"s": "a,1.0 [2.5 :3.5", "k": 1},
+        {"duration_seconds": 0.25, "exit_code": 0, "size": 12},
+    ):
+        state = compact_state(data)
+        _, recomputed = decode_and_hash(0, "run-1", 1, "ledger.run:Run.Started", state)
+        reference = decode_row(1, "run-1", 1, "ledger.run:Run.Started", state).recompute_hash()
+        assert recomputed == reference, data
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(alphabet="abc:,[ 1.5e", max_size=6), json_values, max_size=5))
+def test_compact_rows_hash_like_rfc8785_for_any_numbers(data: dict[str, Any]) -> None:
+    state = compact_state(data)
+    _, recomputed = decode_and_hash(0, "run-1", 1, "ledger.run:Run.Started", state)
+    reference = decode_row(1, "run-1", 1, "ledger.run:Run.Started", state).recompute_hash()
+    assert recomputed == reference
