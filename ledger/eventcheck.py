@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -160,11 +159,6 @@ def check_row(position: int, stream: str, sequence: int, topic: str, state: byte
 
 
 _ENVELOPE_REST = tuple(_NOT_DATA - {"hash", "prev_hash", "timestamp"})
-
-
-def check_rows(rows: Sequence[tuple[int, str, int, str, bytes]]) -> list[Checked]:
-    """:func:`check_row` over a batch (the unit of work handed to verification workers)."""
-    return [check_row(*row) for row in rows]
 
 
 def decode(position: int, stream: str, sequence: int, topic: str, state: bytes) -> EventRecord:
