@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench.memory [--backend sqlite] [--runs 2000,10000] [--out FILE]
 
-Grows one ledger (``bench.populate``: runs of 13 events) through the given sizes and, at each,
-runs ``runledger export`` and ``runledger verify``: flat memory means the same peak at every
-size.
+Grows one ledger (``bench.bulk``: the runs of ``bench.populate``, 13 events each) through the
+given sizes and, at each, runs ``runledger export`` and ``runledger verify``: flat memory means
+the same peak at every size.
 
 ``runledger serve``'s peak during the HTTP and query benchmarks is sampled by
 :class:`bench.server.PeakRss`; one-shot commands (``export``, ``verify``) report ``ru_maxrss``
@@ -19,10 +19,9 @@ import subprocess
 import time
 from typing import Any
 
+from bench.bulk import bulk_populate
 from bench.common import ROOT, machine, scratch_database, write_json
-from bench.populate import populate
 from bench.server import RUNLEDGER, runledger_env
-from ledger.service import Ledger
 from ledger.settings import Settings
 
 
@@ -60,25 +59,21 @@ def export_growth(backend: str, sizes: list[int]) -> list[dict[str, Any]]:
     with scratch_database(backend, prefix="rl_bench_mem") as db:
         settings = Settings(database_url=db.url, data_dir=db.directory / "state")
         env = runledger_env(db.url, db.directory / "state")
-        ledger = Ledger(settings)
         have = 0
         events = 0
-        try:
-            for size in sizes:
-                filled = populate(ledger, size - have, start=have, progress=False)
-                have = size
-                events += filled["events"]
-                bundle = db.directory / f"bundle-{size}"
-                row = {"backend": backend, "runs": size, "events": events,
-                       "export": measure_command(env, "export", "--out", str(bundle)),
-                       "verify": measure_command(env, "verify")}
-                rows.append(row)
-                print(f"{backend:8} {events:>9} events: export {row['export']['seconds']} s "
-                      f"peak RSS {row['export']['peak_rss_mb']} MB; verify "
-                      f"{row['verify']['seconds']} s peak RSS {row['verify']['peak_rss_mb']} MB",
-                      flush=True)
-        finally:
-            ledger.close()
+        for size in sizes:
+            filled = bulk_populate(settings, size - have, start=have, progress=False)
+            have = size
+            events += filled["events"]
+            bundle = db.directory / f"bundle-{size}"
+            row = {"backend": backend, "runs": size, "events": events,
+                   "export": measure_command(env, "export", "--out", str(bundle)),
+                   "verify": measure_command(env, "verify")}
+            rows.append(row)
+            print(f"{backend:8} {events:>9} events: export {row['export']['seconds']} s "
+                  f"peak RSS {row['export']['peak_rss_mb']} MB; verify "
+                  f"{row['verify']['seconds']} s peak RSS {row['verify']['peak_rss_mb']} MB",
+                  flush=True)
     return rows
 
 

@@ -1,16 +1,21 @@
 """Queries at scale: 100,000 runs (1.3 million events), then the latency of the read API.
 
-    .venv/bin/python -m bench.queries [--backend sqlite] [--runs 100000] [--iterations 300]
-        [--export] [--out FILE]
+    .venv/bin/python -m bench.queries [--backend sqlite[,postgres]] [--runs 100000]
+        [--iterations 300] [--service-runs 1000] [--workers N] [--export] [--verify] [--out FILE]
 
-Population goes through the real aggregates and the Ledger service, 200 runs (2,600 events) per
-``save()``; the projections then catch up (timed). A real ``runledger serve --no-executor``
-answers, sequentially over one keep-alive connection, interleaved:
+Population: the first ``--service-runs`` runs go through the real aggregates and the Ledger
+service, 200 runs (2,600 events) per ``save()`` (the baseline); the rest are the same kind of
+runs written by ``bench.bulk`` (the same events, byte for byte, hash-chained by the product's
+own hashing, inserted in large transactions): events/s of both and their ratio. Then the read
+side comes up as an operator would bring it up on an existing ledger: ``runledger projections
+rebuild`` (every view from event 0, one batched pass) and ``runledger digest`` (the Merkle
+tree), each timed, then a real ``runledger serve --no-executor``, which answers, sequentially
+over one keep-alive connection, interleaved: ``GET /healthz`` (the HTTP floor, the baseline),
 ``GET /api/runs/{id}``, ``GET /api/runs?status=success&limit=50``,
 ``GET /api/runs?workflow=wf-N&limit=50``, ``GET /api/runs?param.dataset=ds-N&limit=50``,
 ``GET /api/stats``, ``GET /api/runs/{id}/lineage?depth=3``. Goals (p99): single run < 10 ms,
 lists < 20 ms, stats < 50 ms. With ``--export``: ``runledger export`` and ``runledger verify``
-peak RSS and time, at a tenth of the runs and at all of them (flat memory means equal peaks).
+time and peak RSS at full size; with ``--verify``: ``runledger verify`` must pass at the end.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.bulk import bulk_populate
 from bench.common import latency_ms, machine, scratch_database, write_json
 from bench.memory import measure_command
 from bench.populate import CHAIN, N_DATASETS, N_WORKFLOWS, populate
@@ -78,6 +85,7 @@ def query_latencies(url: str, token: str, run_ids: list[str], iterations: int,
             client.get("/api/runs", params={"status": "success", "limit": 50})
             client.get("/api/stats")
         for _ in range(iterations):
+            timed("http_floor", "/healthz")  # the HTTP round trip alone: the baseline
             timed("get_run", f"/api/runs/{rng.choice(run_ids)}")
             timed("list_by_status", "/api/runs", {"status": "success", "limit": 50}, "runs")
             timed("list_by_workflow", "/api/runs",
@@ -94,13 +102,103 @@ def query_latencies(url: str, token: str, run_ids: list[str], iterations: int,
     return result
 
 
+def timed_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """``runledger ARGS`` as its own process: seconds, peak RSS (``measure_command``)."""
+    outcome = measure_command(env, *args, timeout=3600)
+    if outcome["exit_code"] != 0:
+        raise RuntimeError(f"{outcome['command']} exited {outcome['exit_code']}: "
+                           f"{outcome['stderr_tail']}")
+    return {k: v for k, v in outcome.items() if k != "stderr_tail"}
+
+
+def fill(settings: Settings, runs: int, service_runs: int, workers: int | None,
+         base: datetime) -> dict[str, Any]:
+    """The first ``service_runs`` runs through the Ledger service (the baseline), the rest
+    through the bulk path: the same runs, the same events (``bench.bulk``)."""
+    service_runs = min(service_runs, runs)
+    ledger = Ledger(settings)
+    try:
+        service = populate(ledger, service_runs, progress=False,
+                           clock=lambda seq: base + timedelta(milliseconds=seq))
+    finally:
+        ledger.close()
+    bulk = bulk_populate(settings, runs - service_runs, start=service_runs, base=base,
+                         workers=workers)
+    events = service["events"] + bulk["events"]
+    result = {
+        "events": events, "seconds": round(service["seconds"] + bulk["seconds"], 1),
+        "service": {k: v for k, v in service.items() if k != "run_ids"},
+        "bulk": {k: v for k, v in bulk.items() if k != "run_ids"},
+        "run_ids": service["run_ids"] + bulk["run_ids"],
+    }
+    if service["events"] and bulk["events"]:
+        result["bulk_vs_service"] = round(bulk["events_per_s"] / service["events_per_s"], 2)
+    return result
+
+
+def bench_backend(backend: str, args: argparse.Namespace,
+                  results_dir: Path) -> dict[str, Any]:
+    with scratch_database(backend, prefix="rl_bench_q") as db:
+        settings = Settings(database_url=db.url, data_dir=db.directory / "state")
+        env = runledger_env(db.url, db.directory / "state")
+        result: dict[str, Any] = {"backend": backend, "runs": args.runs}
+        base = datetime.now(UTC) - timedelta(milliseconds=args.runs)
+        filled = fill(settings, args.runs, args.service_runs, args.workers, base)
+        run_ids: list[str] = filled.pop("run_ids")
+        filled["events_per_s"] = round(filled["events"] / filled["seconds"], 1)
+        result["populate"] = filled
+        print(f"# {backend}: populated {filled}", flush=True)
+        # The read side, as an operator would bring it up on an existing ledger: every view
+        # built from event 0 in one batched pass, then the Merkle tree, then the server.
+        result["rebuild"] = timed_cli(env, "projections", "rebuild")
+        result["rebuild"]["events_per_s"] = round(filled["events"]
+                                                  / result["rebuild"]["seconds"], 1)
+        print(f"# {backend}: projections rebuilt {result['rebuild']}", flush=True)
+        result["tree"] = timed_cli(env, "digest")
+        print(f"# {backend}: Merkle tree built {result['tree']}", flush=True)
+        if args.export:
+            bundle = db.directory / "bundle"
+            result["exports"] = [{"runs": args.runs, "events": filled["events"],
+                                  "export": measure_command(env, "export", "--out", str(bundle)),
+                                  "verify": measure_command(env, "verify")}]
+            print(f"# export/verify: {result['exports'][-1]}", flush=True)
+        server = RunledgerServer(db.url, db.directory / "state",
+                                 log_path=results_dir / f"queries-{backend}-serve.log")
+        with server:
+            token = server.token("auditor")
+            started = time.perf_counter()
+            wait_caught_up(server.url, token)
+            result["server_caught_up_seconds"] = round(time.perf_counter() - started, 1)
+            result["latency"] = query_latencies(server.url, token, run_ids, args.iterations)
+        result["serve_peak_rss_mb"] = round(server.peak_rss_kb / 1024, 1)
+        if args.verify:
+            result["verify"] = timed_cli(env, "verify")
+            print(f"# {backend}: verify {result['verify']}", flush=True)
+    floor = result["latency"].get("http_floor", {}).get("p50_ms")
+    result["goals"] = {
+        op: {"goal_p99_ms": goal, "p99_ms": result["latency"][op]["p99_ms"],
+             "met": result["latency"][op]["p99_ms"] < goal}
+        for op, goal in GOALS_MS.items() if op in result["latency"]}
+    if floor:
+        result["p50_vs_http_floor"] = {
+            op: round(values["p50_ms"] / floor, 2) for op, values in result["latency"].items()
+            if op not in ("failures", "http_floor")}
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="sqlite")
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--service-runs", type=int, default=1000,
+                        help="runs written through the Ledger service first (the baseline)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes building the bulk rows (default: one per CPU)")
     parser.add_argument("--export", action="store_true",
-                        help="also measure runledger export/verify at 1/10 and all of the runs")
+                        help="also time runledger export and verify (peak RSS) at full size")
+    parser.add_argument("--verify", action="store_true",
+                        help="finally run runledger verify over the whole ledger (must pass)")
     parser.add_argument("--results-dir", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -108,68 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     results_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"machine": machine(), "results": []}
     for backend in args.backend.split(","):
-        with scratch_database(backend, prefix="rl_bench_q") as db:
-            settings = Settings(database_url=db.url, data_dir=db.directory / "state")
-            env = runledger_env(db.url, db.directory / "state")
-            result: dict[str, Any] = {"backend": backend, "runs": args.runs}
-            # The server (and its projection runner) runs while we populate: the runner
-            # catches up on the other core as the events arrive.
-            server = RunledgerServer(db.url, db.directory / "state",
-                                     log_path=results_dir / f"queries-{backend}-serve.log")
-            ledger = Ledger(settings)
-            run_ids: list[str] = []
-            populated = {"events": 0, "seconds": 0.0}
-            exports = []
-            with server:
-                token = server.token("auditor")
-                started = time.perf_counter()
-                try:
-                    steps = [args.runs // 10, args.runs - args.runs // 10] if args.export else [
-                        args.runs]
-                    for count in steps:
-                        filled = populate(ledger, count, start=len(run_ids))
-                        run_ids += filled["run_ids"]
-                        populated["events"] += filled["events"]
-                        populated["seconds"] += filled["seconds"]
-                        if args.export:
-                            bundle = db.directory / f"bundle-{len(run_ids)}"
-                            exports.append({"runs": len(run_ids), "events": populated["events"],
-                                            "export": measure_command(env, "export", "--out",
-                                                                      str(bundle)),
-                                            "verify": measure_command(env, "verify")})
-                            print(f"# export/verify at {len(run_ids)} runs: {exports[-1]}",
-                                  flush=True)
-                finally:
-                    ledger.close()
-                result["populate"] = {
-                    "events": populated["events"], "seconds": round(populated["seconds"], 1),
-                    "events_per_s": round(populated["events"] / populated["seconds"], 1)}
-                print(f"# {backend}: populated {result['populate']}", flush=True)
-                wait_caught_up(server.url, token)
-                seconds = time.perf_counter() - started
-                result["projections_caught_up"] = {
-                    "seconds_from_first_write": round(seconds, 1),
-                    "events_per_s": round(populated["events"] / seconds, 1)}
-                print(f"# {backend}: projections caught up {result['projections_caught_up']}",
-                      flush=True)
-                assert server.rss is not None
-                server.rss.sample()
-                result["serve_peak_rss_mb_populate"] = round(server.rss.peak_kb / 1024, 1)
-                result["latency"] = query_latencies(server.url, token, run_ids, args.iterations)
-            result["serve_peak_rss_mb"] = round(server.peak_rss_kb / 1024, 1)
-            result["goals"] = {
-                op: {"goal_p99_ms": goal, "p99_ms": result["latency"][op]["p99_ms"],
-                     "met": result["latency"][op]["p99_ms"] < goal}
-                for op, goal in GOALS_MS.items() if op in result["latency"]}
-            if exports:
-                result["exports"] = exports
-            summary["results"].append(result)
-            for op, values in result["latency"].items():
-                if op != "failures":
-                    print(f"{backend:8} {op:18} p50={values['p50_ms']}ms "
-                          f"p99={values['p99_ms']}ms", flush=True)
-            print(f"{backend:8} failures={result['latency']['failures']} "
-                  f"serve peak RSS={result['serve_peak_rss_mb']} MB", flush=True)
+        result = bench_backend(backend, args, results_dir)
+        summary["results"].append(result)
+        for op, values in result["latency"].items():
+            if op != "failures":
+                print(f"{backend:8} {op:18} p50={values['p50_ms']}ms "
+                      f"p99={values['p99_ms']}ms", flush=True)
+        print(f"{backend:8} failures={result['latency']['failures']} "
+              f"serve peak RSS={result['serve_peak_rss_mb']} MB", flush=True)
+        write_json(args.out, summary)  # what is done so far, should a later backend fail
     write_json(args.out, summary)
     return 0
 

@@ -91,28 +91,49 @@ def queries(result: dict[str, Any]) -> str:
     parts = []
     for r in result["results"]:
         goals = r.get("goals", {})
+        floor = r.get("p50_vs_http_floor", {})
         rows = []
         for op, values in r["latency"].items():
             if op == "failures":
                 continue
             goal = goals.get(op)
             rows.append([op, values["n"], values["p50_ms"], values["p95_ms"], values["p99_ms"],
-                         values.get("avg_items", "-"),
+                         floor.get(op, "-"), values.get("avg_items", "-"),
                          f"< {goal['goal_p99_ms']} ms: {_met(goal['met'])}" if goal else "-"])
-        pop = r["populate"]
-        caught = r.get("projections_caught_up", {})
-        parts.append(
-            f"Backend {r['backend']}: {r['runs']} runs, {pop['events']} events written in "
-            f"{pop['seconds']} s ({pop['events_per_s']} events/s through the Ledger service, "
-            f"200 runs per save); projections (in `runledger serve`, following during the "
-            f"writes) at lag 0 {caught.get('seconds_from_first_write')} s after the first "
-            f"write ({caught.get('events_per_s')} events/s). Sequential requests over one "
-            f"keep-alive connection; failures: {r['latency']['failures'] or 'none'}. Peak RSS "
-            f"of `runledger serve`: {r.get('serve_peak_rss_mb_populate')} MB during population,"
-            f" {r.get('serve_peak_rss_mb')} MB overall.\n\n"
-            + _table(["query", "n", "p50 ms", "p95 ms", "p99 ms", "items", "goal (p99)"], rows)
-        )
+        parts.append(_queries_intro(r)
+                     + _table(["query", "n", "p50 ms", "p95 ms", "p99 ms", "p50 / HTTP floor",
+                               "items", "goal (p99)"], rows))
     return "\n".join(parts)
+
+
+def _queries_intro(r: dict[str, Any]) -> str:
+    pop = r["populate"]
+    failures = r["latency"]["failures"] or "none"
+    if "bulk" not in pop:  # a result of the earlier script (the server following the writes)
+        caught = r.get("projections_caught_up", {})
+        return (f"Backend {r['backend']}: {r['runs']} runs, {pop['events']} events written in "
+                f"{pop['seconds']} s ({pop['events_per_s']} events/s through the Ledger "
+                f"service); projections following at lag 0 "
+                f"{caught.get('seconds_from_first_write')} s after the first write. "
+                f"Failures: {failures}. Peak RSS of `runledger serve`: "
+                f"{r.get('serve_peak_rss_mb')} MB.\n\n")
+    service, bulk, rebuild, tree = pop["service"], pop["bulk"], r["rebuild"], r["tree"]
+    return (
+        f"Backend {r['backend']}: {r['runs']} runs, {pop['events']} events in "
+        f"{pop['seconds']} s: the first {service['runs']} runs through the Ledger service "
+        f"({service['events_per_s']} events/s, 200 runs per save), the other {bulk['runs']} "
+        f"by `bench/bulk.py` ({bulk['events_per_s']} events/s with {bulk['workers']} "
+        f"processes, {pop.get('bulk_vs_service', '-')}x the service path; the same events, "
+        f"hash-chained by the product's hashing). Then `runledger projections rebuild`: "
+        f"{rebuild['seconds']} s ({rebuild['events_per_s']} events/s, peak RSS "
+        f"{rebuild['peak_rss_mb']} MB); `runledger digest` (Merkle tree): {tree['seconds']} s; "
+        f"`runledger serve` at lag 0 after {r.get('server_caught_up_seconds')} s. Sequential "
+        f"requests over one keep-alive connection; `http_floor` is `GET /healthz` in the same "
+        f"loop, the baseline of the ratio column. Failures: {failures}. Peak RSS of "
+        f"`runledger serve`: {r.get('serve_peak_rss_mb')} MB."
+        + (f" `runledger verify` over the whole ledger: exit {r['verify']['exit_code']} in "
+           f"{r['verify']['seconds']} s." if "verify" in r else "")
+        + "\n\n")
 
 
 def memory(result: dict[str, Any]) -> str:
@@ -125,26 +146,33 @@ def memory(result: dict[str, Any]) -> str:
 
 
 RENDERERS = {"store_append": store_append, "mlflow_compare": mlflow_compare,
-             "queries": queries, "memory": memory}
+             "queries": queries, "queries_postgres": queries, "memory": memory}
 TITLES = {
     "store_append": "1. Store append: the Ledger service against raw inserts",
     "mlflow_compare": "2. HTTP ingest, side by side with MLflow",
     "queries": "3. Queries at scale",
+    "queries_postgres": "3b. Queries at scale on PostgreSQL",
     "memory": "5. Memory: export and verify as the ledger grows",
     "projections_rebuild": "4a. Projection rebuild (bench/projections_rebuild.py)",
+    "projections_rebuild_1m": "4a'. Projection rebuild at 1,000,000 events",
     "executor": "4b. Executor (bench/executor.py)",
     "verify_export": "4c. Verify and export (bench/verify_export.py)",
+    "verify_export_1m": "4c'. Verify and export at 1,000,000 events",
 }
 
 
 def render(info: dict[str, Any], records: list[dict[str, Any]], total: float,
            invocation: str) -> str:
+    ran = [r for r in records if not r.get("kept")]
+    kept = [r["name"] for r in records if r.get("kept")]
     out = [
         "# runledger benchmark results\n",
-        f"Written by `bench/run_all.py` ({invocation}) from the runs below, in {total} s "
-        f"wall time. Every figure comes from that run; ratios are measured side by side in "
-        f"the same process or session, because absolute times on a shared 2-core machine are "
-        f"noisy.\n",
+        f"Written by `bench/run_all.py` ({invocation}), whose steps took {total} s wall time "
+        f"(the {len(ran)} of {len(records)} steps run this time)."
+        + (f" Kept from earlier runs (each with its own date below): {', '.join(kept)}."
+           if kept else "")
+        + " Ratios are measured side by side in the same process or session, because absolute "
+        "times on a shared 2-core machine are noisy.\n",
         "## Machine\n",
         _table(["cpu", "cores", "memory GB", "kernel", "python", "sqlite", "postgresql",
                 "load average at start", "started (UTC)"],
@@ -152,8 +180,10 @@ def render(info: dict[str, Any], records: list[dict[str, Any]], total: float,
                  info["python"], info["sqlite"], info["postgresql"],
                  ", ".join(f"{x:.2f}" for x in info["loadavg"]), info["time_utc"]]]),
         "## Commands\n",
-        _table(["step", "command", "status", "seconds", "load average after (1, 5, 15 min)"],
+        _table(["step", "command", "status", "seconds", "started (UTC)",
+                "load average after (1, 5, 15 min)"],
                [[r["name"], f"`{r['command']}`", r["status"], r.get("seconds", "-"),
+                 r.get("started_utc", "-") + (" (earlier run)" if r.get("kept") else ""),
                  ", ".join(str(x) for x in r.get("loadavg_after", []))] for r in records]),
         "The machine is shared with other engineers' test runs while this runs: a load "
         "average above 2 means the benchmarks got less than the whole machine; the "

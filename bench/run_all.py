@@ -1,11 +1,16 @@
 """Every benchmark, one after the other, then ``bench/RESULTS.md`` from what they measured.
 
-    make bench                      # = .venv/bin/python bench/run_all.py
+    make bench                      # = .venv/bin/python bench/run_all.py (under 15 minutes)
     .venv/bin/python bench/run_all.py --only store_append,queries --queries-runs 20000
+    .venv/bin/python bench/run_all.py --only queries_postgres     # one of the long steps
+    .venv/bin/python bench/run_all.py --with queries_postgres,verify_export_1m
 
 Each step runs as its own process and writes ``bench/results/<step>.json``; a step that fails
-is reported as failed in RESULTS.md (with its error) and the others still run. The defaults fit
-the whole run in about 15 minutes on the 2-core machine.
+is reported as failed in RESULTS.md (with its error) and the others still run. The default
+steps and sizes fit the whole run in under 15 minutes on the 2-core machine; the long steps
+(queries at 100,000 runs on PostgreSQL, rebuild and verify/export at 1,000,000 events) run with
+``--only`` or ``--with``, and every run keeps the last results of the steps it did not run,
+each shown with the date it was measured.
 """
 
 from __future__ import annotations
@@ -29,26 +34,38 @@ from bench.common import machine  # noqa: E402
 from bench.report import render  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+#: Sizes of the default run, chosen so that ``make bench`` takes under 15 minutes.
+REBUILD_EVENTS = 100_000
+VERIFY_EVENTS = 200_000
+WRITE_SECONDS = 12.0
 
 
-def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    """(name, argv after ``python -m``) for every step, in order."""
+def steps(args: argparse.Namespace) -> list[tuple[str, list[str], bool]]:
+    """(name, argv after ``python -m``, runs by default) for every step, in order.
+
+    The steps that do not run by default are the long ones, each a one-command run of its own
+    (``--only NAME``); a full run keeps their last results in RESULTS.md."""
     return [
-        ("store_append", ["bench.store_append", "--saves", "1500", "--saves10", "600"]),
+        ("store_append", ["bench.store_append", "--saves", "1500", "--saves10", "600"], True),
         ("mlflow_compare", ["bench.mlflow_compare", "--clients", "1,8", "--runs", "400",
-                            "--max-seconds", str(args.write_seconds), "--repeat", "1"]),
+                            "--max-seconds", str(args.write_seconds), "--repeat", "1"], True),
         ("queries", ["bench.queries", "--backend", "sqlite", "--runs", str(args.queries_runs),
-                     "--iterations", "300"]),
-        ("memory", ["bench.memory", "--backend", "sqlite", "--runs", args.memory_runs]),
+                     "--iterations", "300"], True),
+        ("queries_postgres", ["bench.queries", "--backend", "postgres", "--runs",
+                              str(args.queries_runs), "--iterations", "300"],
+         args.queries_postgres),
+        ("memory", ["bench.memory", "--backend", "sqlite", "--runs", args.memory_runs], True),
         ("projections_rebuild", ["bench.projections_rebuild", "--events",
-                                 str(args.rebuild_events)]),
-        ("executor", ["bench.executor"]),
-        ("verify_export", ["bench.verify_export", "--events", str(args.verify_events)]),
+                                 str(args.rebuild_events)], True),
+        ("projections_rebuild_1m", ["bench.projections_rebuild", "--events", "1000000"], False),
+        ("executor", ["bench.executor"], True),
+        ("verify_export", ["bench.verify_export", "--events", str(args.verify_events)], True),
+        ("verify_export_1m", ["bench.verify_export", "--events", "1000000"], False),
     ]
 
 
 #: Steps whose script has no ``--out``: their result is the last JSON line they print.
-NO_OUT_FLAG = {"verify_export"}
+NO_OUT_FLAG = {"verify_export", "verify_export_1m"}
 
 
 def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
@@ -60,7 +77,8 @@ def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
     command = [sys.executable, "-m", *argv, *tail]
     shown = ".venv/bin/python -m " + " ".join(
         [*argv, *([] if name in NO_OUT_FLAG else ["--out", f"bench/results/{name}.json"])])
-    record: dict[str, Any] = {"name": name, "command": shown}
+    record: dict[str, Any] = {"name": name, "command": shown,
+                              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not module_file.exists():
         record.update(status="missing", error=f"{module_file.relative_to(ROOT)} does not exist")
         return record
@@ -113,13 +131,17 @@ def previous_records() -> dict[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=None,
-                        help="comma-separated step names to run again; the other steps' "
-                             "results are kept from the last run")
+                        help="comma-separated step names to run (any step, default or not); "
+                             "the other steps' results are kept from the last run")
+    parser.add_argument("--with", dest="extra", default="",
+                        help="comma-separated steps that do not run by default to run too")
+    parser.add_argument("--queries-postgres", action="store_true",
+                        help="make queries_postgres a default step")
     parser.add_argument("--queries-runs", type=int, default=100_000)
     parser.add_argument("--memory-runs", default="2000,10000")
-    parser.add_argument("--rebuild-events", type=int, default=200_000)
-    parser.add_argument("--verify-events", type=int, default=300_000)
-    parser.add_argument("--write-seconds", type=float, default=20)
+    parser.add_argument("--rebuild-events", type=int, default=REBUILD_EVENTS)
+    parser.add_argument("--verify-events", type=int, default=VERIFY_EVENTS)
+    parser.add_argument("--write-seconds", type=float, default=WRITE_SECONDS)
     parser.add_argument("--step-timeout", type=float, default=900)
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--render-only", action="store_true",
@@ -129,21 +151,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         with (RESULTS / "run_all.json").open() as handle:
             last = json.load(handle)
-        total = round(sum(r.get("seconds", 0) for r in last["steps"]), 1)
+        total = round(sum(r.get("seconds", 0) for r in last["steps"] if not r.get("kept")), 1)
         Path(args.results).write_text(render(last["machine"], last["steps"], total,
                                              "make bench, steps as listed"))
         return 0
-    wanted = set(args.only.split(",")) if args.only else None
+    plan = steps(args)
+    known = {name for name, _, _ in plan}
+    wanted = set(args.only.split(",")) if args.only else {
+        name for name, _, default in plan if default} | set(filter(None, args.extra.split(",")))
+    if wanted - known:
+        parser.error(f"unknown steps: {', '.join(sorted(wanted - known))}")
     started = time.time()
     info = machine()
-    kept = previous_records() if wanted is not None else {}
+    kept = previous_records()
     records = []
-    for name, step_argv in steps(args):
-        if wanted is not None and name not in wanted:
-            if name in kept:
-                records.append(kept[name])
+    for name, step_argv, _ in plan:
+        if name not in wanted:
+            if name in kept:  # measured by an earlier run: shown with its own date
+                records.append(dict(kept[name], kept=True))
             continue
-        timeout = args.step_timeout * (2 if name == "queries" else 1)
+        timeout = args.step_timeout * (4 if name.endswith("_1m") else
+                                       2 if name.startswith("queries") else 1)
         records.append(run_step(name, step_argv, timeout))
         with (RESULTS / "run_all.json").open("w") as handle:
             json.dump({"machine": info, "steps": records}, handle, indent=2)
