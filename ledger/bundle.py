@@ -182,14 +182,12 @@ def _selected_runs(raw: RawStore, conn: Any, filters: ExportFilters, upto: int) 
         f"AND topic LIKE ? AND {raw.position_column} <= ?"
     )
     selected: set[str] = set()
-    cursor = conn.execute(query, ("%:Run.Triggered", upto + 1))
-    while rows := cursor.fetchmany(2000):
-        for stream, state in rows:
-            payload = json.loads(bytes(state))
-            stamp = payload.get("timestamp")
-            text = str(stamp.get("_data_") if isinstance(stamp, dict) else stamp)
-            if filters.matches(parse_timestamp(text), payload.get("workflow")):
-                selected.add(str(stream))
+    for stream, state in raw.stream(conn, query, ("%:Run.Triggered", upto + 1), batch=2000):
+        payload = json.loads(bytes(state))
+        stamp = payload.get("timestamp")
+        text = str(stamp.get("_data_") if isinstance(stamp, dict) else stamp)
+        if filters.matches(parse_timestamp(text), payload.get("workflow")):
+            selected.add(str(stream))
     return selected
 
 

@@ -103,12 +103,19 @@ class RawStore:
             f"AND {self.position_column} <= ? ORDER BY {self.position_column} LIMIT ?"
         )
         params = (after + 1, high, limit if limit is not None else 2**62)
+        yield from self.stream(conn, query, params, batch=batch)
+
+    def stream(self, conn: Any, query: str, params: tuple[Any, ...], *,
+               batch: int = 10000) -> Iterator[Any]:
+        """The rows of ``query``, fetched ``batch`` at a time: memory stays bounded however
+        many rows it has (a server-side cursor on PostgreSQL, whose client cursors fetch the
+        whole result at once)."""
         if self.is_sqlite:
             cursor = conn.execute(query, params)
             while rows := cursor.fetchmany(batch):
                 yield from rows
             return
-        with conn.transaction(), conn.cursor(name="runledger_scan") as cursor:
+        with conn.transaction(), conn.cursor(name="runledger_stream") as cursor:
             cursor.itersize = batch
             cursor.execute(query, params)
             while rows := cursor.fetchmany(batch):
