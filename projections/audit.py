@@ -12,10 +12,27 @@ from typing import Any, ClassVar
 from ledger.records import EventRecord
 from projections.db import Connection
 from projections.summaries import LINEAGE_STATUS, TERMINAL
-from projections.view import Tables, View, chunks, dumps, loads, placeholders
+from projections.view import Carry, Rebuilder, Tables, View, chunks, dumps, loads, placeholders
 
 _ENDINGS = {"Run.Succeeded": ("succeeded", "success"), "Run.Failed": ("failed", "failed"),
             "Run.Killed": ("killed", "killed")}
+
+
+#: Runs whose status a rebuild keeps in memory between batches.
+CARRY_RUNS = 200_000
+
+
+class _CarryingRebuilder(Rebuilder):
+    """Keeps the statuses of recently seen runs between batches instead of reading them
+    back from the table it has just written."""
+
+    def __init__(self, view: AuditView) -> None:
+        super().__init__(view)
+        self.fold = view.fold
+        self.carry = Carry(CARRY_RUNS)
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        self.carry.keep(self.fold(conn, t, events, self.carry))
 
 
 class AuditView(View):
@@ -35,9 +52,19 @@ class AuditView(View):
                      "status TEXT NOT NULL)")
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        statuses: dict[str, str] = {}
-        wanted = sorted({e.stream for e in events if e.type.startswith("Run.")
-                         and e.type != "Run.Triggered"})
+        self.fold(conn, t, events, {})
+
+    def rebuilder(self) -> Rebuilder:
+        return _CarryingRebuilder(self)
+
+    def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
+             known: dict[str, str]) -> dict[str, str]:
+        """Fold ``events`` into the tables; ``known`` holds run statuses already read (and
+        current). Returns the statuses of the runs this batch saw."""
+        streams = {e.stream for e in events if e.type.startswith("Run.")
+                   and e.type != "Run.Triggered"}
+        statuses = {run_id: known[run_id] for run_id in streams if run_id in known}
+        wanted = sorted(streams - statuses.keys())
         for part in chunks(wanted):
             for row in conn.all(f"SELECT run_id, status FROM {t('status')} WHERE run_id IN "
                                 f"({placeholders(len(part))})", part):
@@ -61,6 +88,7 @@ class AuditView(View):
         conn.executemany(f"INSERT INTO {t('status')} (run_id, status) VALUES (?, ?) "
                          "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status",
                          [(run_id, statuses[run_id]) for run_id in sorted(changed)])
+        return statuses
 
 
 def _entry(event: EventRecord, status: str | None

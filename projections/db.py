@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from ledger.aggregate import ENVELOPE_FIELDS
 from ledger.hashing import format_timestamp, parse_timestamp
@@ -30,7 +31,7 @@ POSTGRES_EVENTS_TABLE = "runledger_events"
 POSTGRES_CHANNEL = POSTGRES_EVENTS_TABLE
 
 Row = dict[str, Any]
-_NOT_DATA = tuple(ENVELOPE_FIELDS | {"class_version"})
+_NOT_DATA = tuple(ENVELOPE_FIELDS - {"timestamp", "hash", "prev_hash"} | {"class_version"})
 _UTC_SUFFIX = "+00:00"
 #: From this many rows on, a PostgreSQL insert goes through COPY.
 COPY_THRESHOLD = 50
@@ -62,7 +63,10 @@ class Connection:
         if self.is_postgres:
             insert = _INSERT.match(statement)
             if insert is not None and len(rows) >= COPY_THRESHOLD:
-                self._copy_insert(insert["table"], insert["columns"], rows, insert["tail"])
+                if insert["tail"].strip():
+                    self._copy_insert(insert["table"], insert["columns"], rows, insert["tail"])
+                else:  # nothing to resolve on conflict: COPY straight into the table
+                    self.copy_rows(insert["table"], insert["columns"].split(", "), rows)
                 return
             with self.raw.cursor() as cursor:
                 cursor.executemany(self.sql(statement), rows)
@@ -84,6 +88,23 @@ class Connection:
             cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
                            f"{tail}")
             cursor.execute(f"DELETE FROM {staging}")
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+                  ) -> None:
+        """Append ``rows`` as they are (no conflict handling): COPY straight into ``table``
+        on PostgreSQL, a plain batched INSERT on SQLite. For tables nobody else writes."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self.is_postgres:
+            with self.raw.cursor() as cursor, \
+                    cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        else:
+            self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES "
+                                 f"({','.join('?' * len(columns))})", rows)
 
     def all(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(row) for row in self.execute(statement, params).fetchall()]
@@ -142,19 +163,46 @@ def events_table_exists(conn: Connection) -> bool:
     return row is not None
 
 
-def read_events(conn: Connection, after: int, limit: int) -> list[EventRecord]:
-    """Events with position > ``after``, oldest first (position = notification id - 1)."""
+def read_events(conn: Connection, after: int, limit: int, *, upto: int | None = None,
+                part: tuple[int, int] | None = None) -> list[EventRecord]:
+    """Events with position > ``after`` (and <= ``upto``), oldest first (position =
+    notification id - 1); with ``part=(k, n)`` only those of the streams in part ``k`` of
+    ``n`` (every stream's events fall in one part, so per-run folds can be split by part).
+
+    Rows come back as plain tuples, and on PostgreSQL in binary format (the state is
+    ``bytea``: text format would hex-encode it on the server and decode it here)."""
+    column = "notification_id" if conn.is_postgres else "rowid"
+    where, params = [f"{column} > ?"], [after + 1]
+    if upto is not None:
+        where.append(f"{column} <= ?")
+        params.append(upto + 1)
+    if part is not None:
+        where.append(f"{stream_hash(conn)} = ?")
+        params += [part[1], part[0]]
+    statement = (f"SELECT {column}, originator_id, originator_version, topic, state "
+                 f"FROM {events_table_for(conn)} WHERE {' AND '.join(where)} "
+                 f"ORDER BY {column} LIMIT ?")
+    params.append(limit)
     if conn.is_postgres:
-        statement = (f"SELECT notification_id, originator_id, originator_version, topic, state "
-                     f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > ? "
-                     f"ORDER BY notification_id LIMIT ?")
+        with conn.raw.cursor(row_factory=tuple_row) as cursor:
+            rows = cursor.execute(conn.sql(statement), params, binary=True).fetchall()
     else:
-        statement = (f"SELECT rowid AS notification_id, originator_id, originator_version, "
-                     f"topic, state FROM {SQLITE_EVENTS_TABLE} WHERE rowid > ? "
-                     f"ORDER BY rowid LIMIT ?")
-    rows = conn.execute(statement, (after + 1, limit)).fetchall()
-    return [decode(r["notification_id"], r["originator_id"], r["originator_version"],
-                   r["topic"], r["state"]) for r in rows]
+        cursor = conn.raw.cursor()
+        cursor.row_factory = None
+        rows = cursor.execute(statement, params).fetchall()
+    return [decode(*row) for row in rows]
+
+
+def stream_hash(conn: Connection) -> str:
+    """SQL for an event's stream (``originator_id``) hashed into ``0 .. ?-1``."""
+    if conn.is_postgres:
+        return "mod(hashtext(originator_id) & 2147483647, ?)"
+    conn.raw.create_function("rl_stream_hash", 2, _stream_hash, deterministic=True)
+    return "rl_stream_hash(originator_id, ?)"
+
+
+def _stream_hash(stream: str, parts: int) -> int:
+    return zlib.crc32(stream.encode()) % parts
 
 
 def decode(notification_id: int, originator_id: str, originator_version: int, topic: str,
@@ -162,7 +210,7 @@ def decode(notification_id: int, originator_id: str, originator_version: int, to
     """:func:`ledger.records.decode_row`, made fast for catch-up and rebuild (orjson, and the
     library's ``...ffffff+00:00`` timestamps turned into ``...ffffffZ`` without parsing)."""
     payload: dict[str, Any] = orjson.loads(state)
-    stamp = payload.get("timestamp")
+    stamp = payload.pop("timestamp", None)
     if isinstance(stamp, dict):
         stamp = stamp.get("_data_")
     text = str(stamp)
@@ -170,13 +218,12 @@ def decode(notification_id: int, originator_id: str, originator_version: int, to
         timestamp = text[:26] + "Z"
     else:
         timestamp = format_timestamp(parse_timestamp(text))
-    digest = str(payload.get("hash"))
-    prev_hash = payload.get("prev_hash")
+    digest = str(payload.pop("hash", None))
+    prev_hash = payload.pop("prev_hash", None)
     for key in _NOT_DATA:
         payload.pop(key, None)
-    return EventRecord(stream=str(originator_id), sequence=int(originator_version),
-                       position=int(notification_id) - 1, type=topic.split(":", 1)[-1],
-                       timestamp=timestamp, data=payload, hash=digest, prev_hash=prev_hash)
+    return EventRecord(str(originator_id), int(originator_version), int(notification_id) - 1,
+                       topic[topic.find(":") + 1:], timestamp, payload, digest, prev_hash)
 
 
 def max_position(conn: Connection) -> int:

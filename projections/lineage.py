@@ -10,11 +10,17 @@ run touched, for the depth-N walk across runs.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, ClassVar
+
+import psycopg
+import structlog
 
 from ledger.records import EventRecord
 from projections.db import Connection
-from projections.view import Tables, View, chunks, dumps, loads, placeholders
+from projections.view import Rebuilder, Recent, Tables, View, chunks, dumps, loads, placeholders
+
+log = structlog.get_logger()
 
 MAX_DEPTH = 10
 MAX_RUNS = 500
@@ -28,20 +34,39 @@ def task_node(run_id: str, task: str) -> str:
     return f"task:{run_id}/{task}"
 
 
+#: (table, its columns, its unique key, the column that orders duplicates: first one wins).
+_TABLES = (
+    ("nodes", ("node_id", "kind", "data", "position"), "node_id", "position"),
+    ("edges", ("source", "target", "kind", "run_id", "position"), "source, target, kind",
+     "position"),
+    ("artifacts", ("run_id", "node_id"), "run_id, node_id", None),
+)
+#: Keys per table a rebuild remembers between batches to drop repeats before writing them.
+RECENT_KEYS = 200_000
+
+
+def _unique_index(table: str, key: str) -> str:
+    return f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_key ON {table} ({key})"
+
+
 class LineageView(View):
     name: ClassVar[str] = "lineage"
-    schema_version: ClassVar[int] = 2  # v2: parent-run links
+    # v2: parent-run links. v3: nodes and edges keep the position of the event that first
+    # produced them, and keys are unique indexes, so a rebuild appends rows and builds them last.
+    schema_version: ClassVar[int] = 3
     table_names: ClassVar[tuple[str, ...]] = ("nodes", "edges", "artifacts")
 
     def create(self, conn: Connection, t: Tables) -> None:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('nodes')} (node_id TEXT PRIMARY KEY, "
-                     "kind TEXT NOT NULL, data TEXT NOT NULL)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('nodes')} (node_id TEXT NOT NULL, "
+                     "kind TEXT NOT NULL, data TEXT NOT NULL, position BIGINT NOT NULL)")
         conn.execute(f"CREATE TABLE IF NOT EXISTS {t('edges')} (source TEXT NOT NULL, "
                      "target TEXT NOT NULL, kind TEXT NOT NULL, run_id TEXT NOT NULL, "
-                     "PRIMARY KEY (source, target, kind))")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {t('edges')}_by_run ON {t('edges')} (run_id)")
+                     "position BIGINT NOT NULL)")
         conn.execute(f"CREATE TABLE IF NOT EXISTS {t('artifacts')} (run_id TEXT NOT NULL, "
-                     "node_id TEXT NOT NULL, PRIMARY KEY (run_id, node_id))")
+                     "node_id TEXT NOT NULL)")
+        for table, _, key, _ in _TABLES:
+            conn.execute(_unique_index(t(table), key))
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {t('edges')}_by_run ON {t('edges')} (run_id)")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {t('artifacts')}_by_node ON "
                      f"{t('artifacts')} (node_id, run_id)")
 
@@ -50,29 +75,85 @@ class LineageView(View):
         for event in events:
             if event.type.startswith("Run."):
                 graph.add(event)
-        conn.executemany(f"INSERT INTO {t('nodes')} (node_id, kind, data) VALUES (?, ?, ?) "
-                         "ON CONFLICT DO NOTHING", list(graph.nodes.values()))
-        conn.executemany(f"INSERT INTO {t('edges')} (source, target, kind, run_id) "
-                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", list(graph.edges))
-        conn.executemany(f"INSERT INTO {t('artifacts')} (run_id, node_id) VALUES (?, ?) "
-                         "ON CONFLICT DO NOTHING", list(graph.artifacts))
+        for (table, columns, _, _), rows in zip(_TABLES, graph.rows(), strict=True):
+            conn.executemany(f"INSERT INTO {t(table)} ({', '.join(columns)}) VALUES "
+                             f"({placeholders(len(columns))}) ON CONFLICT DO NOTHING", rows)
+
+    def rebuilder(self) -> Rebuilder:
+        return _AppendingRebuilder(self)
+
+
+class _AppendingRebuilder(Rebuilder):
+    """Appends each batch's rows without conflict handling (COPY on PostgreSQL) into tables
+    whose unique indexes are built last. Repeats of keys it still remembers are dropped
+    first; any left are deleted in :meth:`finish`, keeping the row of the earliest event,
+    which is the row ``ON CONFLICT DO NOTHING`` keeps when following."""
+
+    defer_unique = True
+
+    def __init__(self, view: View) -> None:
+        super().__init__(view)
+        self.recent = [Recent(RECENT_KEYS) for _ in _TABLES]
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        graph = _Graph()
+        for event in events:
+            if event.type.startswith("Run."):
+                graph.add(event)
+        nodes, edges, artifacts = graph.rows()
+        seen_node, seen_edge, seen_artifact = (recent.first for recent in self.recent)
+        fresh = ([row for row in nodes if seen_node(row[0])],
+                 [row for row in edges if seen_edge(row[:3])],
+                 [row for row in artifacts if seen_artifact(row)])
+        for (table, columns, _, _), rows in zip(_TABLES, fresh, strict=True):
+            conn.copy_rows(t(table), columns, rows)
+
+    def finish(self, conn: Connection, t: Tables) -> None:
+        for table, _, key, order in _TABLES:
+            name = t(table)
+            try:
+                conn.execute(_unique_index(name, key))
+            except (psycopg.IntegrityError, sqlite3.IntegrityError):
+                log.info("projection_rebuild_duplicates", table=name)
+                _delete_repeats(conn, name, key, order)
+                conn.execute(_unique_index(name, key))
+
+
+def _delete_repeats(conn: Connection, table: str, key: str, order: str | None) -> None:
+    """Delete every row whose key an earlier row (by ``order``) already has."""
+    rid = "ctid" if conn.is_postgres else "rowid"
+    ranked = (f"SELECT {rid} AS rid, ROW_NUMBER() OVER (PARTITION BY {key}"
+              f"{f' ORDER BY {order}' if order else ''}) AS n FROM {table}")
+    repeats = f"SELECT rid FROM ({ranked}) ranked WHERE n > 1"
+    if conn.is_postgres:
+        conn.execute(f"DELETE FROM {table} WHERE ctid = ANY(ARRAY({repeats}))")
+    else:
+        conn.execute(f"DELETE FROM {table} WHERE rowid IN ({repeats})")
 
 
 class _Graph:
-    """The nodes and edges one batch of events adds (duplicates collapse on insert)."""
+    """The nodes and edges one batch of events adds, each with the position of the first
+    event that produced it (duplicates collapse on insert)."""
 
     def __init__(self) -> None:
-        self.nodes: dict[str, tuple[str, str, str]] = {}
-        self.edges: dict[tuple[str, str, str, str], None] = {}
+        self.nodes: dict[str, tuple[str, str, str, int]] = {}
+        self.edges: dict[tuple[str, str, str, str], int] = {}
         self.artifacts: dict[tuple[str, str], None] = {}
+        self.position = -1
+
+    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]],
+                            list[tuple[Any, ...]]]:
+        return (list(self.nodes.values()),
+                [(*edge, position) for edge, position in self.edges.items()],
+                list(self.artifacts))
 
     def node(self, node_id: str, kind: str, **data: Any) -> str:
         if node_id not in self.nodes:
-            self.nodes[node_id] = (node_id, kind, dumps(data))
+            self.nodes[node_id] = (node_id, kind, dumps(data), self.position)
         return node_id
 
     def edge(self, source: str, target: str, kind: str, run_id: str) -> None:
-        self.edges[(source, target, kind, run_id)] = None
+        self.edges.setdefault((source, target, kind, run_id), self.position)
 
     def task(self, run_id: str, task: str) -> str:
         node = self.node(task_node(run_id, task), "task", run_id=run_id, name=task)
@@ -94,6 +175,7 @@ class _Graph:
 
     def add(self, event: EventRecord) -> None:
         run_id, d = event.stream, event.data
+        self.position = event.position
         if event.type == "Run.Triggered":
             self.node(run_node(run_id), "run", run_id=run_id, workflow=d.get("workflow"))
         elif event.type in {"Run.TaskStarted", "Run.TaskFinished", "Run.TaskReused"}:

@@ -11,9 +11,12 @@ insert) and by a short poll on SQLite.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import structlog
@@ -26,13 +29,15 @@ from projections.db import POSTGRES_CHANNEL, Connection, connect, max_position, 
 from projections.lineage import LineageView
 from projections.stats import StatsView
 from projections.summaries import SummariesView
-from projections.view import Tables, View
+from projections.view import Rebuilder, Tables, View
 
 log = structlog.get_logger()
 
 DEFAULT_BATCH = 1000
 #: Events per transaction when rebuilding (fewer, larger commits than when following).
 REBUILD_BATCH = 5000
+#: From this many events on, a rebuild on PostgreSQL splits the runs between two processes.
+PARALLEL_MIN_EVENTS = 100_000
 
 
 def default_views() -> list[View]:
@@ -46,6 +51,42 @@ def view_named(views: Sequence[View], name: str) -> View:
     raise ValueError(f"no projection {name!r}; known: {', '.join(v.name for v in views)}")
 
 
+def fill_part(conn: Connection, work: list[tuple[Rebuilder, Tables]], *, batch: int,
+              part: tuple[int, int] | None = None, upto: int | None = None) -> int:
+    """Fold events from position 0 into new tables, one transaction per batch with their
+    positions (the part's own with ``part``). Without ``upto``: stop before the last,
+    incomplete batch, which the swap applies; returns the position reached."""
+    position = -1
+    while True:
+        events = read_events(conn, position, batch, upto=upto, part=part)
+        if not events or (upto is None and len(events) < batch):
+            break
+        with conn.transaction():
+            for rebuilder, tables in work:
+                rebuilder.apply(conn, tables, events)
+                track = tables if part is None else st.part(tables, part[0])
+                st.advance(conn, track, expected=position, to=events[-1].position)
+        position = events[-1].position
+    if upto is not None and position != upto:  # the rest of the range holds none of ours
+        with conn.transaction():
+            for _, tables in work:
+                track = tables if part is None else st.part(tables, part[0])
+                st.advance(conn, track, expected=position, to=upto)
+        position = upto
+    return position
+
+
+def _fill_part_process(settings: Settings, work: list[tuple[View, Tables]], index: int,
+                       parts: int, upto: int, batch: int) -> None:
+    """One part of a split rebuild, on its own connection (run in a worker process)."""
+    conn = connect(settings)
+    try:
+        fill_part(conn, [(view.rebuilder(), tables) for view, tables in work], batch=batch,
+                  part=(index, parts), upto=upto)
+    finally:
+        conn.close()
+
+
 def apply_batch(conn: Connection, view: View, tables: Tables, expected: int,
                 events: list[EventRecord]) -> None:
     """Fold ``events`` into ``tables`` and move the position, in one transaction."""
@@ -57,11 +98,13 @@ def apply_batch(conn: Connection, view: View, tables: Tables, expected: int,
 class ProjectionRunner:
     def __init__(self, settings: Settings, *, views: Sequence[View] | None = None,
                  batch_size: int = DEFAULT_BATCH, rebuild_batch_size: int = REBUILD_BATCH,
-                 poll_interval: float = 0.02) -> None:
+                 rebuild_parts: int | None = None, poll_interval: float = 0.02) -> None:
         self.settings = settings
         self.views = list(views) if views is not None else default_views()
         self.batch_size = batch_size
         self.rebuild_batch_size = rebuild_batch_size
+        #: Processes a rebuild is split between; None: decided by backend, CPUs and size.
+        self.rebuild_parts = rebuild_parts
         self.poll_interval = poll_interval
         self._conn: Connection | None = None
         self._lock_conn: Connection | None = None
@@ -216,30 +259,36 @@ class ProjectionRunner:
         started = time.perf_counter()
         old = {}
         building: dict[str, Tables] = {}
+        rebuilders: dict[str, Rebuilder] = {}
         indexes: list[str] = []
         for view in views:
             pointer = st.read_pointer(conn, view.name)
             assert pointer is not None
             old[view.name] = pointer.live
-            building[view.name], deferred = st.start_building(conn, view)
+            rebuilders[view.name] = rebuilder = view.rebuilder()
+            building[view.name], deferred = st.start_building(
+                conn, view, defer_unique=rebuilder.defer_unique)
             indexes += deferred
+        upto = max_position(conn)
+        parts = self._parts(conn, upto)
         log.info("projection_rebuild_started", views=[v.name for v in views],
-                 tables=[t.prefix for t in building.values()])
-        position, count = -1, 0
-        batch = self.rebuild_batch_size
-        while True:
-            events = read_events(conn, position, batch)
-            if len(events) < batch:
-                break
-            with conn.transaction():
-                for view in views:
-                    view.apply(conn, building[view.name], events)
-                    st.advance(conn, building[view.name], expected=position,
-                               to=events[-1].position)
-            position, count = events[-1].position, count + len(events)
+                 tables=[t.prefix for t in building.values()], parts=parts)
+        if parts > 1:
+            self._fill_parts(conn, views, building, parts, upto)
+            position = upto
+        else:
+            position = fill_part(conn, [(rebuilders[v.name], building[v.name]) for v in views],
+                                 batch=self.rebuild_batch_size)
+        filled = time.perf_counter()
+        for view in views:
+            rebuilders[view.name].finish(conn, building[view.name])
         for statement in indexes:  # built once on the full tables, outside the swap
             conn.execute(statement)
+        indexed = time.perf_counter()
         with conn.transaction():  # the last events and the swap, together
+            if parts > 1:
+                for tables in building.values():
+                    st.merge_parts(conn, tables, parts, upto=upto)
             events = read_events(conn, position, 1_000_000_000)
             for view in views:
                 tables = building[view.name]
@@ -248,12 +297,38 @@ class ProjectionRunner:
                     st.advance(conn, tables, expected=position, to=events[-1].position)
                 generation = int(tables.prefix.rsplit("_g", 1)[1])
                 st.swap(conn, view, tables, version=view.schema_version, generation=generation)
-        count += len(events)
+        count = (events[-1].position if events else position) + 1
         for view in views:
             self._forget(conn, view, old[view.name])
         log.info("projection_rebuilt", views=[v.name for v in views], events=count,
-                 tables=[t.prefix for t in building.values()],
+                 tables=[t.prefix for t in building.values()], parts=parts,
+                 fill_seconds=round(filled - started, 3),
+                 index_seconds=round(indexed - filled, 3),
                  seconds=round(time.perf_counter() - started, 3))
+
+    def _parts(self, conn: Connection, upto: int) -> int:
+        """How many processes share a rebuild: ``rebuild_parts`` if set, else two on
+        PostgreSQL with more than one CPU and at least PARALLEL_MIN_EVENTS to read."""
+        if self.rebuild_parts is not None:
+            return max(1, self.rebuild_parts)
+        if conn.is_postgres and (os.cpu_count() or 1) > 1 and upto + 1 >= PARALLEL_MIN_EVENTS:
+            return 2
+        return 1
+
+    def _fill_parts(self, conn: Connection, views: list[View], building: dict[str, Tables],
+                    parts: int, upto: int) -> None:
+        """Split the runs between ``parts`` processes (this one included), each folding its
+        streams' events up to ``upto`` into the same new tables with a position of its own."""
+        for tables in building.values():
+            st.start_parts(conn, tables, parts)
+        work = [(v, building[v.name]) for v in views]
+        context = multiprocessing.get_context("spawn")  # never fork a process with threads
+        with ProcessPoolExecutor(max_workers=parts - 1, mp_context=context) as pool:
+            others = [pool.submit(_fill_part_process, self.settings, work, index, parts, upto,
+                                  self.rebuild_batch_size) for index in range(1, parts)]
+            _fill_part_process(self.settings, work, 0, parts, upto, self.rebuild_batch_size)
+            for other in others:
+                other.result()
 
     @staticmethod
     def _forget(conn: Connection, view: View, tables: Tables) -> None:

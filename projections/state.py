@@ -133,41 +133,76 @@ def advance(conn: Connection, tables: Tables, *, expected: int, to: int) -> None
 
 
 class _DeferIndexes:
-    """Runs a view's DDL but keeps its secondary indexes for later: a rebuild fills bare
-    tables (primary keys only) and indexes them once, just before the swap."""
+    """Runs a view's DDL but keeps its secondary indexes (and, with ``unique``, its unique
+    indexes) for later: a rebuild fills bare tables and indexes them once, before the swap."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, unique: bool = False) -> None:
         self.conn = conn
+        self.kinds = ("CREATE INDEX", "CREATE UNIQUE INDEX") if unique else ("CREATE INDEX",)
         self.indexes: list[str] = []
 
     def execute(self, statement: str, params: tuple[object, ...] = ()) -> object:
-        if statement.lstrip().upper().startswith("CREATE INDEX"):
+        if statement.lstrip().upper().startswith(self.kinds):
             self.indexes.append(statement)
             return None
         return self.conn.execute(statement, params)
 
 
-def start_building(conn: Connection, view: View) -> tuple[Tables, list[str]]:
+def start_building(conn: Connection, view: View, *, defer_unique: bool = False
+                   ) -> tuple[Tables, list[str]]:
     """Fresh, empty tables for a new generation, recorded as the one being built; returns
-    them with the index statements to run before they go live."""
+    them with the index statements to run before they go live (unique ones among them with
+    ``defer_unique``)."""
     with conn.transaction():
         pointer = read_pointer(conn, view.name)
         assert pointer is not None
         stale = pointer.building
         if stale is not None:
             view.drop(conn, stale)
-            conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?", (stale.prefix,))
+            _delete_tracking(conn, stale)
         generation = max(pointer.generation, pointer.building_generation or 0) + 1
         tables = Tables.of(view.name, view.schema_version, generation)
         view.drop(conn, tables)
-        deferred = _DeferIndexes(conn)
+        deferred = _DeferIndexes(conn, unique=defer_unique)
         view.create(cast(Connection, deferred), tables)
-        conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?", (tables.prefix,))
+        _delete_tracking(conn, tables)
         conn.execute(f"INSERT INTO {TRACKING_TABLE} (prefix, position) VALUES (?, -1)",
                      (tables.prefix,))
         conn.execute(f"UPDATE {STATE_TABLE} SET building_version = ?, building_generation = ? "
                      "WHERE name = ?", (view.schema_version, generation, view.name))
     return tables, deferred.indexes
+
+
+def _delete_tracking(conn: Connection, tables: Tables) -> None:
+    """Forget a generation's position and those of its parts (see :func:`part`)."""
+    escaped = tables.prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ? OR prefix LIKE ? ESCAPE '\\'",
+                 (tables.prefix, escaped + "#%"))
+
+
+def part(tables: Tables, index: int) -> Tables:
+    """Where part ``index`` of a rebuild split between processes keeps its own position in
+    ``tables`` (each part folds the runs of its streams; see ``projections.db.read_events``)."""
+    return Tables(f"{tables.prefix}#part{index}")
+
+
+def start_parts(conn: Connection, tables: Tables, parts: int) -> None:
+    with conn.transaction():
+        for index in range(parts):
+            conn.execute(f"INSERT INTO {TRACKING_TABLE} (prefix, position) VALUES (?, -1)",
+                         (part(tables, index).prefix,))
+
+
+def merge_parts(conn: Connection, tables: Tables, parts: int, *, upto: int) -> None:
+    """Inside the caller's transaction: every part has read up to ``upto``, so the
+    generation has; move its own position from -1 there and forget the parts'."""
+    for index in range(parts):
+        at = position_of(conn, part(tables, index))
+        if at != upto:
+            raise StaleTracking(f"{part(tables, index).prefix} is at {at}, not {upto}")
+        conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?",
+                     (part(tables, index).prefix,))
+    advance(conn, tables, expected=-1, to=upto)
 
 
 def swap(conn: Connection, view: View, built: Tables, *, version: int, generation: int) -> None:

@@ -14,9 +14,26 @@ from ledger.hashing import parse_timestamp
 from ledger.records import EventRecord
 from projections.db import Connection
 from projections.summaries import LINEAGE_STATUS, TERMINAL
-from projections.view import Tables, View
+from projections.view import Carry, Rebuilder, Tables, View
 
 STATUSES = ("pending", "running", "success", "failed", "killed")
+
+
+#: Runs whose row a rebuild keeps in memory between batches.
+CARRY_RUNS = 50_000
+
+
+class _CarryingRebuilder(Rebuilder):
+    """Keeps the rows of recently touched runs between batches instead of reading them back
+    from the table it has just written."""
+
+    def __init__(self, view: StatsView) -> None:
+        super().__init__(view)
+        self.fold = view.fold
+        self.carry = Carry(CARRY_RUNS)
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        self.carry.keep(self.fold(conn, t, events, self.carry))
 
 
 class StatsView(View):
@@ -41,10 +58,20 @@ class StatsView(View):
                      "(workflow, duration_seconds)")
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        self.fold(conn, t, events, {})
+
+    def rebuilder(self) -> Rebuilder:
+        return _CarryingRebuilder(self)
+
+    def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
+             known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Fold ``events`` into the table; ``known`` holds rows already read (and current).
+        Returns the rows of the runs this batch wrote."""
         runs = t("runs")
-        rows: dict[str, dict[str, Any]] = {}
-        wanted = sorted({e.stream for e in events if e.type.startswith("Run.")
-                         and e.type != "Run.Triggered"})
+        streams = {e.stream for e in events if e.type.startswith("Run.")
+                   and e.type != "Run.Triggered"}
+        rows = {run_id: known[run_id] for run_id in streams if run_id in known}
+        wanted = sorted(streams - rows.keys())
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
             marks = ",".join("?" * len(part))
@@ -79,6 +106,7 @@ class StatsView(View):
             [(r["run_id"], r["workflow"], r["created_at"], r["status"], r["started_at"],
               r["duration_seconds"]) for r in rows.values()],
         )
+        return rows
 
 
 def _transition(event: EventRecord) -> tuple[str | None, str | None]:

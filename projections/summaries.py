@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from ledger.hashing import parse_timestamp
 from ledger.records import EventRecord
 from projections.db import Connection
-from projections.view import Tables, View, chunks, dumps, loads, placeholders
+from projections.view import Carry, Rebuilder, Tables, View, chunks, dumps, loads, placeholders
 
 State = dict[str, Any]
 
@@ -154,6 +154,23 @@ def param_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+#: Runs whose fold state a rebuild keeps in memory between batches.
+CARRY_RUNS = 20_000
+
+
+class _CarryingRebuilder(Rebuilder):
+    """Keeps the fold states of recently touched runs between batches instead of reading
+    them back from the table it has just written."""
+
+    def __init__(self, view: SummariesView) -> None:
+        super().__init__(view)
+        self.fold = view.fold
+        self.carry = Carry(CARRY_RUNS)
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        self.carry.keep(self.fold(conn, t, events, self.carry))
+
+
 class SummariesView(View):
     name: ClassVar[str] = "summaries"
     schema_version: ClassVar[int] = 2  # v2: params carry created_at for index-ordered pages
@@ -195,8 +212,18 @@ class SummariesView(View):
         )
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        states = self._load(conn, t, {e.stream for e in events
-                                      if e.type.startswith("Run.") and e.type != "Run.Triggered"})
+        self.fold(conn, t, events, {})
+
+    def rebuilder(self) -> Rebuilder:
+        return _CarryingRebuilder(self)
+
+    def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
+             known: dict[str, State]) -> dict[str, State]:
+        """Fold ``events`` into the tables; ``known`` holds fold states already read (and
+        current). Returns the states of the runs this batch touched."""
+        runs = {e.stream for e in events if e.type.startswith("Run.") and e.type != "Run.Triggered"}
+        states = {run_id: known[run_id] for run_id in runs if run_id in known}
+        states.update(self._load(conn, t, runs - states.keys()))
         touched: set[str] = set()
         params: list[tuple[str, str, str, str]] = []
         batches: list[tuple[Any, ...]] = []
@@ -226,6 +253,7 @@ class SummariesView(View):
                          "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", params)
         conn.executemany(f"INSERT INTO {t('batches')} (batch_id, workflow, parallelism, run_ids, "
                          "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", batches)
+        return {run_id: states[run_id] for run_id in touched}
 
     @staticmethod
     def _load(conn: Connection, t: Tables, run_ids: set[str]) -> dict[str, State]:

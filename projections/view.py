@@ -7,6 +7,7 @@ rebuild fill fresh tables while the live ones keep serving.
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -51,9 +52,78 @@ class View(ABC):
         the view's position past them in the same transaction.
         """
 
+    def rebuilder(self) -> Rebuilder:
+        """How a rebuild fills a new generation; the default applies each batch as following
+        does."""
+        return Rebuilder(self)
+
     def drop(self, conn: Connection, t: Tables) -> None:
         for table in self.table_names:
             conn.execute(f"DROP TABLE IF EXISTS {t(table)}")
+
+
+class Rebuilder:
+    """Fills one new generation during a rebuild, batch by batch, inside the runner's
+    transactions (each batch commits with the generation's position, as when following).
+
+    Nobody reads or writes the generation until it is swapped in, so a view may do better
+    than :meth:`View.apply`: carry per-run state in memory between batches, or append rows
+    without conflict handling and settle duplicates once in :meth:`finish`. The events after
+    the last full batch are applied with :meth:`View.apply`, on the finished tables, in the
+    transaction that swaps them in.
+    """
+
+    #: Also hold back the generation's ``CREATE UNIQUE INDEX`` statements until
+    #: :meth:`finish` has run (for a rebuilder that appends rows without conflict handling).
+    defer_unique: ClassVar[bool] = False
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        self.view.apply(conn, t, events)
+
+    def finish(self, conn: Connection, t: Tables) -> None:
+        """After the last batch, before the held-back indexes are built (autocommit)."""
+
+
+class Recent:
+    """The keys seen lately, at most about ``2 * size`` of them: two generations of a set,
+    the older one dropped when the newer fills up. Bounded memory, so a key it has forgotten
+    may be seen again: callers settle those duplicates in SQL."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.new: set[Any] = set()
+        self.old: set[Any] = set()
+
+    def first(self, key: Any) -> bool:
+        """Whether ``key`` is new to it (and remember it)."""
+        if key in self.new or key in self.old:
+            return False
+        if len(self.new) >= self.size:
+            self.old, self.new = self.new, set()
+        self.new.add(key)
+        return True
+
+
+class Carry(dict[str, Any]):
+    """Per-run state carried between a rebuild's batches, at most ``size`` runs: the ones
+    touched longest ago are forgotten (and reloaded from the tables if they come back)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def keep(self, touched: dict[str, Any]) -> None:
+        """Remember ``touched`` as the newest; forget the oldest beyond ``size``."""
+        for key, value in touched.items():
+            self.pop(key, None)
+            self[key] = value
+        excess = len(self) - self.size
+        if excess > 0:
+            for key in list(itertools.islice(iter(self), excess)):
+                del self[key]
 
 
 def dumps(value: Any) -> str:

@@ -222,11 +222,12 @@ class GatedSummaries(SummariesView):
     gate = threading.Event()
     entered = threading.Event()
 
-    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+    def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
+             known: dict[str, Any]) -> dict[str, Any]:
         if t.prefix.endswith("_g2"):
             GatedSummaries.entered.set()
             GatedSummaries.gate.wait(10)
-        super().apply(conn, t, events)
+        return super().fold(conn, t, events, known)
 
 
 def test_while_a_rebuild_runs_the_old_tables_keep_serving_and_status_says_rebuilding(

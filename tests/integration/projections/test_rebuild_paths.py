@@ -1,0 +1,84 @@
+"""The rebuild's fast paths build exactly what following builds: a rebuild split between
+processes (each folding the runs of its streams) and lineage rows appended without conflict
+handling whose repeats are settled before the unique indexes go up."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.settings import Settings
+from projections import lineage
+from projections import state as st
+from projections.db import connect
+from projections.runner import ProjectionRunner, default_views
+from tests.integration.projections.conftest import Driver, sha
+from tests.integration.projections.test_runner import dump, index_names, some_history
+
+
+def more_history(driver: Driver) -> None:
+    """Runs that share files across the whole history (so across batches and parts), and a
+    file consumed under another path than the one it was produced under (the first row wins)."""
+    some_history(driver)
+    for i in range(6):
+        run_id = driver.trigger(f"more-{i}")
+        driver.succeed(run_id, consumed=sha("a"), produced=sha("e" if i % 2 else "f"))
+
+
+def tracking_prefixes(settings: Settings) -> list[str]:
+    conn = connect(settings)
+    try:
+        return sorted(r["prefix"] for r in conn.all(f"SELECT prefix FROM {st.TRACKING_TABLE}"))
+    finally:
+        conn.close()
+
+
+def test_a_rebuild_split_between_processes_equals_following(
+    driver: Driver, runner: ProjectionRunner, settings: Settings
+) -> None:
+    more_history(driver)
+    runner.catch_up()
+    before = {view.name: dump(settings, view) for view in default_views()}
+    split = ProjectionRunner(settings, rebuild_batch_size=4, rebuild_parts=2)
+    try:
+        assert split.rebuild() == ["summaries", "stats", "lineage", "audit"]
+    finally:
+        split.stop()
+    assert {view.name: dump(settings, view) for view in default_views()} == before
+    assert tracking_prefixes(settings) == sorted(  # the parts' positions are gone
+        f"rl_{v.name}_v{v.schema_version}_g2" for v in default_views())
+    assert all(s["lag"] == 0 and s["state"] == "live" for s in split.status())
+    runner.catch_up()  # and following goes on from there
+    more_history(driver)
+    runner.catch_up()
+    assert all(s["lag"] == 0 for s in runner.status())
+
+
+def test_lineage_repeats_a_rebuild_no_longer_remembers_are_settled_before_its_indexes(
+    driver: Driver, runner: ProjectionRunner, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    more_history(driver)
+    runner.catch_up()
+    view = lineage.LineageView()
+    before = dump(settings, view)
+    indexes = index_names(settings, f"rl_lineage_v{view.schema_version}_g1")
+    monkeypatch.setattr(lineage, "RECENT_KEYS", 1)  # forget almost at once: repeats reach SQL
+    forgetful = ProjectionRunner(settings, rebuild_batch_size=3, rebuild_parts=1)
+    try:
+        forgetful.rebuild("lineage")
+    finally:
+        forgetful.stop()
+    after = dump(settings, view)
+    assert after == before
+    nodes = {row[0]: row for row in after["nodes"]}
+    assert '"path":"data.txt"' in nodes[f"file:{sha('a')}"][2]  # produced first, consumed later
+    assert index_names(settings, f"rl_lineage_v{view.schema_version}_g2") == indexes
+    conn = connect(settings)
+    try:  # and the unique keys hold
+        live = st.read_pointer(conn, "lineage")
+        assert live is not None
+        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+            conn.execute(f"INSERT INTO {live.live('artifacts')} (run_id, node_id) "
+                         "SELECT run_id, node_id FROM " + live.live("artifacts") + " LIMIT 1")
+    finally:
+        conn.close()
