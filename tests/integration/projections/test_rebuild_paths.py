@@ -77,7 +77,7 @@ def test_lineage_repeats_a_rebuild_no_longer_remembers_are_settled_before_its_in
     try:  # and the unique keys hold
         live = st.read_pointer(conn, "lineage")
         assert live is not None
-        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
             conn.execute(f"INSERT INTO {live.live('artifacts')} (run_id, node_id) "
                          "SELECT run_id, node_id FROM " + live.live("artifacts") + " LIMIT 1")
     finally:
