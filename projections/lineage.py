@@ -11,6 +11,7 @@ run touched, for the depth-N walk across runs.
 from __future__ import annotations
 
 import sqlite3
+from operator import itemgetter
 from typing import Any, ClassVar
 
 import psycopg
@@ -101,22 +102,22 @@ class _AppendingRebuilder(Rebuilder):
             if event.type.startswith("Run."):
                 graph.add(event)
         nodes, edges, artifacts = graph.rows()
-        seen_node, seen_edge, seen_artifact = (recent.first for recent in self.recent)
-        fresh = ([row for row in nodes if seen_node(row[0])],
-                 [row for row in edges if seen_edge(row[:3])],
-                 [row for row in artifacts if seen_artifact(row)])
+        recent_nodes, recent_edges, recent_artifacts = self.recent
+        fresh = (recent_nodes.fresh(nodes, itemgetter(0)),
+                 recent_edges.fresh(edges, itemgetter(0, 1, 2)),
+                 recent_artifacts.fresh(artifacts))
         for (table, columns, _, _), rows in zip(_TABLES, fresh, strict=True):
             conn.copy_rows(t(table), columns, rows)
 
-    def finish(self, conn: Connection, t: Tables) -> None:
-        for table, _, key, order in _TABLES:
-            name = t(table)
-            try:
-                conn.execute(_unique_index(name, key))
-            except (psycopg.IntegrityError, sqlite3.IntegrityError):
-                log.info("projection_rebuild_duplicates", table=name)
-                _delete_repeats(conn, name, key, order)
-                conn.execute(_unique_index(name, key))
+    def finish(self, conn: Connection, t: Tables, table: str) -> None:
+        _, _, key, order = next(spec for spec in _TABLES if spec[0] == table)
+        name = t(table)
+        try:
+            conn.execute(_unique_index(name, key))
+        except (psycopg.IntegrityError, sqlite3.IntegrityError):
+            log.info("projection_rebuild_duplicates", table=name)
+            _delete_repeats(conn, name, key, order)
+            conn.execute(_unique_index(name, key))
 
 
 def _delete_repeats(conn: Connection, table: str, key: str, order: str | None) -> None:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -49,6 +50,25 @@ def view_named(views: Sequence[View], name: str) -> View:
         if view.name == name:
             return view
     raise ValueError(f"no projection {name!r}; known: {', '.join(v.name for v in views)}")
+
+
+_INDEX_TABLE = re.compile(r" ON (\S+) \(")
+
+
+def _index_table(statement: str) -> str:
+    """The table a ``CREATE [UNIQUE] INDEX ... ON <table> (...)`` statement indexes."""
+    found = _INDEX_TABLE.search(statement)
+    if found is None:
+        raise ValueError(f"not an index statement: {statement}")
+    return found[1]
+
+
+def _table_size(conn: Connection, table: str) -> int:
+    """Bytes on disk of a PostgreSQL table (0 on SQLite): which to index first."""
+    if not conn.is_postgres:
+        return 0
+    row = conn.one("SELECT pg_total_relation_size(to_regclass(?)) AS n", (table,))
+    return int(row["n"] or 0) if row is not None else 0
 
 
 def fill_part(conn: Connection, work: list[tuple[Rebuilder, Tables]], *, batch: int,
@@ -280,10 +300,7 @@ class ProjectionRunner:
             position = fill_part(conn, [(rebuilders[v.name], building[v.name]) for v in views],
                                  batch=self.rebuild_batch_size)
         filled = time.perf_counter()
-        for view in views:
-            rebuilders[view.name].finish(conn, building[view.name])
-        for statement in indexes:  # built once on the full tables, outside the swap
-            conn.execute(statement)
+        self._finish(conn, views, rebuilders, building, indexes, parts)
         indexed = time.perf_counter()
         with conn.transaction():  # the last events and the swap, together
             if parts > 1:
@@ -305,6 +322,48 @@ class ProjectionRunner:
                  fill_seconds=round(filled - started, 3),
                  index_seconds=round(indexed - filled, 3),
                  seconds=round(time.perf_counter() - started, 3))
+
+    def _finish(self, conn: Connection, views: list[View], rebuilders: dict[str, Rebuilder],
+                building: dict[str, Tables], indexes: list[str], parts: int) -> None:
+        """Finish each table, then build its held-back indexes; with several parts, tables
+        go to as many connections at once (largest first), each built once, outside the swap."""
+        steps: list[tuple[Rebuilder, Tables, str, list[str]]] = []
+        for view in views:
+            tables = building[view.name]
+            for table in view.table_names:
+                mine = [s for s in indexes if _index_table(s) == tables(table)]
+                steps.append((rebuilders[view.name], tables, table, mine))
+        assert sum(len(step[3]) for step in steps) == len(indexes)
+
+        def run(step: tuple[Rebuilder, Tables, str, list[str]], on: Connection) -> None:
+            rebuilder, tables, table, statements = step
+            rebuilder.finish(on, tables, table)
+            for statement in statements:
+                on.execute(statement)
+
+        if parts <= 1:
+            for step in steps:
+                run(step, conn)
+            return
+        steps.sort(key=lambda step: -_table_size(conn, step[1](step[2])))
+        local = threading.local()
+        opened: list[Connection] = []
+        lock = threading.Lock()
+
+        def work(step: tuple[Rebuilder, Tables, str, list[str]]) -> None:
+            if not hasattr(local, "conn"):
+                local.conn = connect(self.settings)
+                with lock:
+                    opened.append(local.conn)
+            run(step, local.conn)
+
+        try:
+            with ThreadPoolExecutor(max_workers=parts) as pool:
+                for done in [pool.submit(work, step) for step in steps]:
+                    done.result()
+        finally:
+            for each in opened:
+                each.close()
 
     def _parts(self, conn: Connection, upto: int) -> int:
         """How many processes share a rebuild: ``rebuild_parts`` if set, else two on

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -83,28 +84,34 @@ class Rebuilder:
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         self.view.apply(conn, t, events)
 
-    def finish(self, conn: Connection, t: Tables) -> None:
-        """After the last batch, before the held-back indexes are built (autocommit)."""
+    def finish(self, conn: Connection, t: Tables, table: str) -> None:
+        """After the last batch, before the held-back indexes of ``t(table)`` are built (in
+        autocommit; tables may be finished at the same time on other connections)."""
 
 
 class Recent:
-    """The keys seen lately, at most about ``2 * size`` of them: two generations of a set,
-    the older one dropped when the newer fills up. Bounded memory, so a key it has forgotten
-    may be seen again: callers settle those duplicates in SQL."""
+    """The keys seen lately, at least the last ``size`` of them and at most about twice as
+    many: two generations of a set, the older one dropped when the newer fills up. Bounded
+    memory, so a key it has forgotten may come back: callers settle those repeats in SQL."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.new: set[Any] = set()
         self.old: set[Any] = set()
 
-    def first(self, key: Any) -> bool:
-        """Whether ``key`` is new to it (and remember it)."""
-        if key in self.new or key in self.old:
-            return False
-        if len(self.new) >= self.size:
-            self.old, self.new = self.new, set()
-        self.new.add(key)
-        return True
+    def fresh(self, rows: list[Any], key: Callable[[Any], Any] | None = None) -> list[Any]:
+        """The ``rows`` whose keys (``key(row)``, or the row) it has not seen, remembered from
+        now on. ``rows`` must not repeat a key."""
+        new, old = self.new, self.old
+        if key is None:
+            kept = [row for row in rows if row not in new and row not in old]
+            new.update(kept)
+        else:
+            kept = [row for row in rows if key(row) not in new and key(row) not in old]
+            new.update(map(key, kept))
+        if len(new) >= self.size:
+            self.old, self.new = new, set()
+        return kept
 
 
 class Carry(dict[str, Any]):

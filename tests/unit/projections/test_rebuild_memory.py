@@ -5,13 +5,14 @@ from __future__ import annotations
 from projections.view import Carry, Recent
 
 
-def test_recent_remembers_the_latest_keys_and_forgets_old_ones() -> None:
+def test_recent_drops_rows_whose_keys_it_saw_lately_and_forgets_old_ones() -> None:
     recent = Recent(3)
-    assert [recent.first(k) for k in "abcab"] == [True, True, True, False, False]
-    for key in "defghi":
-        recent.first(key)
-    assert recent.first("a")  # forgotten: the caller settles the repeat elsewhere
-    assert not recent.first("i")
+    assert recent.fresh(["a", "b"]) == ["a", "b"]
+    assert recent.fresh(["b", "c"]) == ["c"]
+    assert recent.fresh([("a", 1), ("d", 2)], key=lambda row: row[0]) == [("d", 2)]
+    for key in "efghij":
+        recent.fresh([key])
+    assert recent.fresh(["a", "j"]) == ["a"]  # "a" forgotten: the caller settles the repeat
     assert len(recent.new) + len(recent.old) <= 2 * 3
 
 
