@@ -2,26 +2,38 @@
 
     .venv/bin/python -m bench.projections_rebuild [--backend sqlite,postgres]
                                                   [--events 1000000] [--lag-samples 300]
+                                                  [--per-view | --no-per-view]
 
 Per backend, on a scratch database of its own:
   1. fill the ledger with ``--events`` real events (complete runs of 13 events from the real
-     aggregates, many runs per save: ``bench.populate``);
+     aggregates, many runs per save, through the Ledger service: ``bench.populate``; about
+     10,000 events/s, so 1,000,000 events take a few minutes per backend: the time is in the
+     output's ``populate``);
   2. baseline: a raw scan of the events table (plain SELECT in batches, rows fetched, not
-     decoded), then the same scan decoded into ``EventRecord``s;
-  3. rebuild each view from event 0 (``ProjectionRunner.rebuild(name)``), timed per view,
-     then all four in one pass (``rebuild()``, what ``runledger projections rebuild`` does);
-     throughput = events / seconds, and its ratio to the raw scan;
-  4. live lag: with the runner following (LISTEN/NOTIFY on PostgreSQL, a 20 ms poll on
+     decoded), then the same scan decoded into ``EventRecord``s (``read_events``);
+  3. with ``--per-view`` (the default up to 200,000 events): rebuild each view from event 0
+     (``ProjectionRunner.rebuild(name)``), timed per view;
+  4. all four in one pass (``rebuild()``, what ``runledger projections rebuild`` does: on
+     PostgreSQL from PARALLEL_MIN_EVENTS on split between two processes), and on PostgreSQL
+     the same in one process, for comparison; throughput = events / seconds, and its ratio
+     to the raw scan; each with the time spent filling and indexing;
+  5. live lag: with the runner following (LISTEN/NOTIFY on PostgreSQL, a 20 ms poll on
      SQLite), trigger one run at a time and time from the acknowledged save to the run being
      visible through ``ReadModels.run_summary``: p50/p99.
+
+The load average is recorded before and after each backend (other work on the machine skews
+every figure).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from typing import Any
+
+from psycopg.rows import tuple_row
 
 from bench.common import latency_ms, machine, scratch_database
 from bench.populate import populate
@@ -35,18 +47,24 @@ SCAN_BATCH = 5000
 
 
 def raw_scan(conn: Connection) -> tuple[int, float]:
-    """Every stored row fetched in batches of SCAN_BATCH, no decoding: (rows, seconds)."""
+    """Every stored row fetched in batches of SCAN_BATCH as ``read_events`` fetches them
+    (tuples; binary on PostgreSQL), not decoded: (rows, seconds)."""
     column = "notification_id" if conn.is_postgres else "rowid"
     statement = (f"SELECT {column} AS n, originator_id, originator_version, topic, state "
                  f"FROM {events_table_for(conn)} WHERE {column} > ? ORDER BY {column} LIMIT ?")
     started = time.perf_counter()
     last, rows = 0, 0
     while True:
-        batch = conn.execute(statement, (last, SCAN_BATCH)).fetchall()
+        if conn.is_postgres:
+            with conn.raw.cursor(row_factory=tuple_row) as cursor:
+                batch = cursor.execute(conn.sql(statement), (last, SCAN_BATCH),
+                                       binary=True).fetchall()
+        else:
+            batch = conn.raw.execute(statement, (last, SCAN_BATCH)).fetchall()
         if not batch:
             break
         rows += len(batch)
-        last = batch[-1]["n"]
+        last = batch[-1][0]
     return rows, time.perf_counter() - started
 
 
@@ -86,13 +104,29 @@ def measure_lag(ledger: Ledger, settings: Settings, samples: int) -> dict[str, A
         views.close()
 
 
-def bench_backend(backend: str, events: int, lag_samples: int) -> dict[str, Any]:
+def timed_rebuild(runner: ProjectionRunner, name: str | None, total: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    runner.rebuild(name)
+    seconds = time.perf_counter() - started
+    facts = runner.last_rebuild or {}
+    return {"seconds": round(seconds, 2), "events_per_s": round(total / seconds),
+            "parts": facts.get("parts"), "fill_seconds": facts.get("fill_seconds"),
+            "index_seconds": facts.get("index_seconds")}
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def bench_backend(backend: str, events: int, lag_samples: int, per_view: bool
+                  ) -> dict[str, Any]:
     with scratch_database(backend, prefix="rl_bench_proj") as scratch:
         settings = Settings(database_url=scratch.url, data_dir=scratch.directory / "state")
         ledger = Ledger(settings)
         try:
             filled = populate(ledger, max(1, events // 13), per_save=300, progress=False)
             total = ledger.reader.max_position() + 1
+            load_before = load_average()
             conn = connect(settings)
             try:
                 raw_rows, raw_seconds = raw_scan(conn)
@@ -100,35 +134,39 @@ def bench_backend(backend: str, events: int, lag_samples: int) -> dict[str, Any]
             finally:
                 conn.close()
             runner = ProjectionRunner(settings, batch_size=1000)
-            per_view: dict[str, Any] = {}
-            all_seconds = 0.0
-            for view in default_views():
-                started = time.perf_counter()
-                runner.rebuild(view.name)
-                seconds = time.perf_counter() - started
-                all_seconds += seconds
-                per_view[view.name] = {"seconds": round(seconds, 2),
-                                       "events_per_s": round(total / seconds)}
-            started = time.perf_counter()
-            runner.rebuild()  # what `runledger projections rebuild` does: one pass, all views
-            one_pass = time.perf_counter() - started
+            per_view_results: dict[str, Any] = {}
+            if per_view:
+                for view in default_views():
+                    per_view_results[view.name] = timed_rebuild(runner, view.name, total)
+            # What `runledger projections rebuild` does: one pass, all views.
+            one_pass = timed_rebuild(runner, None, total)
             raw_eps = raw_rows / raw_seconds
-            slowest = max(v["seconds"] for v in per_view.values())
-            result = {
+            result: dict[str, Any] = {
                 "backend": backend,
                 "events": total,
                 "populate": {k: v for k, v in filled.items() if k != "run_ids"},
+                "load_average_before": load_before,
                 "baseline_raw_scan_events_per_s": round(raw_eps),
                 "baseline_decoded_scan_events_per_s": round(dec_rows / dec_seconds),
-                "rebuild_per_view": per_view,
-                "rebuild_views_one_by_one_seconds": round(all_seconds, 2),
-                "rebuild_all_views_one_pass_seconds": round(one_pass, 2),
-                "rebuild_all_views_one_pass_events_per_s": round(total / one_pass),
-                "ratio_one_pass_to_raw_scan": round(total / one_pass / raw_eps, 3),
-                "slowest_view_events_per_s": round(total / slowest),
-                "ratio_slowest_view_to_raw_scan": round(total / slowest / raw_eps, 3),
-                "live_lag": measure_lag(ledger, settings, lag_samples),
+                "rebuild_all_views_one_pass": one_pass,
+                "rebuild_all_views_one_pass_seconds": one_pass["seconds"],
+                "rebuild_all_views_one_pass_events_per_s": one_pass["events_per_s"],
+                "ratio_one_pass_to_raw_scan": round(one_pass["events_per_s"] / raw_eps, 3),
             }
+            if one_pass["parts"] != 1:
+                single = ProjectionRunner(settings, rebuild_parts=1)
+                result["rebuild_all_views_one_process"] = timed_rebuild(single, None, total)
+            if per_view_results:
+                slowest = max(v["seconds"] for v in per_view_results.values())
+                result |= {
+                    "rebuild_per_view": per_view_results,
+                    "rebuild_views_one_by_one_seconds": round(
+                        sum(v["seconds"] for v in per_view_results.values()), 2),
+                    "slowest_view_events_per_s": round(total / slowest),
+                    "ratio_slowest_view_to_raw_scan": round(total / slowest / raw_eps, 3),
+                }
+            result["load_average_after_rebuilds"] = load_average()
+            result["live_lag"] = measure_lag(ledger, settings, lag_samples)
         finally:
             ledger.close()
     return result
@@ -139,10 +177,13 @@ def main() -> None:
     parser.add_argument("--backend", default="sqlite,postgres")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--lag-samples", type=int, default=300)
+    parser.add_argument("--per-view", action=argparse.BooleanOptionalAction, default=None,
+                        help="also rebuild each view alone (default: up to 200,000 events)")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args()
+    per_view = args.per_view if args.per_view is not None else args.events <= 200_000
     results = {"machine": machine(), "results": [
-        bench_backend(b.strip(), args.events, args.lag_samples)
+        bench_backend(b.strip(), args.events, args.lag_samples, per_view)
         for b in args.backend.split(",") if b.strip()]}
     text = json.dumps(results, indent=2)
     print(text)

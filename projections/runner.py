@@ -125,6 +125,8 @@ class ProjectionRunner:
         self.rebuild_batch_size = rebuild_batch_size
         #: Processes a rebuild is split between; None: decided by backend, CPUs and size.
         self.rebuild_parts = rebuild_parts
+        #: What the last rebuild did: views, events, parts, seconds filling, indexing, in all.
+        self.last_rebuild: dict[str, Any] | None = None
         self.poll_interval = poll_interval
         self._conn: Connection | None = None
         self._lock_conn: Connection | None = None
@@ -317,11 +319,12 @@ class ProjectionRunner:
         count = (events[-1].position if events else position) + 1
         for view in views:
             self._forget(conn, view, old[view.name])
-        log.info("projection_rebuilt", views=[v.name for v in views], events=count,
-                 tables=[t.prefix for t in building.values()], parts=parts,
-                 fill_seconds=round(filled - started, 3),
-                 index_seconds=round(indexed - filled, 3),
-                 seconds=round(time.perf_counter() - started, 3))
+        self.last_rebuild = {"views": [v.name for v in views], "events": count, "parts": parts,
+                             "fill_seconds": round(filled - started, 3),
+                             "index_seconds": round(indexed - filled, 3),
+                             "seconds": round(time.perf_counter() - started, 3)}
+        log.info("projection_rebuilt", tables=[t.prefix for t in building.values()],
+                 **self.last_rebuild)
 
     def _finish(self, conn: Connection, views: list[View], rebuilders: dict[str, Rebuilder],
                 building: dict[str, Tables], indexes: list[str], parts: int) -> None:
