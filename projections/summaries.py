@@ -129,6 +129,8 @@ _COLUMNS = (
     "fold",
 )
 _JSON = frozenset({"parameters", "outputs"})
+_PARAM_COLUMNS = ("run_id", "name", "value_text", "created_at")
+_BATCH_COLUMNS = ("batch_id", "workflow", "parallelism", "run_ids", "created_at")
 
 
 def row_from_state(state: State) -> tuple[Any, ...]:
@@ -168,7 +170,7 @@ class _CarryingRebuilder(Rebuilder):
         self.carry = Carry(CARRY_RUNS)
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        self.carry.keep(self.fold(conn, t, events, self.carry))
+        self.carry.keep(self.fold(conn, t, events, self.carry, append=True))
 
 
 class SummariesView(View):
@@ -218,9 +220,11 @@ class SummariesView(View):
         return _CarryingRebuilder(self)
 
     def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
-             known: dict[str, State]) -> dict[str, State]:
+             known: dict[str, State], *, append: bool = False) -> dict[str, State]:
         """Fold ``events`` into the tables; ``known`` holds fold states already read (and
-        current). Returns the states of the runs this batch touched."""
+        current). With ``append`` (a rebuild, which applies each event once), parameter and
+        batch rows are appended without conflict handling. Returns the states of the runs
+        this batch touched."""
         runs = {e.stream for e in events if e.type.startswith("Run.") and e.type != "Run.Triggered"}
         states = {run_id: known[run_id] for run_id in runs if run_id in known}
         states.update(self._load(conn, t, runs - states.keys()))
@@ -249,10 +253,14 @@ class SummariesView(View):
             f"({placeholders(len(_COLUMNS))}) ON CONFLICT (run_id) DO UPDATE SET {upsert}",
             [row_from_state(states[run_id]) for run_id in sorted(touched)],
         )
-        conn.executemany(f"INSERT INTO {t('params')} (run_id, name, value_text, created_at) "
+        if append:  # a run's parameters and a batch come from its stream's first event
+            conn.copy_rows(t("params"), _PARAM_COLUMNS, params)
+            conn.copy_rows(t("batches"), _BATCH_COLUMNS, batches)
+            return {run_id: states[run_id] for run_id in touched}
+        conn.executemany(f"INSERT INTO {t('params')} ({', '.join(_PARAM_COLUMNS)}) "
                          "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", params)
-        conn.executemany(f"INSERT INTO {t('batches')} (batch_id, workflow, parallelism, run_ids, "
-                         "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", batches)
+        conn.executemany(f"INSERT INTO {t('batches')} ({', '.join(_BATCH_COLUMNS)}) "
+                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", batches)
         return {run_id: states[run_id] for run_id in touched}
 
     @staticmethod

@@ -223,11 +223,11 @@ class GatedSummaries(SummariesView):
     entered = threading.Event()
 
     def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
-             known: dict[str, Any]) -> dict[str, Any]:
+             known: dict[str, Any], *, append: bool = False) -> dict[str, Any]:
         if t.prefix.endswith("_g2"):
             GatedSummaries.entered.set()
             GatedSummaries.gate.wait(10)
-        return super().fold(conn, t, events, known)
+        return super().fold(conn, t, events, known, append=append)
 
 
 def test_while_a_rebuild_runs_the_old_tables_keep_serving_and_status_says_rebuilding(
