@@ -6,6 +6,14 @@ position only moves from the value the batch started at (:func:`projections.stat
 On PostgreSQL one runner per view is active at a time (a session advisory lock); the others
 stand by. New events are followed by LISTEN/NOTIFY on PostgreSQL (the library NOTIFYs on every
 insert) and by a short poll on SQLite.
+
+A rebuild fills new tables through each view's :class:`~projections.view.Rebuilder` (state
+carried in memory, rows appended, unique indexes built last), one transaction per batch with
+the generation's position. On PostgreSQL, from PARALLEL_MIN_EVENTS on, the runs are split by
+stream between two processes (this one and a spawned one), each with a position of its own;
+then the tables are finished and indexed on two connections, and the events that came in
+meanwhile are applied and the tables swapped in one transaction, which first checks that
+every part reached the same position.
 """
 
 from __future__ import annotations
