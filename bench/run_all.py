@@ -119,10 +119,10 @@ def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
     return record
 
 
-def previous_records() -> dict[str, dict[str, Any]]:
-    """The records of the last run (to keep the steps ``--only`` does not run again)."""
+def previous_records(path: Path) -> dict[str, dict[str, Any]]:
+    """The records of the last run (to keep the steps this run does not run again)."""
     try:
-        with (RESULTS / "run_all.json").open() as handle:
+        with path.open() as handle:
             return {r["name"]: r for r in json.load(handle)["steps"]}
     except (OSError, ValueError, KeyError):
         return {}
@@ -145,11 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-timeout", type=float, default=900)
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--render-only", action="store_true",
-                        help="rewrite RESULTS.md from bench/results/run_all.json, run nothing")
+                        help="rewrite RESULTS.md from RESULTS.json next to it, run nothing")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # Every record behind RESULTS.md, committed with it, so that the steps a run leaves out
+    # (the long ones) keep their last results from one session to the next.
+    records_path = Path(args.results).with_suffix(".json")
     if args.render_only:
-        with (RESULTS / "run_all.json").open() as handle:
+        with records_path.open() as handle:
             last = json.load(handle)
         total = round(sum(r.get("seconds", 0) for r in last["steps"] if not r.get("kept")), 1)
         Path(args.results).write_text(render(last["machine"], last["steps"], total,
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown steps: {', '.join(sorted(wanted - known))}")
     started = time.time()
     info = machine()
-    kept = previous_records()
+    kept = previous_records(records_path)
     records = []
     for name, step_argv, _ in plan:
         if name not in wanted:
@@ -173,10 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         timeout = args.step_timeout * (4 if name.endswith("_1m") else
                                        2 if name.startswith("queries") else 1)
         records.append(run_step(name, step_argv, timeout))
-        with (RESULTS / "run_all.json").open("w") as handle:
+        with (RESULTS / "run_all.json").open("w") as handle:  # progress, should this run die
             json.dump({"machine": info, "steps": records}, handle, indent=2)
-    with (RESULTS / "run_all.json").open("w") as handle:
+    with records_path.open("w") as handle:
         json.dump({"machine": info, "steps": records}, handle, indent=2)
+        handle.write("\n")
     total = round(time.time() - started, 1)
     text = render(info, records, total, " ".join(["make bench", *(argv or sys.argv[1:])]))
     Path(args.results).write_text(text)
