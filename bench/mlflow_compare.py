@@ -36,8 +36,9 @@ def ensure_mlflow_venv() -> str:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "mlflow", "httpx",
                         "psycopg2-binary"], check=True)
-    version = subprocess.run([str(python), "-c", "import mlflow; print(mlflow.__version__)"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(  # the installed distribution's version, without importing it
+        [str(python), "-c", "from importlib.metadata import version; print(version('mlflow'))"],
+        check=True, capture_output=True, text=True).stdout.strip()
     return version
 
 
