@@ -15,7 +15,8 @@ over one keep-alive connection, interleaved: ``GET /healthz`` (the HTTP floor, t
 ``GET /api/runs?workflow=wf-N&limit=50``, ``GET /api/runs?param.dataset=ds-N&limit=50``,
 ``GET /api/stats``, ``GET /api/runs/{id}/lineage?depth=3``. Goals (p99): single run < 10 ms,
 lists < 20 ms, stats < 50 ms. With ``--export``: ``runledger export`` and ``runledger verify``
-time and peak RSS at full size; with ``--verify``: ``runledger verify`` must pass at the end.
+time and peak RSS at full size; with ``--verify``: ``runledger verify`` must pass at the end;
+with ``--analyze`` (PostgreSQL): ``ANALYZE`` before the queries, as autovacuum would do.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from bench.bulk import bulk_populate
-from bench.common import latency_ms, machine, scratch_database, write_json
+from bench.common import PG_URL, latency_ms, machine, scratch_database, write_json
 from bench.memory import measure_command
 from bench.populate import CHAIN, N_DATASETS, N_WORKFLOWS, populate
 from bench.server import RunledgerServer, runledger_env
@@ -162,6 +164,18 @@ def bench_backend(backend: str, args: argparse.Namespace,
                                                   / result["rebuild"]["seconds"], 1)
         print(f"# {backend}: projections rebuilt {result['rebuild']}; Merkle tree built "
               f"{result['tree']}", flush=True)
+        if db.schema:
+            with psycopg.connect(PG_URL) as conn:
+                row = conn.execute("SHOW autovacuum").fetchone()
+                result["autovacuum"] = str(row[0]) if row else "?"
+        if args.analyze and db.schema:
+            # What autovacuum does on a production PostgreSQL (it is off on the test server):
+            # planner statistics for the freshly built tables.
+            started = time.perf_counter()
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'SET search_path TO "{db.schema}"')
+                conn.execute("ANALYZE")
+            result["analyze_seconds"] = round(time.perf_counter() - started, 1)
         if args.export:
             bundle = db.directory / "bundle"
             result["exports"] = [{"runs": args.runs, "events": filled["events"],
@@ -203,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes building the bulk rows (default: one per CPU)")
     parser.add_argument("--export", action="store_true",
                         help="also time runledger export and verify (peak RSS) at full size")
+    parser.add_argument("--analyze", action="store_true",
+                        help="(PostgreSQL) ANALYZE the schema after the rebuild, as autovacuum "
+                             "would, before the queries")
     parser.add_argument("--verify", action="store_true",
                         help="finally run runledger verify over the whole ledger (must pass)")
     parser.add_argument("--results-dir", default=str(Path(__file__).parent / "results"))

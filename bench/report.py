@@ -132,6 +132,11 @@ def _queries_intro(r: dict[str, Any]) -> str:
         f"requests over one keep-alive connection; `http_floor` is `GET /healthz` in the same "
         f"loop, the baseline of the ratio column. Failures: {failures}. Peak RSS of "
         f"`runledger serve`: {r.get('serve_peak_rss_mb')} MB."
+        + (f" `ANALYZE` (as autovacuum would) before the queries: {r['analyze_seconds']} s."
+           if "analyze_seconds" in r else
+           " Autovacuum is off on this PostgreSQL and the rebuild does not ANALYZE: the new "
+           "tables have no planner statistics (`--analyze` adds them)."
+           if r.get("autovacuum") == "off" else "")
         + (f" `runledger verify` over the whole ledger: exit {r['verify']['exit_code']} in "
            f"{r['verify']['seconds']} s." if "verify" in r else "")
         + "\n\n")
@@ -162,14 +167,16 @@ TITLES = {
 }
 
 
-def render(info: dict[str, Any], records: list[dict[str, Any]], total: float,
+def render(info: dict[str, Any], records: list[dict[str, Any]], total: float | None,
            invocation: str) -> str:
     ran = [r for r in records if not r.get("kept")]
     kept = [r["name"] for r in records if r.get("kept")]
     out = [
         "# runledger benchmark results\n",
-        f"Written by `bench/run_all.py` ({invocation}), whose steps took {total} s wall time "
-        f"(the {len(ran)} of {len(records)} steps run this time)."
+        (f"Written by `bench/run_all.py` ({invocation}), whose steps took {total} s wall time "
+         f"(the {len(ran)} of {len(records)} steps run this time)." if total is not None else
+         f"Written by `bench/run_all.py` ({invocation}) from the records in RESULTS.json: each "
+         f"step as measured at the time shown in its row.")
         + (f" Kept from earlier runs (each with its own date below): {', '.join(kept)}."
            if kept else "")
         + " Ratios are measured side by side in the same process or session, because absolute "

@@ -154,9 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         with records_path.open() as handle:
             last = json.load(handle)
-        total = round(sum(r.get("seconds", 0) for r in last["steps"] if not r.get("kept")), 1)
-        Path(args.results).write_text(render(last["machine"], last["steps"], total,
-                                             "make bench, steps as listed"))
+        Path(args.results).write_text(render(last["machine"], last["steps"], None,
+                                             "--render-only"))
         return 0
     plan = steps(args)
     known = {name for name, _, _ in plan}
