@@ -82,3 +82,23 @@ def test_lineage_repeats_a_rebuild_no_longer_remembers_are_settled_before_its_in
                          "SELECT run_id, node_id FROM " + live.live("artifacts") + " LIMIT 1")
     finally:
         conn.close()
+
+
+def test_rebuilt_tables_go_live_with_planner_statistics_on_postgres(
+    driver: Driver, runner: ProjectionRunner, settings: Settings
+) -> None:
+    if settings.database.kind != "postgres":
+        pytest.skip("SQLite plans without gathered statistics")
+    more_history(driver)
+    runner.rebuild()
+    conn = connect(settings)
+    try:
+        for view in default_views():
+            live = st.read_pointer(conn, view.name)
+            assert live is not None
+            for table in view.table_names:
+                row = conn.one("SELECT last_analyze FROM pg_stat_user_tables "
+                               "WHERE relid = to_regclass(?)", (live.live(table),))
+                assert row is not None and row["last_analyze"] is not None, live.live(table)
+    finally:
+        conn.close()
