@@ -217,8 +217,9 @@ class MerkleStore:
             f"WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index LIMIT ?"
         )
         next_index, end = start, 2**62 if stop is None else stop
+        binary = {} if self.raw.is_sqlite else {"binary": True}  # bytea as bytes, not hex
         while next_index < end:
-            rows = conn.execute(query, (next_index, end, batch)).fetchall()
+            rows = conn.execute(query, (next_index, end, batch), **binary).fetchall()
             yield from rows  # (int, int, bytes) from both drivers
             if len(rows) < batch:
                 return

@@ -109,13 +109,13 @@ class RawStore:
                batch: int = 10000) -> Iterator[Any]:
         """The rows of ``query``, fetched ``batch`` at a time: memory stays bounded however
         many rows it has (a server-side cursor on PostgreSQL, whose client cursors fetch the
-        whole result at once)."""
+        whole result at once; in binary, so ``bytea`` is not hex-encoded on the way)."""
         if self.is_sqlite:
             cursor = conn.execute(query, params)
             while rows := cursor.fetchmany(batch):
                 yield from rows
             return
-        with conn.transaction(), conn.cursor(name="runledger_stream") as cursor:
+        with conn.transaction(), conn.cursor(name="runledger_stream", binary=True) as cursor:
             cursor.itersize = batch
             cursor.execute(query, params)
             while rows := cursor.fetchmany(batch):
