@@ -351,8 +351,9 @@ class ProjectionRunner:
             rebuilder.finish(on, tables, table)
             for statement in statements:
                 on.execute(statement)
-            if on.is_postgres:  # planner statistics now, not whenever autovacuum comes by
-                on.execute(f"ANALYZE {tables(table)}")
+            if on.is_postgres:  # statistics for the planner and a visibility map for
+                # index-only scans now, not whenever autovacuum comes by
+                on.execute(f"VACUUM (ANALYZE) {tables(table)}")
 
         if parts <= 1:
             for step in steps:
