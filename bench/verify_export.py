@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import resource
 import sqlite3
 import subprocess
@@ -150,6 +149,13 @@ def _flush(conn: sqlite3.Connection, batch: list[tuple[str, int, str, bytes]]) -
     batch.clear()
 
 
+def report_size(settings: Settings) -> int:
+    """The Merkle tree's size (the ``tree`` step built it)."""
+    from ledger.merkle_store import MerkleStore
+
+    return MerkleStore(settings).catch_up().tree_size
+
+
 # ---- steps, each run in a child process -------------------------------------------------------
 def step(name: str, directory: Path, url: str | None) -> dict[str, Any]:
     settings = settings_for(directory, url)
@@ -170,9 +176,9 @@ def step(name: str, directory: Path, url: str | None) -> dict[str, Any]:
                 count += 1
         result["events"] = count
     elif name in ("verify", "verify-1proc"):
-        from ledger.integrity import verify_ledger
+        from ledger.integrity import auto_workers, verify_ledger
 
-        workers = 1 if name == "verify-1proc" else max(1, min(4, os.cpu_count() or 1))
+        workers = 1 if name == "verify-1proc" else auto_workers(report_size(settings))
         report = verify_ledger(settings, workers=workers)
         result["workers"] = workers
         assert report.ok, [str(p) for p in report.problems[:5]]

@@ -41,11 +41,13 @@ RANGE_LEAVES = 1 << 16
 
 
 def auto_workers(tree_size: int, range_leaves: int = RANGE_LEAVES) -> int:
-    """Processes worth starting: one per CPU (at most 4), but none for a ledger of a couple
-    of ranges, where starting them costs more than it saves."""
+    """Processes worth starting: one more than the CPUs (each also waits on the database;
+    measured on 2 cores and PostgreSQL at 1M events: 3 workers 102k ev/s, 2 workers 86-92k),
+    at most 4; none for a ledger of a couple of ranges, where starting them costs more than
+    it saves."""
     if tree_size < 2 * range_leaves:
         return 1
-    return max(1, min(4, os.cpu_count() or 1))
+    return min(4, (os.cpu_count() or 1) + 1)
 
 
 def verify_ledger(settings: Settings, *, digest: Mapping[str, Any] | None = None,

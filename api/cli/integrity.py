@@ -30,8 +30,8 @@ def register(subparsers: Any) -> None:
                         help="a saved `runledger digest`: check history since was only appended")
     verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     verify.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="processes that check ranges of events side by side (default: "
-                        "one per CPU, up to 4, for ledgers past 131,072 events; else 1)")
+                        help="processes that check ranges of events side by side (default: one "
+                        "more than the CPUs, up to 4, for ledgers past 131,072 events; else 1)")
     verify.set_defaults(handler=verify_command)
     digest = subparsers.add_parser("digest", help="print today's digest as JSON")
     digest.set_defaults(handler=digest_command)
