@@ -134,8 +134,8 @@ def _queries_intro(r: dict[str, Any]) -> str:
         f"`runledger serve`: {r.get('serve_peak_rss_mb')} MB."
         + (f" `ANALYZE` (as autovacuum would) before the queries: {r['analyze_seconds']} s."
            if "analyze_seconds" in r else
-           " Autovacuum is off on this PostgreSQL and the rebuild does not ANALYZE: the new "
-           "tables have no planner statistics (`--analyze` adds them)."
+           " Autovacuum is off on this PostgreSQL; the rebuild runs `VACUUM (ANALYZE)` on "
+           "each new table before the swap, so the views go live with planner statistics."
            if r.get("autovacuum") == "off" else "")
         + (f" `runledger verify` over the whole ledger: exit {r['verify']['exit_code']} in "
            f"{r['verify']['seconds']} s." if "verify" in r else "")
