@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from ledger.records import EventRecord
 from projections.db import Connection
 from projections.summaries import LINEAGE_STATUS, TERMINAL
-from projections.view import Carry, Rebuilder, Tables, View, chunks, dumps, loads, placeholders
+from projections.view import CarryingRebuilder, Rebuilder, Tables, View, chunks, dumps, loads, placeholders
 
 _ENDINGS = {"Run.Succeeded": ("succeeded", "success"), "Run.Failed": ("failed", "failed"),
             "Run.Killed": ("killed", "killed")}
@@ -21,18 +21,6 @@ _ENDINGS = {"Run.Succeeded": ("succeeded", "success"), "Run.Failed": ("failed", 
 #: Runs whose status a rebuild keeps in memory between batches.
 CARRY_RUNS = 200_000
 
-
-class _CarryingRebuilder(Rebuilder):
-    """Keeps the statuses of recently seen runs between batches instead of reading them
-    back from the table it has just written."""
-
-    def __init__(self, view: AuditView) -> None:
-        super().__init__(view)
-        self.fold = view.fold
-        self.carry = Carry(CARRY_RUNS)
-
-    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        self.carry.keep(self.fold(conn, t, events, self.carry))
 
 
 class AuditView(View):
@@ -55,7 +43,7 @@ class AuditView(View):
         self.fold(conn, t, events, {})
 
     def rebuilder(self) -> Rebuilder:
-        return _CarryingRebuilder(self)
+        return CarryingRebuilder(self, self.fold, CARRY_RUNS)
 
     def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
              known: dict[str, str]) -> dict[str, str]:

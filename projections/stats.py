@@ -14,7 +14,7 @@ from ledger.hashing import parse_timestamp
 from ledger.records import EventRecord
 from projections.db import Connection
 from projections.summaries import LINEAGE_STATUS, TERMINAL
-from projections.view import Carry, Rebuilder, Tables, View
+from projections.view import CarryingRebuilder, Rebuilder, Tables, View
 
 STATUSES = ("pending", "running", "success", "failed", "killed")
 
@@ -22,18 +22,6 @@ STATUSES = ("pending", "running", "success", "failed", "killed")
 #: Runs whose row a rebuild keeps in memory between batches.
 CARRY_RUNS = 50_000
 
-
-class _CarryingRebuilder(Rebuilder):
-    """Keeps the rows of recently touched runs between batches instead of reading them back
-    from the table it has just written."""
-
-    def __init__(self, view: StatsView) -> None:
-        super().__init__(view)
-        self.fold = view.fold
-        self.carry = Carry(CARRY_RUNS)
-
-    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        self.carry.keep(self.fold(conn, t, events, self.carry))
 
 
 class StatsView(View):
@@ -61,7 +49,7 @@ class StatsView(View):
         self.fold(conn, t, events, {})
 
     def rebuilder(self) -> Rebuilder:
-        return _CarryingRebuilder(self)
+        return CarryingRebuilder(self, self.fold, CARRY_RUNS)
 
     def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
              known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

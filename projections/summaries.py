@@ -9,12 +9,13 @@ one row per batch. Its queries live in :mod:`projections.summaries_queries`.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any, ClassVar
 
 from ledger.hashing import parse_timestamp
 from ledger.records import EventRecord
 from projections.db import Connection
-from projections.view import Carry, Rebuilder, Tables, View, chunks, dumps, loads, placeholders
+from projections.view import CarryingRebuilder, Rebuilder, Tables, View, chunks, dumps, loads, placeholders
 
 State = dict[str, Any]
 
@@ -160,18 +161,6 @@ def param_text(value: Any) -> str:
 CARRY_RUNS = 20_000
 
 
-class _CarryingRebuilder(Rebuilder):
-    """Keeps the fold states of recently touched runs between batches instead of reading
-    them back from the table it has just written."""
-
-    def __init__(self, view: SummariesView) -> None:
-        super().__init__(view)
-        self.fold = view.fold
-        self.carry = Carry(CARRY_RUNS)
-
-    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        self.carry.keep(self.fold(conn, t, events, self.carry, append=True))
-
 
 class SummariesView(View):
     name: ClassVar[str] = "summaries"
@@ -217,7 +206,7 @@ class SummariesView(View):
         self.fold(conn, t, events, {})
 
     def rebuilder(self) -> Rebuilder:
-        return _CarryingRebuilder(self)
+        return CarryingRebuilder(self, partial(self.fold, append=True), CARRY_RUNS)
 
     def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
              known: dict[str, State], *, append: bool = False) -> dict[str, State]:

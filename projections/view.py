@@ -89,6 +89,24 @@ class Rebuilder:
         autocommit; tables may be finished at the same time on other connections)."""
 
 
+#: A view's fold for :class:`CarryingRebuilder`: folds a batch into the tables given the per-run
+#: state already known, and returns the state of the runs the batch touched.
+Fold = Callable[[Connection, "Tables", list[EventRecord], "Carry"], dict[str, Any]]
+
+
+class CarryingRebuilder(Rebuilder):
+    """Keeps the per-run state of recently touched runs between batches (at most ``size``
+    runs) instead of reading it back from the tables it has just written."""
+
+    def __init__(self, view: View, fold: Fold, size: int) -> None:
+        super().__init__(view)
+        self.fold = fold
+        self.carry = Carry(size)
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        self.carry.keep(self.fold(conn, t, events, self.carry))
+
+
 class Recent:
     """The keys seen lately, at least the last ``size`` of them and at most about twice as
     many: two generations of a set, the older one dropped when the newer fills up. Bounded
