@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,20 @@ class Server:
         return int(self.process.returncode)
 
 
+@contextmanager
+def serving(backend: str, tmp_path_factory: pytest.TempPathFactory, name: str,
+            **options: Any) -> Iterator[Server]:
+    """A ``runledger serve`` (``start_server`` ``options``) on a fresh database of
+    ``backend`` in a new temporary directory, stopped afterwards."""
+    workdir = tmp_path_factory.mktemp(name)
+    with fresh_database_url(backend, workdir) as url:
+        server = start_server(url, workdir, **options)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
 def start_server(database_url: str, workdir: Path, *, executor: bool = False,
                  projections: bool = True, workers: int = 1,
                  env: dict[str, str] | None = None) -> Server:
@@ -188,11 +203,6 @@ def shared_server(request: pytest.FixtureRequest,
     """One server per test session and backend, for tests that do not need an empty ledger
     (they use names of their own and never revoke the shared tokens). Saves a server start
     per test. Its body limit is ``SHARED_BODY_LIMIT`` bytes."""
-    workdir = tmp_path_factory.mktemp("shared")
     env = {"RUNLEDGER_MAX_BODY_BYTES": str(SHARED_BODY_LIMIT)}
-    with fresh_database_url(request.param, workdir) as url:
-        server = start_server(url, workdir, env=env)
-        try:
-            yield server
-        finally:
-            server.stop()
+    with serving(request.param, tmp_path_factory, "shared", env=env) as server:
+        yield server

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import fresh_database_url
-from tests.e2e.conftest import Server, eventually, start_server
+from tests.e2e.conftest import Server, eventually, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -71,13 +70,8 @@ def executing(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One ``runledger serve`` with its executor per module and backend; every test uses a
     workflow name of its own."""
-    workdir = tmp_path_factory.mktemp("executing")
-    with fresh_database_url(request.param, workdir) as url:
-        server = start_server(url, workdir, executor=True)
-        try:
-            yield server
-        finally:
-            server.stop()
+    with serving(request.param, tmp_path_factory, "executing", executor=True) as server:
+        yield server
 
 
 def test_a_dag_triggered_over_http_runs_branches_in_parallel_with_evidence_we_can_recompute(

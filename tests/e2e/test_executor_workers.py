@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import fresh_database_url
-from tests.e2e.conftest import RUNLEDGER, Server, eventually, start_server
+from tests.e2e.conftest import RUNLEDGER, Server, eventually, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -28,13 +27,8 @@ def leased_server(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One ``runledger serve`` (projections, no executor) with 3 s leases per module and
     backend; every test uses a workflow name of its own."""
-    workdir = tmp_path_factory.mktemp("leased")
-    with fresh_database_url(request.param, workdir) as url:
-        server = start_server(url, workdir, env=LEASE)
-        try:
-            yield server
-        finally:
-            server.stop()
+    with serving(request.param, tmp_path_factory, "leased", env=LEASE) as server:
+        yield server
 
 
 @pytest.fixture
