@@ -132,7 +132,7 @@ def _join(results: Iterator[RangeResult], report: VerifyReport) -> Frontier:
         for problem in found:
             report.add(problem)
         report.problem_count += result.problem_count - len(result.problems)
-        report.events_checked += result.events
+        report.events_checked += result.events_checked
         if all(frontier.size % (1 << level) == 0 for level in result.subtrees):
             for level, node in result.subtrees.items():
                 frontier.append_subtree(node, level)

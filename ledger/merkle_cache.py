@@ -26,7 +26,8 @@ class ProofCache:
         self.cache.clear()
         first, last = max(0, low - self.window), min(self.tree_size, low + 2 * self.window)
         raw = self.store.raw
-        for index, _, hash_ in self._leaf_rows(first, last):
+        for index, _, hash_ in self.store.iter_leaves(self.conn, start=first, stop=last,
+                                                      batch=last - first + 1):
             self.cache[(index, index + 1)] = hash_
         level = 1
         while (1 << level) <= self.tree_size:
@@ -40,13 +41,6 @@ class ProofCache:
                     self.cache[(start, start + (1 << level))] = bytes(hash_)
             level += 1
         self.loaded_upto = low + self.window
-
-    def _leaf_rows(self, first: int, last: int) -> list[tuple[int, int, bytes]]:
-        rows = self.conn.execute(
-            self.store.raw.sql(f"SELECT leaf_index, position, hash FROM {self.store.leaves} "
-                               f"WHERE leaf_index >= ? AND leaf_index < ?"), (first, last)
-        ).fetchall()
-        return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
 
     def subtree(self, start: int, end: int) -> bytes:
         cached = self.cache.get((start, end))

@@ -72,13 +72,7 @@ class Frontier:
 
     def push(self, leaf: bytes) -> None:
         """:meth:`append` without collecting the completed nodes (for checks that keep none)."""
-        carry, level = leaf, 0
-        nodes, size = self.nodes, self.size
-        while (size >> level) & 1:
-            carry = merkle.node_hash(nodes.pop(level), carry)
-            level += 1
-        nodes[level] = carry
-        self.size = size + 1
+        self.append_subtree(leaf, 0)
 
     def append_subtree(self, node: bytes, level: int) -> None:
         """Add a perfect subtree of ``2**level`` leaves at once (the size must be a multiple

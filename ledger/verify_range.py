@@ -12,7 +12,7 @@ range's last hash per stream, and its leaves (as perfect subtrees, or one by one
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from ledger import merkle
 from ledger.eventcheck import check_row
 from ledger.merkle_store import Frontier, MerkleStore
 from ledger.settings import Settings
-from ledger.verify_report import MAX_LISTED_PROBLEMS, Problem
+from ledger.verify_report import Problem, Problems
 
 #: (position, sequence, stored hash, prev_hash) of a stream's first event in a range.
 FirstEvent = tuple[int, int, str, Any]
@@ -36,21 +36,13 @@ class RangeSpec:
 
 
 @dataclass
-class RangeResult:
-    events: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    problem_count: int = 0
+class RangeResult(Problems):
     #: Leaf hashes of the stored events, in order, 32 bytes each.
     leaves: bytes = b""
     #: The perfect subtrees over those leaves (level -> hash), largest first.
     subtrees: dict[int, bytes] = field(default_factory=dict)
     first: dict[str, FirstEvent] = field(default_factory=dict)
     last: dict[str, tuple[int, str]] = field(default_factory=dict)
-
-    def add(self, problem: Problem) -> None:
-        self.problem_count += 1
-        if len(self.problems) < MAX_LISTED_PROBLEMS:
-            self.problems.append(problem)
 
 
 def check_range(settings: Settings, spec: RangeSpec, batch: int = 10000) -> RangeResult:
@@ -73,7 +65,7 @@ def _check(rows: Iterator[Any], leaves: Iterator[tuple[int, int, bytes]], spec: 
     previous_position = spec.after
     for row in rows:
         position, stream, sequence, stored, prev_hash, recomputed = check_row(*row)
-        result.events += 1
+        result.events_checked += 1
         if recomputed != stored:
             result.add(Problem("hash_mismatch", f"content hashes to {recomputed}, the row says "
                                f"{stored}: the event was modified", position, stream, sequence))
@@ -117,7 +109,7 @@ def _check(rows: Iterator[Any], leaves: Iterator[tuple[int, int, bytes]], spec: 
 
 
 def check_chain(streams: dict[str, tuple[int, str]], stream: str, sequence: int, hash_: str,
-                prev_hash: Any, position: int, add: Any) -> None:
+                prev_hash: Any, position: int, add: Callable[[Problem], None]) -> None:
     """Sequence continuity and ``prev_hash`` of one event against its stream's last one."""
     last = streams.get(stream)
     expected = 1 if last is None else last[0] + 1

@@ -36,21 +36,27 @@ class Problem:
 
 
 @dataclass
-class VerifyReport:
+class Problems:
+    """Every problem counted, the first ``MAX_LISTED_PROBLEMS`` kept."""
+
     events_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
+
+    def add(self, problem: Problem) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_LISTED_PROBLEMS:
+            self.problems.append(problem)
+
+
+@dataclass
+class VerifyReport(Problems):
     tree_size: int = 0
     root_hash: str = ""
 
     @property
     def ok(self) -> bool:
         return self.problem_count == 0
-
-    def add(self, problem: Problem) -> None:
-        self.problem_count += 1
-        if len(self.problems) < MAX_LISTED_PROBLEMS:
-            self.problems.append(problem)
 
     def to_json(self) -> dict[str, Any]:
         return {

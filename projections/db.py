@@ -1,6 +1,6 @@
 """Connections for the read side: its own SQLite or PostgreSQL connections to the ledger's
 database, one SQL dialect for both (``?`` placeholders, translated for psycopg), and plain
-reads of stored event rows (decoded by :func:`ledger.records.decode_row`, never through
+reads of stored event rows (decoded by :func:`ledger.eventcheck.decode`, never through
 aggregates).
 """
 
@@ -14,12 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
-from ledger.aggregate import ENVELOPE_FIELDS
-from ledger.hashing import format_timestamp, parse_timestamp
+from ledger.eventcheck import decode
 from ledger.records import EventRecord
 from ledger.settings import DatabaseConfig, Settings
 from ledger.storage import postgres_conninfo, prepare_database
@@ -31,8 +29,6 @@ POSTGRES_EVENTS_TABLE = "runledger_events"
 POSTGRES_CHANNEL = POSTGRES_EVENTS_TABLE
 
 Row = dict[str, Any]
-_NOT_DATA = tuple(ENVELOPE_FIELDS - {"timestamp", "hash", "prev_hash"} | {"class_version"})
-_UTC_SUFFIX = "+00:00"
 #: From this many rows on, a PostgreSQL insert goes through COPY.
 COPY_THRESHOLD = 50
 #: ``INSERT INTO t (a, b) VALUES (?, ?) <tail>``: one row's statement, batched on PostgreSQL.
@@ -179,7 +175,7 @@ def read_events(conn: Connection, after: int, limit: int, *, upto: int | None = 
     if part is not None:
         where.append(f"{stream_hash(conn)} = ?")
         params += [part[1], part[0]]
-    statement = (f"SELECT {column}, originator_id, originator_version, topic, state "
+    statement = (f"SELECT {column} - 1, originator_id, originator_version, topic, state "
                  f"FROM {events_table_for(conn)} WHERE {' AND '.join(where)} "
                  f"ORDER BY {column} LIMIT ?")
     params.append(limit)
@@ -203,27 +199,6 @@ def stream_hash(conn: Connection) -> str:
 
 def _stream_hash(stream: str, parts: int) -> int:
     return zlib.crc32(stream.encode()) % parts
-
-
-def decode(notification_id: int, originator_id: str, originator_version: int, topic: str,
-           state: bytes | memoryview | str) -> EventRecord:
-    """:func:`ledger.records.decode_row`, made fast for catch-up and rebuild (orjson, and the
-    library's ``...ffffff+00:00`` timestamps turned into ``...ffffffZ`` without parsing)."""
-    payload: dict[str, Any] = orjson.loads(state)
-    stamp = payload.pop("timestamp", None)
-    if isinstance(stamp, dict):
-        stamp = stamp.get("_data_")
-    text = str(stamp)
-    if len(text) == 32 and text.endswith(_UTC_SUFFIX):
-        timestamp = text[:26] + "Z"
-    else:
-        timestamp = format_timestamp(parse_timestamp(text))
-    digest = str(payload.pop("hash", None))
-    prev_hash = payload.pop("prev_hash", None)
-    for key in _NOT_DATA:
-        payload.pop(key, None)
-    return EventRecord(str(originator_id), int(originator_version), int(notification_id) - 1,
-                       topic[topic.find(":") + 1:], timestamp, payload, digest, prev_hash)
 
 
 def max_position(conn: Connection) -> int:
