@@ -71,6 +71,10 @@ def test_two_worker_processes_racing_over_24_runs_execute_each_run_exactly_once(
                                                  "sleep 0.2", "sh", "{{ params.n }}"]}]}
     assert client.post("/api/workflows", json={"definition": definition}).status_code == 201
     workers = [start_worker(server, "--concurrency", "2") for _ in range(2)]
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    # Both must be claiming before the runs exist, or on a loaded machine the first one up
+    # can drain the queue alone.
+    eventually(lambda: all("executor_started" in log.read_text() for log in logs), timeout=30)
     run_ids = []
     for n in range(24):
         response = client.post("/api/workflows/once/trigger", json={"parameters": {"n": n}})
