@@ -159,11 +159,13 @@ def events_table_exists(conn: Connection) -> bool:
     return row is not None
 
 
-def read_events(conn: Connection, after: int, limit: int, *, upto: int | None = None,
+def read_events(conn: Connection, after: int, limit: int | None, *, upto: int | None = None,
                 part: tuple[int, int] | None = None) -> list[EventRecord]:
-    """Events with position > ``after`` (and <= ``upto``), oldest first (position =
-    notification id - 1); with ``part=(k, n)`` only those of the streams in part ``k`` of
-    ``n`` (every stream's events fall in one part, so per-run folds can be split by part).
+    """Events with position > ``after`` (and <= ``upto``; at most ``limit`` of them, or all
+    with None), oldest first (position = notification id - 1); with ``part=(k, n)`` only those
+    of the streams in part ``k`` of ``n`` (every stream's events fall in one part, so per-run
+    folds can be split by part; read a part over bounded position ranges, so the scan stays
+    an index range scan whatever the part's share of the rows).
 
     Rows come back as plain tuples, and on PostgreSQL in binary format (the state is
     ``bytea``: text format would hex-encode it on the server and decode it here)."""
@@ -177,8 +179,10 @@ def read_events(conn: Connection, after: int, limit: int, *, upto: int | None = 
         params += [part[1], part[0]]
     statement = (f"SELECT {column} - 1, originator_id, originator_version, topic, state "
                  f"FROM {events_table_for(conn)} WHERE {' AND '.join(where)} "
-                 f"ORDER BY {column} LIMIT ?")
-    params.append(limit)
+                 f"ORDER BY {column}")
+    if limit is not None:
+        statement += " LIMIT ?"
+        params.append(limit)
     if conn.is_postgres:
         with conn.raw.cursor(row_factory=tuple_row) as cursor:
             rows = cursor.execute(conn.sql(statement), params, binary=True).fetchall()

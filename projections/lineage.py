@@ -4,8 +4,9 @@ Nodes: ``run:<run_id>``, ``task:<run_id>/<task>``, ``file:<sha256>`` (files keye
 so a file produced by one run and consumed by another links the two), and
 ``dataset:<namespace>/<name>`` (OpenLineage datasets). Edges: ``consumed`` (file -> task),
 ``produced`` (task -> file), ``part_of`` (task -> run, and child run -> parent run for an
-OpenLineage parent-run facet). ``artifacts`` lists which files, datasets and parent runs each
-run touched, for the depth-N walk across runs.
+OpenLineage parent-run facet). ``artifacts`` lists, for each file, dataset and parent run, the
+runs that touched it (the other way round is the ends of a run's edges), for the depth-N walk
+across runs.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ def task_node(run_id: str, task: str) -> str:
 #: (table, its columns, its unique key, the column that orders duplicates: first one wins).
 _TABLES = (
     ("nodes", ("node_id", "kind", "data", "position"), "node_id", "position"),
-    ("edges", ("source", "target", "kind", "run_id", "position"), "source, target, kind",
-     "position"),
-    ("artifacts", ("run_id", "node_id"), "run_id, node_id", None),
+    # An edge's run follows from its ends (one of them is always the run's own task or run
+    # node), so the key can lead with it and also serve the per-run reads.
+    ("edges", ("source", "target", "kind", "run_id", "position"),
+     "run_id, source, target, kind", "position"),
+    # Which runs touched a file, dataset or parent run (a run's own are the ends of its edges).
+    ("artifacts", ("run_id", "node_id"), "node_id, run_id", None),
 )
 #: Keys per table a rebuild remembers between batches to drop repeats before writing them.
 RECENT_KEYS = 200_000
@@ -54,8 +58,12 @@ class LineageView(View):
     name: ClassVar[str] = "lineage"
     # v2: parent-run links. v3: nodes and edges keep the position of the event that first
     # produced them, and keys are unique indexes, so a rebuild appends rows and builds them last.
-    schema_version: ClassVar[int] = 3
+    # v4: the edges' key leads with the run, and artifacts are keyed by node: a run's own
+    # artifacts are read from its edges (two indexes fewer).
+    schema_version: ClassVar[int] = 4
     table_names: ClassVar[tuple[str, ...]] = ("nodes", "edges", "artifacts")
+    #: Read through their heap (node data, edge rows): no visibility map needed.
+    analyze_only: ClassVar[frozenset[str]] = frozenset({"nodes", "edges"})
 
     def create(self, conn: Connection, t: Tables) -> None:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {t('nodes')} (node_id TEXT NOT NULL, "
@@ -67,9 +75,6 @@ class LineageView(View):
                      "node_id TEXT NOT NULL)")
         for table, _, key, _ in _TABLES:
             conn.execute(_unique_index(t(table), key))
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {t('edges')}_by_run ON {t('edges')} (run_id)")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {t('artifacts')}_by_node ON "
-                     f"{t('artifacts')} (node_id, run_id)")
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         graph = _Graph()
@@ -109,9 +114,16 @@ class _AppendingRebuilder(Rebuilder):
         for (table, columns, _, _), rows in zip(_TABLES, fresh, strict=True):
             conn.copy_rows(t(table), columns, rows)
 
-    def finish(self, conn: Connection, t: Tables, table: str) -> None:
+    def finish(self, conn: Connection, t: Tables, table: str, *, parts: int = 1) -> None:
         _, _, key, order = next(spec for spec in _TABLES if spec[0] == table)
         name = t(table)
+        if parts > 1 and conn.is_postgres and table == "nodes" and order is not None:
+            # Each part dropped only its own repeats: a file that runs of two parts share is
+            # there once per part, so settle repeats first rather than let an index build
+            # fail. (Edges and artifacts belong to one run, so to one part.)
+            _delete_repeats_grouped(conn, name, key, order)
+            conn.execute(_unique_index(name, key))
+            return
         try:
             conn.execute(_unique_index(name, key))
         except (psycopg.IntegrityError, sqlite3.IntegrityError):
@@ -130,6 +142,18 @@ def _delete_repeats(conn: Connection, table: str, key: str, order: str | None) -
         conn.execute(f"DELETE FROM {table} WHERE ctid = ANY(ARRAY({repeats}))")
     else:
         conn.execute(f"DELETE FROM {table} WHERE rowid IN ({repeats})")
+
+
+def _delete_repeats_grouped(conn: Connection, table: str, key: str, order: str) -> None:
+    """PostgreSQL, when repeats are few: what :func:`_delete_repeats` does, by a hash
+    aggregate over the keys and a join on the repeated ones only (no sort of the table).
+    ``order`` must tell a key's rows apart (positions do: one event adds a key once)."""
+    columns = [c.strip() for c in key.split(",")]
+    repeated = (f"SELECT {key}, min({order}) AS first FROM {table} GROUP BY {key} "
+                "HAVING count(*) > 1")
+    match = " AND ".join(f"t.{c} = r.{c}" for c in columns)
+    conn.execute(f"DELETE FROM {table} t USING ({repeated}) r WHERE {match} "
+                 f"AND t.{order} > r.first")
 
 
 class _Graph:
@@ -215,11 +239,12 @@ def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1
     for _ in range(max(0, min(depth, MAX_DEPTH))):
         if not frontier or len(runs) >= MAX_RUNS:
             break
-        artifacts: set[str] = set()
+        artifacts = {run_node(r) for r in frontier}  # a parent run links its child runs
         for part in chunks(sorted(frontier)):
-            artifacts |= {r["node_id"] for r in conn.all(
-                f"SELECT node_id FROM {t('artifacts')} WHERE run_id IN "
-                f"({placeholders(len(part))})", part)}
+            for edge in conn.all(f"SELECT source, target FROM {t('edges')} WHERE run_id IN "
+                                 f"({placeholders(len(part))})", part):
+                artifacts.update(edge.values())
+        artifacts = {a for a in artifacts if not a.startswith("task:")}
         linked: set[str] = set()
         for part in chunks(sorted(artifacts)):
             linked |= {r["run_id"] for r in conn.all(

@@ -40,6 +40,9 @@ class View(ABC):
     schema_version: ClassVar[int]
     #: Table suffixes, so a generation can be dropped and compared.
     table_names: ClassVar[tuple[str, ...]]
+    #: Tables a rebuild only ANALYZEs on PostgreSQL (read through their heap anyway); the
+    #: others are also VACUUMed, for a visibility map that allows index-only scans.
+    analyze_only: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def create(self, conn: Connection, t: Tables) -> None:
@@ -84,9 +87,10 @@ class Rebuilder:
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         self.view.apply(conn, t, events)
 
-    def finish(self, conn: Connection, t: Tables, table: str) -> None:
+    def finish(self, conn: Connection, t: Tables, table: str, *, parts: int = 1) -> None:
         """After the last batch, before the held-back indexes of ``t(table)`` are built (in
-        autocommit; tables may be finished at the same time on other connections)."""
+        autocommit; tables may be finished at the same time on other connections); ``parts``
+        processes filled the tables."""
 
 
 #: A view's fold for :class:`CarryingRebuilder`: folds a batch into the tables given the per-run

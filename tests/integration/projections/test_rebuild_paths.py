@@ -84,7 +84,7 @@ def test_lineage_repeats_a_rebuild_no_longer_remembers_are_settled_before_its_in
         conn.close()
 
 
-def test_rebuilt_tables_go_live_vacuumed_with_planner_statistics_on_postgres(
+def test_rebuilt_tables_go_live_with_planner_statistics_and_visibility_maps_on_postgres(
     driver: Driver, runner: ProjectionRunner, settings: Settings
 ) -> None:
     if settings.database.kind != "postgres":
@@ -100,6 +100,9 @@ def test_rebuilt_tables_go_live_vacuumed_with_planner_statistics_on_postgres(
                 row = conn.one("SELECT last_analyze, last_vacuum FROM pg_stat_user_tables "
                                "WHERE relid = to_regclass(?)", (live.live(table),))
                 assert row is not None and row["last_analyze"] is not None, live.live(table)
-                assert row["last_vacuum"] is not None, live.live(table)  # index-only scans
+                if table in view.analyze_only:  # read through the heap: analyzed only
+                    assert row["last_vacuum"] is None, live.live(table)
+                else:  # a visibility map for index-only scans
+                    assert row["last_vacuum"] is not None, live.live(table)
     finally:
         conn.close()

@@ -56,7 +56,8 @@ def index_names(settings: Settings, prefix: str) -> set[str]:
         else:
             rows = conn.all("SELECT name FROM sqlite_master WHERE type = 'index'")
         return {r["name"].removeprefix(prefix) for r in rows
-                if r["name"].startswith(prefix) and "_by_" in r["name"]}
+                if r["name"].startswith(prefix)
+                and ("_by_" in r["name"] or r["name"].endswith("_key"))}
     finally:
         conn.close()
 
