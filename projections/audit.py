@@ -12,7 +12,17 @@ from typing import Any, ClassVar
 from ledger.records import EventRecord
 from projections.db import Connection
 from projections.summaries import LINEAGE_STATUS, TERMINAL
-from projections.view import CarryingRebuilder, Rebuilder, Tables, View, chunks, dumps, loads, placeholders
+from projections.view import (
+    CarryingRebuilder,
+    Rebuilder,
+    Tables,
+    View,
+    chunks,
+    dumps,
+    loads,
+    placeholders,
+    runs_to_read,
+)
 
 _ENDINGS = {"Run.Succeeded": ("succeeded", "success"), "Run.Failed": ("failed", "failed"),
             "Run.Killed": ("killed", "killed")}
@@ -49,8 +59,7 @@ class AuditView(View):
              known: dict[str, str]) -> dict[str, str]:
         """Fold ``events`` into the tables; ``known`` holds run statuses already read (and
         current). Returns the statuses of the runs this batch saw."""
-        streams = {e.stream for e in events if e.type.startswith("Run.")
-                   and e.type != "Run.Triggered"}
+        streams = runs_to_read(events)
         statuses = {run_id: known[run_id] for run_id in streams if run_id in known}
         wanted = sorted(streams - statuses.keys())
         for part in chunks(wanted):

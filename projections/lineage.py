@@ -4,9 +4,13 @@ Nodes: ``run:<run_id>``, ``task:<run_id>/<task>``, ``file:<sha256>`` (files keye
 so a file produced by one run and consumed by another links the two), and
 ``dataset:<namespace>/<name>`` (OpenLineage datasets). Edges: ``consumed`` (file -> task),
 ``produced`` (task -> file), ``part_of`` (task -> run, and child run -> parent run for an
-OpenLineage parent-run facet). ``artifacts`` lists, for each file, dataset and parent run, the
-runs that touched it (the other way round is the ends of a run's edges), for the depth-N walk
-across runs.
+OpenLineage parent-run facet).
+
+Stored as one row per fact an event reports, in three tables: ``runs`` (a run node),
+``tasks`` (a task node and its ``part_of`` edge) and ``links`` (an edge from one of a run's
+tasks, or from the run itself, to a file, dataset or parent run, with that node's data). A
+file's or dataset's node is its earliest link; the runs linked to a node, for the depth-N walk
+across runs, come from the links' node index.
 """
 
 from __future__ import annotations
@@ -36,15 +40,13 @@ def task_node(run_id: str, task: str) -> str:
     return f"task:{run_id}/{task}"
 
 
-#: (table, its columns, its unique key, the column that orders duplicates: first one wins).
+#: (table, its columns, its unique key, the column that orders repeats: the first one wins).
 _TABLES = (
-    ("nodes", ("node_id", "kind", "data", "position"), "node_id", "position"),
-    # An edge's run follows from its ends (one of them is always the run's own task or run
-    # node), so the key can lead with it and also serve the per-run reads.
-    ("edges", ("source", "target", "kind", "run_id", "position"),
-     "run_id, source, target, kind", "position"),
-    # Which runs touched a file, dataset or parent run (a run's own are the ends of its edges).
-    ("artifacts", ("run_id", "node_id"), "node_id, run_id", None),
+    ("runs", ("run_id", "workflow", "position"), "run_id", "position"),
+    ("tasks", ("run_id", "task", "position"), "run_id, task", "position"),
+    # ``task`` is '' for a link of the run itself (to its parent run).
+    ("links", ("run_id", "task", "kind", "node_id", "data", "position"),
+     "run_id, task, kind, node_id", "position"),
 )
 #: Keys per table a rebuild remembers between batches to drop repeats before writing them.
 RECENT_KEYS = 200_000
@@ -58,30 +60,28 @@ class LineageView(View):
     name: ClassVar[str] = "lineage"
     # v2: parent-run links. v3: nodes and edges keep the position of the event that first
     # produced them, and keys are unique indexes, so a rebuild appends rows and builds them last.
-    # v4: the edges' key leads with the run, and artifacts are keyed by node: a run's own
-    # artifacts are read from its edges (two indexes fewer).
-    schema_version: ClassVar[int] = 4
-    table_names: ClassVar[tuple[str, ...]] = ("nodes", "edges", "artifacts")
-    #: Read through their heap (node data, edge rows): no visibility map needed.
-    analyze_only: ClassVar[frozenset[str]] = frozenset({"nodes", "edges"})
+    # v4: the edges' key leads with the run, artifacts are keyed by node. v5: one row per fact
+    # (runs, tasks, links) instead of nodes, edges and artifacts: a third of the rows.
+    schema_version: ClassVar[int] = 5
+    table_names: ClassVar[tuple[str, ...]] = ("runs", "tasks", "links")
+    #: Read through their heap (node data): no visibility map needed.
+    analyze_only: ClassVar[frozenset[str]] = frozenset({"runs", "tasks"})
 
     def create(self, conn: Connection, t: Tables) -> None:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('nodes')} (node_id TEXT NOT NULL, "
-                     "kind TEXT NOT NULL, data TEXT NOT NULL, position BIGINT NOT NULL)")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('edges')} (source TEXT NOT NULL, "
-                     "target TEXT NOT NULL, kind TEXT NOT NULL, run_id TEXT NOT NULL, "
-                     "position BIGINT NOT NULL)")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('artifacts')} (run_id TEXT NOT NULL, "
-                     "node_id TEXT NOT NULL)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('runs')} (run_id TEXT NOT NULL, "
+                     "workflow TEXT, position BIGINT NOT NULL)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('tasks')} (run_id TEXT NOT NULL, "
+                     "task TEXT NOT NULL, position BIGINT NOT NULL)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('links')} (run_id TEXT NOT NULL, "
+                     "task TEXT NOT NULL, kind TEXT NOT NULL, node_id TEXT NOT NULL, "
+                     "data TEXT, position BIGINT NOT NULL)")
         for table, _, key, _ in _TABLES:
             conn.execute(_unique_index(t(table), key))
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {t('links')}_by_node ON {t('links')} "
+                     "(node_id, run_id)")
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        graph = _Graph()
-        for event in events:
-            if event.type.startswith("Run."):
-                graph.add(event)
-        for (table, columns, _, _), rows in zip(_TABLES, graph.rows(), strict=True):
+        for (table, columns, _, _), rows in zip(_TABLES, _Facts.of(events).rows(), strict=True):
             conn.executemany(f"INSERT INTO {t(table)} ({', '.join(columns)}) VALUES "
                              f"({placeholders(len(columns))}) ON CONFLICT DO NOTHING", rows)
 
@@ -102,25 +102,21 @@ class _AppendingRebuilder(Rebuilder):
         self.recent = [Recent(RECENT_KEYS) for _ in _TABLES]
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        graph = _Graph()
-        for event in events:
-            if event.type.startswith("Run."):
-                graph.add(event)
-        nodes, edges, artifacts = graph.rows()
-        recent_nodes, recent_edges, recent_artifacts = self.recent
-        fresh = (recent_nodes.fresh(nodes, itemgetter(0)),
-                 recent_edges.fresh(edges, itemgetter(0, 1, 2)),
-                 recent_artifacts.fresh(artifacts))
+        runs, tasks, links = _Facts.of(events).rows()
+        recent_runs, recent_tasks, recent_links = self.recent
+        fresh = (recent_runs.fresh(runs, itemgetter(0)),
+                 recent_tasks.fresh(tasks, itemgetter(0, 1)),
+                 recent_links.fresh(links, itemgetter(0, 1, 2, 3)))
         for (table, columns, _, _), rows in zip(_TABLES, fresh, strict=True):
             conn.copy_rows(t(table), columns, rows)
 
     def finish(self, conn: Connection, t: Tables, table: str, *, parts: int = 1) -> None:
         _, _, key, order = next(spec for spec in _TABLES if spec[0] == table)
         name = t(table)
-        if parts > 1 and conn.is_postgres and table == "nodes" and order is not None:
-            # Each part dropped only its own repeats: a file that runs of two parts share is
-            # there once per part, so settle repeats first rather than let an index build
-            # fail. (Edges and artifacts belong to one run, so to one part.)
+        if parts > 1 and conn.is_postgres and table == "runs":
+            # A parent run's node may come from a child's event, in another part: settle
+            # those repeats first rather than let the index build fail. (Tasks and links are
+            # a run's own, so one part's.)
             _delete_repeats_grouped(conn, name, key, order)
             conn.execute(_unique_index(name, key))
             return
@@ -132,11 +128,11 @@ class _AppendingRebuilder(Rebuilder):
             conn.execute(_unique_index(name, key))
 
 
-def _delete_repeats(conn: Connection, table: str, key: str, order: str | None) -> None:
+def _delete_repeats(conn: Connection, table: str, key: str, order: str) -> None:
     """Delete every row whose key an earlier row (by ``order``) already has."""
     rid = "ctid" if conn.is_postgres else "rowid"
-    ranked = (f"SELECT {rid} AS rid, ROW_NUMBER() OVER (PARTITION BY {key}"
-              f"{f' ORDER BY {order}' if order else ''}) AS n FROM {table}")
+    ranked = (f"SELECT {rid} AS rid, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {order}) "
+              f"AS n FROM {table}")
     repeats = f"SELECT rid FROM ({ranked}) ranked WHERE n > 1"
     if conn.is_postgres:
         conn.execute(f"DELETE FROM {table} WHERE ctid = ANY(ARRAY({repeats}))")
@@ -156,114 +152,134 @@ def _delete_repeats_grouped(conn: Connection, table: str, key: str, order: str) 
                  f"AND t.{order} > r.first")
 
 
-class _Graph:
-    """The nodes and edges one batch of events adds, each with the position of the first
-    event that produced it (duplicates collapse on insert)."""
+class _Facts:
+    """The rows one batch of events adds, each with the position of the first event that
+    reported it (repeats collapse on insert)."""
 
     def __init__(self) -> None:
-        self.nodes: dict[str, tuple[str, str, str, int]] = {}
-        self.edges: dict[tuple[str, str, str, str], int] = {}
-        self.artifacts: dict[tuple[str, str], None] = {}
+        self.runs: dict[str, tuple[str, Any, int]] = {}
+        self.tasks: dict[tuple[str, str], int] = {}
+        self.links: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
         self.position = -1
+
+    @classmethod
+    def of(cls, events: list[EventRecord]) -> _Facts:
+        facts = cls()
+        for event in events:
+            if event.type.startswith("Run."):
+                facts.add(event)
+        return facts
 
     def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]],
                             list[tuple[Any, ...]]]:
-        return (list(self.nodes.values()),
-                [(*edge, position) for edge, position in self.edges.items()],
-                list(self.artifacts))
+        return (list(self.runs.values()),
+                [(*task, position) for task, position in self.tasks.items()],
+                list(self.links.values()))
 
-    def node(self, node_id: str, kind: str, **data: Any) -> str:
-        if node_id not in self.nodes:
-            self.nodes[node_id] = (node_id, kind, dumps(data), self.position)
-        return node_id
+    def run(self, run_id: str, workflow: Any) -> None:
+        if run_id not in self.runs:
+            self.runs[run_id] = (run_id, workflow, self.position)
 
-    def edge(self, source: str, target: str, kind: str, run_id: str) -> None:
-        self.edges.setdefault((source, target, kind, run_id), self.position)
+    def link(self, run_id: str, task: str, kind: str, node_id: str, data: str | None) -> None:
+        key = (run_id, task, kind, node_id)
+        if key not in self.links:
+            self.links[key] = (*key, data, self.position)
 
-    def task(self, run_id: str, task: str) -> str:
-        node = self.node(task_node(run_id, task), "task", run_id=run_id, name=task)
-        self.edge(node, run_node(run_id), "part_of", run_id)
-        return node
+    def files(self, run_id: str, task: str, kind: str, refs: list[dict[str, Any]]) -> None:
+        for ref in refs:
+            self.link(run_id, task, kind, f"file:{ref['sha256']}", dumps(
+                {"sha256": ref["sha256"], "path": ref.get("path"), "size": ref.get("size")}))
 
-    def file(self, run_id: str, ref: dict[str, Any]) -> str:
-        node = self.node(f"file:{ref['sha256']}", "file", sha256=ref["sha256"],
-                         path=ref.get("path"), size=ref.get("size"))
-        self.artifacts[(run_id, node)] = None
-        return node
-
-    def dataset(self, run_id: str, ref: dict[str, Any]) -> str:
-        namespace, name = str(ref.get("namespace", "")), str(ref.get("name", ""))
-        node = self.node(f"dataset:{namespace}/{name}", "dataset", namespace=namespace,
-                         name=name)
-        self.artifacts[(run_id, node)] = None
-        return node
+    def datasets(self, run_id: str, task: str, kind: str, refs: list[dict[str, Any]]) -> None:
+        for ref in refs:
+            namespace, name = str(ref.get("namespace", "")), str(ref.get("name", ""))
+            self.link(run_id, task, kind, f"dataset:{namespace}/{name}",
+                      dumps({"namespace": namespace, "name": name}))
 
     def add(self, event: EventRecord) -> None:
         run_id, d = event.stream, event.data
         self.position = event.position
         if event.type == "Run.Triggered":
-            self.node(run_node(run_id), "run", run_id=run_id, workflow=d.get("workflow"))
+            self.run(run_id, d.get("workflow"))
         elif event.type in {"Run.TaskStarted", "Run.TaskFinished", "Run.TaskReused"}:
-            task = self.task(run_id, d["task"])
-            for ref in d.get("inputs") or []:
-                self.edge(self.file(run_id, ref), task, "consumed", run_id)
-            for ref in d.get("outputs") or []:
-                self.edge(task, self.file(run_id, ref), "produced", run_id)
+            task = d["task"]
+            self.tasks.setdefault((run_id, task), self.position)
+            self.files(run_id, task, "consumed", d.get("inputs") or [])
+            self.files(run_id, task, "produced", d.get("outputs") or [])
         elif event.type == "Run.LineageReported":
             job = d.get("job") or {}
-            task = self.task(run_id, f"{job.get('namespace', '')}/{job.get('name', '')}")
-            for ref in d.get("inputs") or []:
-                self.edge(self.dataset(run_id, ref), task, "consumed", run_id)
-            for ref in d.get("outputs") or []:
-                self.edge(task, self.dataset(run_id, ref), "produced", run_id)
+            task = f"{job.get('namespace', '')}/{job.get('name', '')}"
+            self.tasks.setdefault((run_id, task), self.position)
+            self.datasets(run_id, task, "consumed", d.get("inputs") or [])
+            self.datasets(run_id, task, "produced", d.get("outputs") or [])
             parent = d.get("parent")
             if parent and parent.get("run_id") and parent["run_id"] != run_id:
-                self.parent_run(run_id, parent)
+                # A child run is part of the run that started it; both share its node.
+                parent_id = str(parent["run_id"])
+                self.run(parent_id, f"{parent.get('namespace', '')}/{parent.get('name', '')}")
+                self.link(run_id, "", "part_of", run_node(parent_id), None)
 
-    def parent_run(self, run_id: str, parent: dict[str, Any]) -> None:
-        """Link a child run to the run that started it; both runs share the parent's node."""
-        parent_id = str(parent["run_id"])
-        workflow = f"{parent.get('namespace', '')}/{parent.get('name', '')}"
-        node = self.node(run_node(parent_id), "run", run_id=parent_id, workflow=workflow)
-        self.edge(run_node(run_id), node, "part_of", run_id)
-        self.artifacts[(run_id, node)] = None
-        self.artifacts[(parent_id, node)] = None
+
+def _edge(link: dict[str, Any]) -> tuple[str, str, str]:
+    own = task_node(link["run_id"], link["task"]) if link["task"] else run_node(link["run_id"])
+    if link["kind"] == "consumed":
+        return link["node_id"], own, "consumed"
+    return own, link["node_id"], link["kind"]
+
+
+def _select_in(conn: Connection, statement: str, keys: set[str]) -> list[dict[str, Any]]:
+    """``statement`` (ending in ``IN``) for every key, in chunks of placeholders."""
+    rows: list[dict[str, Any]] = []
+    for part in chunks(sorted(keys)):
+        rows += conn.all(f"{statement} ({placeholders(len(part))})", part)
+    return rows
 
 
 def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1
                   ) -> dict[str, Any] | None:
-    """The run's graph plus the runs up to ``depth`` hops away through shared files/datasets."""
-    if conn.one(f"SELECT node_id FROM {t('nodes')} WHERE node_id = ?", (run_node(run_id),)) is None:
+    """The run's graph plus the runs up to ``depth`` hops away through shared files, datasets
+    and parent runs."""
+    if conn.one(f"SELECT run_id FROM {t('runs')} WHERE run_id = ?", (run_id,)) is None:
         return None
     runs, frontier = {run_id}, {run_id}
     for _ in range(max(0, min(depth, MAX_DEPTH))):
         if not frontier or len(runs) >= MAX_RUNS:
             break
-        artifacts = {run_node(r) for r in frontier}  # a parent run links its child runs
-        for part in chunks(sorted(frontier)):
-            for edge in conn.all(f"SELECT source, target FROM {t('edges')} WHERE run_id IN "
-                                 f"({placeholders(len(part))})", part):
-                artifacts.update(edge.values())
-        artifacts = {a for a in artifacts if not a.startswith("task:")}
-        linked: set[str] = set()
-        for part in chunks(sorted(artifacts)):
-            linked |= {r["run_id"] for r in conn.all(
-                f"SELECT run_id FROM {t('artifacts')} WHERE node_id IN "
-                f"({placeholders(len(part))})", part)}
+        nodes = {run_node(r) for r in frontier} | {row["node_id"] for row in _select_in(
+            conn, f"SELECT node_id FROM {t('links')} WHERE run_id IN", frontier)}
+        linked = {n.removeprefix("run:") for n in nodes if n.startswith("run:")}
+        linked |= {row["run_id"] for row in _select_in(
+            conn, f"SELECT run_id FROM {t('links')} WHERE node_id IN", nodes)}
         frontier = linked - runs
         runs |= frontier
-    edges: list[dict[str, str]] = []
-    for part in chunks(sorted(runs)):
-        edges += conn.all(f"SELECT source, target, kind FROM {t('edges')} WHERE run_id IN "
-                          f"({placeholders(len(part))}) ORDER BY kind, source, target", part)
-    ids = sorted({run_node(r) for r in runs} | {e["source"] for e in edges}
-                 | {e["target"] for e in edges})
-    nodes: list[dict[str, Any]] = []
-    for part in chunks(ids):
-        for row in conn.all(f"SELECT node_id, kind, data FROM {t('nodes')} WHERE node_id IN "
-                            f"({placeholders(len(part))})", part):
-            nodes.append({"id": row["node_id"], "kind": row["kind"]} | loads(row["data"]))
-    nodes.sort(key=lambda n: (n["kind"], n["id"]))
-    unique = sorted({(e["source"], e["target"], e["kind"]) for e in edges})
-    return {"nodes": nodes,
-            "edges": [{"source": s, "target": g, "kind": k} for s, g, k in unique]}
+    tasks = _select_in(conn, f"SELECT run_id, task FROM {t('tasks')} WHERE run_id IN", runs)
+    links = _select_in(conn, f"SELECT run_id, task, kind, node_id FROM {t('links')} "
+                             "WHERE run_id IN", runs)
+    edges = {_edge(link) for link in links}
+    edges |= {(task_node(r["run_id"], r["task"]), run_node(r["run_id"]), "part_of")
+              for r in tasks}
+    found = [{"id": task_node(r["run_id"], r["task"]), "kind": "task",
+              "name": r["task"], "run_id": r["run_id"]} for r in tasks]
+    run_ids = runs | {n.removeprefix("run:") for e in edges for n in e[:2]
+                      if n.startswith("run:")}
+    found += [{"id": run_node(r["run_id"]), "kind": "run", "run_id": r["run_id"],
+               "workflow": r["workflow"]} for r in _select_in(
+        conn, f"SELECT run_id, workflow FROM {t('runs')} WHERE run_id IN", run_ids)]
+    found += _first_links(conn, t, {link["node_id"] for link in links
+                                    if not link["node_id"].startswith("run:")})
+    found.sort(key=lambda n: (n["kind"], n["id"]))
+    return {"nodes": found,
+            "edges": [{"source": s, "target": g, "kind": k} for s, g, k in sorted(edges)]}
+
+
+def _first_links(conn: Connection, t: Tables, node_ids: set[str]) -> list[dict[str, Any]]:
+    """File and dataset nodes, each with the data of its earliest link (by event, and within
+    one event inputs before outputs, as they were reported)."""
+    first: dict[str, tuple[int, str, str]] = {}
+    for row in _select_in(conn, f"SELECT node_id, kind, data, position FROM {t('links')} "
+                                "WHERE node_id IN", node_ids):
+        candidate = (int(row["position"]), row["kind"], row["data"])
+        if row["node_id"] not in first or candidate < first[row["node_id"]]:
+            first[row["node_id"]] = candidate
+    return [{"id": node_id, "kind": node_id.split(":", 1)[0]} | loads(data)
+            for node_id, (_, _, data) in first.items()]

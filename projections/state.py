@@ -213,10 +213,23 @@ def swap(conn: Connection, view: View, built: Tables, *, version: int, generatio
 
 
 def forget(conn: Connection, view: View, tables: Tables) -> None:
-    """Drop a generation that is no longer live."""
+    """Drop a generation that is no longer live, and any table of it that an earlier schema
+    version had and this one no longer names."""
     with conn.transaction():
         view.drop(conn, tables)
+        for name in _tables_named(conn, f"{tables.prefix}_"):
+            conn.execute(f"DROP TABLE IF EXISTS {name}")
         conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?", (tables.prefix,))
+
+
+def _tables_named(conn: Connection, prefix: str) -> list[str]:
+    """The tables of the database (on PostgreSQL: of its schema) whose names start so."""
+    if conn.is_postgres:
+        rows = conn.all("SELECT tablename AS name FROM pg_tables "
+                        "WHERE schemaname = current_schema()")
+    else:
+        rows = conn.all("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return sorted(r["name"] for r in rows if r["name"].startswith(prefix))
 
 
 def _int_or_none(value: object) -> int | None:

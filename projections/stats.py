@@ -14,7 +14,7 @@ from ledger.hashing import parse_timestamp
 from ledger.records import EventRecord
 from projections.db import Connection
 from projections.summaries import LINEAGE_STATUS, TERMINAL
-from projections.view import CarryingRebuilder, Rebuilder, Tables, View
+from projections.view import CarryingRebuilder, Rebuilder, Tables, View, runs_to_read
 
 STATUSES = ("pending", "running", "success", "failed", "killed")
 
@@ -56,8 +56,7 @@ class StatsView(View):
         """Fold ``events`` into the table; ``known`` holds rows already read (and current).
         Returns the rows of the runs this batch wrote."""
         runs = t("runs")
-        streams = {e.stream for e in events if e.type.startswith("Run.")
-                   and e.type != "Run.Triggered"}
+        streams = runs_to_read(events)
         rows = {run_id: known[run_id] for run_id in streams if run_id in known}
         wanted = sorted(streams - rows.keys())
         for start in range(0, len(wanted), 500):

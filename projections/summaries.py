@@ -15,7 +15,17 @@ from typing import Any, ClassVar
 from ledger.hashing import parse_timestamp
 from ledger.records import EventRecord
 from projections.db import Connection
-from projections.view import CarryingRebuilder, Rebuilder, Tables, View, chunks, dumps, loads, placeholders
+from projections.view import (
+    CarryingRebuilder,
+    Rebuilder,
+    Tables,
+    View,
+    chunks,
+    dumps,
+    loads,
+    placeholders,
+    runs_to_read,
+)
 
 State = dict[str, Any]
 
@@ -214,7 +224,7 @@ class SummariesView(View):
         current). With ``append`` (a rebuild, which applies each event once), parameter and
         batch rows are appended without conflict handling. Returns the states of the runs
         this batch touched."""
-        runs = {e.stream for e in events if e.type.startswith("Run.") and e.type != "Run.Triggered"}
+        runs = runs_to_read(events)
         states = {run_id: known[run_id] for run_id in runs if run_id in known}
         states.update(self._load(conn, t, runs - states.keys()))
         touched: set[str] = set()

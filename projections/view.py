@@ -155,6 +155,19 @@ class Carry(dict[str, Any]):
                 del self[key]
 
 
+def runs_to_read(events: list[EventRecord]) -> set[str]:
+    """The runs whose state a fold of ``events`` must start from: those with events after
+    their trigger, less those triggered in ``events`` (a run's stream starts with its
+    trigger, so nothing of theirs is stored yet)."""
+    later, triggered = set(), set()
+    for event in events:
+        if event.type == "Run.Triggered":
+            triggered.add(event.stream)
+        elif event.type.startswith("Run."):
+            later.add(event.stream)
+    return later - triggered
+
+
 def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 

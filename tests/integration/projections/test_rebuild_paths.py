@@ -70,16 +70,17 @@ def test_lineage_repeats_a_rebuild_no_longer_remembers_are_settled_before_its_in
         forgetful.stop()
     after = dump(settings, view)
     assert after == before
-    nodes = {row[0]: row for row in after["nodes"]}
-    assert '"path":"data.txt"' in nodes[f"file:{sha('a')}"][2]  # produced first, consumed later
+    links = [row for row in after["links"] if row[3] == f"file:{sha('a')}"]
+    first = min(links, key=lambda row: (row[5], row[2]))  # by position, then kind
+    assert '"path":"data.txt"' in first[4]  # produced first, consumed later
     assert index_names(settings, f"rl_lineage_v{view.schema_version}_g2") == indexes
     conn = connect(settings)
     try:  # and the unique keys hold
         live = st.read_pointer(conn, "lineage")
         assert live is not None
         with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
-            conn.execute(f"INSERT INTO {live.live('artifacts')} (run_id, node_id) "
-                         "SELECT run_id, node_id FROM " + live.live("artifacts") + " LIMIT 1")
+            conn.execute(f"INSERT INTO {live.live('links')} SELECT * FROM "
+                         f"{live.live('links')} LIMIT 1")
     finally:
         conn.close()
 

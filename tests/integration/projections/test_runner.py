@@ -287,6 +287,43 @@ def test_a_changed_schema_version_rebuilds_the_view_on_restart(
     assert next(s for s in views.status() if s["name"] == "summaries")["schema_version"] == NEW
 
 
+class AuditWithNotes(AuditView):
+    """An audit view whose generation has one table more than the next release's."""
+
+    table_names: ClassVar[tuple[str, ...]] = (*AuditView.table_names, "notes")
+
+    def create(self, conn: Connection, t: Tables) -> None:
+        super().create(conn, t)
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('notes')} (note TEXT)")
+
+
+class AuditNext(AuditView):
+    schema_version: ClassVar[int] = AuditView.schema_version + 1
+
+
+def test_a_schema_version_that_names_fewer_tables_still_drops_all_of_the_old_generation(
+    driver: Driver, settings: Settings
+) -> None:
+    some_history(driver)
+    for view in (AuditWithNotes(), AuditNext()):
+        runner = ProjectionRunner(settings, views=[view])
+        runner.catch_up()
+        runner.stop()
+    old = Tables.of("audit", AuditView.schema_version, 1)
+    conn = connect(settings)
+    try:
+        if conn.is_postgres:
+            rows = conn.all("SELECT tablename AS name FROM pg_tables "
+                            "WHERE schemaname = current_schema()")
+        else:
+            rows = conn.all("SELECT name FROM sqlite_master WHERE type = 'table'")
+    finally:
+        conn.close()
+    names = {r["name"] for r in rows}
+    assert f"rl_audit_v{AuditNext.schema_version}_g2_entries" in names
+    assert not {n for n in names if n.startswith(f"{old.prefix}_")}, names
+
+
 def test_two_runners_on_one_postgres_share_the_views_without_doubling_any_event(
     backend: str, driver: Driver, settings: Settings, views: ReadModels
 ) -> None:
