@@ -62,18 +62,20 @@ class LineageView(View):
     # produced them, and keys are unique indexes, so a rebuild appends rows and builds them last.
     # v4: the edges' key leads with the run, artifacts are keyed by node. v5: one row per fact
     # (runs, tasks, links) instead of nodes, edges and artifacts: a third of the rows.
-    schema_version: ClassVar[int] = 5
+    # v6: keys compared byte by byte on PostgreSQL.
+    schema_version: ClassVar[int] = 6
     table_names: ClassVar[tuple[str, ...]] = ("runs", "tasks", "links")
-    #: Read through their heap (node data): no visibility map needed.
-    analyze_only: ClassVar[frozenset[str]] = frozenset({"runs", "tasks"})
+    #: Read through their heap (node data, a run's few links): no visibility map needed.
+    analyze_only: ClassVar[frozenset[str]] = frozenset({"runs", "tasks", "links"})
 
     def create(self, conn: Connection, t: Tables) -> None:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('runs')} (run_id TEXT NOT NULL, "
+        key = conn.key_text
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('runs')} (run_id {key} NOT NULL, "
                      "workflow TEXT, position BIGINT NOT NULL)")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('tasks')} (run_id TEXT NOT NULL, "
-                     "task TEXT NOT NULL, position BIGINT NOT NULL)")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('links')} (run_id TEXT NOT NULL, "
-                     "task TEXT NOT NULL, kind TEXT NOT NULL, node_id TEXT NOT NULL, "
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('tasks')} (run_id {key} NOT NULL, "
+                     f"task {key} NOT NULL, position BIGINT NOT NULL)")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('links')} (run_id {key} NOT NULL, "
+                     f"task {key} NOT NULL, kind {key} NOT NULL, node_id {key} NOT NULL, "
                      "data TEXT, position BIGINT NOT NULL)")
         for table, _, key, _ in _TABLES:
             conn.execute(_unique_index(t(table), key))

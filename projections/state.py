@@ -138,6 +138,8 @@ class _DeferIndexes:
 
     def __init__(self, conn: Connection, *, unique: bool = False) -> None:
         self.conn = conn
+        self.is_postgres = conn.is_postgres
+        self.key_text = conn.key_text
         self.kinds = ("CREATE INDEX", "CREATE UNIQUE INDEX") if unique else ("CREATE INDEX",)
         self.indexes: list[str] = []
 
