@@ -7,6 +7,7 @@ would be refused by the key rather than silently doubling the trail.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 from ledger.records import EventRecord
@@ -35,30 +36,33 @@ CARRY_RUNS = 200_000
 
 class AuditView(View):
     name: ClassVar[str] = "audit"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2  # v2: keys compared byte by byte on PostgreSQL
     table_names: ClassVar[tuple[str, ...]] = ("entries", "status")
 
     def create(self, conn: Connection, t: Tables) -> None:
+        key = conn.key_text
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t('entries')} (position BIGINT PRIMARY KEY, "
-            "run_id TEXT NOT NULL, at TEXT NOT NULL, actor TEXT, action TEXT NOT NULL, "
+            f"run_id {key} NOT NULL, at TEXT NOT NULL, actor TEXT, action TEXT NOT NULL, "
             "from_status TEXT, to_status TEXT, detail TEXT NOT NULL)"
         )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {t('entries')}_by_run ON {t('entries')} "
                      "(run_id, position)")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('status')} (run_id TEXT PRIMARY KEY, "
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('status')} (run_id {key} PRIMARY KEY, "
                      "status TEXT NOT NULL)")
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         self.fold(conn, t, events, {})
 
     def rebuilder(self) -> Rebuilder:
-        return CarryingRebuilder(self, self.fold, CARRY_RUNS)
+        return CarryingRebuilder(self, partial(self.fold, write=False), self.write_statuses,
+                                 CARRY_RUNS)
 
     def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
-             known: dict[str, str]) -> dict[str, str]:
-        """Fold ``events`` into the tables; ``known`` holds run statuses already read (and
-        current). Returns the statuses of the runs this batch saw."""
+             known: dict[str, str], *, write: bool = True) -> dict[str, str]:
+        """Fold ``events`` into the tables (without ``write``, the status rows are left to the
+        caller); ``known`` holds run statuses already read (and current). Returns the
+        statuses of the runs this batch saw."""
         streams = runs_to_read(events)
         statuses = {run_id: known[run_id] for run_id in streams if run_id in known}
         wanted = sorted(streams - statuses.keys())
@@ -82,10 +86,16 @@ class AuditView(View):
         conn.executemany(f"INSERT INTO {t('entries')} (position, run_id, at, actor, action, "
                          "from_status, to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          entries)
+        if write:
+            self.write_statuses(conn, t, {run_id: statuses[run_id] for run_id in sorted(changed)})
+        return statuses
+
+    @staticmethod
+    def write_statuses(conn: Connection, t: Tables, statuses: dict[str, str]) -> None:
+        """Insert or update the status rows of these runs."""
         conn.executemany(f"INSERT INTO {t('status')} (run_id, status) VALUES (?, ?) "
                          "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status",
-                         [(run_id, statuses[run_id]) for run_id in sorted(changed)])
-        return statuses
+                         list(statuses.items()))
 
 
 def _entry(event: EventRecord, status: str | None

@@ -102,9 +102,14 @@ def fill_part(conn: Connection, work: list[tuple[Rebuilder, Tables]], *, batch: 
     (and ``upto``), each batch is the part's events in the next ``batch * parts`` positions."""
     with gc_paused():
         if part is None:
-            return _fill_batches(conn, work, batch, upto)
-        assert upto is not None, "a part is read up to a fixed position"
-        return _fill_ranges(conn, work, batch * part[1], part, upto)
+            position = _fill_batches(conn, work, batch, upto)
+        else:
+            assert upto is not None, "a part is read up to a fixed position"
+            position = _fill_ranges(conn, work, batch * part[1], part, upto)
+        with conn.transaction():
+            for rebuilder, tables in work:
+                rebuilder.flush(conn, tables)
+        return position
 
 
 def _fill_batches(conn: Connection, work: list[tuple[Rebuilder, Tables]], batch: int,

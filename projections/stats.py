@@ -8,6 +8,7 @@ interpolation between closest ranks (numpy's default, PostgreSQL's ``percentile_
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 from ledger.hashing import parse_timestamp
@@ -26,15 +27,17 @@ CARRY_RUNS = 50_000
 
 class StatsView(View):
     name: ClassVar[str] = "stats"
-    schema_version: ClassVar[int] = 2  # v2: covering indexes for SQL-side stats
+    # v2: covering indexes for SQL-side stats. v3: keys compared byte by byte on PostgreSQL.
+    schema_version: ClassVar[int] = 3
     table_names: ClassVar[tuple[str, ...]] = ("runs",)
 
     def create(self, conn: Connection, t: Tables) -> None:
         runs = t("runs")
+        key = conn.key_text
         conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {runs} (run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, "
-            "created_at TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT, "
-            "duration_seconds DOUBLE PRECISION)"
+            f"CREATE TABLE IF NOT EXISTS {runs} (run_id {key} PRIMARY KEY, "
+            f"workflow {key} NOT NULL, created_at {key} NOT NULL, status {key} NOT NULL, "
+            "started_at TEXT, duration_seconds DOUBLE PRECISION)"
         )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_created ON {runs} (created_at)")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_workflow ON {runs} "
@@ -49,12 +52,15 @@ class StatsView(View):
         self.fold(conn, t, events, {})
 
     def rebuilder(self) -> Rebuilder:
-        return CarryingRebuilder(self, self.fold, CARRY_RUNS)
+        return CarryingRebuilder(self, partial(self.fold, write=False), self.write_runs,
+                                 CARRY_RUNS)
 
     def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
-             known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Fold ``events`` into the table; ``known`` holds rows already read (and current).
-        Returns the rows of the runs this batch wrote."""
+             known: dict[str, dict[str, Any]], *, write: bool = True
+             ) -> dict[str, dict[str, Any]]:
+        """Fold ``events`` into the table (without ``write``: leave that to the caller);
+        ``known`` holds rows already read (and current). Returns the rows of the runs this
+        batch touched."""
         runs = t("runs")
         streams = runs_to_read(events)
         rows = {run_id: known[run_id] for run_id in streams if run_id in known}
@@ -85,15 +91,21 @@ class StatsView(View):
                     seconds = (parse_timestamp(at) - parse_timestamp(begun)).total_seconds()
                     row["duration_seconds"] = max(0.0, seconds)
             row["status"] = to
+        if write:
+            self.write_runs(conn, t, rows)
+        return rows
+
+    @staticmethod
+    def write_runs(conn: Connection, t: Tables, rows: dict[str, dict[str, Any]]) -> None:
+        """Insert or update the rows of these runs."""
         conn.executemany(
-            f"INSERT INTO {runs} (run_id, workflow, created_at, status, started_at, "
+            f"INSERT INTO {t('runs')} (run_id, workflow, created_at, status, started_at, "
             "duration_seconds) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
             "status = excluded.status, started_at = excluded.started_at, "
             "duration_seconds = excluded.duration_seconds",
             [(r["run_id"], r["workflow"], r["created_at"], r["status"], r["started_at"],
               r["duration_seconds"]) for r in rows.values()],
         )
-        return rows
 
 
 def _transition(event: EventRecord) -> tuple[str | None, str | None]:

@@ -174,20 +174,24 @@ CARRY_RUNS = 20_000
 
 class SummariesView(View):
     name: ClassVar[str] = "summaries"
-    schema_version: ClassVar[int] = 2  # v2: params carry created_at for index-ordered pages
+    # v2: params carry created_at for index-ordered pages. v3: keys compared byte by byte on
+    # PostgreSQL (see Connection.key_text).
+    schema_version: ClassVar[int] = 3
     table_names: ClassVar[tuple[str, ...]] = ("runs", "params", "batches")
 
     def create(self, conn: Connection, t: Tables) -> None:
         runs, params, batches = t("runs"), t("params"), t("batches")
+        key = conn.key_text
         conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {runs} (run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, "
-            "version BIGINT, definition_hash TEXT, engine_version TEXT, status TEXT NOT NULL, "
-            "triggered_by TEXT, trigger_kind TEXT, parameters TEXT NOT NULL, "
-            "created_at TEXT NOT NULL, started_at TEXT, completed_at TEXT, "
+            f"CREATE TABLE IF NOT EXISTS {runs} (run_id {key} PRIMARY KEY, "
+            f"workflow {key} NOT NULL, version BIGINT, definition_hash TEXT, "
+            f"engine_version TEXT, status {key} NOT NULL, triggered_by {key}, "
+            f"trigger_kind TEXT, parameters TEXT NOT NULL, created_at {key} NOT NULL, "
+            "started_at TEXT, completed_at TEXT, "
             "duration_seconds DOUBLE PRECISION, tasks_total BIGINT NOT NULL, "
             "tasks_succeeded BIGINT NOT NULL, tasks_failed BIGINT NOT NULL, "
             "retry_count BIGINT NOT NULL, error TEXT, outputs TEXT NOT NULL, replay_of TEXT, "
-            "resume_of TEXT, batch_id TEXT, worker_id TEXT, lease_expires_at TEXT, "
+            f"resume_of TEXT, batch_id {key}, worker_id TEXT, lease_expires_at {key}, "
             "position BIGINT NOT NULL, fold TEXT NOT NULL)"
         )
         for name, columns in {
@@ -201,13 +205,13 @@ class SummariesView(View):
         }.items():
             conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_{name} ON {runs} ({columns})")
         conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {params} (run_id TEXT NOT NULL, name TEXT NOT NULL, "
-            "value_text TEXT NOT NULL, created_at TEXT NOT NULL, "
+            f"CREATE TABLE IF NOT EXISTS {params} (run_id {key} NOT NULL, name {key} NOT NULL, "
+            f"value_text {key} NOT NULL, created_at {key} NOT NULL, "
             "PRIMARY KEY (name, value_text, created_at, run_id))"
         )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {params}_by_run ON {params} (run_id)")
         conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {batches} (batch_id TEXT PRIMARY KEY, "
+            f"CREATE TABLE IF NOT EXISTS {batches} (batch_id {key} PRIMARY KEY, "
             "workflow TEXT NOT NULL, parallelism BIGINT NOT NULL, run_ids TEXT NOT NULL, "
             "created_at TEXT NOT NULL)"
         )
@@ -216,14 +220,15 @@ class SummariesView(View):
         self.fold(conn, t, events, {})
 
     def rebuilder(self) -> Rebuilder:
-        return CarryingRebuilder(self, partial(self.fold, append=True), CARRY_RUNS)
+        return CarryingRebuilder(self, partial(self.fold, append=True), self.write_runs,
+                                 CARRY_RUNS)
 
     def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
              known: dict[str, State], *, append: bool = False) -> dict[str, State]:
         """Fold ``events`` into the tables; ``known`` holds fold states already read (and
         current). With ``append`` (a rebuild, which applies each event once), parameter and
-        batch rows are appended without conflict handling. Returns the states of the runs
-        this batch touched."""
+        batch rows are appended without conflict handling, and run rows are left to the
+        caller (:meth:`write_runs`). Returns the states of the runs this batch touched."""
         runs = runs_to_read(events)
         states = {run_id: known[run_id] for run_id in runs if run_id in known}
         states.update(self._load(conn, t, runs - states.keys()))
@@ -246,21 +251,27 @@ class SummariesView(View):
                               for k, v in state["parameters"].items() if v is not None)
             states[event.stream] = state
             touched.add(event.stream)
-        upsert = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
-        conn.executemany(
-            f"INSERT INTO {t('runs')} ({', '.join(_COLUMNS)}) VALUES "
-            f"({placeholders(len(_COLUMNS))}) ON CONFLICT (run_id) DO UPDATE SET {upsert}",
-            [row_from_state(states[run_id]) for run_id in sorted(touched)],
-        )
+        touched_states = {run_id: states[run_id] for run_id in sorted(touched)}
         if append:  # a run's parameters and a batch come from its stream's first event
             conn.copy_rows(t("params"), _PARAM_COLUMNS, params)
             conn.copy_rows(t("batches"), _BATCH_COLUMNS, batches)
-            return {run_id: states[run_id] for run_id in touched}
+            return touched_states
+        self.write_runs(conn, t, touched_states)
         conn.executemany(f"INSERT INTO {t('params')} ({', '.join(_PARAM_COLUMNS)}) "
                          "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", params)
         conn.executemany(f"INSERT INTO {t('batches')} ({', '.join(_BATCH_COLUMNS)}) "
                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", batches)
-        return {run_id: states[run_id] for run_id in touched}
+        return touched_states
+
+    @staticmethod
+    def write_runs(conn: Connection, t: Tables, states: dict[str, State]) -> None:
+        """Insert or replace the run rows of ``states``."""
+        upsert = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+        conn.executemany(
+            f"INSERT INTO {t('runs')} ({', '.join(_COLUMNS)}) VALUES "
+            f"({placeholders(len(_COLUMNS))}) ON CONFLICT (run_id) DO UPDATE SET {upsert}",
+            [row_from_state(state) for state in states.values()],
+        )
 
     @staticmethod
     def _load(conn: Connection, t: Tables, run_ids: set[str]) -> dict[str, State]:

@@ -87,6 +87,10 @@ class Rebuilder:
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         self.view.apply(conn, t, events)
 
+    def flush(self, conn: Connection, t: Tables) -> None:
+        """After the last batch of a fill (of each part's fill), in a transaction of its own:
+        write what is still held in memory."""
+
     def finish(self, conn: Connection, t: Tables, table: str, *, parts: int = 1) -> None:
         """After the last batch, before the held-back indexes of ``t(table)`` are built (in
         autocommit; tables may be finished at the same time on other connections); ``parts``
@@ -94,21 +98,38 @@ class Rebuilder:
 
 
 #: A view's fold for :class:`CarryingRebuilder`: folds a batch into the tables given the per-run
-#: state already known, and returns the state of the runs the batch touched.
+#: state already known, and returns the state of the runs the batch touched, leaving their
+#: per-run rows to a :data:`WriteStates`.
 Fold = Callable[[Connection, "Tables", list[EventRecord], "Carry"], dict[str, Any]]
+#: Writes the per-run rows of these runs' states (inserting or replacing: a run that left the
+#: carry and came back is written again).
+WriteStates = Callable[[Connection, "Tables", dict[str, Any]], None]
 
 
 class CarryingRebuilder(Rebuilder):
     """Keeps the per-run state of recently touched runs between batches (at most ``size``
-    runs) instead of reading it back from the tables it has just written."""
+    runs) instead of reading it back from the tables, and writes a run's rows when it leaves
+    the carry or the fill ends (:meth:`flush`): once per run, not once per batch it spans.
 
-    def __init__(self, view: View, fold: Fold, size: int) -> None:
+    So a batch's position may commit before the rows of the runs it touched. Nothing is lost
+    by that: a generation is read only once it is swapped in, after the flush, and a rebuild
+    that does not finish is never resumed (the next one starts again from event 0)."""
+
+    def __init__(self, view: View, fold: Fold, write: WriteStates, size: int) -> None:
         super().__init__(view)
         self.fold = fold
+        self.write = write
         self.carry = Carry(size)
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        self.carry.keep(self.fold(conn, t, events, self.carry))
+        left = self.carry.keep(self.fold(conn, t, events, self.carry))
+        if left:
+            self.write(conn, t, left)
+
+    def flush(self, conn: Connection, t: Tables) -> None:
+        if self.carry:
+            self.write(conn, t, dict(self.carry))
+            self.carry.clear()
 
 
 class Recent:
@@ -125,12 +146,10 @@ class Recent:
         """The ``rows`` whose keys (``key(row)``, or the row) it has not seen, remembered from
         now on. ``rows`` must not repeat a key."""
         new, old = self.new, self.old
-        if key is None:
-            kept = [row for row in rows if row not in new and row not in old]
-            new.update(kept)
-        else:
-            kept = [row for row in rows if key(row) not in new and key(row) not in old]
-            new.update(map(key, kept))
+        keys = rows if key is None else list(map(key, rows))
+        fresh = [k not in new and k not in old for k in keys]
+        kept = list(itertools.compress(rows, fresh))
+        new.update(itertools.compress(keys, fresh))
         if len(new) >= self.size:
             self.old, self.new = new, set()
         return kept
@@ -144,15 +163,16 @@ class Carry(dict[str, Any]):
         super().__init__()
         self.size = size
 
-    def keep(self, touched: dict[str, Any]) -> None:
-        """Remember ``touched`` as the newest; forget the oldest beyond ``size``."""
+    def keep(self, touched: dict[str, Any]) -> dict[str, Any]:
+        """Remember ``touched`` as the newest; forget the oldest beyond ``size`` and return
+        them."""
         for key, value in touched.items():
             self.pop(key, None)
             self[key] = value
         excess = len(self) - self.size
-        if excess > 0:
-            for key in list(itertools.islice(iter(self), excess)):
-                del self[key]
+        if excess <= 0:
+            return {}
+        return {key: self.pop(key) for key in list(itertools.islice(iter(self), excess))}
 
 
 def runs_to_read(events: list[EventRecord]) -> set[str]:
