@@ -40,6 +40,7 @@ from bench.populate import (
     WORKER,
     RunFacts,
     file_refs,
+    populate,
     register_workflows,
     run_facts,
     run_id_of,
@@ -219,6 +220,31 @@ def bulk_populate(settings: Settings, runs: int, *, start: int = 0, seed: int = 
     return {"runs": runs, "events": events, "seconds": round(elapsed, 1),
             "events_per_s": round(events / elapsed, 1), "workers": workers,
             "run_ids": [run_id_of(seq) for seq in range(start, start + runs)]}
+
+
+def fill(settings: Settings, runs: int, service_runs: int, workers: int | None,
+         base: datetime) -> dict[str, Any]:
+    """The first ``service_runs`` runs through the Ledger service (the baseline), the rest
+    through the bulk path: the same runs, the same events (``bench.bulk``)."""
+    service_runs = min(service_runs, runs)
+    ledger = Ledger(settings)
+    try:
+        service = populate(ledger, service_runs, progress=False,
+                           clock=lambda seq: base + timedelta(milliseconds=seq))
+    finally:
+        ledger.close()
+    bulk = bulk_populate(settings, runs - service_runs, start=service_runs, base=base,
+                         workers=workers)
+    events = service["events"] + bulk["events"]
+    result = {
+        "events": events, "seconds": round(service["seconds"] + bulk["seconds"], 1),
+        "service": {k: v for k, v in service.items() if k != "run_ids"},
+        "bulk": {k: v for k, v in bulk.items() if k != "run_ids"},
+        "run_ids": service["run_ids"] + bulk["run_ids"],
+    }
+    if service["events"] and bulk["events"]:
+        result["bulk_vs_service"] = round(bulk["events_per_s"] / service["events_per_s"], 2)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,12 +32,11 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.bulk import bulk_populate
+from bench.bulk import fill
 from bench.common import PG_URL, latency_ms, machine, scratch_database, write_json
 from bench.memory import measure_command
-from bench.populate import CHAIN, N_DATASETS, N_WORKFLOWS, populate
+from bench.populate import CHAIN, N_DATASETS, N_WORKFLOWS
 from bench.server import RunledgerServer, runledger_env
-from ledger.service import Ledger
 from ledger.settings import Settings
 
 GOALS_MS = {"get_run": 10.0, "list_by_status": 20.0, "list_by_workflow": 20.0,
@@ -112,31 +111,6 @@ def timed_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
         raise RuntimeError(f"{outcome['command']} exited {outcome['exit_code']}: "
                            f"{outcome['stderr_tail']}")
     return {k: v for k, v in outcome.items() if k != "stderr_tail"}
-
-
-def fill(settings: Settings, runs: int, service_runs: int, workers: int | None,
-         base: datetime) -> dict[str, Any]:
-    """The first ``service_runs`` runs through the Ledger service (the baseline), the rest
-    through the bulk path: the same runs, the same events (``bench.bulk``)."""
-    service_runs = min(service_runs, runs)
-    ledger = Ledger(settings)
-    try:
-        service = populate(ledger, service_runs, progress=False,
-                           clock=lambda seq: base + timedelta(milliseconds=seq))
-    finally:
-        ledger.close()
-    bulk = bulk_populate(settings, runs - service_runs, start=service_runs, base=base,
-                         workers=workers)
-    events = service["events"] + bulk["events"]
-    result = {
-        "events": events, "seconds": round(service["seconds"] + bulk["seconds"], 1),
-        "service": {k: v for k, v in service.items() if k != "run_ids"},
-        "bulk": {k: v for k, v in bulk.items() if k != "run_ids"},
-        "run_ids": service["run_ids"] + bulk["run_ids"],
-    }
-    if service["events"] and bulk["events"]:
-        result["bulk_vs_service"] = round(bulk["events_per_s"] / service["events_per_s"], 2)
-    return result
 
 
 def bench_backend(backend: str, args: argparse.Namespace,

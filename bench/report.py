@@ -151,8 +151,36 @@ def memory(result: dict[str, Any]) -> str:
                       "verify peak MB", "exit codes"], rows))
 
 
+def projections_rebuild(result: dict[str, Any]) -> str:
+    rows = []
+    for r in result["results"]:
+        one = r["rebuild_all_views_one_pass"]
+        single = r.get("rebuild_all_views_one_process", one)
+        lag = r["live_lag"]
+        goals = r.get("goals", {})
+        rows.append([r["backend"], r["events"], one["events_per_s"], one["parts"],
+                     one["fill_seconds"], one["index_seconds"], single["events_per_s"],
+                     r["baseline_decoded_scan_events_per_s"], r["ratio_one_pass_to_raw_scan"],
+                     lag["p50_ms"], lag["p99_ms"],
+                     goals.get("rebuild_events_per_s", "-"), goals.get("live_lag_p99_ms", "-")])
+    pops = "; ".join(f"{r['backend']}: {r['populate']['events']} events in "
+                     f"{r['populate']['seconds']} s" for r in result["results"])
+    return ("`runledger projections rebuild` of all four views in one pass over the events "
+            "(on PostgreSQL split between two processes by run), then live lag: a run "
+            "triggered through the Ledger service until its summary is visible, with the "
+            "runner following. Baselines in the same run: a scan of the events table decoded "
+            f"(`decoded scan`) and not (`raw`). Populated ({pops}) by `bench.bulk` after the "
+            "first runs through the service. Goals on PostgreSQL: rebuild >= 50,000 "
+            "events/s, lag p99 < 100 ms.\n\n"
+            + _table(["backend", "events", "rebuild ev/s", "processes", "fill s", "index s",
+                      "one process ev/s", "decoded scan ev/s", "ratio to raw scan",
+                      "lag p50 ms", "lag p99 ms", "rebuild goal", "lag goal"], rows))
+
+
 RENDERERS = {"store_append": store_append, "mlflow_compare": mlflow_compare,
-             "queries": queries, "queries_postgres": queries, "memory": memory}
+             "queries": queries, "queries_postgres": queries, "memory": memory,
+             "projections_rebuild": projections_rebuild,
+             "projections_rebuild_1m": projections_rebuild}
 TITLES = {
     "store_append": "1. Store append: the Ledger service against raw inserts",
     "mlflow_compare": "2. HTTP ingest, side by side with MLflow",
