@@ -48,6 +48,8 @@ DEFAULT_BATCH = 1000
 REBUILD_BATCH = 5000
 #: From this many events on, a rebuild on PostgreSQL splits the runs between two processes.
 PARALLEL_MIN_EVENTS = 100_000
+#: How often a rebuild logs its progress.
+PROGRESS_SECONDS = 5.0
 
 
 def default_views() -> list[View]:
@@ -100,20 +102,40 @@ def fill_part(conn: Connection, work: list[tuple[Rebuilder, Tables]], *, batch: 
     positions (the part's own with ``part``). Without ``upto``: stop before the last,
     incomplete batch, which the swap applies; returns the position reached. With ``part``
     (and ``upto``), each batch is the part's events in the next ``batch * parts`` positions."""
+    progress = _Progress(part, upto if upto is not None else max_position(conn))
     with gc_paused():
         if part is None:
-            position = _fill_batches(conn, work, batch, upto)
+            position = _fill_batches(conn, work, batch, upto, progress)
         else:
             assert upto is not None, "a part is read up to a fixed position"
-            position = _fill_ranges(conn, work, batch * part[1], part, upto)
+            position = _fill_ranges(conn, work, batch * part[1], part, upto, progress)
         with conn.transaction():
             for rebuilder, tables in work:
                 rebuilder.flush(conn, tables)
         return position
 
 
+class _Progress:
+    """Logs how far a fill has read, at most every PROGRESS_SECONDS (a long rebuild's
+    progress on the terminal, or in the logs of a server rebuilding a changed view)."""
+
+    def __init__(self, part: tuple[int, int] | None, upto: int) -> None:
+        self.part, self.upto = part, upto
+        self.started = self.logged = time.monotonic()
+
+    def at(self, position: int) -> None:
+        now = time.monotonic()
+        if now - self.logged < PROGRESS_SECONDS:
+            return
+        self.logged = now
+        log.info("projection_rebuild_progress", part=None if self.part is None else self.part[0],
+                 position=position, upto=self.upto,
+                 percent=round(100 * (position + 1) / max(1, self.upto + 1), 1),
+                 events_per_s=round((position + 1) / (now - self.started)))
+
+
 def _fill_batches(conn: Connection, work: list[tuple[Rebuilder, Tables]], batch: int,
-                  upto: int | None) -> int:
+                  upto: int | None, progress: _Progress) -> int:
     position = -1
     while True:
         events = read_events(conn, position, batch, upto=upto)
@@ -121,6 +143,7 @@ def _fill_batches(conn: Connection, work: list[tuple[Rebuilder, Tables]], batch:
             break
         _apply_fill(conn, work, None, position, events, events[-1].position)
         position = events[-1].position
+        progress.at(position)
     if upto is not None and position != upto:  # the rest of the range holds none of ours
         _apply_fill(conn, work, None, position, [], upto)
         position = upto
@@ -128,13 +151,14 @@ def _fill_batches(conn: Connection, work: list[tuple[Rebuilder, Tables]], batch:
 
 
 def _fill_ranges(conn: Connection, work: list[tuple[Rebuilder, Tables]], span: int,
-                 part: tuple[int, int], upto: int) -> int:
+                 part: tuple[int, int], upto: int, progress: _Progress) -> int:
     position = -1
     while position < upto:
         high = min(position + span, upto)
         events = read_events(conn, position, None, upto=high, part=part)
         _apply_fill(conn, work, part, position, events, high)
         position = high
+        progress.at(position)
     return position
 
 

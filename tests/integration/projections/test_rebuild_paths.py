@@ -5,9 +5,11 @@ handling whose repeats are settled before the unique indexes go up."""
 from __future__ import annotations
 
 import pytest
+import structlog.testing
 
 from ledger.settings import Settings
 from projections import audit, lineage, stats, summaries
+from projections import runner as runner_module
 from projections import state as st
 from projections.db import connect
 from projections.runner import ProjectionRunner, default_views
@@ -129,3 +131,19 @@ def test_runs_that_leave_a_rebuild_s_carried_state_and_come_back_are_written_who
         finally:
             forgetful.stop()
         assert {view.name: dump(settings, view) for view in default_views()} == before
+
+
+def test_a_rebuild_logs_its_progress_as_it_reads(
+    driver: Driver, runner: ProjectionRunner, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    more_history(driver)
+    monkeypatch.setattr(runner_module, "PROGRESS_SECONDS", 0.0)
+    with structlog.testing.capture_logs() as logs:
+        ProjectionRunner(settings, rebuild_batch_size=4, rebuild_parts=1).rebuild()
+    progress = [e for e in logs if e["event"] == "projection_rebuild_progress"]
+    assert len(progress) >= 3
+    positions = [e["position"] for e in progress]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    newest = driver.ledger.reader.max_position()
+    assert all(e["upto"] == newest and 0 < e["percent"] <= 100 for e in progress)
