@@ -179,16 +179,14 @@ def projections_rebuild(result: dict[str, Any]) -> str:
 
 RENDERERS = {"store_append": store_append, "mlflow_compare": mlflow_compare,
              "queries": queries, "queries_postgres": queries, "memory": memory,
-             "projections_rebuild": projections_rebuild,
-             "projections_rebuild_1m": projections_rebuild}
+             "projections_rebuild": projections_rebuild}
 TITLES = {
     "store_append": "1. Store append: the Ledger service against raw inserts",
     "mlflow_compare": "2. HTTP ingest, side by side with MLflow",
     "queries": "3. Queries at scale",
     "queries_postgres": "3b. Queries at scale on PostgreSQL",
     "memory": "5. Memory: export and verify as the ledger grows",
-    "projections_rebuild": "4a. Projection rebuild (bench/projections_rebuild.py)",
-    "projections_rebuild_1m": "4a'. Projection rebuild at 1,000,000 events",
+    "projections_rebuild": "4a. Projection rebuild and live lag (bench/projections_rebuild.py)",
     "executor": "4b. Executor (bench/executor.py)",
     "verify_export": "4c. Verify and export (bench/verify_export.py)",
     "verify_export_1m": "4c'. Verify and export at 1,000,000 events",
