@@ -7,6 +7,7 @@ transactions through :class:`~ledger.storage.GroupCommitRecorder`.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from eventsourcing.persistence import EventStore, IntegrityError
 from ledger import __version__
 from ledger.aggregate import ChainedAggregate
 from ledger.definition import (
+    WorkflowDefinition,
     ensure_json_compatible,
     parse_definition,
     resolve_parameters,
@@ -51,6 +53,8 @@ from ledger.storage import (
 from ledger.workflow import DefinitionIndex, Workflow, definition_stream, workflow_stream
 
 Clock = Callable[[], datetime]
+#: Parsed workflow definitions kept per definition hash.
+DEFINITION_CACHE_SIZE = 256
 
 
 def utc_now() -> datetime:
@@ -90,15 +94,20 @@ class Ledger(Application[str]):
         super().__init__(env=eventsourcing_env(settings))
         install_immutability_guard(self.recorder, settings.database)
         self.reader = EventReader(self.recorder, settings.database)
+        self._definitions: dict[str, WorkflowDefinition] = {}
+        self._definitions_lock = threading.Lock()
 
     def construct_event_store(self) -> EventStore[str]:
         self.group_commit = GroupCommitRecorder(self.recorder)
         return self.factory.event_store(mapper=self.mapper, recorder=self.group_commit)  # type: ignore[arg-type]
 
     # ---- helpers ----------------------------------------------------------------------------
-    def _get(self, stream: str) -> Any:
+    def _get(self, stream: str, *, copy: bool = True) -> Any:
+        """The stream's aggregate, or None. From the repository's cache when it holds it
+        (brought up to date from the store first); without ``copy`` the cached object
+        itself, which the caller must only read."""
         try:
-            return self.repository.get(stream)
+            return self.repository.get(stream, deepcopy_from_cache=copy)
         except AggregateNotFoundError:
             return None
 
@@ -115,7 +124,8 @@ class Ledger(Application[str]):
         return run
 
     def get_workflow(self, name: str) -> Workflow:
-        workflow = self._get(workflow_stream(name))
+        """The workflow, to read (registering a version goes through ``_get``)."""
+        workflow = self._get(workflow_stream(name), copy=False)
         if not isinstance(workflow, Workflow):
             raise NotFound(f"no workflow {name!r}")
         return workflow
@@ -199,12 +209,26 @@ class Ledger(Application[str]):
             batch_id=batch_id, idempotency_key=idempotency_key,
         )
 
+    def _definition(self, digest: str, raw: dict[str, Any]) -> WorkflowDefinition:
+        """``raw`` parsed, once per definition hash (content-addressed: the same hash is the
+        same definition, and a parsed definition is immutable)."""
+        with self._definitions_lock:
+            found = self._definitions.get(digest)
+        if found is not None:
+            return found
+        found = parse_definition(raw)
+        with self._definitions_lock:
+            if len(self._definitions) >= DEFINITION_CACHE_SIZE:
+                self._definitions.pop(next(iter(self._definitions)))
+            self._definitions[digest] = found
+        return found
+
     def _trigger(
         self, *, name: str, version: int, raw: dict[str, Any], digest: str,
         supplied: Mapping[str, Any], principal: str, kind: str,
         idempotency_key: str | None = None, **links: Any,
     ) -> Triggered:
-        definition = parse_definition(raw)
+        definition = self._definition(digest, raw)
         parameters = resolve_parameters(definition, supplied)
         if idempotency_key is not None:
             existing = self._get(idempotency_stream(name, idempotency_key))
@@ -246,7 +270,7 @@ class Ledger(Application[str]):
             raise InvalidRequest("a batch needs at least one item")
         if parallelism < 1:
             raise InvalidRequest("batch parallelism must be at least 1")
-        definition = parse_definition(raw)
+        definition = self._definition(digest, raw)
         if input_param not in definition.params:
             raise InvalidRequest(f"input_param {input_param!r} is not a parameter of {name!r}")
         base = dict(parameters or {})

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     pool_size: int = Field(default=8, ge=1)
     lock_timeout_seconds: int = Field(default=5, ge=1)
+    #: Aggregates (runs, workflows) the write side keeps in memory; 0 turns the cache off.
+    aggregate_cache_size: int = Field(default=1000, ge=0)
     runs_dir: Path | None = None
 
     @property

@@ -29,6 +29,11 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     """Translate our settings into the ``eventsourcing`` library's own configuration."""
     db = settings.database
     env = {"ORIGINATOR_ID_TYPE": "text", "CREATE_TABLE": "y"}
+    if settings.aggregate_cache_size > 0:
+        # Aggregates kept in memory and brought up to date from the store on each read
+        # (fast-forward: one query for newer events, so other writers' events are seen).
+        env |= {"AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+                "AGGREGATE_CACHE_FASTFORWARD": "y"}
     if db.kind == "sqlite":
         assert db.sqlite_path is not None
         env |= {

@@ -235,3 +235,29 @@ def test_resume_re_reads_the_trigger_and_requires_upstream_tasks_to_have_succeed
         "resume", original, "load")
     assert data["parameters"] == {"query": "q", "limit": 7}
     assert data["definition_hash"] == definition_hash(DEFINITION)
+
+
+def test_aggregates_cached_by_one_service_see_what_another_service_wrote(
+    settings: Settings
+) -> None:
+    """Two services on one database (two server processes): each keeps aggregates in memory,
+    and each read brings a cached one up to date from the store first."""
+    one, other = Ledger(settings), Ledger(settings)
+    try:
+        one.register_workflow(DEFINITION, principal="alice")
+        first = one.trigger(workflow="etl", parameters={"query": "q"}, principal="c")
+        assert one.get_workflow("etl").active.version == 1  # cached in `one` now
+        changed = DEFINITION | {"description": "v2"}
+        assert other.register_workflow(changed, principal="bob").version == 2
+        second = one.trigger(workflow="etl", parameters={"query": "q"}, principal="c")
+        assert second.definition_hash == definition_hash(changed) != first.definition_hash
+        assert one.claim(second.run_id, worker_id="w1") is not None  # `one` caches the run
+        other.report(second.run_id, worker_id="w1", reports=reports(
+            {"type": "task_started", "task": "extract"}))
+        one.report(second.run_id, worker_id="w1", reports=reports(
+            {"type": "task_finished", "task": "extract", "exit_code": 0}))
+        assert [e.type for e in one.stream_events(second.run_id)][-2:] == [
+            "Run.TaskStarted", "Run.TaskFinished"]
+    finally:
+        one.close()
+        other.close()
