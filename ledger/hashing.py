@@ -7,11 +7,11 @@ hashed over their RFC 8785 canonical JSON.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 from ledger.types import JSONValue
@@ -19,12 +19,11 @@ from ledger.types import JSONValue
 HEX_SHA256_LENGTH = 64
 
 # Fast path: when every string is ASCII, every integer within 15 digits and every float either
-# integral or of a magnitude Python prints without an exponent, RFC 8785 is exactly the C
-# encoder's ``json.dumps(sort_keys=True)`` with compact separators (same key order, escapes and
-# shortest float digits) once integral floats are written as integers (ES6 prints 120.0 as
-# 120). One walk checks that and converts; anything else takes the ``rfc8785`` path.
-_FAST_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                                 allow_nan=False)
+# integral or of a magnitude Python prints without an exponent, RFC 8785 is exactly
+# ``orjson.dumps`` with sorted keys (compact, the same key order, escapes and shortest float
+# digits as ``json.dumps(sort_keys=True)``, a dozen times faster) once integral floats are
+# written as integers (ES6 prints 120.0 as 120). One walk checks that and converts; anything
+# else takes the ``rfc8785`` path. tests/unit/test_hashing_fast_path.py pins the equality.
 _MAX_FAST_INT = 10**15
 
 
@@ -64,8 +63,8 @@ def _fast_form(value: Any) -> Any:
 def canonical_json(value: JSONValue | Mapping[str, Any]) -> bytes:
     """The RFC 8785 (JCS) serialisation of ``value``."""
     try:
-        return _FAST_ENCODER.encode(_fast_form(value)).encode()
-    except (_NotFast, ValueError, RecursionError):
+        return orjson.dumps(_fast_form(value), option=orjson.OPT_SORT_KEYS)
+    except (_NotFast, ValueError, RecursionError, orjson.JSONEncodeError):
         return rfc8785.dumps(value)
 
 
