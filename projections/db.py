@@ -11,7 +11,7 @@ import sqlite3
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
@@ -42,6 +42,8 @@ class Connection:
 
     kind: Literal["sqlite", "postgres"]
     raw: Any
+    #: Per-connection helpers made on first use (see ``projections.tracking``).
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_postgres(self) -> bool:

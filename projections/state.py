@@ -1,10 +1,11 @@
 """Which generation of each view is live, and how far each generation has read.
 
 ``rl_projection_state`` holds one pointer row per view (the live generation, and the one being
-rebuilt, if any); a rebuild swaps the pointer in one transaction. ``rl_projection_tracking``
-holds each generation's position; a batch advances it in the same transaction as the view's
-rows, guarded by the position it started from, so a batch is applied exactly once even if two
-writers race (the loser's transaction rolls back).
+rebuilt, if any); a rebuild swaps the pointer in one transaction. Each generation's position is
+kept by the ``eventsourcing`` library's tracking recorder (:mod:`projections.tracking`); a
+batch advances it in the same transaction as the view's rows, guarded by the position it
+started from, so a batch is applied exactly once even if two writers race (the loser's
+transaction rolls back).
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from dataclasses import dataclass
 from typing import cast
 
 from projections.db import Connection
+from projections.tracking import StaleTracking, tracking
 from projections.view import Tables, View
 
 STATE_TABLE = "rl_projection_state"
-TRACKING_TABLE = "rl_projection_tracking"
+#: Where positions were kept before they moved to the library's tracking table; migrated and
+#: dropped when the state tables are first ensured.
+LEGACY_TRACKING_TABLE = "rl_projection_tracking"
 
-
-class StaleTracking(RuntimeError):
-    """Another writer moved this generation's position first; the batch was rolled back."""
+__all__ = ["STATE_TABLE", "Pointer", "StaleTracking"]
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,27 @@ def create_state_tables(conn: Connection) -> None:
         "schema_version BIGINT NOT NULL, generation BIGINT NOT NULL, "
         "building_version BIGINT, building_generation BIGINT)"
     )
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} (prefix TEXT PRIMARY KEY, "
-        "position BIGINT NOT NULL)"
-    )
+    tracking(conn).create_table(conn)
+    _migrate_legacy_tracking(conn)
+
+
+def _migrate_legacy_tracking(conn: Connection) -> None:
+    """Positions of the table this module kept before the library's, moved over once."""
+    if conn.is_postgres:
+        row = conn.one("SELECT to_regclass(?) AS t", (LEGACY_TRACKING_TABLE,))
+        exists = row is not None and row["t"] is not None
+    else:
+        exists = conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?",
+                          (LEGACY_TRACKING_TABLE,)) is not None
+    if not exists:
+        return
+    positions = tracking(conn)
+    for row in conn.all(f"SELECT prefix, position FROM {LEGACY_TRACKING_TABLE}"):
+        if positions.position(conn, row["prefix"]) is None:
+            positions.start(conn, row["prefix"])
+            if int(row["position"]) > -1:
+                positions.advance(conn, row["prefix"], expected=-1, to=int(row["position"]))
+    conn.execute(f"DROP TABLE {LEGACY_TRACKING_TABLE}")
 
 
 def ensure_view(conn: Connection, view: View) -> Pointer:
@@ -76,8 +95,7 @@ def ensure_view(conn: Connection, view: View) -> Pointer:
             return pointer
         tables = Tables.of(view.name, view.schema_version, 1)
         view.create(conn, tables)
-        conn.execute(f"INSERT INTO {TRACKING_TABLE} (prefix, position) VALUES (?, -1)",
-                     (tables.prefix,))
+        tracking(conn).start(conn, tables.prefix)
         conn.execute(f"INSERT INTO {STATE_TABLE} (name, schema_version, generation) "
                      "VALUES (?, ?, 1)", (view.name, view.schema_version))
     pointer = read_pointer(conn, view.name)
@@ -106,10 +124,12 @@ def read_pointer(conn: Connection, name: str) -> Pointer | None:
 
 def live_positions(conn: Connection) -> dict[str, tuple[Pointer, int | None]]:
     """Every view's pointer with its live generation's position, in one query."""
+    positions = tracking(conn)
     rows = conn.all(
         f"SELECT s.name, s.schema_version, s.generation, s.building_version, "
-        f"s.building_generation, t.position FROM {STATE_TABLE} s LEFT JOIN {TRACKING_TABLE} t "
-        "ON t.prefix = 'rl_' || s.name || '_v' || s.schema_version || '_g' || s.generation")
+        f"s.building_generation, t.notification_id - 1 AS position FROM {STATE_TABLE} s "
+        f"LEFT JOIN {positions.table} t ON t.application_name = "
+        "'rl_' || s.name || '_v' || s.schema_version || '_g' || s.generation")
     return {row["name"]: (Pointer(row["name"], int(row["schema_version"]), int(row["generation"]),
                                   _int_or_none(row["building_version"]),
                                   _int_or_none(row["building_generation"])),
@@ -118,18 +138,12 @@ def live_positions(conn: Connection) -> dict[str, tuple[Pointer, int | None]]:
 
 
 def position_of(conn: Connection, tables: Tables) -> int | None:
-    row = conn.one(f"SELECT position FROM {TRACKING_TABLE} WHERE prefix = ?", (tables.prefix,))
-    return None if row is None else int(row["position"])
+    return tracking(conn).position(conn, tables.prefix)
 
 
 def advance(conn: Connection, tables: Tables, *, expected: int, to: int) -> None:
     """Move ``tables``' position from ``expected`` to ``to``, inside the caller's transaction."""
-    cursor = conn.execute(
-        f"UPDATE {TRACKING_TABLE} SET position = ? WHERE prefix = ? AND position = ?",
-        (to, tables.prefix, expected),
-    )
-    if cursor.rowcount != 1:
-        raise StaleTracking(f"{tables.prefix} is no longer at position {expected}")
+    tracking(conn).advance(conn, tables.prefix, expected=expected, to=to)
 
 
 class _DeferIndexes:
@@ -168,8 +182,7 @@ def start_building(conn: Connection, view: View, *, defer_unique: bool = False
         deferred = _DeferIndexes(conn, unique=defer_unique)
         view.create(cast(Connection, deferred), tables)
         _delete_tracking(conn, tables)
-        conn.execute(f"INSERT INTO {TRACKING_TABLE} (prefix, position) VALUES (?, -1)",
-                     (tables.prefix,))
+        tracking(conn).start(conn, tables.prefix)
         conn.execute(f"UPDATE {STATE_TABLE} SET building_version = ?, building_generation = ? "
                      "WHERE name = ?", (view.schema_version, generation, view.name))
     return tables, deferred.indexes
@@ -177,9 +190,7 @@ def start_building(conn: Connection, view: View, *, defer_unique: bool = False
 
 def _delete_tracking(conn: Connection, tables: Tables) -> None:
     """Forget a generation's position and those of its parts (see :func:`part`)."""
-    escaped = tables.prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
-    conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ? OR prefix LIKE ? ESCAPE '\\'",
-                 (tables.prefix, escaped + "#%"))
+    tracking(conn).forget(conn, tables.prefix, parts=True)
 
 
 def part(tables: Tables, index: int) -> Tables:
@@ -191,8 +202,7 @@ def part(tables: Tables, index: int) -> Tables:
 def start_parts(conn: Connection, tables: Tables, parts: int) -> None:
     with conn.transaction():
         for index in range(parts):
-            conn.execute(f"INSERT INTO {TRACKING_TABLE} (prefix, position) VALUES (?, -1)",
-                         (part(tables, index).prefix,))
+            tracking(conn).start(conn, part(tables, index).prefix)
 
 
 def merge_parts(conn: Connection, tables: Tables, parts: int, *, upto: int) -> None:
@@ -202,8 +212,7 @@ def merge_parts(conn: Connection, tables: Tables, parts: int, *, upto: int) -> N
         at = position_of(conn, part(tables, index))
         if at != upto:
             raise StaleTracking(f"{part(tables, index).prefix} is at {at}, not {upto}")
-        conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?",
-                     (part(tables, index).prefix,))
+        tracking(conn).forget(conn, part(tables, index).prefix)
     advance(conn, tables, expected=-1, to=upto)
 
 
@@ -221,7 +230,7 @@ def forget(conn: Connection, view: View, tables: Tables) -> None:
         view.drop(conn, tables)
         for name in _tables_named(conn, f"{tables.prefix}_"):
             conn.execute(f"DROP TABLE IF EXISTS {name}")
-        conn.execute(f"DELETE FROM {TRACKING_TABLE} WHERE prefix = ?", (tables.prefix,))
+        tracking(conn).forget(conn, tables.prefix)
 
 
 def _tables_named(conn: Connection, prefix: str) -> list[str]:

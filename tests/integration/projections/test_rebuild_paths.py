@@ -13,6 +13,7 @@ from projections import runner as runner_module
 from projections import state as st
 from projections.db import connect
 from projections.runner import ProjectionRunner, default_views
+from projections.tracking import tracking
 from tests.integration.projections.conftest import Driver, sha
 from tests.integration.projections.test_runner import dump, index_names, some_history
 
@@ -29,7 +30,9 @@ def more_history(driver: Driver) -> None:
 def tracking_prefixes(settings: Settings) -> list[str]:
     conn = connect(settings)
     try:
-        return sorted(r["prefix"] for r in conn.all(f"SELECT prefix FROM {st.TRACKING_TABLE}"))
+        table = tracking(conn).table
+        return sorted(r["application_name"] for r in conn.all(  # not the library's marker
+            f"SELECT application_name FROM {table} WHERE application_name LIKE ?", ("rl_%",)))
     finally:
         conn.close()
 
