@@ -134,8 +134,9 @@ def _queries_intro(r: dict[str, Any]) -> str:
         f"`runledger serve`: {r.get('serve_peak_rss_mb')} MB."
         + (f" `ANALYZE` (as autovacuum would) before the queries: {r['analyze_seconds']} s."
            if "analyze_seconds" in r else
-           " Autovacuum is off on this PostgreSQL; the rebuild runs `VACUUM (ANALYZE)` on "
-           "each new table before the swap, so the views go live with planner statistics."
+           " Autovacuum is off on this PostgreSQL; the rebuild runs `ANALYZE` on each new "
+           "table before the swap (and `VACUUM` first where index-only scans need a "
+           "visibility map), so the views go live with planner statistics."
            if r.get("autovacuum") == "off" else "")
         + (f" `runledger verify` over the whole ledger: exit {r['verify']['exit_code']} in "
            f"{r['verify']['seconds']} s." if "verify" in r else "")
