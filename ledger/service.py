@@ -49,6 +49,7 @@ from ledger.storage import (
     eventsourcing_env,
     install_immutability_guard,
     prepare_database,
+    setup_lock,
 )
 from ledger.workflow import DefinitionIndex, Workflow, definition_stream, workflow_stream
 
@@ -90,9 +91,10 @@ class Ledger(Application[str]):
     def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
-        prepare_database(settings.database)
-        super().__init__(env=eventsourcing_env(settings))
-        install_immutability_guard(self.recorder, settings.database)
+        with setup_lock(settings.database):
+            prepare_database(settings.database)
+            super().__init__(env=eventsourcing_env(settings))
+            install_immutability_guard(self.recorder, settings.database)
         self.reader = EventReader(self.recorder, settings.database)
         self._definitions: dict[str, WorkflowDefinition] = {}
         self._definitions_lock = threading.Lock()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,8 +80,29 @@ def prepare_database(db: DatabaseConfig) -> None:
             Path(db.sqlite_path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         return
     if db.schema:
-        with psycopg.connect(postgres_conninfo(db), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db.schema)))
+        # UniqueViolation: another process created it just now.
+        with psycopg.connect(postgres_conninfo(db), autocommit=True) as conn, \
+                suppress(psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(db.schema)))
+
+
+@contextmanager
+def setup_lock(db: DatabaseConfig) -> Iterator[None]:
+    """On PostgreSQL, one process at a time sets up a schema's tables, functions and triggers:
+    servers and workers starting together would otherwise race on the catalog ("tuple
+    concurrently updated") and one of them would fail to start. A session advisory lock on a
+    connection of its own."""
+    if db.kind != "postgres":
+        yield
+        return
+    with psycopg.connect(postgres_conninfo(db), autocommit=True) as conn:
+        key = f"runledger:setup:{db.schema or 'public'}"
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 def install_immutability_guard(recorder: ApplicationRecorder, db: DatabaseConfig) -> None:
@@ -98,6 +119,15 @@ def install_immutability_guard(recorder: ApplicationRecorder, db: DatabaseConfig
         return
     schema = sql.Identifier(db.schema or "public")
     with recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        # Only where it is missing: replacing a trigger locks out writers for a moment.
+        cursor.execute(
+            "SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = to_regclass(%s) "
+            "AND tgname IN ('runledger_events_immutable', 'runledger_events_no_truncate')",
+            (f'"{db.schema or "public"}"."{table}"',),
+        )
+        row = cursor.fetchone()
+        if row is not None and int(row["n"]) == 2:
+            return
         cursor.execute(
             sql.SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.runledger_refuse_change() RETURNS trigger "

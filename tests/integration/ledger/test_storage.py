@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from ledger.service import Ledger
+from ledger.settings import Settings
 from ledger.storage import events_table, postgres_conninfo
 
 DEFINITION: dict[str, Any] = {
@@ -100,6 +101,10 @@ def test_a_conflict_inside_a_shared_transaction_fails_only_the_loser(ledger: Led
 
 
 def test_the_events_table_refuses_update_and_delete(ledger: Ledger) -> None:
+    refuses_change(ledger)
+
+
+def refuses_change(ledger: Ledger) -> None:
     ledger.register_workflow(DEFINITION, principal="t")
     db = ledger.settings.database
     table = events_table(ledger.recorder)
@@ -119,3 +124,28 @@ def test_the_events_table_refuses_update_and_delete(ledger: Ledger) -> None:
             ):
                 pg.execute(statement.format(t=f'"{db.schema}"."{table}"'))
     assert [e.type for e in ledger.reader.iterate()] == ["Workflow.Registered", "DefinitionIndex.Indexed"]
+
+
+def test_services_starting_together_on_a_new_database_all_start(settings: Settings) -> None:
+    """Servers and workers that start at once all set the schema up (on PostgreSQL they used
+    to race on the catalog: "tuple concurrently updated"), and the guard is in place once."""
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            Ledger(settings).close()
+        except BaseException as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    for _ in range(4):
+        threads = [threading.Thread(target=start) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert errors == []
+    ledger = Ledger(settings)
+    try:
+        refuses_change(ledger)
+    finally:
+        ledger.close()
