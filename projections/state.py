@@ -64,13 +64,7 @@ def create_state_tables(conn: Connection) -> None:
 
 def _migrate_legacy_tracking(conn: Connection) -> None:
     """Positions of the table this module kept before the library's, moved over once."""
-    if conn.is_postgres:
-        row = conn.one("SELECT to_regclass(?) AS t", (LEGACY_TRACKING_TABLE,))
-        exists = row is not None and row["t"] is not None
-    else:
-        exists = conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?",
-                          (LEGACY_TRACKING_TABLE,)) is not None
-    if not exists:
+    if LEGACY_TRACKING_TABLE not in tables_named(conn, LEGACY_TRACKING_TABLE):
         return
     positions = tracking(conn)
     for row in conn.all(f"SELECT prefix, position FROM {LEGACY_TRACKING_TABLE}"):
@@ -228,12 +222,12 @@ def forget(conn: Connection, view: View, tables: Tables) -> None:
     version had and this one no longer names."""
     with conn.transaction():
         view.drop(conn, tables)
-        for name in _tables_named(conn, f"{tables.prefix}_"):
+        for name in tables_named(conn, f"{tables.prefix}_"):
             conn.execute(f"DROP TABLE IF EXISTS {name}")
         tracking(conn).forget(conn, tables.prefix)
 
 
-def _tables_named(conn: Connection, prefix: str) -> list[str]:
+def tables_named(conn: Connection, prefix: str = "") -> list[str]:
     """The tables of the database (on PostgreSQL: of its schema) whose names start so."""
     if conn.is_postgres:
         rows = conn.all("SELECT tablename AS name FROM pg_tables "

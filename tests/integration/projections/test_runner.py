@@ -312,14 +312,9 @@ def test_a_schema_version_that_names_fewer_tables_still_drops_all_of_the_old_gen
     old = Tables.of("audit", AuditView.schema_version, 1)
     conn = connect(settings)
     try:
-        if conn.is_postgres:
-            rows = conn.all("SELECT tablename AS name FROM pg_tables "
-                            "WHERE schemaname = current_schema()")
-        else:
-            rows = conn.all("SELECT name FROM sqlite_master WHERE type = 'table'")
+        names = set(st.tables_named(conn))
     finally:
         conn.close()
-    names = {r["name"] for r in rows}
     assert f"rl_audit_v{AuditNext.schema_version}_g2_entries" in names
     assert not {n for n in names if n.startswith(f"{old.prefix}_")}, names
 

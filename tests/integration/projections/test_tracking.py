@@ -82,9 +82,6 @@ def test_positions_kept_in_the_former_table_move_to_the_library_s(
             st.create_state_tables(conn)
         assert tracking(conn).position(conn, "rl_old_v1_g1") == 41
         assert tracking(conn).position(conn, "rl_older_v1_g1") == -1
-        assert st.LEGACY_TRACKING_TABLE not in {
-            row["name"] for row in conn.all(
-                "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()"
-                if conn.is_postgres else "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert st.LEGACY_TRACKING_TABLE not in st.tables_named(conn)
     finally:
         conn.close()
