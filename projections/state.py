@@ -77,6 +77,7 @@ def _migrate_legacy_tracking(conn: Connection) -> None:
 
 def ensure_view(conn: Connection, view: View) -> Pointer:
     """Create the view's first generation if it has none; return its pointer."""
+    _ensure_state_tables(conn)
     pointer = read_pointer(conn, view.name)
     if pointer is not None:
         return pointer
@@ -95,6 +96,22 @@ def ensure_view(conn: Connection, view: View) -> Pointer:
     pointer = read_pointer(conn, view.name)
     assert pointer is not None
     return pointer
+
+
+def _ensure_state_tables(conn: Connection) -> None:
+    """The state table and the library's tracking table exist, and no position is left in
+    the former table (a database from before the library's tracking): checked once per
+    connection, set up under the lock that creating views takes."""
+    if conn.extras.get("state_tables"):
+        return
+    present = set(tables_named(conn))
+    if (STATE_TABLE not in present or tracking(conn).table not in present
+            or LEGACY_TRACKING_TABLE in present):
+        with conn.transaction():
+            if conn.is_postgres:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key(conn, "ensure"),))
+            create_state_tables(conn)
+    conn.extras["state_tables"] = True
 
 
 def state_tables_exist(conn: Connection) -> bool:

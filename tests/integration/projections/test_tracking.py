@@ -68,20 +68,41 @@ def test_a_position_moves_only_from_the_one_a_batch_started_at(
         conn.close()
 
 
-def test_positions_kept_in_the_former_table_move_to_the_library_s(
-    driver: Driver, settings: Settings
+def test_views_from_before_the_library_s_tracking_keep_their_positions_and_follow_on(
+    driver: Driver, runner: ProjectionRunner, settings: Settings
 ) -> None:
+    """A database whose positions are still in the former table (as the previous release
+    left it): the next runner moves them to the library's table and follows on from them,
+    without rebuilding anything."""
     some_history(driver)
+    runner.catch_up()
+    runner.stop()
     conn = connect(settings)
     try:
-        with conn.transaction():
+        positions = {view.name: st.position_of(conn, st.read_pointer(conn, view.name).live)  # type: ignore[union-attr]
+                     for view in default_views()}
+        with conn.transaction():  # back to the former layout
             conn.execute(f"CREATE TABLE {st.LEGACY_TRACKING_TABLE} (prefix TEXT PRIMARY KEY, "
                          "position BIGINT NOT NULL)")
-            conn.execute(f"INSERT INTO {st.LEGACY_TRACKING_TABLE} VALUES (?, ?), (?, ?)",
-                         ("rl_old_v1_g1", 41, "rl_older_v1_g1", -1))
-            st.create_state_tables(conn)
-        assert tracking(conn).position(conn, "rl_old_v1_g1") == 41
-        assert tracking(conn).position(conn, "rl_older_v1_g1") == -1
+            for view in default_views():
+                prefix = f"rl_{view.name}_v{view.schema_version}_g1"
+                conn.execute(f"INSERT INTO {st.LEGACY_TRACKING_TABLE} VALUES (?, ?)",
+                             (prefix, positions[view.name]))
+            conn.execute(f"DROP TABLE {tracking(conn).table}")
+    finally:
+        conn.close()
+    driver.trigger("after-upgrade")
+    upgraded = ProjectionRunner(settings)
+    try:
+        upgraded.catch_up()
+        newest = driver.ledger.reader.max_position()
+        assert all(row["position"] == newest for row in upgraded.status())
+    finally:
+        upgraded.stop()
+    conn = connect(settings)
+    try:
         assert st.LEGACY_TRACKING_TABLE not in st.tables_named(conn)
+        for view in default_views():  # followed on in generation 1: nothing was rebuilt
+            assert st.read_pointer(conn, view.name).generation == 1  # type: ignore[union-attr]
     finally:
         conn.close()
