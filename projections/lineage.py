@@ -24,7 +24,7 @@ import structlog
 
 from ledger.records import EventRecord
 from projections.db import Connection
-from projections.view import Rebuilder, Recent, Tables, View, chunks, dumps, loads, placeholders
+from projections.view import Rebuilder, Recent, Tables, View, chunks, placeholders
 
 log = structlog.get_logger()
 
@@ -45,7 +45,9 @@ _TABLES = (
     ("runs", ("run_id", "workflow", "position"), "run_id", "position"),
     ("tasks", ("run_id", "task", "position"), "run_id, task", "position"),
     # ``task`` is '' for a link of the run itself (to its parent run).
-    ("links", ("run_id", "task", "kind", "node_id", "data", "position"),
+    # ``name``/``namespace``/``size``: the node's data (a file's path and size, a dataset's
+    # name and namespace), so no JSON is written per link.
+    ("links", ("run_id", "task", "kind", "node_id", "name", "namespace", "size", "position"),
      "run_id, task, kind, node_id", "position"),
 )
 #: Keys per table a rebuild remembers between batches to drop repeats before writing them.
@@ -62,8 +64,8 @@ class LineageView(View):
     # produced them, and keys are unique indexes, so a rebuild appends rows and builds them last.
     # v4: the edges' key leads with the run, artifacts are keyed by node. v5: one row per fact
     # (runs, tasks, links) instead of nodes, edges and artifacts: a third of the rows.
-    # v6: keys compared byte by byte on PostgreSQL.
-    schema_version: ClassVar[int] = 6
+    # v6: keys compared byte by byte on PostgreSQL. v7: a link's node data in columns.
+    schema_version: ClassVar[int] = 7
     table_names: ClassVar[tuple[str, ...]] = ("runs", "tasks", "links")
     #: Read through their heap (node data, a run's few links): no visibility map needed.
     analyze_only: ClassVar[frozenset[str]] = frozenset({"runs", "tasks", "links"})
@@ -76,7 +78,7 @@ class LineageView(View):
                      f"task {key} NOT NULL, position BIGINT NOT NULL)")
         conn.execute(f"CREATE TABLE IF NOT EXISTS {t('links')} (run_id {key} NOT NULL, "
                      f"task {key} NOT NULL, kind {key} NOT NULL, node_id {key} NOT NULL, "
-                     "data TEXT, position BIGINT NOT NULL)")
+                     "name TEXT, namespace TEXT, size BIGINT, position BIGINT NOT NULL)")
         for table, _, key, _ in _TABLES:
             conn.execute(_unique_index(t(table), key))
         conn.execute(f"CREATE INDEX IF NOT EXISTS {t('links')}_by_node ON {t('links')} "
@@ -182,21 +184,21 @@ class _Facts:
         if run_id not in self.runs:
             self.runs[run_id] = (run_id, workflow, self.position)
 
-    def link(self, run_id: str, task: str, kind: str, node_id: str, data: str | None) -> None:
+    def link(self, run_id: str, task: str, kind: str, node_id: str, name: str | None = None,
+             namespace: str | None = None, size: int | None = None) -> None:
         key = (run_id, task, kind, node_id)
         if key not in self.links:
-            self.links[key] = (*key, data, self.position)
+            self.links[key] = (*key, name, namespace, size, self.position)
 
     def files(self, run_id: str, task: str, kind: str, refs: list[dict[str, Any]]) -> None:
         for ref in refs:
-            self.link(run_id, task, kind, f"file:{ref['sha256']}", dumps(
-                {"sha256": ref["sha256"], "path": ref.get("path"), "size": ref.get("size")}))
+            self.link(run_id, task, kind, f"file:{ref['sha256']}", ref.get("path"), None,
+                      ref.get("size"))
 
     def datasets(self, run_id: str, task: str, kind: str, refs: list[dict[str, Any]]) -> None:
         for ref in refs:
             namespace, name = str(ref.get("namespace", "")), str(ref.get("name", ""))
-            self.link(run_id, task, kind, f"dataset:{namespace}/{name}",
-                      dumps({"namespace": namespace, "name": name}))
+            self.link(run_id, task, kind, f"dataset:{namespace}/{name}", name, namespace)
 
     def add(self, event: EventRecord) -> None:
         run_id, d = event.stream, event.data
@@ -219,7 +221,7 @@ class _Facts:
                 # A child run is part of the run that started it; both share its node.
                 parent_id = str(parent["run_id"])
                 self.run(parent_id, f"{parent.get('namespace', '')}/{parent.get('name', '')}")
-                self.link(run_id, "", "part_of", run_node(parent_id), None)
+                self.link(run_id, "", "part_of", run_node(parent_id))
 
 
 def _edge(link: dict[str, Any]) -> tuple[str, str, str]:
@@ -277,11 +279,20 @@ def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1
 def _first_links(conn: Connection, t: Tables, node_ids: set[str]) -> list[dict[str, Any]]:
     """File and dataset nodes, each with the data of its earliest link (by event, and within
     one event inputs before outputs, as they were reported)."""
-    first: dict[str, tuple[int, str, str]] = {}
-    for row in _select_in(conn, f"SELECT node_id, kind, data, position FROM {t('links')} "
-                                "WHERE node_id IN", node_ids):
-        candidate = (int(row["position"]), row["kind"], row["data"])
-        if row["node_id"] not in first or candidate < first[row["node_id"]]:
+    first: dict[str, tuple[int, str, dict[str, Any]]] = {}
+    for row in _select_in(conn, f"SELECT node_id, kind, name, namespace, size, position FROM "
+                                f"{t('links')} WHERE node_id IN", node_ids):
+        candidate = (int(row["position"]), row["kind"], row)
+        known = first.get(row["node_id"])
+        if known is None or candidate[:2] < known[:2]:
             first[row["node_id"]] = candidate
-    return [{"id": node_id, "kind": node_id.split(":", 1)[0]} | loads(data)
-            for node_id, (_, _, data) in first.items()]
+    return [_node(node_id, row) for node_id, (_, _, row) in first.items()]
+
+
+def _node(node_id: str, link: dict[str, Any]) -> dict[str, Any]:
+    """A file's or dataset's node from one of its links (keys in the order the API shows)."""
+    kind, _, rest = node_id.partition(":")
+    if kind == "file":
+        return {"id": node_id, "kind": kind, "path": link["name"], "sha256": rest,
+                "size": None if link["size"] is None else int(link["size"])}
+    return {"id": node_id, "kind": kind, "name": link["name"], "namespace": link["namespace"]}

@@ -76,8 +76,8 @@ def test_lineage_repeats_a_rebuild_no_longer_remembers_are_settled_before_its_in
     after = dump(settings, view)
     assert after == before
     links = [row for row in after["links"] if row[3] == f"file:{sha('a')}"]
-    first = min(links, key=lambda row: (row[5], row[2]))  # by position, then kind
-    assert '"path":"data.txt"' in first[4]  # produced first, consumed later
+    first = min(links, key=lambda row: (row[7], row[2]))  # by position, then kind
+    assert first[4] == "data.txt"  # the path it was produced under, before being consumed
     assert index_names(settings, f"rl_lineage_v{view.schema_version}_g2") == indexes
     conn = connect(settings)
     try:  # and the unique keys hold
