@@ -4,6 +4,7 @@ commit, the immutability guard, and plain reads of stored rows with their positi
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -89,12 +90,24 @@ def prepare_database(db: DatabaseConfig) -> None:
 
 @contextmanager
 def setup_lock(db: DatabaseConfig) -> Iterator[None]:
-    """On PostgreSQL, one process at a time sets up a schema's tables, functions and triggers:
-    servers and workers starting together would otherwise race on the catalog ("tuple
-    concurrently updated") and one of them would fail to start. A session advisory lock on a
-    connection of its own."""
+    """One process at a time sets up the store's tables, functions and triggers: servers and
+    workers starting together would otherwise race (PostgreSQL: "tuple concurrently updated"
+    on the catalog; SQLite: "database is locked" while one switches the file to WAL) and one
+    of them would fail to start. PostgreSQL: a session advisory lock on a connection of its
+    own; SQLite: an exclusive ``flock`` on a file next to the database."""
     if db.kind != "postgres":
-        yield
+        path = db.sqlite_path
+        if path is None or path == ":memory:" or "mode=memory" in path:
+            yield
+            return
+        lock_path = Path(path).expanduser().resolve().with_name(Path(path).name + ".setup-lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
         return
     with psycopg.connect(postgres_conninfo(db), autocommit=True) as conn:
         key = f"runledger:setup:{db.schema or 'public'}"
