@@ -159,13 +159,17 @@ def events_table(db: DatabaseConfig) -> str:
     return SQLITE_EVENTS_TABLE if db.kind == "sqlite" else POSTGRES_EVENTS_TABLE
 
 
-def events_table_exists(conn: Connection) -> bool:
+def table_exists(conn: Connection, name: str) -> bool:
+    """Whether the table exists (on PostgreSQL: on the connection's search path)."""
     if conn.is_postgres:
-        row = conn.one("SELECT to_regclass(?) AS t", (POSTGRES_EVENTS_TABLE,))
+        row = conn.one("SELECT to_regclass(?) AS t", (name,))
         return row is not None and row["t"] is not None
-    row = conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?",
-                   (SQLITE_EVENTS_TABLE,))
-    return row is not None
+    return conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?",
+                    (name,)) is not None
+
+
+def events_table_exists(conn: Connection) -> bool:
+    return table_exists(conn, events_table_for(conn))
 
 
 def read_events(conn: Connection, after: int, limit: int | None, *, upto: int | None = None,

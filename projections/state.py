@@ -14,16 +14,15 @@ import hashlib
 from dataclasses import dataclass
 from typing import cast
 
-from projections.db import Connection
-from projections.tracking import StaleTracking, tracking
+from projections.db import Connection, table_exists
+from projections.tracking import StaleTracking as StaleTracking
+from projections.tracking import tracking
 from projections.view import Tables, View
 
 STATE_TABLE = "rl_projection_state"
 #: Where positions were kept before they moved to the library's tracking table; migrated and
 #: dropped when the state tables are first ensured.
 LEGACY_TRACKING_TABLE = "rl_projection_tracking"
-
-__all__ = ["STATE_TABLE", "Pointer", "StaleTracking"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def create_state_tables(conn: Connection) -> None:
 
 def _migrate_legacy_tracking(conn: Connection) -> None:
     """Positions of the table this module kept before the library's, moved over once."""
-    if LEGACY_TRACKING_TABLE not in tables_named(conn, LEGACY_TRACKING_TABLE):
+    if not table_exists(conn, LEGACY_TRACKING_TABLE):
         return
     positions = tracking(conn)
     for row in conn.all(f"SELECT prefix, position FROM {LEGACY_TRACKING_TABLE}"):
@@ -115,11 +114,7 @@ def _ensure_state_tables(conn: Connection) -> None:
 
 
 def state_tables_exist(conn: Connection) -> bool:
-    if conn.is_postgres:
-        row = conn.one("SELECT to_regclass(?) AS t", (STATE_TABLE,))
-        return row is not None and row["t"] is not None
-    return conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?",
-                    (STATE_TABLE,)) is not None
+    return table_exists(conn, STATE_TABLE)
 
 
 def read_pointer(conn: Connection, name: str) -> Pointer | None:

@@ -24,7 +24,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
-from projections.db import Connection
+from projections.db import Connection, table_exists
 
 #: The tracking table: on PostgreSQL ``<name>_tracking`` in the ledger's schema; on SQLite the
 #: library always names it ``tracking``.
@@ -57,17 +57,10 @@ class ViewTracking:
     def create_table(self, conn: Connection) -> None:
         """The library's table and its migration marker (the library's own first creation),
         unless it exists; inside the caller's transaction."""
-        if self._exists(conn):
+        if table_exists(conn, self.table):
             return
         with _cursor(conn) as cursor:
             self.recorder._create_table(cursor)  # the recorder's own DDL and marker
-
-    def _exists(self, conn: Connection) -> bool:
-        if conn.is_postgres:
-            row = conn.one("SELECT to_regclass(?) AS t", (self.table,))
-            return row is not None and row["t"] is not None
-        return conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?",
-                        (self.table,)) is not None
 
     def start(self, conn: Connection, name: str) -> None:
         """A new position at -1 (nothing read), inside the caller's transaction."""
