@@ -6,6 +6,7 @@ hashed over their RFC 8785 canonical JSON.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -77,8 +78,11 @@ def definition_hash(definition: Mapping[str, Any]) -> str:
     return sha256_hex(canonical_json(definition))
 
 
+@functools.lru_cache(maxsize=512)
 def format_timestamp(at: datetime) -> str:
-    """UTC ISO 8601 with microseconds and a ``Z``, the one timestamp format events show."""
+    """UTC ISO 8601 with microseconds and a ``Z``, the one timestamp format events show.
+    Cached: a command formats the same instant for each event it records (equal instants
+    in any zone give the same text, so the cache's equality is the right one)."""
     if at.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
     utc = at.astimezone(UTC)

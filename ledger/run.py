@@ -6,6 +6,7 @@ records, so an illegal request raises and leaves nothing pending.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -69,6 +70,18 @@ class Run(ChainedAggregate):
         self.lease_expires_at: str | None = None
         self.tasks: dict[str, TaskState] = {}
         self.error: str | None = None
+
+    #: Set by the trigger and never changed after: copies share them.
+    _SHARED_ON_COPY = frozenset({"definition", "parameters"})
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Run:
+        """The repository's cache hands out deep copies for each command; the definition
+        (the bulk of a run's state) is the same for the run's whole life, so it is shared."""
+        clone = object.__new__(type(self))
+        for name, value in self.__dict__.items():
+            clone.__dict__[name] = (value if name in self._SHARED_ON_COPY
+                                    else copy.deepcopy(value, memo))
+        return clone
 
     # ---- events ---------------------------------------------------------------------------
     class Triggered(StreamCreated):

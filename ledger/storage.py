@@ -29,7 +29,8 @@ APPLICATION_NAME = "runledger"
 def eventsourcing_env(settings: Settings) -> dict[str, str]:
     """Translate our settings into the ``eventsourcing`` library's own configuration."""
     db = settings.database
-    env = {"ORIGINATOR_ID_TYPE": "text", "CREATE_TABLE": "y"}
+    env = {"ORIGINATOR_ID_TYPE": "text", "CREATE_TABLE": "y",
+           "TRANSCODER_TOPIC": "ledger.recorders:OrjsonTranscoder"}
     if settings.aggregate_cache_size > 0:
         # Aggregates kept in memory and brought up to date from the store on each read
         # (fast-forward: one query for newer events, so other writers' events are seen).
@@ -39,12 +40,14 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
         assert db.sqlite_path is not None
         env |= {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "APPLICATION_RECORDER_TOPIC": "ledger.recorders:SQLiteLedgerRecorder",
             "SQLITE_DBNAME": db.sqlite_path,
             "SQLITE_LOCK_TIMEOUT": str(settings.lock_timeout_seconds * 6),
         }
     else:
         env |= {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "ledger.recorders:PostgresLedgerRecorder",
             "POSTGRES_DBNAME": db.dbname,
             "POSTGRES_HOST": db.host,
             "POSTGRES_PORT": str(db.port),

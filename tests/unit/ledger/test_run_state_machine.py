@@ -86,3 +86,20 @@ def test_a_task_attempt_must_follow_the_previous_one() -> None:
         run.start_task(worker_id="other", task="a", attempt=1, command=None, host=None,
                        started_at="2026-11-22T03:00:00.000000Z", at=AT)
     assert run.collect_events() == []
+
+
+def test_a_copy_shares_the_definition_and_changes_apart_from_the_original() -> None:
+    """The repository's cache hands each command a deep copy: what the command records
+    must not reach the cached run, while the never-changing definition is shared."""
+    import copy
+
+    original = to(RunStatus.RUNNING)
+    clone = copy.deepcopy(original)
+    assert clone.definition is original.definition
+    assert clone.parameters is original.parameters
+    clone.start_task(worker_id="w", task="a", attempt=1, command=None, host="h",
+                     started_at="2026-11-22T03:00:01.000000Z", at=AT)
+    assert clone.tasks["a"].status == "running" and "a" not in original.tasks
+    assert clone.version == original.version + 1
+    assert len(clone.collect_events()) == 1 and original.collect_events() == []
+    assert clone.last_hash != original.last_hash

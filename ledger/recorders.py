@@ -1,0 +1,140 @@
+"""The library's recorders and transcoder with a shorter write path, same rows and layout.
+
+* :class:`PostgresLedgerRecorder` appends in one statement: a function that takes the
+  table lock, notifies listeners and inserts, called in autocommit, so a write is one round
+  trip instead of the library's pipelined BEGIN, SET, LOCK, NOTIFY, INSERT, COMMIT. The lock
+  is the library's own (``EXCLUSIVE``, held to commit), so positions still commit in order.
+* :class:`SQLiteLedgerRecorder` inserts a write's rows with one ``executemany`` and derives
+  their positions from the last one (consecutive inside the write transaction) instead of
+  one ``execute`` per row.
+* :class:`OrjsonTranscoder` writes and reads the stored state with orjson: the same JSON
+  document and the same ``{"_type_", "_data_"}`` transcodings as the library's
+  :class:`~eventsourcing.persistence.JSONTranscoder`, several times faster. Rows written
+  by either read back alike.
+
+Writes that carry tracking (the library's process applications) take the library's path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, cast
+
+import orjson
+from eventsourcing.persistence import JSONTranscoder, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import retry
+from psycopg import sql
+from psycopg.errors import InterfaceError, OperationalError
+
+#: The append function's name; a new body gets a new name, so old and new servers can
+#: run side by side during an upgrade.
+APPEND_FUNCTION = "runledger_append_events_v1"
+
+_ENCODE_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _has_non_finite(value: Any) -> bool:
+    if type(value) is float:
+        return not math.isfinite(value)
+    if type(value) is dict:
+        return any(_has_non_finite(item) for item in value.values())
+    if type(value) is list or type(value) is tuple:
+        return any(_has_non_finite(item) for item in value)
+    return False
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *,
+                 events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        names = {
+            "schema": sql.Identifier(self.datastore.schema),
+            "function": sql.Identifier(APPEND_FUNCTION),
+            "table": sql.Identifier(self.events_table_name),
+                        "channel": sql.Identifier(self.channel_name),
+        }
+        self.sql_create_statements.append(sql.SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.{function}("
+            "ids text[], versions bigint[], topics text[], states bytea[]) "
+            "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ BEGIN "
+            "SET LOCAL lock_timeout = '{timeout}s'; "
+            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+            "NOTIFY {channel}; "
+            "RETURN QUERY INSERT INTO {schema}.{table} "
+            "(originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(ids, versions, topics, states) "
+            "RETURNING notification_id; "
+            "END $body$"
+        ).format(timeout=sql.Literal(self.datastore.lock_timeout), **names))
+        # Binary parameters: arrays of plain types, no text escaping of the states.
+        self._append_sql = sql.SQL("SELECT {schema}.{function}(%b, %b, %b, %b) AS id").format(
+            **names)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
+        if any(value is not None for value in kwargs.values()) or not stored_events:
+            return cast(Sequence[int] | None, super().insert_events(stored_events, **kwargs))
+        columns = ([str(e.originator_id) for e in stored_events],
+                   [e.originator_version for e in stored_events],
+                   [e.topic for e in stored_events],
+                   [e.state for e in stored_events])
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            assert conn.autocommit  # one statement, one transaction
+            cursor.execute(self._append_sql, columns, prepare=True)
+            return [int(row["id"]) for row in cursor.fetchall()]
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> Sequence[int] | None:
+        if any(value is not None for value in kwargs.values()):
+            return super()._insert_events(c, stored_events, **kwargs)
+        if not stored_events:
+            return []
+        c.executemany(self.insert_events_statement, [
+            (e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events])
+        # The write transaction holds the database's only write lock, so the rows just
+        # inserted took the rowids after the largest one, in order.
+        c.execute("SELECT last_insert_rowid() AS last")
+        last = int(c.fetchone()["last"])
+        return list(range(last - len(stored_events) + 1, last + 1))
+
+
+class OrjsonTranscoder(JSONTranscoder):
+    """The library's JSON transcoder on orjson. Datetimes and dataclasses still go through
+    the registered transcodings; what orjson cannot write or read the same (integers past
+    64 bits, NaN and infinities, the ``NaN`` token of an old row) takes the library's own
+    encoder and decoder."""
+
+    def encode(self, obj: Any) -> bytes:
+        try:
+            data = orjson.dumps(obj, default=self._encode_obj, option=_ENCODE_OPTIONS)
+        except orjson.JSONEncodeError:
+            return super().encode(obj)
+        if b"null" in data and _has_non_finite(obj):  # orjson writes NaN and inf as null
+            return super().encode(obj)
+        return data
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return super().decode(data)
+        return self._revive(value)
+
+    def _revive(self, value: Any) -> Any:
+        """Apply the transcodings' decoders bottom up, as ``object_hook`` does."""
+        if type(value) is dict:
+            for key, item in value.items():
+                if type(item) is dict or type(item) is list:
+                    value[key] = self._revive(item)
+            return self._decode_obj(value)
+        if type(value) is list:
+            for index, item in enumerate(value):
+                if type(item) is dict or type(item) is list:
+                    value[index] = self._revive(item)
+        return value

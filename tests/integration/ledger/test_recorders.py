@@ -1,0 +1,91 @@
+"""The shorter write path: one statement per append on PostgreSQL, one ``executemany`` on
+SQLite, and what stays the library's: positions in commit order, NOTIFY for the runner,
+conflicts as ``IntegrityError``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from ledger.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
+from ledger.service import Ledger
+from ledger.storage import events_table, postgres_conninfo
+
+
+def stored(stream: str, version: int, state: bytes = b'{"x":1}') -> StoredEvent:
+    return StoredEvent(originator_id=stream, originator_version=version,
+                       topic="tests:Event", state=state)
+
+
+def positions_in_table(ledger: Ledger, stream: str) -> list[int]:
+    table = events_table(ledger.recorder)
+    with ledger.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+        if ledger.settings.database.kind == "sqlite":
+            cursor.execute(f"SELECT rowid AS n FROM {table} WHERE originator_id = ? "
+                           "ORDER BY originator_version", (stream,))
+        else:
+            cursor.execute(f'SELECT notification_id AS n FROM "{ledger.settings.database.schema}".'
+                           f'"{table}" WHERE originator_id = %s ORDER BY originator_version',
+                           (stream,))
+        return [int(row["n"]) for row in cursor.fetchall()]
+
+
+def test_the_ledger_writes_through_its_own_recorder_on_each_backend(ledger: Ledger) -> None:
+    expected = (SQLiteLedgerRecorder if ledger.settings.database.kind == "sqlite"
+                else PostgresLedgerRecorder)
+    assert type(ledger.recorder) is expected
+
+
+def test_an_append_returns_the_positions_the_rows_were_stored_at(ledger: Ledger) -> None:
+    ledger.recorder.insert_events([stored("s-0", 1)])
+    ids = ledger.recorder.insert_events([stored("s-1", v) for v in range(1, 8)])
+    assert ids is not None and len(ids) == 7
+    assert list(ids) == positions_in_table(ledger, "s-1")
+    assert list(ids) == list(range(ids[0], ids[0] + 7))
+
+
+def test_a_repeated_version_raises_integrity_error_and_stores_nothing(ledger: Ledger) -> None:
+    ledger.recorder.insert_events([stored("s", 1)])
+    with pytest.raises(IntegrityError):
+        ledger.recorder.insert_events([stored("s", 2), stored("s", 1)])
+    assert len(positions_in_table(ledger, "s")) == 1
+    assert ledger.recorder.insert_events([stored("s", 2)])
+
+
+def test_concurrent_appends_commit_in_position_order(ledger: Ledger) -> None:
+    """The table lock still serialises appends: every append's positions are a contiguous
+    block, so no reader can pass over a gap filled later."""
+    results: dict[int, Any] = {}
+
+    def append(worker: int) -> None:
+        results[worker] = [ledger.recorder.insert_events(
+            [stored(f"w{worker}-{i}", v) for v in range(1, 4)]) for i in range(15)]
+
+    threads = [threading.Thread(target=append, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    blocks = [list(ids) for batches in results.values() for ids in batches]
+    assert len(blocks) == 60
+    for block in blocks:
+        assert block == list(range(block[0], block[0] + 3))
+    every = sorted(p for block in blocks for p in block)
+    assert len(set(every)) == 180
+
+
+def test_a_postgres_append_notifies_the_library_s_channel(ledger: Ledger) -> None:
+    if ledger.settings.database.kind != "postgres":
+        pytest.skip("NOTIFY is PostgreSQL's")
+    recorder = ledger.recorder
+    assert isinstance(recorder, PostgresLedgerRecorder)
+    with psycopg.connect(postgres_conninfo(ledger.settings.database), autocommit=True) as conn:
+        conn.execute(f'LISTEN "{recorder.channel_name}"')
+        recorder.insert_events([stored("n", 1)])
+        received = list(conn.notifies(timeout=5, stop_after=1))
+    assert [n.channel for n in received] == [recorder.channel_name]
+
