@@ -30,7 +30,7 @@ from ledger.definition import (
     resolve_parameters,
     upstream_of,
 )
-from ledger.errors import Conflict, InvalidRequest, NotFound
+from ledger.errors import Conflict, InvalidRequest, LedgerError, NotFound
 from ledger.hashing import definition_hash as compute_definition_hash
 from ledger.hashing import format_timestamp
 from ledger.idempotency import Batch, IdempotencyKey, idempotency_stream
@@ -45,6 +45,7 @@ from ledger.openlineage import (
 from ledger.records import EventRecord
 from ledger.reports import Report, TaskFinishedReport, TaskReusedReport, TaskStartedReport
 from ledger.run import Run, RunStatus
+from ledger.runcache import RunCache
 from ledger.settings import Settings
 from ledger.storage import (
     APPLICATION_NAME,
@@ -102,6 +103,7 @@ class Ledger(Application[str]):
         self.reader = EventReader(self.recorder, settings.database)
         self._definitions: dict[str, WorkflowDefinition] = {}
         self._definitions_lock = threading.Lock()
+        self.run_cache = RunCache(settings.aggregate_cache_size)
 
     def construct_event_store(self) -> EventStore[str]:
         self.group_commit = GroupCommitRecorder(self.recorder)
@@ -137,6 +139,29 @@ class Ledger(Application[str]):
             self.save(*aggregates)
         except IntegrityError as exc:
             raise Conflict("another request changed the same stream first; retry") from exc
+
+    def _command(self, run_id: str, command: Callable[[Run], None]) -> Run:
+        """Apply ``command`` to the run and store what it recorded, in one write.
+
+        First on the copy this process saved last (:mod:`ledger.runcache`), without asking
+        the store for newer events; if that copy was stale the save conflicts or the command
+        refuses, and the command runs again on the run read from the store, whose outcome
+        (saved, refused, or ``Conflict`` with a concurrent writer) is the answer."""
+        cached = self.run_cache.copy_of(run_id)
+        if cached is not None:
+            try:
+                command(cached)
+                if cached.pending_events:
+                    self.save(cached)
+                    self.run_cache.saved(cached)
+                    return cached
+            except (LedgerError, IntegrityError):
+                self.run_cache.forget(run_id)
+        run = self.get_run(run_id)
+        command(run)
+        self._save(run)
+        self.run_cache.saved(run)
+        return run
 
     def get_run(self, run_id: str) -> Run:
         run = self._get(run_id) if _looks_like_run_id(run_id) else None
@@ -360,19 +385,18 @@ class Ledger(Application[str]):
 
     def claim(self, run_id: str, *, worker_id: str) -> Run | None:
         """Start ``run_id`` for ``worker_id``; None when another worker claimed it first."""
+
+        def claim(run: Run) -> None:
+            if run.status != RunStatus.PENDING or run.trigger_kind == "openlineage":
+                # (an OpenLineage run is executed elsewhere: never claimed)
+                raise Conflict(f"run {run.id} is not pending")
+            at = self.clock()
+            run.claim(worker_id=worker_id, lease_expires_at=self.lease_expiry(at), at=at)
+
         try:
-            run = self.get_run(run_id)
-        except NotFound:
+            return self._command(run_id, claim)
+        except (NotFound, Conflict):
             return None
-        if run.status != RunStatus.PENDING or run.trigger_kind == "openlineage":
-            return None  # (an OpenLineage run is executed elsewhere: never claimed)
-        at = self.clock()
-        run.claim(worker_id=worker_id, lease_expires_at=self.lease_expiry(at), at=at)
-        try:
-            self.save(run)
-        except IntegrityError:
-            return None
-        return run
 
     def claim_first(self, candidates: Sequence[str], *, worker_id: str) -> Run | None:
         for run_id in candidates:
@@ -382,22 +406,23 @@ class Ledger(Application[str]):
         return None
 
     def renew_lease(self, run_id: str, *, worker_id: str) -> Run:
-        run = self.get_run(run_id)
-        at = self.clock()
-        run.renew_lease(worker_id=worker_id, lease_expires_at=self.lease_expiry(at), at=at)
-        self._save(run)
-        return run
+        def renew(run: Run) -> None:
+            at = self.clock()
+            run.renew_lease(worker_id=worker_id, lease_expires_at=self.lease_expiry(at), at=at)
+
+        return self._command(run_id, renew)
 
     def report(self, run_id: str, *, worker_id: str, reports: Sequence[Report]) -> Run:
         """Append a worker's task and state events to its run in one atomic write."""
-        run = self.get_run(run_id)
-        at = self.clock()
-        lease_expires_at = self.lease_expiry(at)
-        for report in reports:
-            apply_report(run, report, worker_id=worker_id, at=at,
-                         lease_expires_at=lease_expires_at)
-        self._save(run)
-        return run
+
+        def apply(run: Run) -> None:
+            at = self.clock()
+            lease_expires_at = self.lease_expiry(at)
+            for report in reports:
+                apply_report(run, report, worker_id=worker_id, at=at,
+                             lease_expires_at=lease_expires_at)
+
+        return self._command(run_id, apply)
 
     def expire_lease(self, run_id: str) -> bool:
         """Fail a running run whose worker's lease lapsed, with error ``worker_lost``."""

@@ -261,3 +261,40 @@ def test_aggregates_cached_by_one_service_see_what_another_service_wrote(
     finally:
         one.close()
         other.close()
+
+
+def test_a_command_on_a_stale_copy_of_a_run_is_decided_on_the_stored_run(
+    settings: Settings
+) -> None:
+    """Commands start from the copy of the run this service saved last, without a query for
+    newer events. When another service wrote the run since, the save collides with the
+    store's key and the command is decided again on the stored run: accepted on top of the
+    other write (the hash chain unbroken), or refused for what the other write did."""
+    one, other = Ledger(settings), Ledger(settings)
+    try:
+        one.register_workflow(DEFINITION, principal="alice")
+        run_id = one.trigger(workflow="etl", parameters={"query": "q"}, principal="c").run_id
+        assert one.claim(run_id, worker_id="w1") is not None  # `one` keeps its copy
+        stale_version = one.run_cache.copy_of(run_id).version  # type: ignore[union-attr]
+        other.report(run_id, worker_id="w1", reports=reports(
+            {"type": "task_started", "task": "extract"}))
+        run = one.report(run_id, worker_id="w1", reports=reports(
+            {"type": "task_started", "task": "load"}))  # fine on the stale copy too
+        assert run.version == stale_version + 2
+        assert set(run.tasks) == {"extract", "load"}
+        events = one.stream_events(run_id)
+        assert [e.type for e in events][-2:] == ["Run.TaskStarted", "Run.TaskStarted"]
+        for previous, event in itertools.pairwise(events):
+            assert event.prev_hash == previous.hash
+            assert event.recompute_hash() == event.hash
+
+        other.fail_run(run_id, error="stopped elsewhere", by="ops")
+        before = one.reader.max_position()
+        with pytest.raises(Conflict, match="is failed, not running"):
+            one.report(run_id, worker_id="w1", reports=reports(
+                {"type": "task_finished", "task": "load", "exit_code": 0}))
+        assert one.reader.max_position() == before
+        assert one.get_run(run_id).status == RunStatus.FAILED
+    finally:
+        one.close()
+        other.close()

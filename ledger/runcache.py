@@ -1,0 +1,57 @@
+"""Runs as this process last saved them, for the next command on the same run.
+
+A worker reports a run's tasks one request after another, and each report is a command on
+the run. The repository's cache would first ask the store for events newer than its copy
+(one query per command, the fast-forward). Commands here start from the copy this process
+saved last instead, and stay correct without that query because the store is the judge:
+
+* if another process wrote the run since, the save of the command's events collides with
+  the store's ``(stream, version)`` key and raises ``IntegrityError``;
+* if the stale copy made the command refuse the request, the refusal may be wrong.
+
+Either way the command runs again on the run read from the store, and only that second
+outcome counts (:meth:`ledger.service.Ledger._command`). Entries are replaced, never changed
+in place, so a copy is never taken of a half-applied run.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+
+from ledger.run import Run
+
+
+class RunCache:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._runs: OrderedDict[str, Run] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def copy_of(self, run_id: str) -> Run | None:
+        """A private copy of the run as last saved here, or None."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return None
+            self._runs.move_to_end(run_id)
+        return copy.deepcopy(run)
+
+    def saved(self, run: Run) -> None:
+        """Keep a copy of ``run`` just after its events were stored."""
+        if self.size <= 0:
+            return
+        kept = copy.deepcopy(run)
+        with self._lock:
+            current = self._runs.get(run.id)
+            if current is not None and current.version > kept.version:
+                return  # a later save of this process got here first
+            self._runs[run.id] = kept
+            self._runs.move_to_end(run.id)
+            while len(self._runs) > self.size:
+                self._runs.popitem(last=False)
+
+    def forget(self, run_id: str) -> None:
+        with self._lock:
+            self._runs.pop(run_id, None)
