@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, machine, scratch_database, write_json
-from bench.server import RunledgerServer
+from bench.server import NullServer, RunledgerServer
 
 RUNBENCH_DIR = Path(os.environ.get("RUNBENCH_DIR", ROOT.parent / "shared" / "bench")).resolve()
 ADAPTER = "bench.runledger_adapter:RunledgerAdapter"
@@ -60,6 +60,7 @@ def write_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             "failed_runs": agg["failed_runs"]["median"],
             "errors": errors,
             "server_cores": [t["cpu"].get("server_cores") for t in config["trials"]],
+            "client_cores": [t["cpu"].get("client_cores") for t in config["trials"]],
             "foreign_cores": [t["cpu"].get("foreign_cores") for t in config["trials"]],
         })
     return rows
@@ -115,6 +116,23 @@ def bench_runledger(backend: str, *, clients: str, runs: int, max_seconds: float
                 result["read_wall_s"] = round(time.time() - started, 1)
         result["peak_rss_mb"] = round(server.peak_rss_kb / 1024, 1)  # write + populate + read
         return result
+
+
+def bench_null(*, clients: str, runs: int, max_seconds: float, repeat: int,
+               results_dir: Path, label: str = "null") -> dict[str, Any]:
+    """The same write phase against :mod:`bench.null_server`: the harness's ceiling."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with NullServer(results_dir / "null-server",
+                    log_path=results_dir / f"{label}-serve.log") as server:
+        started = time.time()
+        write = runbench(["--system", ADAPTER, "--url", server.url,
+                          "--opt", f"token={server.token('operator')}",
+                          "--opt", f"worker_token={server.token('worker')}",
+                          "--server-sid", str(server.pid), "--mode", "write",
+                          "--clients", clients, "--runs", str(runs),
+                          "--max-seconds", str(max_seconds), "--repeat", str(repeat)],
+                         results_dir / f"{label}-write.json")
+        return {"write": write_rows(write), "write_wall_s": round(time.time() - started, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,9 @@ created here on first use). For each backend, MLflow is driven by the shared
 ``../shared/bench/mlflow_bench.py`` (its server on 127.0.0.1 with 2 gunicorn workers over an
 SQLite file, or the PostgreSQL database ``mlflow_bench``), then runledger by
 :mod:`bench.http_ingest` (``runledger serve --no-executor`` over a fresh SQLite file or
-PostgreSQL schema), each with the same ``runbench`` workload and client counts.
+PostgreSQL schema), then :mod:`bench.null_server` (runledger's HTTP stack storing nothing:
+the most the harness can drive on this machine), each with the same ``runbench`` workload
+and client counts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, machine, write_json
-from bench.http_ingest import RUNBENCH_DIR, bench_runledger, read_rows, write_rows
+from bench.http_ingest import RUNBENCH_DIR, bench_null, bench_runledger, read_rows, write_rows
 from bench.server import free_port
 
 VENV = ROOT / "bench" / ".mlflow-venv"
@@ -69,9 +71,11 @@ def bench_mlflow(backend: str, *, clients: str, runs: int, max_seconds: float, r
     return result
 
 
-def side_by_side(mlflow: dict[str, Any], runledger: dict[str, Any]) -> list[dict[str, Any]]:
+def side_by_side(mlflow: dict[str, Any], runledger: dict[str, Any],
+                 null: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     rows = []
-    for ours, theirs in zip(runledger["write"], mlflow["write"], strict=True):
+    ceilings = null["write"] if null else [None] * len(runledger["write"])
+    for ours, theirs, ceiling in zip(runledger["write"], mlflow["write"], ceilings, strict=True):
         rows.append({
             "backend": runledger["backend"], "clients": ours["clients"],
             "mlflow_runs_per_s": theirs["runs_per_s"], "runledger_runs_per_s": ours["runs_per_s"],
@@ -82,8 +86,18 @@ def side_by_side(mlflow: dict[str, Any], runledger: dict[str, Any]) -> list[dict
             "mlflow_p50_ms": theirs["p50_ms"], "runledger_p50_ms": ours["p50_ms"],
             "mlflow_p99_ms": theirs["p99_ms"], "runledger_p99_ms": ours["p99_ms"],
             "mlflow_errors": theirs["errors"], "runledger_errors": ours["errors"],
-        })
+        } | _ceiling(ceiling, theirs))
     return rows
+
+
+def _ceiling(null: dict[str, Any] | None, mlflow: dict[str, Any]) -> dict[str, Any]:
+    """The null server's figures (the harness's ceiling) beside MLflow's."""
+    if null is None:
+        return {}
+    return {"null_runs_per_s": null["runs_per_s"],
+            "null_ratio": round(null["runs_per_s"] / mlflow["runs_per_s"], 2)
+            if mlflow["runs_per_s"] else None,
+            "null_client_cores": null.get("client_cores")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--populate", type=int, default=0,
                         help="also populate to N runs and run the read phase on both")
+    parser.add_argument("--no-ceiling", action="store_true",
+                        help="skip the null server (the harness's ceiling on this machine)")
     parser.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -107,14 +123,17 @@ def main(argv: list[str] | None = None) -> int:
                    "results_dir": results_dir}
         theirs = bench_mlflow(backend, **options)
         ours = bench_runledger(backend, **options)
-        rows = side_by_side(theirs, ours)
+        null = None if args.no_ceiling else bench_null(
+            clients=args.clients, runs=args.runs, max_seconds=args.max_seconds,
+            repeat=args.repeat, results_dir=results_dir, label=f"null-{backend}")
+        rows = side_by_side(theirs, ours, null)
         summary["backends"].append({"backend": backend, "mlflow": theirs, "runledger": ours,
-                                    "rows": rows})
+                                    "null": null, "rows": rows})
         for row in rows:
             print(f"{backend:8} clients={row['clients']} runs/s mlflow={row['mlflow_runs_per_s']}"
                   f" runledger={row['runledger_runs_per_s']} ratio={row['runs_ratio']} "
-                  f"p99 mlflow={row['mlflow_p99_ms']}ms runledger={row['runledger_p99_ms']}ms",
-                  flush=True)
+                  f"p99 mlflow={row['mlflow_p99_ms']}ms runledger={row['runledger_p99_ms']}ms"
+                  f" null server={row.get('null_runs_per_s')} runs/s", flush=True)
     write_json(args.out, summary)
     return 0
 

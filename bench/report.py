@@ -67,11 +67,30 @@ def mlflow_compare(result: dict[str, Any]) -> str:
         for w in backend["runledger"]["write"]:
             ingest.append([backend["backend"], w["clients"], w["runs_per_s"],
                            w["requests_per_s"], w["p50_ms"], w["p95_ms"], w["p99_ms"],
-                           _cores(w.get("server_cores")), _cores(w.get("foreign_cores"))])
+                           _cores(w.get("server_cores")), _cores(w.get("client_cores")),
+                           _cores(w.get("foreign_cores"))])
     text += ("\nHTTP ingest through the worker API (runledger side of the table above, with "
-             "p95 and the CPU the server and everything else on the machine used):\n\n"
+             "p95 and the CPU the server, the harness's client process and everything else "
+             "on the machine used):\n\n"
              + _table(["backend", "clients", "runs/s", "requests/s", "p50 ms", "p95 ms",
-                       "p99 ms", "server cores", "foreign cores"], ingest))
+                       "p99 ms", "server cores", "client cores", "foreign cores"], ingest))
+    ceiling = [[r["backend"], r["clients"], r["mlflow_runs_per_s"], r["null_runs_per_s"],
+                r["null_ratio"], _cores(r.get("null_client_cores")), r["runledger_runs_per_s"],
+                round(r["runledger_runs_per_s"] / r["null_runs_per_s"], 2)
+                if r["null_runs_per_s"] else "-"]
+               for backend in result["backends"] for r in backend["rows"]
+               if r.get("null_runs_per_s") is not None]
+    if ceiling:
+        text += (
+            "\nThe harness's ceiling: the same harness, adapter and clients against "
+            "`bench/null_server.py`, runledger's HTTP stack (FastAPI on uvicorn, same "
+            "settings) answering every request without storing anything, right after "
+            "runledger in the same session. Its runs/s is the most any server on this stack "
+            "can show here; `null / MLflow` is the largest ratio this machine and harness "
+            "allow, and `runledger / null` how much of that ceiling runledger reaches.\n\n"
+            + _table(["backend", "clients", "MLflow runs/s", "null server runs/s",
+                      "null / MLflow", "harness client cores (null)", "runledger runs/s",
+                      "runledger / null"], ceiling))
     text += ("\nPeak RSS of `runledger serve` (process tree) during the ingest benchmark:\n\n"
              + _table(["backend", "after write phase MB", "peak MB"], rss))
     return text

@@ -97,12 +97,15 @@ class RunledgerServer:
         return cli(self.env, "tokens", "create", "--role", role,
                    "--name", f"bench-{role}-{time.monotonic_ns()}").strip().splitlines()[-1]
 
+    def command(self) -> list[str]:
+        return [RUNLEDGER, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--no-executor", *self.extra]
+
     def start(self) -> RunledgerServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [RUNLEDGER, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-executor", *self.extra],
+            self.command(),
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             start_new_session=True,
         )
@@ -155,3 +158,16 @@ class RunledgerServer:
 
     def describe(self) -> dict[str, Any]:
         return {"url": self.url, "database_url": self.database_url, "extra": list(self.extra)}
+
+
+class NullServer(RunledgerServer):
+    """:mod:`bench.null_server` (runledger's HTTP stack, no store) in place of the ledger."""
+
+    def __init__(self, data_dir: Path, *, log_path: Path | None = None) -> None:
+        super().__init__("none", data_dir, log_path=log_path)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "bench.null_server", "--port", str(self.port)]
+
+    def token(self, role: str) -> str:
+        return f"null-{role}"  # the null server only checks that a bearer token is sent

@@ -72,6 +72,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         # Binary parameters: arrays of plain types, no text escaping of the states.
         self._append_sql = sql.SQL("SELECT {schema}.{function}(%b, %b, %b, %b) AS id").format(
             **names)
+        # A stream's events after a version (the cache's fast-forward, every command's
+        # read): composed once, where the library composes the statement on every call.
+        self._select_after_sql = sql.SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
+        ).format(**names).as_string()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent],
@@ -86,6 +92,21 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             assert conn.autocommit  # one statement, one transaction
             cursor.execute(self._append_sql, columns, prepare=True)
             return [int(row["id"]) for row in cursor.fetchall()]
+
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(self, originator_id: Any, *, gt: int | None = None,
+                      lte: int | None = None, desc: bool = False,
+                      limit: int | None = None) -> Sequence[StoredEvent]:
+        if lte is not None or desc or limit is not None:
+            return cast(Sequence[StoredEvent], super().select_events(
+                originator_id, gt=gt, lte=lte, desc=desc, limit=limit))
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(self._select_after_sql, (originator_id, gt or 0), prepare=True)
+            return [StoredEvent(originator_id=row["originator_id"],
+                                originator_version=row["originator_version"],
+                                topic=row["topic"], state=bytes(row["state"]))
+                    for row in cursor.fetchall()]
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
