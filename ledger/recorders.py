@@ -12,28 +12,51 @@
   :class:`~eventsourcing.persistence.JSONTranscoder`, several times faster. Rows written
   by either read back alike.
 
+Both recorders also take ``expect``: streams the write's command read, with the version it
+saw. Inside the write's transaction, under the write lock, a newer event on any of them
+fails the write with :class:`StaleRead` and stores nothing, so a command can decide on a
+cached read and still never act on an outdated one.
+
 Writes that carry tracking (the library's process applications) take the library's path.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, StoredEvent
+import psycopg
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    JSONTranscoder,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg import sql
-from psycopg.errors import InterfaceError, OperationalError
 
 #: The append function's name; a new body gets a new name, so old and new servers can
 #: run side by side during an upgrade.
-APPEND_FUNCTION = "runledger_append_events_v1"
+APPEND_FUNCTION = "runledger_append_events_v2"
+#: The SQLSTATE the append function raises for a failed ``expect``.
+STALE_READ_SQLSTATE = "RLS01"
+
+
+class StaleRead(IntegrityError):
+    """A stream the write's command read has events newer than the command saw; nothing
+    was written. Read it again and decide again."""
 
 _ENCODE_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _refuse_expect_with(expect: Mapping[str, int] | None, kwargs: Mapping[str, Any]) -> None:
+    if expect:
+        raise ValueError(f"expect is not supported together with {sorted(kwargs)}")
 
 
 def _has_non_finite(value: Any) -> bool:
@@ -58,20 +81,27 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         }
         self.sql_create_statements.append(sql.SQL(
             "CREATE OR REPLACE FUNCTION {schema}.{function}("
-            "ids text[], versions bigint[], topics text[], states bytea[]) "
+            "ids text[], versions bigint[], topics text[], states bytea[], "
+            "expect_ids text[], expect_versions bigint[]) "
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ BEGIN "
             "SET LOCAL lock_timeout = '{timeout}s'; "
             "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+            "IF EXISTS (SELECT 1 FROM unnest(expect_ids, expect_versions) AS e(id, v) "
+            "JOIN {schema}.{table} t ON t.originator_id = e.id AND t.originator_version > e.v) "
+            "THEN RAISE EXCEPTION 'a stream this write read has newer events' "
+            "USING ERRCODE = '{stale}'; END IF; "
             "NOTIFY {channel}; "
             "RETURN QUERY INSERT INTO {schema}.{table} "
             "(originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(ids, versions, topics, states) "
             "RETURNING notification_id; "
             "END $body$"
-        ).format(timeout=sql.Literal(self.datastore.lock_timeout), **names))
+        ).format(timeout=sql.Literal(self.datastore.lock_timeout),
+                 stale=sql.SQL(STALE_READ_SQLSTATE), **names))
         # Binary parameters: arrays of plain types, no text escaping of the states.
-        self._append_sql = sql.SQL("SELECT {schema}.{function}(%b, %b, %b, %b) AS id").format(
-            **names)
+        self._append_sql = sql.SQL(
+            "SELECT {schema}.{function}(%b, %b, %b, %b, %s::text[], %s::bigint[]) AS id"
+        ).format(**names)
         # A stream's events after a version (the cache's fast-forward, every command's
         # read): composed once, where the library composes the statement on every call.
         self._select_after_sql = sql.SQL(
@@ -80,17 +110,26 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ).format(**names).as_string()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_events(self, stored_events: Sequence[StoredEvent],
+    def insert_events(self, stored_events: Sequence[StoredEvent], *,
+                      expect: Mapping[str, int] | None = None,
                       **kwargs: Any) -> Sequence[int] | None:
         if any(value is not None for value in kwargs.values()) or not stored_events:
+            _refuse_expect_with(expect, kwargs)
             return cast(Sequence[int] | None, super().insert_events(stored_events, **kwargs))
-        columns = ([str(e.originator_id) for e in stored_events],
-                   [e.originator_version for e in stored_events],
-                   [e.topic for e in stored_events],
-                   [e.state for e in stored_events])
+        expected = dict(expect or {})
+        params = ([str(e.originator_id) for e in stored_events],
+                  [e.originator_version for e in stored_events],
+                  [e.topic for e in stored_events],
+                  [e.state for e in stored_events],
+                  list(expected), list(expected.values()))
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             assert conn.autocommit  # one statement, one transaction
-            cursor.execute(self._append_sql, columns, prepare=True)
+            try:
+                cursor.execute(self._append_sql, params, prepare=True)
+            except psycopg.Error as exc:
+                if exc.sqlstate == STALE_READ_SQLSTATE:
+                    raise StaleRead(str(exc)) from None
+                raise
             return [int(row["id"]) for row in cursor.fetchall()]
 
 
@@ -110,14 +149,28 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+    def __init__(self, datastore: SQLiteDatastore,
+                 events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name)
+        self._newer_sql = (f"SELECT 1 FROM {self.events_table_name} WHERE originator_id = ? "
+                           "AND originator_version > ? LIMIT 1")
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], *,
+                       expect: Mapping[str, int] | None = None,
                        **kwargs: Any) -> Sequence[int] | None:
         if any(value is not None for value in kwargs.values()):
+            _refuse_expect_with(expect, kwargs)
             return super()._insert_events(c, stored_events, **kwargs)
         if not stored_events:
             return []
         c.executemany(self.insert_events_statement, [
             (e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events])
+        # After the insert: the transaction holds the write lock, so nothing commits between
+        # this check and the commit.
+        for stream, version in (expect or {}).items():
+            c.execute(self._newer_sql, (stream, version))
+            if c.fetchone() is not None:
+                raise StaleRead(f"stream {stream!r} has events after version {version}")
         # The write transaction holds the database's only write lock, so the rows just
         # inserted took the rowids after the largest one, in order.
         c.execute("SELECT last_insert_rowid() AS last")

@@ -42,6 +42,7 @@ from ledger.openlineage import (
     RunEvent,
     lineage_facts,
 )
+from ledger.recorders import StaleRead
 from ledger.records import EventRecord
 from ledger.reports import Report, TaskFinishedReport, TaskReusedReport, TaskStartedReport
 from ledger.run import Run, RunStatus
@@ -56,7 +57,13 @@ from ledger.storage import (
     prepare_database,
     setup_lock,
 )
-from ledger.workflow import DefinitionIndex, Workflow, definition_stream, workflow_stream
+from ledger.workflow import (
+    DefinitionIndex,
+    Workflow,
+    WorkflowVersion,
+    definition_stream,
+    workflow_stream,
+)
 
 Clock = Callable[[], datetime]
 #: Parsed workflow definitions kept per definition hash.
@@ -123,9 +130,10 @@ class Ledger(Application[str]):
         """The library's ``save`` for our aggregates without its runtime ``Protocol``
         checks (``isinstance`` against a runtime-checkable protocol costs more than the
         rest of collecting). Anything else takes the library's own path."""
-        if kwargs or not all(isinstance(obj, ChainedAggregate) for obj in objs):
+        if not all(isinstance(obj, ChainedAggregate) for obj in objs):
             return super().save(*objs, **kwargs)
         processing_event: ProcessingEvent[str] = ProcessingEvent()
+        processing_event.saved_kwargs.update(kwargs)
         for aggregate in objs:
             processing_event.events.extend(aggregate.collect_events())
             processing_event.aggregates[aggregate.id] = aggregate
@@ -134,9 +142,12 @@ class Ledger(Application[str]):
         self._notify(recordings)
         return recordings
 
-    def _save(self, *aggregates: ChainedAggregate) -> None:
+    def _save(self, *aggregates: ChainedAggregate,
+              expect: Mapping[str, int] | None = None) -> None:
         try:
-            self.save(*aggregates)
+            self.save(*aggregates, **({"expect": expect} if expect else {}))
+        except StaleRead:
+            raise
         except IntegrityError as exc:
             raise Conflict("another request changed the same stream first; retry") from exc
 
@@ -228,17 +239,43 @@ class Ledger(Application[str]):
             raise InvalidRequest("trigger by exactly one of workflow name or definition hash")
         if definition_hash is not None:
             name, version, raw = self.definition_by_hash(definition_hash)
-            kind = "hash"
-        else:
-            assert workflow is not None
-            active = self.get_workflow(workflow).active
-            name, version, raw, definition_hash = (
-                workflow, active.version, active.definition, active.definition_hash
-            )
-            kind = "name"
-        return self._trigger(name=name, version=version, raw=raw, digest=definition_hash,
-                             supplied=parameters or {}, principal=principal, kind=kind,
-                             idempotency_key=idempotency_key)
+            return self._trigger(name=name, version=version, raw=raw, digest=definition_hash,
+                                 supplied=parameters or {}, principal=principal, kind="hash",
+                                 idempotency_key=idempotency_key)
+        assert workflow is not None
+        cached = self._cached_workflow(workflow)
+        if cached is not None:
+            # The workflow as last read here, checked inside the write: a version registered
+            # since (by any process) fails the write, and the trigger reads it again.
+            stream_version, active = cached
+            try:
+                return self._trigger(
+                    name=workflow, version=active.version, raw=active.definition,
+                    digest=active.definition_hash, supplied=parameters or {},
+                    principal=principal, kind="name", idempotency_key=idempotency_key,
+                    expect={workflow_stream(workflow): stream_version})
+            except StaleRead:
+                pass
+        active = self.get_workflow(workflow).active
+        return self._trigger(name=workflow, version=active.version, raw=active.definition,
+                             digest=active.definition_hash, supplied=parameters or {},
+                             principal=principal, kind="name", idempotency_key=idempotency_key)
+
+    def _cached_workflow(self, name: str) -> tuple[int, WorkflowVersion] | None:
+        """The cached workflow's stream version and active version, without a query."""
+        cache = self.repository.cache
+        if cache is None:
+            return None
+        try:
+            workflow = cache.get(workflow_stream(name))
+        except KeyError:
+            return None
+        if not isinstance(workflow, Workflow):
+            return None
+        # The version first: the library applies an event before it sets the version, so a
+        # fast-forward running meanwhile can only make the expectation older, never newer.
+        stream_version = workflow.version
+        return stream_version, workflow.active
 
     def _new_run(
         self, *, name: str, version: int, raw: dict[str, Any], digest: str,
@@ -272,7 +309,8 @@ class Ledger(Application[str]):
     def _trigger(
         self, *, name: str, version: int, raw: dict[str, Any], digest: str,
         supplied: Mapping[str, Any], principal: str, kind: str,
-        idempotency_key: str | None = None, **links: Any,
+        idempotency_key: str | None = None, expect: Mapping[str, int] | None = None,
+        **links: Any,
     ) -> Triggered:
         definition = self._definition(digest, raw)
         parameters = resolve_parameters(definition, supplied)
@@ -286,11 +324,13 @@ class Ledger(Application[str]):
                             parameters=parameters, principal=principal, kind=kind, at=at,
                             idempotency_key=idempotency_key, **links)
         if idempotency_key is None:
-            self._save(run)
+            self._save(run, expect=expect)
             return Triggered(run.id, digest, created=True)
         key = IdempotencyKey.claim(workflow=name, key=idempotency_key, run_id=run.id, at=at)
         try:
-            self.save(run, key)
+            self.save(run, key, **({"expect": expect} if expect else {}))
+        except StaleRead:
+            raise
         except IntegrityError:
             winner = self._get(idempotency_stream(name, idempotency_key))
             if not isinstance(winner, IdempotencyKey):

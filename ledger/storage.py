@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +170,7 @@ def install_immutability_guard(recorder: ApplicationRecorder, db: DatabaseConfig
 @dataclass(eq=False)
 class _Write:
     events: Sequence[StoredEvent]
+    expect: Mapping[str, int] | None = None
     done: threading.Event = field(default_factory=threading.Event)
     leads: bool = False
     ids: Sequence[int] | None = None
@@ -182,7 +183,8 @@ class GroupCommitRecorder:
     The first writer to arrive leads: it inserts every write queued so far in one
     ``insert_events`` call (one transaction, one table lock on PostgreSQL), then hands the lead
     to the oldest write still waiting. If the combined insert violates a uniqueness constraint
-    (an optimistic-concurrency conflict), each write is retried alone so only the loser fails.
+    (an optimistic-concurrency conflict) or one write's ``expect`` (a stale read, see
+    :mod:`ledger.recorders`), each write is retried alone so only the loser fails.
     """
 
     def __init__(self, recorder: ApplicationRecorder, *, max_events: int = 2000) -> None:
@@ -196,10 +198,12 @@ class GroupCommitRecorder:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.recorder, name)
 
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], *,
+                      expect: Mapping[str, int] | None = None,
+                      **kwargs: Any) -> Sequence[int] | None:
         if any(value is not None for value in kwargs.values()):  # tracking: not ours to merge
-            return self.recorder.insert_events(stored_events, **kwargs)
-        write = _Write(stored_events)
+            return self.recorder.insert_events(stored_events, **_with_expect(expect, kwargs))
+        write = _Write(stored_events, expect)
         with self._lock:
             self._queue.append(write)
             if not self._busy:
@@ -239,8 +243,12 @@ class GroupCommitRecorder:
     def _flush(self, group: list[_Write]) -> None:
         self.groups += 1
         combined = [event for write in group for event in write.events]
+        expect: dict[str, int] = {}
+        for write in group:  # every write's expectation must hold: the strictest of each
+            for stream, version in (write.expect or {}).items():
+                expect[stream] = min(version, expect.get(stream, version))
         try:
-            ids = self.recorder.insert_events(combined)
+            ids = self.recorder.insert_events(combined, **_with_expect(expect, {}))
         except IntegrityError as exc:
             if len(group) == 1:
                 group[0].error = exc
@@ -248,7 +256,8 @@ class GroupCommitRecorder:
             for write in group:
                 self.groups += 1
                 try:
-                    write.ids = self.recorder.insert_events(write.events)
+                    write.ids = self.recorder.insert_events(
+                        write.events, **_with_expect(write.expect, {}))
                 except BaseException as single_exc:
                     write.error = single_exc
             return
@@ -260,6 +269,12 @@ class GroupCommitRecorder:
         for write in group:
             write.ids = list(ids[offset : offset + len(write.events)]) if ids else []
             offset += len(write.events)
+
+
+def _with_expect(expect: Mapping[str, int] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` plus ``expect`` when there is one (the library's own recorders, behind
+    tracking writes, take no ``expect``)."""
+    return kwargs | {"expect": expect} if expect else kwargs
 
 
 # ---- plain reads -----------------------------------------------------------------------------

@@ -1,19 +1,22 @@
 """The shorter write path: one statement per append on PostgreSQL, one ``executemany`` on
 SQLite, and what stays the library's: positions in commit order, NOTIFY for the runner,
-conflicts as ``IntegrityError``."""
+conflicts as ``IntegrityError``; and ``expect``, the check that what a command read is still
+the newest, inside the write."""
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from ledger.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
+from ledger.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder, StaleRead
 from ledger.service import Ledger
 from ledger.storage import events_table, postgres_conninfo
+from tests.integration.ledger.test_storage import table_locked
 
 
 def stored(stream: str, version: int, state: bytes = b'{"x":1}') -> StoredEvent:
@@ -89,3 +92,47 @@ def test_a_postgres_append_notifies_the_library_s_channel(ledger: Ledger) -> Non
         received = list(conn.notifies(timeout=5, stop_after=1))
     assert [n.channel for n in received] == [recorder.channel_name]
 
+
+
+def test_an_append_expecting_a_stream_unchanged_is_refused_once_it_has_changed(
+    ledger: Ledger,
+) -> None:
+    """``expect`` is checked inside the write's transaction: a stream the command read that
+    has a newer event fails the whole write with StaleRead, and nothing is stored."""
+    ledger.recorder.insert_events([stored("read", 1), stored("read", 2)])
+    assert ledger.recorder.insert_events([stored("w-ok", 1)], expect={"read": 2})
+    before = len(positions_in_table(ledger, "read"))
+    with pytest.raises(StaleRead):
+        ledger.recorder.insert_events([stored("w-stale", 1), stored("w-stale", 2)],
+                                      expect={"read": 1})
+    assert positions_in_table(ledger, "w-stale") == []
+    assert len(positions_in_table(ledger, "read")) == before
+    assert issubclass(StaleRead, IntegrityError)  # a conflict, like a version collision
+
+
+def test_a_stale_expectation_inside_a_shared_transaction_fails_only_its_own_write(
+    ledger: Ledger,
+) -> None:
+    ledger.recorder.insert_events([stored("read", 1), stored("read", 2)])
+    writes = {"fresh-a": 2, "stale": 1, "fresh-b": 2}
+    results: dict[str, Any] = {}
+
+    def write(stream: str) -> None:
+        try:
+            results[stream] = ledger.group_commit.insert_events(
+                [stored(stream, 1)], expect={"read": writes[stream]})
+        except Exception as exc:
+            results[stream] = exc
+
+    with table_locked(ledger):  # the three queue up and go in as one group
+        threads = [threading.Thread(target=write, args=(s,)) for s in writes]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)
+        time.sleep(0.3)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert isinstance(results["stale"], StaleRead)
+    assert positions_in_table(ledger, "stale") == []
+    for stream in ("fresh-a", "fresh-b"):
+        assert list(results[stream]) == positions_in_table(ledger, stream)
