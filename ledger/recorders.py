@@ -39,6 +39,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 #: The append function's name; a new body gets a new name, so old and new servers can
 #: run side by side during an upgrade.
@@ -122,7 +123,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                   [e.topic for e in stored_events],
                   [e.state for e in stored_events],
                   list(expected), list(expected.values()))
-        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+        with self.datastore.get_connection() as conn, \
+                conn.cursor(row_factory=tuple_row) as cursor:
             assert conn.autocommit  # one statement, one transaction
             try:
                 cursor.execute(self._append_sql, params, prepare=True)
@@ -130,7 +132,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 if exc.sqlstate == STALE_READ_SQLSTATE:
                     raise StaleRead(str(exc)) from None
                 raise
-            return [int(row["id"]) for row in cursor.fetchall()]
+            return [int(row[0]) for row in cursor.fetchall()]
 
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
@@ -140,12 +142,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         if lte is not None or desc or limit is not None:
             return cast(Sequence[StoredEvent], super().select_events(
                 originator_id, gt=gt, lte=lte, desc=desc, limit=limit))
-        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+        with self.datastore.get_connection() as conn, \
+                conn.cursor(row_factory=tuple_row) as cursor:
             cursor.execute(self._select_after_sql, (originator_id, gt or 0), prepare=True)
-            return [StoredEvent(originator_id=row["originator_id"],
-                                originator_version=row["originator_version"],
-                                topic=row["topic"], state=bytes(row["state"]))
-                    for row in cursor.fetchall()]
+            return [StoredEvent(originator_id=stream, originator_version=version, topic=topic,
+                                state=bytes(state))
+                    for stream, version, topic, state in cursor.fetchall()]
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):

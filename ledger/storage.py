@@ -8,7 +8,7 @@ import fcntl
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,7 @@ def install_immutability_guard(recorder: ApplicationRecorder, db: DatabaseConfig
 class _Write:
     events: Sequence[StoredEvent]
     expect: Mapping[str, int] | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event | None = None  # made only for a write that has to wait
     leads: bool = False
     ids: Sequence[int] | None = None
     error: BaseException | None = None
@@ -209,7 +209,10 @@ class GroupCommitRecorder:
             if not self._busy:
                 self._busy = True
                 write.leads = True
+            else:
+                write.done = threading.Event()
         while not write.leads:
+            assert write.done is not None
             write.done.wait()
             if write.ids is not None or write.error is not None:
                 break
@@ -234,11 +237,13 @@ class GroupCommitRecorder:
                 if self._queue:
                     successor = self._queue[0]
                     successor.leads = True
+                    assert successor.done is not None  # it arrived while a write was busy
                     successor.done.set()
                 else:
                     self._busy = False
             for write in group:
-                write.done.set()
+                if write.done is not None:  # (the leader's own write never waited)
+                    write.done.set()
 
     def _flush(self, group: list[_Write]) -> None:
         self.groups += 1
