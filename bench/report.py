@@ -22,16 +22,25 @@ def _met(ok: bool) -> str:
 def store_append(result: dict[str, Any]) -> str:
     rows = [[r["backend"], r["threads"], r["events_per_save"], r["ledger_events_per_s"],
              r["raw_events_per_s"], r["ratio"], f"{r['ledger_transactions']} / {r['saves']}",
+             _per_save(r, "ledger"), _per_save(r, "raw"),
              _met(r["ratio"] >= STORE_GOAL)] for r in result["results"]]
     durability = "; ".join(f"{k}: {v}" for k, v in result.get("durability", {}).items())
     return (
         "Ledger = `Ledger.trigger` (1 event/save) or `Ledger.report` of 5 tasks (10 events/save)"
         "; raw = the same stored rows inserted with plain sqlite3/psycopg, one transaction per "
         f"save, each thread on its own connection, same durability ({durability}). Ledger and "
-        "raw alternate in 3 rounds per row. Goal: ratio >= 0.5.\n\n"
+        "raw alternate in 3 rounds per row. Goal: ratio >= 0.5. Per save: wall time, and the "
+        "CPU this process used (all threads; the rest of the wall time is waiting on the "
+        "database and its disk).\n\n"
         + _table(["backend", "threads", "events/save", "ledger ev/s", "raw ev/s", "ratio",
-                  "ledger transactions / saves", "goal"], rows)
+                  "ledger transactions / saves", "ledger µs/save wall, CPU",
+                  "raw µs/save wall, CPU", "goal"], rows)
     )
+
+
+def _per_save(r: dict[str, Any], side: str) -> str:
+    wall, cpu = r.get(f"{side}_wall_us_per_save"), r.get(f"{side}_cpu_us_per_save")
+    return "-" if wall is None else f"{wall}, {cpu}"
 
 
 def mlflow_compare(result: dict[str, Any]) -> str:

@@ -212,6 +212,8 @@ class Case:
     saves: int
     ledger_s: float = 0.0
     raw_s: float = 0.0
+    ledger_cpu_s: float = 0.0  # this process's CPU (all threads) during the timed saves
+    raw_cpu_s: float = 0.0
     events: int = 0
     transactions: int = 0
 
@@ -224,6 +226,10 @@ class Case:
             "ledger_events_per_s": round(ledger_eps, 1), "raw_events_per_s": round(raw_eps, 1),
             "ratio": round(ledger_eps / raw_eps, 3),
             "ledger_transactions": self.transactions,
+            "ledger_cpu_us_per_save": round(self.ledger_cpu_s / self.saves * 1e6),
+            "raw_cpu_us_per_save": round(self.raw_cpu_s / self.saves * 1e6),
+            "ledger_wall_us_per_save": round(self.ledger_s / self.saves * 1e6),
+            "raw_wall_us_per_save": round(self.raw_s / self.saves * 1e6),
         }
 
 
@@ -240,7 +246,9 @@ def _ledger_round(ledger: Ledger, case: Case, count: int) -> tuple[list[str], in
                 run_ids.append(run_id)
 
         groups = ledger.group_commit.groups
+        cpu = time.process_time()
         case.ledger_s += run_threads(case.threads, [trigger] * count)
+        case.ledger_cpu_s += time.process_time() - cpu
         case.transactions += ledger.group_commit.groups - groups
         return run_ids, 1
     # Setup (not timed): pending runs in big saves, then claimed.
@@ -254,10 +262,12 @@ def _ledger_round(ledger: Ledger, case: Case, count: int) -> tuple[list[str], in
     run_threads(4, [partial(ledger.claim, r, worker_id="bench") for r in streams])
     reports = task_reports()
     groups = ledger.group_commit.groups
+    cpu = time.process_time()
     case.ledger_s += run_threads(
         case.threads,
         [partial(ledger.report, r, worker_id="bench", reports=reports) for r in streams],
     )
+    case.ledger_cpu_s += time.process_time() - cpu
     case.transactions += ledger.group_commit.groups - groups
     return streams, 3
 
@@ -274,7 +284,9 @@ def measure(ledger: Ledger, raw: RawStore, db: ScratchDatabase, case: Case,
         stored = sum(len(rows) for rows in saves)
         assert stored == count * case.events_per_save, "the ledger stored an unexpected count"
         case.events += stored
+        cpu = time.process_time()
         case.raw_s += run_threads(case.threads, [partial(raw.save, rows) for rows in saves])
+        case.raw_cpu_s += time.process_time() - cpu
 
 
 def bench_backend(backend: str, threads: list[int], events: list[int],
@@ -305,7 +317,9 @@ def _line(r: dict[str, Any]) -> str:
     return (f"{r['backend']:8} threads={r['threads']} events/save={r['events_per_save']:2} "
             f"ledger={r['ledger_events_per_s']:8.1f} ev/s raw={r['raw_events_per_s']:8.1f} ev/s "
             f"ratio={r['ratio']:.3f} (ledger used {r['ledger_transactions']} transactions "
-            f"for {r['saves']} saves)")
+            f"for {r['saves']} saves; per save: ledger {r['ledger_wall_us_per_save']} us wall, "
+            f"{r['ledger_cpu_us_per_save']} us CPU; raw {r['raw_wall_us_per_save']} us wall, "
+            f"{r['raw_cpu_us_per_save']} us CPU)")
 
 
 def main(argv: list[str] | None = None) -> int:
