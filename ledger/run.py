@@ -73,14 +73,21 @@ class Run(ChainedAggregate):
 
     #: Set by the trigger and never changed after: copies share them.
     _SHARED_ON_COPY = frozenset({"definition", "parameters"})
+    _IMMUTABLE = (str, int, float, bool, type(None), datetime, RunStatus)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Run:
-        """The repository's cache hands out deep copies for each command; the definition
-        (the bulk of a run's state) is the same for the run's whole life, so it is shared."""
+        """Commands work on copies of cached runs. The definition and parameters are the
+        same for the run's whole life, and a task's outputs and output variables are
+        replaced, never changed in place, so copies share them; a task's state is copied,
+        and anything else is deep-copied."""
         clone = object.__new__(type(self))
         for name, value in self.__dict__.items():
-            clone.__dict__[name] = (value if name in self._SHARED_ON_COPY
-                                    else copy.deepcopy(value, memo))
+            if name in self._SHARED_ON_COPY or isinstance(value, self._IMMUTABLE):
+                clone.__dict__[name] = value
+            elif name == "tasks":
+                clone.__dict__[name] = {task: copy.copy(state) for task, state in value.items()}
+            else:
+                clone.__dict__[name] = copy.deepcopy(value, memo)
         return clone
 
     # ---- events ---------------------------------------------------------------------------

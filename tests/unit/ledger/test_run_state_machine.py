@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ledger.errors import Conflict, IllegalTransition
+from ledger.reports import TaskFinishedReport
 from ledger.run import LEGAL_TRANSITIONS, Run, RunStatus
 
 AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -103,3 +104,11 @@ def test_a_copy_shares_the_definition_and_changes_apart_from_the_original() -> N
     assert clone.version == original.version + 1
     assert len(clone.collect_events()) == 1 and original.collect_events() == []
     assert clone.last_hash != original.last_hash
+    finished = TaskFinishedReport.model_validate({
+        "type": "task_finished", "task": "a", "attempt": 1, "exit_code": 0,
+        "output_vars": {"n": 1}})
+    clone.finish_task(worker_id="w", at=AT, **finished.evidence(AT))
+    again = copy.deepcopy(clone)
+    again.tasks["a"].status = "changed"
+    assert clone.tasks["a"].status == "success"
+    assert again.tasks["a"].output_vars is clone.tasks["a"].output_vars == {"n": 1}
