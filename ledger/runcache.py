@@ -17,6 +17,7 @@ in place, so a copy is never taken of a half-applied run.
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from collections import OrderedDict
 
@@ -55,3 +56,32 @@ class RunCache:
     def forget(self, run_id: str) -> None:
         with self._lock:
             self._runs.pop(run_id, None)
+
+
+class TriggeredHere:
+    """Runs this process triggered that may still wait for a worker, oldest first.
+
+    Claims take their candidates from the runs read model, which follows the ledger a few
+    milliseconds behind; a worker asking right after a trigger would be told there is
+    nothing to do. These ids are offered after the read model's, until claimed or found
+    no longer pending. (Batch runs are left to the read model: it knows their parallelism.)
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, run_id: str) -> None:
+        with self._lock:
+            self._ids[run_id] = None
+            while len(self._ids) > self.size:
+                self._ids.popitem(last=False)
+
+    def discard(self, run_id: str) -> None:
+        with self._lock:
+            self._ids.pop(run_id, None)
+
+    def oldest(self, limit: int) -> list[str]:
+        with self._lock:
+            return list(itertools.islice(self._ids, limit))

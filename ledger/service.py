@@ -47,7 +47,7 @@ from ledger.recorders import StaleRead
 from ledger.records import EventRecord
 from ledger.reports import Report, TaskFinishedReport, TaskReusedReport, TaskStartedReport
 from ledger.run import Run, RunStatus
-from ledger.runcache import RunCache
+from ledger.runcache import RunCache, TriggeredHere
 from ledger.settings import Settings
 from ledger.storage import (
     APPLICATION_NAME,
@@ -111,6 +111,7 @@ class Ledger(Application[str]):
         self._definitions: dict[str, WorkflowDefinition] = {}
         self._definitions_lock = threading.Lock()
         self.run_cache = RunCache(settings.aggregate_cache_size)
+        self.triggered_here = TriggeredHere()
 
     def construct_event_store(self) -> EventStore[str]:
         self.group_commit = GroupCommitRecorder(
@@ -336,6 +337,7 @@ class Ledger(Application[str]):
                             idempotency_key=idempotency_key, **links)
         if idempotency_key is None:
             self._save(run, expect=expect)
+            self._triggered(run, links)
             return Triggered(run.id, digest, created=True)
         key = IdempotencyKey.claim(workflow=name, key=idempotency_key, run_id=run.id, at=at)
         try:
@@ -348,7 +350,14 @@ class Ledger(Application[str]):
                 raise Conflict("concurrent trigger; retry") from None
             first = self.get_run(winner.run_id)
             return Triggered(first.id, first.definition_hash, created=False)
+        self._triggered(run, links)
         return Triggered(run.id, digest, created=True)
+
+    def _triggered(self, run: Run, links: Mapping[str, Any]) -> None:
+        """A new pending run: kept for the next command on it, and offered to claims."""
+        self.run_cache.saved(run)
+        if links.get("batch_id") is None:
+            self.triggered_here.add(run.id)
 
     def trigger_batch(
         self, *, workflow: str | None = None, definition_hash: str | None = None,
@@ -436,6 +445,10 @@ class Ledger(Application[str]):
 
     def claim(self, run_id: str, *, worker_id: str) -> Run | None:
         """Start ``run_id`` for ``worker_id``; None when another worker claimed it first."""
+        known = self.run_cache.copy_of(run_id)
+        if known is not None and known.status != RunStatus.PENDING:
+            self.triggered_here.discard(run_id)
+            return None  # no transition leads back to pending: no need to ask the store
 
         def claim(run: Run) -> None:
             if run.status != RunStatus.PENDING or run.trigger_kind == "openlineage":
@@ -448,9 +461,15 @@ class Ledger(Application[str]):
             return self._command(run_id, claim)
         except (NotFound, Conflict):
             return None
+        finally:
+            self.triggered_here.discard(run_id)
 
     def claim_first(self, candidates: Sequence[str], *, worker_id: str) -> Run | None:
-        for run_id in candidates:
+        """Claim the first of ``candidates`` still pending, then of the runs this process
+        triggered that the candidates (from a read model, a little behind) do not list yet."""
+        listed = set(candidates)
+        extra = [r for r in self.triggered_here.oldest(len(listed) + 50) if r not in listed]
+        for run_id in [*candidates, *extra]:
             run = self.claim(run_id, worker_id=worker_id)
             if run is not None:
                 return run

@@ -149,7 +149,12 @@ def connect(settings: Settings, *, autocommit: bool = True) -> Connection:
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=NORMAL")
         return Connection("sqlite", raw)
-    options = f"-c search_path={db.schema}" if db.schema else ""
+    # Views are derived data: like SQLite's synchronous=NORMAL above, a commit does not wait
+    # for its WAL flush. A crash can only lose the newest commits whole (rows and position
+    # together), which the runner then applies again from the events.
+    options = "-c synchronous_commit=off"
+    if db.schema:
+        options += f" -c search_path={db.schema}"
     raw_pg = psycopg.connect(postgres_conninfo(db), autocommit=autocommit, row_factory=dict_row,
                              options=options)
     return Connection("postgres", raw_pg)

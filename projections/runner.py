@@ -200,7 +200,8 @@ def apply_batch(conn: Connection, view: View, tables: Tables, expected: int,
 class ProjectionRunner:
     def __init__(self, settings: Settings, *, views: Sequence[View] | None = None,
                  batch_size: int = DEFAULT_BATCH, rebuild_batch_size: int = REBUILD_BATCH,
-                 rebuild_parts: int | None = None, poll_interval: float = 0.02) -> None:
+                 rebuild_parts: int | None = None, poll_interval: float = 0.02,
+                 linger: float = 0.02) -> None:
         self.settings = settings
         self.views = list(views) if views is not None else default_views()
         self.batch_size = batch_size
@@ -210,6 +211,9 @@ class ProjectionRunner:
         #: What the last rebuild did: views, events, parts, seconds filling, indexing, in all.
         self.last_rebuild: dict[str, Any] | None = None
         self.poll_interval = poll_interval
+        #: PostgreSQL: after a notification, how long to wait for more events before a batch
+        #: (SQLite polls every ``poll_interval``, which batches the same way).
+        self.linger = linger
         self._conn: Connection | None = None
         self._lock_conn: Connection | None = None
         self._owned: set[str] = set()
@@ -249,7 +253,7 @@ class ProjectionRunner:
                 self._reset_connections()
                 self._stopping.wait(0.5)
                 continue
-            if not moved:
+            if moved < self.batch_size:  # caught up: the next events are still to come
                 self._wait()
         log.info("projection_runner_stopped")
 
@@ -258,8 +262,15 @@ class ProjectionRunner:
         if listen is None or not listen.is_postgres or not self._owned:
             self._stopping.wait(self.poll_interval if self._owned else 1.0)
             return
+        notified = False
         for _ in listen.raw.notifies(timeout=0.5, stop_after=1):
-            break
+            notified = True
+        if notified and self.linger > 0:
+            # Let the events of the next few milliseconds join this batch, and take their
+            # notifications now: the batch reads those events.
+            self._stopping.wait(self.linger)
+            for _ in listen.raw.notifies(timeout=0.001):
+                pass
 
     def _reset_connections(self) -> None:
         with self._step_lock:

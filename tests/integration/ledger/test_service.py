@@ -298,3 +298,23 @@ def test_a_command_on_a_stale_copy_of_a_run_is_decided_on_the_stored_run(
     finally:
         one.close()
         other.close()
+
+
+def test_a_claim_right_after_a_trigger_gets_the_run_before_the_read_model_lists_it(
+    ledger: Ledger,
+) -> None:
+    """Claim candidates come from the runs read model, a little behind the ledger; the runs
+    this service triggered are offered after them, so a worker asking at once is not sent
+    away. Batch runs are left to the read model (it applies their parallelism)."""
+    ledger.register_workflow(DEFINITION, principal="alice")
+    first = ledger.trigger(workflow="etl", parameters={"query": "a"}, principal="c").run_id
+    second = ledger.trigger(workflow="etl", parameters={"query": "b"}, principal="c").run_id
+    batch = ledger.trigger_batch(workflow="etl", items=["x", "y"], input_param="query",
+                                 parallelism=1, principal="c")
+    no_read_model_yet: list[str] = []
+    claimed = ledger.claim_first(no_read_model_yet, worker_id="w1")
+    assert claimed is not None and claimed.id == first  # oldest first
+    claimed = ledger.claim_first(no_read_model_yet, worker_id="w2")
+    assert claimed is not None and claimed.id == second
+    assert ledger.claim_first(no_read_model_yet, worker_id="w3") is None
+    assert ledger.claim_first(batch.run_ids, worker_id="w3") is not None  # when listed

@@ -122,6 +122,51 @@ def test_a_started_runner_follows_new_events_as_they_are_appended(
         "triggered", "started", "succeeded"])
 
 
+def test_events_written_while_a_following_runner_lingers_go_in_one_batch(
+    settings: Settings, driver: Driver,
+) -> None:
+    """On PostgreSQL a notification wakes the runner, which waits ``linger`` for more events
+    before reading; on SQLite the poll interval batches the same way. Either way events that
+    arrive close together cost one batch, not one each."""
+    runner = ProjectionRunner(settings, linger=0.5, poll_interval=0.5)
+    batches: list[int] = []
+    step = runner.step
+
+    def counting_step() -> int:
+        moved = step()
+        if moved:
+            batches.append(moved)
+        return moved
+
+    runner.step = counting_step  # type: ignore[method-assign]
+    try:
+        runner.catch_up()
+        runner.start()
+        time.sleep(0.6)  # caught up and waiting
+        batches.clear()
+        for name in ("a", "b", "c"):  # 3 triggers, 3 events, within the linger
+            driver.trigger(name)
+            time.sleep(0.05)
+        eventually(lambda: sum(batches) >= 3)
+        assert len(batches) <= 2  # one wait may see the first event alone at most
+        assert batches[-1] >= 2
+    finally:
+        runner.stop()
+
+
+def test_projection_connections_do_not_wait_for_the_wal_flush(settings: Settings) -> None:
+    """Views are derived: their commits need not wait for the disk (a crash loses rows and
+    position together, and the runner applies those events again)."""
+    conn = connect(settings)
+    try:
+        if conn.is_postgres:
+            assert conn.one("SHOW synchronous_commit")["synchronous_commit"] == "off"  # type: ignore[index]
+        else:
+            assert conn.one("PRAGMA synchronous")["synchronous"] == 1  # type: ignore[index]
+    finally:
+        conn.close()
+
+
 class CrashingAudit(AuditView):
     """Writes its rows for the second batch, then dies before the commit."""
 
