@@ -52,6 +52,7 @@ class StaleRead(IntegrityError):
     """A stream the write's command read has events newer than the command saw; nothing
     was written. Read it again and decide again."""
 
+
 _ENCODE_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
