@@ -5,20 +5,12 @@ The first writer to arrive leads: it inserts every write queued so far in one
 the oldest write still waiting. If the combined insert violates a uniqueness constraint (an
 optimistic-concurrency conflict) or one write's ``expect`` (a stale read, see
 :mod:`ledger.recorders`), each write is retried alone so only the loser fails.
-
-Commit delay, as PostgreSQL's ``commit_delay`` with ``commit_siblings``: commands announce,
-from their first read to their save, that a write is coming (:meth:`coming`). A leader that
-knows of writes on their way waits for them, at most ``max_delay`` seconds, so that they
-share its transaction instead of each queueing behind the next commit. A writer with no
-others on their way commits at once.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,40 +28,16 @@ class _Write:
 
 
 class GroupCommitRecorder:
-    def __init__(self, recorder: ApplicationRecorder, *, max_events: int = 2000,
-                 max_delay: float = 0.002) -> None:
+    def __init__(self, recorder: ApplicationRecorder, *, max_events: int = 2000) -> None:
         self.recorder = recorder
         self.max_events = max_events
-        self.max_delay = max_delay
         self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
         self._queue: list[_Write] = []
         self._busy = False
-        self._coming = 0  # announced writers that have not queued their write yet
-        self._local = threading.local()
         self.groups = 0  # how many transactions were used, for tests and metrics
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.recorder, name)
-
-    @contextmanager
-    def coming(self) -> Iterator[None]:
-        """Announce a write from this thread for the span of a command (re-entrant: a
-        thread is counted once, and only until its first write is queued)."""
-        if getattr(self._local, "announced", False):
-            yield
-            return
-        self._local.announced, self._local.queued = True, False
-        with self._lock:
-            self._coming += 1
-        try:
-            yield
-        finally:
-            self._local.announced = False
-            if not self._local.queued:  # it did not write after all
-                with self._lock:
-                    self._coming -= 1
-                    self._arrived.notify_all()
 
     def insert_events(self, stored_events: Sequence[StoredEvent], *,
                       expect: Mapping[str, int] | None = None,
@@ -77,19 +45,13 @@ class GroupCommitRecorder:
         if any(value is not None for value in kwargs.values()):  # tracking: not ours to merge
             return self.recorder.insert_events(stored_events, **with_expect(expect, kwargs))
         write = _Write(stored_events, expect)
-        counted = getattr(self._local, "announced", False) and not self._local.queued
-        if counted:
-            self._local.queued = True
         with self._lock:
-            if counted:
-                self._coming -= 1
             self._queue.append(write)
             if not self._busy:
                 self._busy = True
                 write.leads = True
             else:
                 write.done = threading.Event()
-            self._arrived.notify_all()
         while not write.leads:
             assert write.done is not None
             write.done.wait()
@@ -103,7 +65,6 @@ class GroupCommitRecorder:
 
     def _lead(self) -> None:
         with self._lock:
-            self._wait_for_writes_on_their_way()
             group: list[_Write] = []
             count = 0
             while self._queue and (not group or count + len(self._queue[0].events) <= self.max_events):
@@ -124,18 +85,6 @@ class GroupCommitRecorder:
             for write in group:
                 if write.done is not None:  # (the leader's own write never waited)
                     write.done.set()
-
-    def _wait_for_writes_on_their_way(self) -> None:
-        """With the lock held: until no announced write is still on its way, at most
-        ``max_delay``."""
-        if self._coming <= 0 or self.max_delay <= 0:
-            return
-        deadline = time.monotonic() + self.max_delay
-        while self._coming > 0:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._arrived.wait(remaining)
 
     def _flush(self, group: list[_Write]) -> None:
         self.groups += 1

@@ -114,8 +114,7 @@ class Ledger(Application[str]):
         self.triggered_here = TriggeredHere()
 
     def construct_event_store(self) -> EventStore[str]:
-        self.group_commit = GroupCommitRecorder(
-            self.recorder, max_delay=self.settings.group_commit_delay_ms / 1000)
+        self.group_commit = GroupCommitRecorder(self.recorder)
         return self.factory.event_store(mapper=self.mapper, recorder=self.group_commit)  # type: ignore[arg-type]
 
     # ---- helpers ----------------------------------------------------------------------------
@@ -160,22 +159,21 @@ class Ledger(Application[str]):
         the store for newer events; if that copy was stale the save conflicts or the command
         refuses, and the command runs again on the run read from the store, whose outcome
         (saved, refused, or ``Conflict`` with a concurrent writer) is the answer."""
-        with self.group_commit.coming():
-            cached = self.run_cache.copy_of(run_id)
-            if cached is not None:
-                try:
-                    command(cached)
-                    if cached.pending_events:
-                        self.save(cached)
-                        self.run_cache.saved(cached)
-                        return cached
-                except (LedgerError, IntegrityError):
-                    self.run_cache.forget(run_id)
-            run = self.get_run(run_id)
-            command(run)
-            self._save(run)
-            self.run_cache.saved(run)
-            return run
+        cached = self.run_cache.copy_of(run_id)
+        if cached is not None:
+            try:
+                command(cached)
+                if cached.pending_events:
+                    self.save(cached)
+                    self.run_cache.saved(cached)
+                    return cached
+            except (LedgerError, IntegrityError):
+                self.run_cache.forget(run_id)
+        run = self.get_run(run_id)
+        command(run)
+        self._save(run)
+        self.run_cache.saved(run)
+        return run
 
     def get_run(self, run_id: str) -> Run:
         run = self._get(run_id) if _looks_like_run_id(run_id) else None
@@ -237,15 +235,6 @@ class Ledger(Application[str]):
         self, *, workflow: str | None = None, definition_hash: str | None = None,
         parameters: Mapping[str, Any] | None = None, principal: str,
         idempotency_key: str | None = None,
-    ) -> Triggered:
-        with self.group_commit.coming():
-            return self._trigger_by(workflow=workflow, definition_hash=definition_hash,
-                                    parameters=parameters, principal=principal,
-                                    idempotency_key=idempotency_key)
-
-    def _trigger_by(
-        self, *, workflow: str | None, definition_hash: str | None,
-        parameters: Mapping[str, Any] | None, principal: str, idempotency_key: str | None,
     ) -> Triggered:
         if (workflow is None) == (definition_hash is None):
             raise InvalidRequest("trigger by exactly one of workflow name or definition hash")

@@ -31,9 +31,6 @@ class Settings(BaseSettings):
     lock_timeout_seconds: int = Field(default=5, ge=1)
     #: Aggregates (runs, workflows) the write side keeps in memory; 0 turns the cache off.
     aggregate_cache_size: int = Field(default=1000, ge=0)
-    #: The longest a commit waits for writes already on their way to share its transaction
-    #: (as PostgreSQL's commit_delay); 0 commits at once.
-    group_commit_delay_ms: float = Field(default=2.0, ge=0, le=50)
     runs_dir: Path | None = None
 
     @property
