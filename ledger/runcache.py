@@ -21,7 +21,7 @@ import itertools
 import threading
 from collections import OrderedDict
 
-from ledger.run import Run
+from ledger.run import Run, RunStatus
 
 
 class RunCache:
@@ -38,6 +38,13 @@ class RunCache:
                 return None
             self._runs.move_to_end(run_id)
         return copy.deepcopy(run)
+
+    def status_of(self, run_id: str) -> RunStatus | None:
+        """The status of the run as last saved here, without a copy (entries are never
+        changed in place), or None."""
+        with self._lock:
+            run = self._runs.get(run_id)
+        return None if run is None else run.status
 
     def saved(self, run: Run) -> None:
         """Keep a copy of ``run`` just after its events were stored."""

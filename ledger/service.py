@@ -434,8 +434,8 @@ class Ledger(Application[str]):
 
     def claim(self, run_id: str, *, worker_id: str) -> Run | None:
         """Start ``run_id`` for ``worker_id``; None when another worker claimed it first."""
-        known = self.run_cache.copy_of(run_id)
-        if known is not None and known.status != RunStatus.PENDING:
+        known = self.run_cache.status_of(run_id)
+        if known is not None and known != RunStatus.PENDING:
             self.triggered_here.discard(run_id)
             return None  # no transition leads back to pending: no need to ask the store
 
