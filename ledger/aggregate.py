@@ -67,6 +67,10 @@ class StreamCreated(CanInitAggregate[str], StreamEvent):
         return aggregate
 
 
+class FrozenAggregate(RuntimeError):
+    """A command on an aggregate kept as saved, which readers share (a programming error)."""
+
+
 TEvent = TypeVar("TEvent", bound=StreamEvent)
 TAgg = TypeVar("TAgg", bound="ChainedAggregate")
 
@@ -93,12 +97,19 @@ class ChainedAggregate(BaseAggregate[str]):
 
     def record(self, event_class: type[StreamEvent], *, at: datetime, **data: Any) -> None:
         """Append ``event_class`` with ``data`` to this stream, chained to the previous event."""
+        if self._frozen:
+            raise FrozenAggregate(f"{self.id} is kept as saved: run commands on a copy of it")
         digest = event_hash(
             stream=self.id, sequence=self.version + 1, type=event_class.TYPE,
             timestamp=format_timestamp(at), data=data, prev_hash=self.last_hash,
         )
         self.trigger_event(event_class, timestamp=at, hash=digest, prev_hash=self.last_hash,
                            **data)
+
+    def freeze(self) -> None:
+        """Refuse commands from now on: the object is shared as it was saved (a copy of it
+        can take commands again)."""
+        self._frozen = True
 
     @property
     def last_hash(self) -> str | None:
@@ -109,3 +120,4 @@ class ChainedAggregate(BaseAggregate[str]):
                       timestamp: datetime) -> None:
         super().__base_init__(originator_id, originator_version, timestamp)
         self._last_hash: str | None = None
+        self._frozen = False

@@ -7,10 +7,15 @@
 * :class:`SQLiteLedgerRecorder` inserts a write's rows with one ``executemany`` and derives
   their positions from the last one (consecutive inside the write transaction) instead of
   one ``execute`` per row.
+* :class:`LedgerSQLiteFactory` gives the library's SQLite connections a statement cache:
+  the library opens them with ``cached_statements=True``, which ``sqlite3`` reads as a
+  cache of one statement, so each write's BEGIN, INSERT, checks and COMMIT were compiled
+  again every time.
 * :class:`OrjsonTranscoder` writes and reads the stored state with orjson: the same JSON
   document and the same ``{"_type_", "_data_"}`` transcodings as the library's
   :class:`~eventsourcing.persistence.JSONTranscoder`, several times faster. Rows written
-  by either read back alike.
+  by either read back alike. :class:`LedgerMapper` hands it the hash chain's events
+  without the check for NaN and infinities: hashing them already refused those.
 
 Both recorders also take ``expect``: streams the write's command read, with the version it
 saw. Inside the write's transaction, under the write lock, a newer event on any of them
@@ -23,23 +28,36 @@ Writes that carry tracking (the library's process applications) take the library
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import orjson
 import psycopg
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
     JSONTranscoder,
+    Mapper,
     OperationalError,
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
-from eventsourcing.utils import retry
+from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteFactory,
+)
+from eventsourcing.utils import get_topic, retry
 from psycopg import sql
 from psycopg.rows import tuple_row
+
+from ledger.aggregate import StreamEvent
 
 #: The append function's name; a new body gets a new name, so old and new servers can
 #: run side by side during an upgrade.
@@ -54,6 +72,8 @@ class StaleRead(IntegrityError):
 
 
 _ENCODE_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+#: Statements each SQLite connection keeps compiled (``sqlite3``'s own default).
+SQLITE_CACHED_STATEMENTS = 128
 
 
 def _refuse_expect_with(expect: Mapping[str, int] | None, kwargs: Mapping[str, Any]) -> None:
@@ -188,13 +208,17 @@ class OrjsonTranscoder(JSONTranscoder):
     encoder and decoder."""
 
     def encode(self, obj: Any) -> bytes:
-        try:
-            data = orjson.dumps(obj, default=self._encode_obj, option=_ENCODE_OPTIONS)
-        except orjson.JSONEncodeError:
-            return super().encode(obj)
+        data = self.encode_finite(obj)
         if b"null" in data and _has_non_finite(obj):  # orjson writes NaN and inf as null
             return super().encode(obj)
         return data
+
+    def encode_finite(self, obj: Any) -> bytes:
+        """``encode`` for a value its caller knows holds no NaN or infinity."""
+        try:
+            return orjson.dumps(obj, default=self._encode_obj, option=_ENCODE_OPTIONS)
+        except orjson.JSONEncodeError:
+            return super().encode(obj)
 
     def decode(self, data: bytes) -> Any:
         try:
@@ -215,3 +239,57 @@ class OrjsonTranscoder(JSONTranscoder):
                 if type(item) is dict or type(item) is list:
                     value[index] = self._revive(item)
         return value
+
+
+class LedgerMapper(Mapper[Any]):
+    """The library's mapper; the hash chain's events skip the transcoder's walk for NaN and
+    infinities. Every field of such an event but the envelope was hashed as RFC 8785 JSON
+    when the command recorded it, and RFC 8785 has no NaN or infinity, so a command with
+    one fails before its event exists (``tests/unit/ledger/test_transcoder.py``)."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
+        transcoder = self.transcoder
+        if (not isinstance(domain_event, StreamEvent) or self.compressor or self.cipher
+                or not isinstance(transcoder, OrjsonTranscoder)
+                or getattr(type(domain_event), "class_version", 1) > 1):
+            return super().to_stored_event(domain_event)
+        state = dict(vars(domain_event))
+        return StoredEvent(originator_id=state.pop("originator_id"),
+                           originator_version=state.pop("originator_version"),
+                           topic=get_topic(type(domain_event)),
+                           state=transcoder.encode_finite(state))
+
+
+class _CachingSQLiteConnectionPool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        """The library's connection (WAL, autocommit, ``sqlite3.Row``) with a statement
+        cache of :data:`SQLITE_CACHED_STATEMENTS`."""
+        try:
+            conn = sqlite3.connect(
+                database=self.db_name, uri=True, check_same_thread=False,
+                isolation_level=None, cached_statements=SQLITE_CACHED_STATEMENTS,
+                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as exc:
+            raise InterfaceError(exc) from exc
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+                self.journal_mode_was_changed_to_wal = True
+            self.is_journal_mode_wal = True
+        conn.row_factory = sqlite3.Row
+        return SQLiteConnection(sqlite_conn=conn, max_age=self.max_age)
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """The library's SQLite factory whose datastore's connections cache statements."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        old = self.datastore.pool
+        self.datastore.pool = _CachingSQLiteConnectionPool(
+            db_name=old.db_name, lock_timeout=old.lock_timeout, pool_size=old.pool_size,
+            max_overflow=old.max_overflow, pool_timeout=old.pool_timeout,
+            max_age=old.max_age, pre_ping=old.pre_ping,
+        )
+        old.close()

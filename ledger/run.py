@@ -88,6 +88,7 @@ class Run(ChainedAggregate):
                 clone.__dict__[name] = {task: copy.copy(state) for task, state in value.items()}
             else:
                 clone.__dict__[name] = copy.deepcopy(value, memo)
+        clone._frozen = False  # a copy takes commands again
         return clone
 
     # ---- events ---------------------------------------------------------------------------

@@ -11,7 +11,8 @@ saved last instead, and stay correct without that query because the store is the
 
 Either way the command runs again on the run read from the store, and only that second
 outcome counts (:meth:`ledger.service.Ledger._command`). Entries are replaced, never changed
-in place, so a copy is never taken of a half-applied run.
+in place (a kept run is frozen: a command on it raises), so a copy is never taken of a
+half-applied run.
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ class RunCache:
         return None if run is None else run.status
 
     def saved(self, run: Run) -> None:
-        """Keep a copy of ``run`` just after its events were stored."""
+        """Keep ``run`` just after its events were stored. It is frozen: the caller and
+        the cache share it, to read; commands run on :meth:`copy_of`."""
         if self.size <= 0:
             return
-        kept = copy.deepcopy(run)
+        run.freeze()
+        kept = run
         with self._lock:
             current = self._runs.get(run.id)
             if current is not None and current.version > kept.version:

@@ -26,7 +26,8 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     """Translate our settings into the ``eventsourcing`` library's own configuration."""
     db = settings.database
     env = {"ORIGINATOR_ID_TYPE": "text", "CREATE_TABLE": "y",
-           "TRANSCODER_TOPIC": "ledger.recorders:OrjsonTranscoder"}
+           "TRANSCODER_TOPIC": "ledger.recorders:OrjsonTranscoder",
+           "MAPPER_TOPIC": "ledger.recorders:LedgerMapper"}
     if settings.aggregate_cache_size > 0:
         # Aggregates kept in memory and brought up to date from the store on each read
         # (fast-forward: one query for newer events, so other writers' events are seen).
@@ -35,7 +36,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     if db.kind == "sqlite":
         assert db.sqlite_path is not None
         env |= {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "ledger.recorders:LedgerSQLiteFactory",
             "APPLICATION_RECORDER_TOPIC": "ledger.recorders:SQLiteLedgerRecorder",
             "SQLITE_DBNAME": db.sqlite_path,
             "SQLITE_LOCK_TIMEOUT": str(settings.lock_timeout_seconds * 6),

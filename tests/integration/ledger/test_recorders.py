@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,6 +16,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ledger.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder, StaleRead
 from ledger.service import Ledger
+from ledger.settings import Settings
 from ledger.storage import events_table, postgres_conninfo
 from tests.integration.ledger.test_storage import table_locked
 
@@ -136,3 +138,24 @@ def test_a_stale_expectation_inside_a_shared_transaction_fails_only_its_own_writ
     assert positions_in_table(ledger, "stale") == []
     for stream in ("fresh-a", "fresh-b"):
         assert list(results[stream]) == positions_in_table(ledger, stream)
+
+
+def test_sqlite_connections_keep_the_write_path_s_statements_compiled(tmp_path: Path) -> None:
+    """The library opens its connections with a cache of one statement (``cached_statements
+    =True``), so a write's BEGIN, INSERT and checks were compiled anew each time; the
+    ledger's keep them. ``sqlite_stmt`` lists the statements a connection holds prepared."""
+    ledger = Ledger(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+                             data_dir=tmp_path / "state"))
+    try:
+        recorder = ledger.recorder
+        with recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            ids = recorder._insert_events(  # type: ignore[attr-defined]
+                cursor, [stored("s", 1)], expect={"other": 0})
+            cursor.execute("SELECT sql FROM sqlite_stmt")
+            prepared = {row["sql"] for row in cursor.fetchall()}
+        assert ids and positions_in_table(ledger, "s") == list(ids)
+        assert "BEGIN" in prepared
+        assert recorder.insert_events_statement in prepared  # type: ignore[attr-defined]
+        assert any(sql.startswith("SELECT 1 FROM") for sql in prepared)
+    finally:
+        ledger.close()

@@ -112,3 +112,26 @@ def test_a_copy_shares_the_definition_and_changes_apart_from_the_original() -> N
     again.tasks["a"].status = "changed"
     assert clone.tasks["a"].status == "success"
     assert again.tasks["a"].output_vars is clone.tasks["a"].output_vars == {"n": 1}
+
+
+def test_a_run_kept_as_saved_refuses_commands_and_its_copies_take_them() -> None:
+    """The run cache and the command's caller share the run they saved, so it is frozen:
+    a command on it would change the kept state under every reader."""
+    import copy
+
+    from ledger.aggregate import FrozenAggregate
+    from ledger.runcache import RunCache
+
+    cache = RunCache(size=4)
+    run = to(RunStatus.RUNNING)
+    run.collect_events()
+    cache.saved(run)
+    with pytest.raises(FrozenAggregate):
+        run.start_task(worker_id="w", task="a", attempt=1, command=None, host="h",
+                       started_at="2026-11-22T03:00:01.000000Z", at=AT)
+    assert run.pending_events == [] and "a" not in run.tasks
+    for clone in (cache.copy_of(run.id), copy.deepcopy(run)):
+        assert clone is not None and clone is not run
+        clone.start_task(worker_id="w", task="a", attempt=1, command=None, host="h",
+                         started_at="2026-11-22T03:00:01.000000Z", at=AT)
+        assert clone.tasks["a"].status == "running" and "a" not in run.tasks
