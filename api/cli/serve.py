@@ -87,6 +87,7 @@ def serve(args: argparse.Namespace) -> int:
     from api.auth import ensure_admin_token
     from api.logging import configure_logging
     from api.runtime import Runtime
+    from api.transport import NoDelayH11Protocol
 
     settings = settings_from(args)
     configure_logging(settings.log_format, settings.log_level)
@@ -112,11 +113,12 @@ def serve(args: argparse.Namespace) -> int:
         if args.workers > 1:
             os.environ["RUNLEDGER_DATABASE_URL"] = settings.database_url
             uvicorn.run("api.app:create_app_from_env", factory=True, host=args.host,
-                        port=args.port, workers=args.workers, log_config=None, access_log=False)
+                        port=args.port, workers=args.workers, log_config=None, access_log=False,
+                        http=NoDelayH11Protocol)
         else:
             config = uvicorn.Config(create_app(settings, runtime=runtime), host=args.host,
                                     port=args.port, log_config=None, access_log=False,
-                                    lifespan="on")
+                                    lifespan="on", http=NoDelayH11Protocol)
             uvicorn.Server(config).run()
     finally:
         for stop in reversed(stops):
