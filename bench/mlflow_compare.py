@@ -7,10 +7,11 @@ MLflow lives in its own venv, ``bench/.mlflow-venv`` (git-ignored, never a proje
 created here on first use). For each backend, MLflow is driven by the shared
 ``../shared/bench/mlflow_bench.py`` (its server on 127.0.0.1 with 2 gunicorn workers over an
 SQLite file, or the PostgreSQL database ``mlflow_bench``), then runledger by
-:mod:`bench.http_ingest` (``runledger serve --no-executor`` over a fresh SQLite file or
-PostgreSQL schema), then :mod:`bench.null_server` (runledger's HTTP stack storing nothing:
-the most the harness can drive on this machine), each with the same ``runbench`` workload
-and client counts.
+:mod:`bench.http_ingest` (``runledger serve --no-executor --workers 2`` over a fresh SQLite
+file or PostgreSQL schema: two API processes, as MLflow's two workers), then
+:mod:`bench.null_server` (runledger's HTTP stack storing nothing, one process: the most the
+harness can drive on this machine), each with the same ``runbench`` workload and client
+counts.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--populate", type=int, default=0,
                         help="also populate to N runs and run the read phase on both")
+    parser.add_argument("--server-workers", type=int, default=2,
+                        help="runledger API processes (default 2, as MLflow's 2 gunicorn "
+                             "workers)")
     parser.add_argument("--no-ceiling", action="store_true",
                         help="skip the null server (the harness's ceiling on this machine)")
     parser.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                    "repeat": args.repeat, "populate": args.populate,
                    "results_dir": results_dir}
         theirs = bench_mlflow(backend, **options)
-        ours = bench_runledger(backend, **options)
+        ours = bench_runledger(backend, **options, workers=args.server_workers)
         null = None if args.no_ceiling else bench_null(
             clients=args.clients, runs=args.runs, max_seconds=args.max_seconds,
             repeat=args.repeat, results_dir=results_dir, label=f"null-{backend}")

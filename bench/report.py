@@ -62,7 +62,8 @@ def mlflow_compare(result: dict[str, Any]) -> str:
         rss.append([backend["backend"], ours.get("peak_rss_write_mb"), ours.get("peak_rss_mb")])
     text = (
         f"MLflow {result.get('mlflow_version', '?')} (`mlflow server`, 2 gunicorn workers, "
-        "its own venv `bench/.mlflow-venv`) and `runledger serve --no-executor`, each on a fresh "
+        f"its own venv `bench/.mlflow-venv`) and `runledger serve --no-executor{_workers(result)}`"
+        ", each on a fresh "
         "store of the same backend, driven by the shared `runbench` harness (13 requests per "
         "run for both) one after the other in the same session. Goals: runledger runs/s >= 10x "
         "MLflow's, p99 no worse.\n\n"
@@ -103,6 +104,12 @@ def mlflow_compare(result: dict[str, Any]) -> str:
     text += ("\nPeak RSS of `runledger serve` (process tree) during the ingest benchmark:\n\n"
              + _table(["backend", "after write phase MB", "peak MB"], rss))
     return text
+
+
+def _workers(result: dict[str, Any]) -> str:
+    """`` --workers N`` as the runledger side ran (older results have no count: one)."""
+    counts = {b["runledger"].get("server_workers", 1) for b in result["backends"]}
+    return "".join(f" --workers {n}" for n in sorted(counts) if n > 1)
 
 
 def _cores(values: Any) -> str:
