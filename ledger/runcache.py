@@ -53,12 +53,11 @@ class RunCache:
         if self.size <= 0:
             return
         run.freeze()
-        kept = run
         with self._lock:
             current = self._runs.get(run.id)
-            if current is not None and current.version > kept.version:
+            if current is not None and current.version > run.version:
                 return  # a later save of this process got here first
-            self._runs[run.id] = kept
+            self._runs[run.id] = run
             self._runs.move_to_end(run.id)
             while len(self._runs) > self.size:
                 self._runs.popitem(last=False)
