@@ -31,7 +31,7 @@ from ledger.definition import (
     upstream_of,
 )
 from ledger.errors import Conflict, InvalidRequest, LedgerError, NotFound
-from ledger.groupcommit import GroupCommitRecorder
+from ledger.groupcommit import GroupCommitRecorder, with_expect
 from ledger.hashing import definition_hash as compute_definition_hash
 from ledger.hashing import format_timestamp
 from ledger.idempotency import Batch, IdempotencyKey, idempotency_stream
@@ -146,7 +146,7 @@ class Ledger(Application[str]):
     def _save(self, *aggregates: ChainedAggregate,
               expect: Mapping[str, int] | None = None) -> None:
         try:
-            self.save(*aggregates, **({"expect": expect} if expect else {}))
+            self.save(*aggregates, **with_expect(expect, {}))
         except StaleRead:
             raise
         except IntegrityError as exc:
@@ -330,7 +330,7 @@ class Ledger(Application[str]):
             return Triggered(run.id, digest, created=True)
         key = IdempotencyKey.claim(workflow=name, key=idempotency_key, run_id=run.id, at=at)
         try:
-            self.save(run, key, **({"expect": expect} if expect else {}))
+            self.save(run, key, **with_expect(expect, {}))
         except StaleRead:
             raise
         except IntegrityError:

@@ -166,11 +166,9 @@ def _apply_fill(conn: Connection, work: list[tuple[Rebuilder, Tables]],
                 part: tuple[int, int] | None, position: int, events: list[EventRecord],
                 to: int) -> None:
     """One batch of a fill and the generation's (or part's) position, in one transaction."""
+    # (Projection connections commit without waiting for the WAL flush, see
+    # projections.db.connect: a crash keeps batches whole, rows and position together.)
     with conn.transaction():
-        if conn.is_postgres:  # nobody reads a generation being built, and a crash keeps
-            # batches whole (rows and position commit together): no need to wait for the
-            # flush of each batch's commit
-            conn.execute("SET LOCAL synchronous_commit = off")
         for rebuilder, tables in work:
             if events:
                 rebuilder.apply(conn, tables, events)
