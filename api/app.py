@@ -33,8 +33,11 @@ ROUTER_MODULES: tuple[str, ...] = (
     "stats",
     "projections",
     "tokens",
-    "openlineage", "stream", "ops",
-    "ledger", "export",
+    "openlineage",
+    "stream",
+    "ops",
+    "ledger",
+    "export",
 )
 
 
@@ -64,8 +67,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app = FastAPI(
         title="runledger",
         version=__version__,
-        summary="An event-sourced run ledger: every run of every workflow as immutable, "
-        "verifiable events.",
+        summary="An event-sourced run ledger: every run of every workflow as immutable, verifiable events.",
         description=API_DESCRIPTION,
         lifespan=lifespan,
     )

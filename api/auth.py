@@ -74,11 +74,13 @@ class TokenStore:
 
     def _create_table(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._sql(
-                "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
-                "role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, "
-                "revoked_at TEXT)"
-            ))
+            cursor.execute(
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+                    "role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, "
+                    "revoked_at TEXT)"
+                )
+            )
 
     def create(self, *, name: str, role: str) -> tuple[TokenInfo, str]:
         """A new token: its record and the secret itself (shown once, never stored)."""
@@ -90,8 +92,7 @@ class TokenStore:
         info = TokenInfo(str(uuid.uuid4()), name, role, format_timestamp(datetime.now(UTC)), None)
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(
-                self._sql("INSERT INTO {t} (id, name, role, token_hash, created_at) "
-                          "VALUES (?, ?, ?, ?, ?)"),
+                self._sql("INSERT INTO {t} (id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)"),
                 (info.id, info.name, info.role, hash_token(token), info.created_at),
             )
         return info, token
@@ -111,28 +112,32 @@ class TokenStore:
             return list(cursor.fetchall())
 
     def authenticate(self, token: str) -> Principal | None:
-        rows = self._read("SELECT name, role FROM {t} WHERE token_hash = ? AND revoked_at IS NULL",
-                          (hash_token(token),))
+        rows = self._read(
+            "SELECT name, role FROM {t} WHERE token_hash = ? AND revoked_at IS NULL", (hash_token(token),)
+        )
         if not rows:
             return None
         return Principal(name=str(rows[0]["name"]), role=rows[0]["role"])
 
     def list(self) -> list[TokenInfo]:
-        rows = self._read(
-            "SELECT id, name, role, created_at, revoked_at FROM {t} ORDER BY created_at, id")
-        return [TokenInfo(str(r["id"]), str(r["name"]), str(r["role"]), str(r["created_at"]),
-                          r["revoked_at"]) for r in rows]
+        rows = self._read("SELECT id, name, role, created_at, revoked_at FROM {t} ORDER BY created_at, id")
+        return [
+            TokenInfo(str(r["id"]), str(r["name"]), str(r["role"]), str(r["created_at"]), r["revoked_at"])
+            for r in rows
+        ]
 
     def revoke(self, id_or_name: str) -> int:
         """Revoke the token with this id, or every live token with this name; how many."""
         at = format_timestamp(datetime.now(UTC))
         live = "(id = ? OR name = ?) AND revoked_at IS NULL"
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._sql(f"SELECT COUNT(*) AS n FROM {{t}} WHERE {live}"),
-                           (id_or_name, id_or_name))
+            cursor.execute(
+                self._sql(f"SELECT COUNT(*) AS n FROM {{t}} WHERE {live}"), (id_or_name, id_or_name)
+            )
             row = cursor.fetchone()
-            cursor.execute(self._sql(f"UPDATE {{t}} SET revoked_at = ? WHERE {live}"),
-                           (at, id_or_name, id_or_name))
+            cursor.execute(
+                self._sql(f"UPDATE {{t}} SET revoked_at = ? WHERE {live}"), (at, id_or_name, id_or_name)
+            )
         return int(row["n"]) if row is not None else 0
 
     def count(self) -> int:

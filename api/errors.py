@@ -64,9 +64,14 @@ class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
 
 
-def problem(status: int, detail: str, *, title: str | None = None,
-            errors: list[dict[str, Any]] | None = None,
-            headers: dict[str, str] | None = None) -> ProblemResponse:
+def problem(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> ProblemResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title or TITLES.get(status, "Error"),
@@ -98,11 +103,13 @@ class BodyTooLarge(StarletteHTTPException):
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
-        out.append({
-            "loc": ".".join(str(part) for part in err.get("loc", ())),
-            "msg": str(err.get("msg", "")),
-            "type": str(err.get("type", "")),
-        })
+        out.append(
+            {
+                "loc": ".".join(str(part) for part in err.get("loc", ())),
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
     return out
 
 
@@ -162,7 +169,6 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 
 #: The error responses every API route may give, documented as problem JSON in /openapi.json.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": TITLES[status],
-             "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
+    status: {"description": TITLES[status], "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
     for status in (400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503)
 }

@@ -23,9 +23,7 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
     """Configure structlog once per entry point."""
     global _configured
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(
         processors=[
@@ -92,11 +90,13 @@ class RequestLoggingMiddleware:
                 self.log.exception("request_failed", method=scope.get("method"), path=path)
                 if not response_started:
                     status = 500
-                    await send_problem(send_wrapper, 500,
-                                       f"internal error; quote request id {request_id}")
+                    await send_problem(send_wrapper, 500, f"internal error; quote request id {request_id}")
             finally:
                 self.log.info(
-                    "request_handled", method=scope.get("method"), path=path, status=status,
+                    "request_handled",
+                    method=scope.get("method"),
+                    path=path,
+                    status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 )
 

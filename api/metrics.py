@@ -40,13 +40,17 @@ def request_metrics() -> RequestMetrics:
     """The process's request metrics, made on first use."""
     registry = CollectorRegistry(auto_describe=True)
     requests = Counter(
-        "runledger_http_requests", "HTTP requests answered, by route template and status.",
-        ["method", "route", "status"], registry=registry,
+        "runledger_http_requests",
+        "HTTP requests answered, by route template and status.",
+        ["method", "route", "status"],
+        registry=registry,
     )
     latency = Histogram(
         "runledger_http_request_duration_seconds",
         "Time from request to the end of the response, by route template.",
-        ["method", "route"], buckets=LATENCY_BUCKETS, registry=registry,
+        ["method", "route"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
     )
     return RequestMetrics(registry, requests, latency)
 
@@ -112,7 +116,8 @@ class LedgerCollector(Collector):
         queue.add_metric([], by_status.get("pending", 0))
         yield queue
         lag = GaugeMetricFamily(
-            "runledger_projection_lag_events", "Events a projection has yet to apply.",
+            "runledger_projection_lag_events",
+            "Events a projection has yet to apply.",
             labels=["projection"],
         )
         for projection in views.status():

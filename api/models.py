@@ -232,8 +232,9 @@ class ProjectionsPublic(Public):
 
 # ---- workers ---------------------------------------------------------------------------------
 class ClaimRequest(Request):
-    worker_id: Annotated[str, Field(min_length=1, max_length=100,
-                                    pattern=r"^[A-Za-z0-9_.:@-]+$")] | None = None
+    worker_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")] | None = (
+        None
+    )
 
 
 class ClaimedRun(Public):
@@ -249,8 +250,9 @@ class ClaimedRun(Public):
 
 class ReportRequest(Request):
     events: Annotated[list[Report], Field(min_length=1, max_length=1000)]
-    worker_id: Annotated[str, Field(min_length=1, max_length=100,
-                                    pattern=r"^[A-Za-z0-9_.:@-]+$")] | None = None
+    worker_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")] | None = (
+        None
+    )
 
 
 class ReportAccepted(Public):

@@ -13,9 +13,23 @@ from ledger.records import EventRecord
 from ledger.service import Ledger
 
 EVIDENCE_FIELDS = (
-    "status", "exit_code", "command", "image", "image_hash", "executable", "executable_sha256",
-    "inputs", "outputs", "output_vars", "stdout", "stderr", "started_at", "ended_at",
-    "duration_seconds", "host", "error",
+    "status",
+    "exit_code",
+    "command",
+    "image",
+    "image_hash",
+    "executable",
+    "executable_sha256",
+    "inputs",
+    "outputs",
+    "output_vars",
+    "stdout",
+    "stderr",
+    "started_at",
+    "ended_at",
+    "duration_seconds",
+    "host",
+    "error",
 )
 
 
@@ -35,21 +49,26 @@ def _task_names(trigger: EventRecord) -> list[str]:
 def tasks_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
     """Every task of the run (definition order), each attempt's evidence oldest first."""
     tasks: dict[str, dict[str, Any]] = {
-        name: {"name": name, "status": "pending", "attempts": []}
-        for name in _task_names(events[0])
+        name: {"name": name, "status": "pending", "attempts": []} for name in _task_names(events[0])
     }
     for event in events:
         data = event.data
         if event.type not in {"Run.TaskStarted", "Run.TaskFinished", "Run.TaskReused"}:
             continue
-        task = tasks.setdefault(str(data["task"]),
-                                {"name": data["task"], "status": "pending", "attempts": []})
+        task = tasks.setdefault(
+            str(data["task"]), {"name": data["task"], "status": "pending", "attempts": []}
+        )
         if event.type == "Run.TaskStarted":
-            task["attempts"].append({
-                "attempt": data["attempt"], "status": "running", "exit_code": None,
-                "command": data.get("command"), "host": data.get("host"),
-                "started_at": data.get("started_at"),
-            })
+            task["attempts"].append(
+                {
+                    "attempt": data["attempt"],
+                    "status": "running",
+                    "exit_code": None,
+                    "command": data.get("command"),
+                    "host": data.get("host"),
+                    "started_at": data.get("started_at"),
+                }
+            )
             task["status"] = "running"
         elif event.type == "Run.TaskFinished":
             attempt = next((a for a in task["attempts"] if a["attempt"] == data["attempt"]), None)
@@ -61,11 +80,18 @@ def tasks_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
         else:
             task["status"] = "reused"
             task["source_run_id"] = data["source_run_id"]
-            task["attempts"].append({
-                "attempt": 1, "status": "reused", "exit_code": None, "command": None,
-                "reused_from": data["source_run_id"], "outputs": data.get("outputs", []),
-                "output_vars": data.get("output_vars", {}), "reused_at": event.timestamp,
-            })
+            task["attempts"].append(
+                {
+                    "attempt": 1,
+                    "status": "reused",
+                    "exit_code": None,
+                    "command": None,
+                    "reused_from": data["source_run_id"],
+                    "outputs": data.get("outputs", []),
+                    "output_vars": data.get("output_vars", {}),
+                    "reused_at": event.timestamp,
+                }
+            )
     return list(tasks.values())
 
 
@@ -98,8 +124,7 @@ def files_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
         key = (path, sha256, role, task)
         if sha256 and key not in seen:
             seen.add(key)
-            files.append({"path": path, "sha256": sha256, "size": size, "role": role,
-                          "task": task})
+            files.append({"path": path, "sha256": sha256, "size": size, "role": role, "task": task})
 
     for name, spec in params.items():
         value = (trigger.get("parameters") or {}).get(name)
@@ -136,7 +161,8 @@ def compare(a: Sequence[EventRecord], b: Sequence[EventRecord]) -> dict[str, Any
     pa, pb = ta.get("parameters") or {}, tb.get("parameters") or {}
     parameters = {
         name: {"a": pa.get(name), "b": pb.get(name)}
-        for name in sorted(set(pa) | set(pb)) if pa.get(name) != pb.get(name)
+        for name in sorted(set(pa) | set(pb))
+        if pa.get(name) != pb.get(name)
     }
     tasks_a = {t["name"]: t for t in tasks_of(a)}
     tasks_b = {t["name"]: t for t in tasks_of(b)}
@@ -146,10 +172,10 @@ def compare(a: Sequence[EventRecord], b: Sequence[EventRecord]) -> dict[str, Any
         differences = ["presence"]
         if fa is not None and fb is not None:
             differences = [key for key in fa if fa[key] != fb[key]]
-        tasks.append({"task": name, "a": fa, "b": fb, "differences": differences,
-                      "same": not differences})
+        tasks.append({"task": name, "a": fa, "b": fb, "differences": differences, "same": not differences})
     return {
-        "a": a[0].stream, "b": b[0].stream,
+        "a": a[0].stream,
+        "b": b[0].stream,
         "definition_hash_a": ta.get("definition_hash"),
         "definition_hash_b": tb.get("definition_hash"),
         "definition_hash_equal": ta.get("definition_hash") == tb.get("definition_hash"),
@@ -167,8 +193,8 @@ def batch_progress(batch_id: str, run_ids: list[str], statuses: list[str]) -> di
     else:
         status = "running" if any(s != "pending" for s in statuses) else "pending"
     return {
-        "batch_id": batch_id, "status": status,
-        "progress": {"total_items": len(statuses), "processed_items": processed,
-                     "failed_items": failed},
+        "batch_id": batch_id,
+        "status": status,
+        "progress": {"total_items": len(statuses), "processed_items": processed, "failed_items": failed},
         "run_ids": run_ids,
     }

@@ -66,48 +66,110 @@ class RunWriter:
         self.lease = timedelta(seconds=lease_seconds)
         self.rows: list[Row] = []
 
-    def _event(self, stream: str, sequence: int, kind: str, at: datetime, stamp: str,
-               prev: str | None, data: dict[str, Any], first: bool = False) -> str:
-        digest = event_hash(stream=stream, sequence=sequence, type=f"Run.{kind}",
-                            timestamp=stamp, data=data, prev_hash=prev)
+    def _event(
+        self,
+        stream: str,
+        sequence: int,
+        kind: str,
+        at: datetime,
+        stamp: str,
+        prev: str | None,
+        data: dict[str, Any],
+        first: bool = False,
+    ) -> str:
+        digest = event_hash(
+            stream=stream, sequence=sequence, type=f"Run.{kind}", timestamp=stamp, data=data, prev_hash=prev
+        )
         state: dict[str, Any] = {
             "timestamp": {"_type_": "datetime_iso", "_data_": at.isoformat()},
-            "hash": digest, "prev_hash": prev}
+            "hash": digest,
+            "prev_hash": prev,
+        }
         if first:
             state["originator_topic"] = "ledger.run:Run"
         state.update(data)
-        self.rows.append((stream, sequence, f"ledger.run:Run.{kind}",
-                          _ENCODER.encode(state).encode()))
+        self.rows.append((stream, sequence, f"ledger.run:Run.{kind}", _ENCODER.encode(state).encode()))
         return digest
 
     def add(self, facts: RunFacts, at: datetime) -> None:
         stream, stamp = facts.run_id, format_timestamp(at)
         version, definition_hash, definition = self.active[facts.workflow]
-        prev = self._event(stream, 1, "Triggered", at, stamp, None, {
-            "workflow": facts.workflow, "version": version, "definition_hash": definition_hash,
-            "definition": definition, "engine_version": __version__, "triggered_by": "bench",
-            "trigger_kind": "name", "parameters": facts.parameters, "replay_of": None,
-            "resume_of": None, "resume_from_task": None, "batch_id": None,
-            "idempotency_key": None}, first=True)
-        prev = self._event(stream, 2, "Started", at, stamp, prev, {
-            "worker_id": WORKER, "lease_expires_at": format_timestamp(at + self.lease)})
+        prev = self._event(
+            stream,
+            1,
+            "Triggered",
+            at,
+            stamp,
+            None,
+            {
+                "workflow": facts.workflow,
+                "version": version,
+                "definition_hash": definition_hash,
+                "definition": definition,
+                "engine_version": __version__,
+                "triggered_by": "bench",
+                "trigger_kind": "name",
+                "parameters": facts.parameters,
+                "replay_of": None,
+                "resume_of": None,
+                "resume_from_task": None,
+                "batch_id": None,
+                "idempotency_key": None,
+            },
+            first=True,
+        )
+        prev = self._event(
+            stream,
+            2,
+            "Started",
+            at,
+            stamp,
+            prev,
+            {"worker_id": WORKER, "lease_expires_at": format_timestamp(at + self.lease)},
+        )
         sequence = 3
         for t in facts.tasks:
-            prev = self._event(stream, sequence, "TaskStarted", at, stamp, prev, {
-                "task": t.task, "attempt": 1, "command": None, "host": t.host,
-                "started_at": stamp})
-            prev = self._event(stream, sequence + 1, "TaskFinished", at, stamp, prev, {
-                "task": t.task, "attempt": 1, "status": "success" if t.exit_code == 0
-                else "failed", "exit_code": t.exit_code, "command": None, "image": None,
-                "image_hash": None, "executable": None, "executable_sha256": None,
-                "inputs": file_refs("in", t.inputs, 1024),
-                "outputs": file_refs("out", t.outputs, 2048), "output_vars": {},
-                "stdout": None, "stderr": None, "started_at": stamp, "ended_at": stamp,
-                "duration_seconds": t.duration_seconds, "host": t.host, "error": None})
+            prev = self._event(
+                stream,
+                sequence,
+                "TaskStarted",
+                at,
+                stamp,
+                prev,
+                {"task": t.task, "attempt": 1, "command": None, "host": t.host, "started_at": stamp},
+            )
+            prev = self._event(
+                stream,
+                sequence + 1,
+                "TaskFinished",
+                at,
+                stamp,
+                prev,
+                {
+                    "task": t.task,
+                    "attempt": 1,
+                    "status": "success" if t.exit_code == 0 else "failed",
+                    "exit_code": t.exit_code,
+                    "command": None,
+                    "image": None,
+                    "image_hash": None,
+                    "executable": None,
+                    "executable_sha256": None,
+                    "inputs": file_refs("in", t.inputs, 1024),
+                    "outputs": file_refs("out", t.outputs, 2048),
+                    "output_vars": {},
+                    "stdout": None,
+                    "stderr": None,
+                    "started_at": stamp,
+                    "ended_at": stamp,
+                    "duration_seconds": t.duration_seconds,
+                    "host": t.host,
+                    "error": None,
+                },
+            )
             sequence += 2
         if facts.failed:
-            self._event(stream, sequence, "Failed", at, stamp, prev,
-                        {"error": "t4 failed", "by": WORKER})
+            self._event(stream, sequence, "Failed", at, stamp, prev, {"error": "t4 failed", "by": WORKER})
         else:
             self._event(stream, sequence, "Succeeded", at, stamp, prev, {"by": WORKER})
 
@@ -135,20 +197,23 @@ def _sqlite_inserter(settings: Settings) -> tuple[Callable[[list[Row]], None], C
     conn.execute("PRAGMA journal_mode=WAL")
 
     def insert(rows: list[Row]) -> None:
-        conn.executemany("INSERT INTO stored_events (originator_id, originator_version, topic, "
-                         "state) VALUES (?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO stored_events (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
+            rows,
+        )
         conn.commit()
 
     return insert, conn.close
 
 
-def _postgres_inserter(settings: Settings, table: str
-                       ) -> tuple[Callable[[list[Row]], None], Callable[[], None]]:
+def _postgres_inserter(
+    settings: Settings, table: str
+) -> tuple[Callable[[list[Row]], None], Callable[[], None]]:
     db = settings.database
     conn = psycopg.connect(postgres_conninfo(db))
-    statement = sql.SQL("COPY {}.{} (originator_id, originator_version, topic, state) "
-                        "FROM STDIN").format(sql.Identifier(db.schema or "public"),
-                                             sql.Identifier(table))
+    statement = sql.SQL("COPY {}.{} (originator_id, originator_version, topic, state) FROM STDIN").format(
+        sql.Identifier(db.schema or "public"), sql.Identifier(table)
+    )
 
     def insert(rows: list[Row]) -> None:
         with conn.cursor() as cur, cur.copy(statement) as copy:
@@ -164,9 +229,17 @@ def chunks(start: int, runs: int, size: int) -> Iterator[tuple[int, int]]:
         yield first, min(size, start + runs - first)
 
 
-def bulk_populate(settings: Settings, runs: int, *, start: int = 0, seed: int = 7,
-                  workers: int | None = None, chunk: int = 500, base: datetime | None = None,
-                  progress: bool = True) -> dict[str, Any]:
+def bulk_populate(
+    settings: Settings,
+    runs: int,
+    *,
+    start: int = 0,
+    seed: int = 7,
+    workers: int | None = None,
+    chunk: int = 500,
+    base: datetime | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Write runs ``start`` .. ``start + runs - 1`` (13 events each) straight into the table.
 
     Run ``seq`` happens at ``base + seq`` milliseconds (default: so that the last run is now).
@@ -178,13 +251,15 @@ def bulk_populate(settings: Settings, runs: int, *, start: int = 0, seed: int = 
         table = events_table(ledger.recorder)
     finally:
         ledger.close()
-    active: Active = {name: (a.version, a.definition_hash, a.definition)
-                      for name, a in definitions.items()}
+    active: Active = {name: (a.version, a.definition_hash, a.definition) for name, a in definitions.items()}
     if base is None:
         base = datetime.now(UTC) - timedelta(milliseconds=start + runs)
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    insert, close = (_sqlite_inserter(settings) if settings.database.kind == "sqlite"
-                     else _postgres_inserter(settings, table))
+    insert, close = (
+        _sqlite_inserter(settings)
+        if settings.database.kind == "sqlite"
+        else _postgres_inserter(settings, table)
+    )
     started = time.perf_counter()
     events = 0
     try:
@@ -195,9 +270,12 @@ def bulk_populate(settings: Settings, runs: int, *, start: int = 0, seed: int = 
                 events += count * EVENTS_PER_RUN
         else:
             context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
-                                     initargs=(active, settings.lease_seconds, seed,
-                                               base)) as pool:
+            with ProcessPoolExecutor(
+                workers,
+                mp_context=context,
+                initializer=_init,
+                initargs=(active, settings.lease_seconds, seed, base),
+            ) as pool:
                 pending: deque[Future[list[Row]]] = deque()
                 todo = chunks(start, runs, chunk)
                 for first, count in todo:  # a bounded window, inserted in run order
@@ -217,27 +295,34 @@ def bulk_populate(settings: Settings, runs: int, *, start: int = 0, seed: int = 
     finally:
         close()
     elapsed = time.perf_counter() - started
-    return {"runs": runs, "events": events, "seconds": round(elapsed, 1),
-            "events_per_s": round(events / elapsed, 1), "workers": workers,
-            "run_ids": [run_id_of(seq) for seq in range(start, start + runs)]}
+    return {
+        "runs": runs,
+        "events": events,
+        "seconds": round(elapsed, 1),
+        "events_per_s": round(events / elapsed, 1),
+        "workers": workers,
+        "run_ids": [run_id_of(seq) for seq in range(start, start + runs)],
+    }
 
 
-def fill(settings: Settings, runs: int, service_runs: int, workers: int | None,
-         base: datetime) -> dict[str, Any]:
+def fill(
+    settings: Settings, runs: int, service_runs: int, workers: int | None, base: datetime
+) -> dict[str, Any]:
     """The first ``service_runs`` runs through the Ledger service (the baseline), the rest
     through the bulk path: the same runs, the same events (``bench.bulk``)."""
     service_runs = min(service_runs, runs)
     ledger = Ledger(settings)
     try:
-        service = populate(ledger, service_runs, progress=False,
-                           clock=lambda seq: base + timedelta(milliseconds=seq))
+        service = populate(
+            ledger, service_runs, progress=False, clock=lambda seq: base + timedelta(milliseconds=seq)
+        )
     finally:
         ledger.close()
-    bulk = bulk_populate(settings, runs - service_runs, start=service_runs, base=base,
-                         workers=workers)
+    bulk = bulk_populate(settings, runs - service_runs, start=service_runs, base=base, workers=workers)
     events = service["events"] + bulk["events"]
     result = {
-        "events": events, "seconds": round(service["seconds"] + bulk["seconds"], 1),
+        "events": events,
+        "seconds": round(service["seconds"] + bulk["seconds"], 1),
         "service": {k: v for k, v in service.items() if k != "run_ids"},
         "bulk": {k: v for k, v in bulk.items() if k != "run_ids"},
         "run_ids": service["run_ids"] + bulk["run_ids"],
@@ -252,14 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="sqlite")
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="(SQLite) write the ledger into this directory and keep it")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="(SQLite) write the ledger into this directory and keep it"
+    )
     args = parser.parse_args(argv)
     for backend in args.backend.split(","):
         if args.keep is not None and backend == "sqlite":
             args.keep.mkdir(parents=True, exist_ok=True)
-            settings = Settings(database_url=f"sqlite:///{args.keep / 'ledger.db'}",
-                                data_dir=args.keep / "state")
+            settings = Settings(
+                database_url=f"sqlite:///{args.keep / 'ledger.db'}", data_dir=args.keep / "state"
+            )
             done = bulk_populate(settings, args.runs, workers=args.workers)
         else:
             with scratch_database(backend, prefix="rl_bench_bulk") as db:

@@ -130,8 +130,9 @@ def rss_kb(pid: int) -> tuple[int, int]:
 def tree_pids(pid: int) -> list[int]:
     """``pid`` and its descendants (uvicorn workers are children of ``runledger serve``)."""
     try:
-        out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return [pid]
     children: dict[int, list[int]] = {}

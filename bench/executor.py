@@ -57,13 +57,19 @@ def measure(db: ScratchDatabase, *, workers: int, runs: int) -> dict[str, Any]:
     settings = Settings(database_url=db.url, data_dir=db.directory / "state")
     ledger = Ledger(settings)
     ledger.register_workflow(WORKFLOW, principal="bench")
-    run_ids = [ledger.trigger(workflow="bench-five", principal="bench").run_id
-               for _ in range(runs)]
+    run_ids = [ledger.trigger(workflow="bench-five", principal="bench").run_id for _ in range(runs)]
     files = FileStore(settings.file_store_dir)
     apps = [Ledger(settings) for _ in range(workers)]
     executors = [
-        Executor(app, files, settings, candidates=EventScan(app).pending_run_ids,
-                 lapsed=lambda now: [], concurrency=1, worker_id=f"bench-{i}")
+        Executor(
+            app,
+            files,
+            settings,
+            candidates=EventScan(app).pending_run_ids,
+            lapsed=lambda now: [],
+            concurrency=1,
+            worker_id=f"bench-{i}",
+        )
         for i, app in enumerate(apps)
     ]
     began = time.perf_counter()
@@ -76,14 +82,22 @@ def measure(db: ScratchDatabase, *, workers: int, runs: int) -> dict[str, Any]:
     for executor in executors:
         executor.stop(drain_seconds=0)
     statuses = {ledger.get_run(r).status.value for r in run_ids}
-    durations = [e.data["duration_seconds"] for r in run_ids for e in ledger.stream_events(r)
-                 if e.type == "Run.TaskFinished"]
+    durations = [
+        e.data["duration_seconds"]
+        for r in run_ids
+        for e in ledger.stream_events(r)
+        if e.type == "Run.TaskFinished"
+    ]
     for app in apps:
         app.close()
     ledger.close()
     return {
-        "backend": db.backend, "workers": workers, "runs": runs, "tasks": runs * TASKS,
-        "statuses": sorted(statuses), "elapsed_s": round(elapsed, 3),
+        "backend": db.backend,
+        "workers": workers,
+        "runs": runs,
+        "tasks": runs * TASKS,
+        "statuses": sorted(statuses),
+        "elapsed_s": round(elapsed, 3),
         "runs_per_s": round(runs / elapsed, 2),
         "tasks_per_s": round(runs * TASKS / elapsed, 1),
         "ms_per_task_wall": round(elapsed * 1000 / (runs * TASKS), 2),

@@ -28,8 +28,9 @@ from ledger.settings import Settings
 def measure_command(env: dict[str, str], *args: str, timeout: float = 900) -> dict[str, Any]:
     """Run ``runledger ARGS``; its exit code, wall time and peak RSS (MB)."""
     started = time.perf_counter()
-    proc = subprocess.Popen([RUNLEDGER, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [RUNLEDGER, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = started + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -66,22 +67,29 @@ def export_growth(backend: str, sizes: list[int]) -> list[dict[str, Any]]:
             have = size
             events += filled["events"]
             bundle = db.directory / f"bundle-{size}"
-            row = {"backend": backend, "runs": size, "events": events,
-                   "export": measure_command(env, "export", "--out", str(bundle)),
-                   "verify": measure_command(env, "verify")}
+            row = {
+                "backend": backend,
+                "runs": size,
+                "events": events,
+                "export": measure_command(env, "export", "--out", str(bundle)),
+                "verify": measure_command(env, "verify"),
+            }
             rows.append(row)
-            print(f"{backend:8} {events:>9} events: export {row['export']['seconds']} s "
-                  f"peak RSS {row['export']['peak_rss_mb']} MB; verify "
-                  f"{row['verify']['seconds']} s peak RSS {row['verify']['peak_rss_mb']} MB",
-                  flush=True)
+            print(
+                f"{backend:8} {events:>9} events: export {row['export']['seconds']} s "
+                f"peak RSS {row['export']['peak_rss_mb']} MB; verify "
+                f"{row['verify']['seconds']} s peak RSS {row['verify']['peak_rss_mb']} MB",
+                flush=True,
+            )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="sqlite")
-    parser.add_argument("--runs", default="2000,10000",
-                        help="ledger sizes (runs of 13 events) at which to export")
+    parser.add_argument(
+        "--runs", default="2000,10000", help="ledger sizes (runs of 13 events) at which to export"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.runs.split(",")]

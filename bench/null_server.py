@@ -33,14 +33,18 @@ def create_app() -> FastAPI:
             raise HTTPException(status_code=401, detail="missing bearer token")
 
     @app.post("/api/workflows", status_code=201)
-    def register(body: Annotated[dict[str, Any], Body()],
-                 authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    def register(
+        body: Annotated[dict[str, Any], Body()], authorization: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
         authorised(authorization)
         return {"name": body["definition"]["name"], "version": 1}
 
     @app.post("/api/workflows/{name}/trigger", status_code=202)
-    def trigger(name: str, body: Annotated[dict[str, Any], Body()],
-                authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    def trigger(
+        name: str,
+        body: Annotated[dict[str, Any], Body()],
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
         authorised(authorization)
         run_id = f"{name}-{next(ids)}"
         with lock:
@@ -57,8 +61,11 @@ def create_app() -> FastAPI:
         return {"run_id": run_id, "status": "running"}
 
     @app.post("/api/runs/{run_id}/events")
-    def report(run_id: str, body: Annotated[dict[str, Any], Body()],
-               authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    def report(
+        run_id: str,
+        body: Annotated[dict[str, Any], Body()],
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
         authorised(authorization)
         return {"run_id": run_id, "status": "running", "recorded": len(body["events"])}
 
@@ -74,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
     args = parser.parse_args(argv)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None,
-                access_log=False)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 

@@ -37,8 +37,11 @@ def workflow_definition(name: str) -> dict[str, Any]:
         if i:
             task["depends_on"] = [f"t{i - 1}"]
         tasks.append(task)
-    return {"name": name, "params": {p: {"type": "string", "required": True}
-                                     for p in PARAM_NAMES}, "tasks": tasks}
+    return {
+        "name": name,
+        "params": {p: {"type": "string", "required": True} for p in PARAM_NAMES},
+        "tasks": tasks,
+    }
 
 
 def sha(text: str) -> str:
@@ -76,9 +79,13 @@ def run_facts(seq: int, seed: int = 7) -> RunFacts:
     produce any run, and the aggregate and bulk paths write the very same events."""
     rng = random.Random(seed * 1_000_000_007 + seq)
     name = f"wf-{seq % N_WORKFLOWS}"
-    params = {"workflow": name, "dataset": f"ds-{rng.randrange(N_DATASETS)}",
-              "git_sha": sha(f"git/{seq}")[:12], "seed": str(rng.randrange(10**6)),
-              "owner": f"user-{rng.randrange(7)}"}
+    params = {
+        "workflow": name,
+        "dataset": f"ds-{rng.randrange(N_DATASETS)}",
+        "git_sha": sha(f"git/{seq}")[:12],
+        "seed": str(rng.randrange(10**6)),
+        "owner": f"user-{rng.randrange(7)}",
+    }
     failed = seq % 20 == 19
     chain_prev = seq - N_WORKFLOWS  # the previous run of the same workflow
     tasks = []
@@ -88,12 +95,19 @@ def run_facts(seq: int, seed: int = 7) -> RunFacts:
         inputs = [sha(f"{seq}/{task}/in{j}") for j in range(2)]
         if i == 0 and chain_prev >= 0 and (seq // N_WORKFLOWS) % CHAIN:
             inputs[0] = sha(f"{chain_prev}/t4/out0")
-        tasks.append(TaskFacts(
-            task=task, host=host, exit_code=1 if failed and i == 4 else 0,
-            duration_seconds=round(rng.uniform(0.5, 120.0), 3), inputs=tuple(inputs),
-            outputs=tuple(sha(f"{seq}/{task}/out{j}") for j in range(2))))
-    return RunFacts(seq=seq, run_id=run_id_of(seq), workflow=name, parameters=params,
-                    tasks=tuple(tasks), failed=failed)
+        tasks.append(
+            TaskFacts(
+                task=task,
+                host=host,
+                exit_code=1 if failed and i == 4 else 0,
+                duration_seconds=round(rng.uniform(0.5, 120.0), 3),
+                inputs=tuple(inputs),
+                outputs=tuple(sha(f"{seq}/{task}/out{j}") for j in range(2)),
+            )
+        )
+    return RunFacts(
+        seq=seq, run_id=run_id_of(seq), workflow=name, parameters=params, tasks=tuple(tasks), failed=failed
+    )
 
 
 def file_refs(kind: str, hashes: tuple[str, ...], size: int) -> list[dict[str, Any]]:
@@ -104,14 +118,24 @@ def run_reports(facts: RunFacts) -> list[Report]:
     reports: list[Report] = []
     for t in facts.tasks:
         reports.append(TaskStartedReport(type="task_started", task=t.task, host=t.host))
-        reports.append(TaskFinishedReport.model_validate({
-            "type": "task_finished", "task": t.task, "exit_code": t.exit_code,
-            "duration_seconds": t.duration_seconds, "host": t.host,
-            "inputs": file_refs("in", t.inputs, 1024),
-            "outputs": file_refs("out", t.outputs, 2048),
-        }))
-    reports.append(RunStateReport(type="run_failed", error="t4 failed") if facts.failed
-                   else RunStateReport(type="run_succeeded"))
+        reports.append(
+            TaskFinishedReport.model_validate(
+                {
+                    "type": "task_finished",
+                    "task": t.task,
+                    "exit_code": t.exit_code,
+                    "duration_seconds": t.duration_seconds,
+                    "host": t.host,
+                    "inputs": file_refs("in", t.inputs, 1024),
+                    "outputs": file_refs("out", t.outputs, 2048),
+                }
+            )
+        )
+    reports.append(
+        RunStateReport(type="run_failed", error="t4 failed")
+        if facts.failed
+        else RunStateReport(type="run_succeeded")
+    )
     return reports
 
 
@@ -128,11 +152,20 @@ def register_workflows(ledger: Ledger) -> dict[str, Any]:
 def build_run(facts: RunFacts, active: Any, at: datetime, lease_expires_at: str) -> Run:
     """The run of ``facts`` through the real aggregate: triggered, claimed, reported on."""
     run = Run.trigger(
-        run_id=facts.run_id, at=at, workflow=facts.workflow,
-        version=active.version, definition_hash=active.definition_hash,
-        definition=active.definition, engine_version=__version__,
-        triggered_by="bench", trigger_kind="name", parameters=facts.parameters,
-        replay_of=None, resume_of=None, resume_from_task=None, batch_id=None,
+        run_id=facts.run_id,
+        at=at,
+        workflow=facts.workflow,
+        version=active.version,
+        definition_hash=active.definition_hash,
+        definition=active.definition,
+        engine_version=__version__,
+        triggered_by="bench",
+        trigger_kind="name",
+        parameters=facts.parameters,
+        replay_of=None,
+        resume_of=None,
+        resume_from_task=None,
+        batch_id=None,
         idempotency_key=None,
     )
     run.claim(worker_id=WORKER, lease_expires_at=lease_expires_at, at=at)
@@ -141,9 +174,16 @@ def build_run(facts: RunFacts, active: Any, at: datetime, lease_expires_at: str)
     return run
 
 
-def populate(ledger: Ledger, runs: int, *, per_save: int = 200, seed: int = 7,
-             start: int = 0, progress: bool = True,
-             clock: Callable[[int], datetime] | None = None) -> dict[str, Any]:
+def populate(
+    ledger: Ledger,
+    runs: int,
+    *,
+    per_save: int = 200,
+    seed: int = 7,
+    start: int = 0,
+    progress: bool = True,
+    clock: Callable[[int], datetime] | None = None,
+) -> dict[str, Any]:
     """Write ``runs`` complete runs through the aggregates, ``per_save`` runs (x13 events) per
     save. ``clock(seq)`` gives a run's time (default: now)."""
     definitions = register_workflows(ledger)
@@ -162,8 +202,12 @@ def populate(ledger: Ledger, runs: int, *, per_save: int = 200, seed: int = 7,
         events += EVENTS_PER_RUN * len(batch)
         if progress and (first - start) // per_save % 50 == 0:
             rate = events / (time.perf_counter() - started)
-            print(f"# populated {first - start + len(batch)} runs ({rate:.0f} events/s)",
-                  flush=True)
+            print(f"# populated {first - start + len(batch)} runs ({rate:.0f} events/s)", flush=True)
     elapsed = time.perf_counter() - started
-    return {"runs": runs, "events": events, "seconds": round(elapsed, 1),
-            "events_per_s": round(events / elapsed, 1), "run_ids": run_ids}
+    return {
+        "runs": runs,
+        "events": events,
+        "seconds": round(elapsed, 1),
+        "events_per_s": round(events / elapsed, 1),
+        "run_ids": run_ids,
+    }

@@ -57,15 +57,16 @@ def raw_scan(conn: Connection) -> tuple[int, float]:
     """Every stored row fetched in batches of SCAN_BATCH as ``read_events`` fetches them
     (tuples; binary on PostgreSQL), not decoded: (rows, seconds)."""
     column = "notification_id" if conn.is_postgres else "rowid"
-    statement = (f"SELECT {column} AS n, originator_id, originator_version, topic, state "
-                 f"FROM {events_table_for(conn)} WHERE {column} > ? ORDER BY {column} LIMIT ?")
+    statement = (
+        f"SELECT {column} AS n, originator_id, originator_version, topic, state "
+        f"FROM {events_table_for(conn)} WHERE {column} > ? ORDER BY {column} LIMIT ?"
+    )
     started = time.perf_counter()
     last, rows = 0, 0
     while True:
         if conn.is_postgres:
             with conn.raw.cursor(row_factory=tuple_row) as cursor:
-                batch = cursor.execute(conn.sql(statement), (last, SCAN_BATCH),
-                                       binary=True).fetchall()
+                batch = cursor.execute(conn.sql(statement), (last, SCAN_BATCH), binary=True).fetchall()
         else:
             batch = conn.raw.execute(statement, (last, SCAN_BATCH)).fetchall()
         if not batch:
@@ -97,9 +98,17 @@ def measure_lag(ledger: Ledger, settings: Settings, samples: int) -> dict[str, A
             time.sleep(0.1)
         lags: list[float] = []
         for i in range(samples):
-            run_id = ledger.trigger(workflow="wf-0", parameters={
-                "workflow": "wf-0", "dataset": "ds-lag", "git_sha": f"{i:012d}",
-                "seed": str(i), "owner": "lag"}, principal="bench").run_id
+            run_id = ledger.trigger(
+                workflow="wf-0",
+                parameters={
+                    "workflow": "wf-0",
+                    "dataset": "ds-lag",
+                    "git_sha": f"{i:012d}",
+                    "seed": str(i),
+                    "owner": "lag",
+                },
+                principal="bench",
+            ).run_id
             acked = time.perf_counter()
             while views.run_summary(run_id) is None:
                 time.sleep(0.0005)
@@ -116,17 +125,22 @@ def timed_rebuild(runner: ProjectionRunner, name: str | None, total: int) -> dic
     runner.rebuild(name)
     seconds = time.perf_counter() - started
     facts = runner.last_rebuild or {}
-    return {"seconds": round(seconds, 2), "events_per_s": round(total / seconds),
-            "parts": facts.get("parts"), "fill_seconds": facts.get("fill_seconds"),
-            "index_seconds": facts.get("index_seconds")}
+    return {
+        "seconds": round(seconds, 2),
+        "events_per_s": round(total / seconds),
+        "parts": facts.get("parts"),
+        "fill_seconds": facts.get("fill_seconds"),
+        "index_seconds": facts.get("index_seconds"),
+    }
 
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def bench_backend(backend: str, events: int, lag_samples: int, per_view: bool,
-                  service_runs: int) -> dict[str, Any]:
+def bench_backend(
+    backend: str, events: int, lag_samples: int, per_view: bool, service_runs: int
+) -> dict[str, Any]:
     with scratch_database(backend, prefix="rl_bench_proj") as scratch:
         settings = Settings(database_url=scratch.url, data_dir=scratch.directory / "state")
         base = datetime.now(UTC) - timedelta(milliseconds=events)
@@ -169,7 +183,8 @@ def bench_backend(backend: str, events: int, lag_samples: int, per_view: bool,
                 result |= {
                     "rebuild_per_view": per_view_results,
                     "rebuild_views_one_by_one_seconds": round(
-                        sum(v["seconds"] for v in per_view_results.values()), 2),
+                        sum(v["seconds"] for v in per_view_results.values()), 2
+                    ),
                     "slowest_view_events_per_s": round(total / slowest),
                     "ratio_slowest_view_to_raw_scan": round(total / slowest / raw_eps, 3),
                 }
@@ -177,10 +192,11 @@ def bench_backend(backend: str, events: int, lag_samples: int, per_view: bool,
             result["live_lag"] = lag = measure_lag(ledger, settings, lag_samples)
             if backend == "postgres":
                 result["goals"] = {
-                    "rebuild_events_per_s": _goal(one_pass["events_per_s"] >= GOAL_REBUILD_EVENTS_PER_S,
-                                                  f">= {GOAL_REBUILD_EVENTS_PER_S}"),
-                    "live_lag_p99_ms": _goal(lag["p99_ms"] < GOAL_LAG_P99_MS,
-                                             f"< {GOAL_LAG_P99_MS}"),
+                    "rebuild_events_per_s": _goal(
+                        one_pass["events_per_s"] >= GOAL_REBUILD_EVENTS_PER_S,
+                        f">= {GOAL_REBUILD_EVENTS_PER_S}",
+                    ),
+                    "live_lag_p99_ms": _goal(lag["p99_ms"] < GOAL_LAG_P99_MS, f"< {GOAL_LAG_P99_MS}"),
                 }
         finally:
             ledger.close()
@@ -196,16 +212,29 @@ def main() -> None:
     parser.add_argument("--backend", default="sqlite,postgres")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--lag-samples", type=int, default=300)
-    parser.add_argument("--per-view", action=argparse.BooleanOptionalAction, default=None,
-                        help="also rebuild each view alone (default: up to 200,000 events)")
-    parser.add_argument("--service-runs", type=int, default=1000,
-                        help="runs written through the Ledger service before the bulk path")
+    parser.add_argument(
+        "--per-view",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also rebuild each view alone (default: up to 200,000 events)",
+    )
+    parser.add_argument(
+        "--service-runs",
+        type=int,
+        default=1000,
+        help="runs written through the Ledger service before the bulk path",
+    )
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args()
     per_view = args.per_view if args.per_view is not None else args.events <= 200_000
-    results = {"machine": machine(), "results": [
-        bench_backend(b.strip(), args.events, args.lag_samples, per_view, args.service_runs)
-        for b in args.backend.split(",") if b.strip()]}
+    results = {
+        "machine": machine(),
+        "results": [
+            bench_backend(b.strip(), args.events, args.lag_samples, per_view, args.service_runs)
+            for b in args.backend.split(",")
+            if b.strip()
+        ],
+    }
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

@@ -20,10 +20,21 @@ def _met(ok: bool) -> str:
 
 
 def store_append(result: dict[str, Any]) -> str:
-    rows = [[r["backend"], r["threads"], r["events_per_save"], r["ledger_events_per_s"],
-             r["raw_events_per_s"], r["ratio"], f"{r['ledger_transactions']} / {r['saves']}",
-             _per_save(r, "ledger"), _per_save(r, "raw"),
-             _met(r["ratio"] >= STORE_GOAL)] for r in result["results"]]
+    rows = [
+        [
+            r["backend"],
+            r["threads"],
+            r["events_per_save"],
+            r["ledger_events_per_s"],
+            r["raw_events_per_s"],
+            r["ratio"],
+            f"{r['ledger_transactions']} / {r['saves']}",
+            _per_save(r, "ledger"),
+            _per_save(r, "raw"),
+            _met(r["ratio"] >= STORE_GOAL),
+        ]
+        for r in result["results"]
+    ]
     durability = "; ".join(f"{k}: {v}" for k, v in result.get("durability", {}).items())
     return (
         "Ledger = `Ledger.trigger` (1 event/save) or `Ledger.report` of 5 tasks (10 events/save)"
@@ -32,9 +43,21 @@ def store_append(result: dict[str, Any]) -> str:
         "raw alternate in 3 rounds per row. Goal: ratio >= 0.5. Per save: wall time, and the "
         "CPU this process used (all threads; the rest of the wall time is waiting on the "
         "database and its disk).\n\n"
-        + _table(["backend", "threads", "events/save", "ledger ev/s", "raw ev/s", "ratio",
-                  "ledger transactions / saves", "ledger µs/save wall, CPU",
-                  "raw µs/save wall, CPU", "goal"], rows)
+        + _table(
+            [
+                "backend",
+                "threads",
+                "events/save",
+                "ledger ev/s",
+                "raw ev/s",
+                "ratio",
+                "ledger transactions / saves",
+                "ledger µs/save wall, CPU",
+                "raw µs/save wall, CPU",
+                "goal",
+            ],
+            rows,
+        )
     )
 
 
@@ -50,14 +73,24 @@ def mlflow_compare(result: dict[str, Any]) -> str:
         for r in backend["rows"]:
             ratio = r["runs_ratio"]
             p99_ok = r["runledger_p99_ms"] <= r["mlflow_p99_ms"]
-            rows.append([
-                r["backend"], r["clients"], r["mlflow_runs_per_s"], r["runledger_runs_per_s"],
-                ratio, _met(ratio is not None and ratio >= MLFLOW_GOAL),
-                r["mlflow_requests_per_s"], r["runledger_requests_per_s"],
-                r["mlflow_p50_ms"], r["runledger_p50_ms"], r["mlflow_p99_ms"],
-                r["runledger_p99_ms"], _met(p99_ok),
-                _errors(r["mlflow_errors"]) + " / " + _errors(r["runledger_errors"]),
-            ])
+            rows.append(
+                [
+                    r["backend"],
+                    r["clients"],
+                    r["mlflow_runs_per_s"],
+                    r["runledger_runs_per_s"],
+                    ratio,
+                    _met(ratio is not None and ratio >= MLFLOW_GOAL),
+                    r["mlflow_requests_per_s"],
+                    r["runledger_requests_per_s"],
+                    r["mlflow_p50_ms"],
+                    r["runledger_p50_ms"],
+                    r["mlflow_p99_ms"],
+                    r["runledger_p99_ms"],
+                    _met(p99_ok),
+                    _errors(r["mlflow_errors"]) + " / " + _errors(r["runledger_errors"]),
+                ]
+            )
         ours = backend["runledger"]
         rss.append([backend["backend"], ours.get("peak_rss_write_mb"), ours.get("peak_rss_mb")])
     text = (
@@ -67,29 +100,78 @@ def mlflow_compare(result: dict[str, Any]) -> str:
         "store of the same backend, driven by the shared `runbench` harness (13 requests per "
         "run for both) one after the other in the same session. Goals: runledger runs/s >= 10x "
         "MLflow's, p99 no worse.\n\n"
-        + _table(["backend", "clients", "MLflow runs/s", "runledger runs/s", "ratio",
-                  "10x goal", "MLflow req/s", "runledger req/s", "MLflow p50 ms",
-                  "runledger p50 ms", "MLflow p99 ms", "runledger p99 ms", "p99 goal",
-                  "errors (MLflow / runledger)"], rows)
+        + _table(
+            [
+                "backend",
+                "clients",
+                "MLflow runs/s",
+                "runledger runs/s",
+                "ratio",
+                "10x goal",
+                "MLflow req/s",
+                "runledger req/s",
+                "MLflow p50 ms",
+                "runledger p50 ms",
+                "MLflow p99 ms",
+                "runledger p99 ms",
+                "p99 goal",
+                "errors (MLflow / runledger)",
+            ],
+            rows,
+        )
     )
     ingest = []
     for backend in result["backends"]:
         for w in backend["runledger"]["write"]:
-            ingest.append([backend["backend"], w["clients"], w["runs_per_s"],
-                           w["requests_per_s"], w["p50_ms"], w["p95_ms"], w["p99_ms"],
-                           _cores(w.get("server_cores")), _cores(w.get("client_cores")),
-                           _cores(w.get("foreign_cores"))])
-    text += ("\nHTTP ingest through the worker API (runledger side of the table above, with "
-             "p95 and the CPU the server, the harness's client process and everything else "
-             "on the machine used):\n\n"
-             + _table(["backend", "clients", "runs/s", "requests/s", "p50 ms", "p95 ms",
-                       "p99 ms", "server cores", "client cores", "foreign cores"], ingest))
-    ceiling = [[r["backend"], r["clients"], r["mlflow_runs_per_s"], r["null_runs_per_s"],
-                r["null_ratio"], _cores(r.get("null_client_cores")), r["runledger_runs_per_s"],
-                round(r["runledger_runs_per_s"] / r["null_runs_per_s"], 2)
-                if r["null_runs_per_s"] else "-"]
-               for backend in result["backends"] for r in backend["rows"]
-               if r.get("null_runs_per_s") is not None]
+            ingest.append(
+                [
+                    backend["backend"],
+                    w["clients"],
+                    w["runs_per_s"],
+                    w["requests_per_s"],
+                    w["p50_ms"],
+                    w["p95_ms"],
+                    w["p99_ms"],
+                    _cores(w.get("server_cores")),
+                    _cores(w.get("client_cores")),
+                    _cores(w.get("foreign_cores")),
+                ]
+            )
+    text += (
+        "\nHTTP ingest through the worker API (runledger side of the table above, with "
+        "p95 and the CPU the server, the harness's client process and everything else "
+        "on the machine used):\n\n"
+        + _table(
+            [
+                "backend",
+                "clients",
+                "runs/s",
+                "requests/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "server cores",
+                "client cores",
+                "foreign cores",
+            ],
+            ingest,
+        )
+    )
+    ceiling = [
+        [
+            r["backend"],
+            r["clients"],
+            r["mlflow_runs_per_s"],
+            r["null_runs_per_s"],
+            r["null_ratio"],
+            _cores(r.get("null_client_cores")),
+            r["runledger_runs_per_s"],
+            round(r["runledger_runs_per_s"] / r["null_runs_per_s"], 2) if r["null_runs_per_s"] else "-",
+        ]
+        for backend in result["backends"]
+        for r in backend["rows"]
+        if r.get("null_runs_per_s") is not None
+    ]
     if ceiling:
         text += (
             "\nThe harness's ceiling: the same harness, adapter and clients against "
@@ -98,11 +180,23 @@ def mlflow_compare(result: dict[str, Any]) -> str:
             "runledger in the same session. Its runs/s is the most any server on this stack "
             "can show here; `null / MLflow` is the largest ratio this machine and harness "
             "allow, and `runledger / null` how much of that ceiling runledger reaches.\n\n"
-            + _table(["backend", "clients", "MLflow runs/s", "null server runs/s",
-                      "null / MLflow", "harness client cores (null)", "runledger runs/s",
-                      "runledger / null"], ceiling))
-    text += ("\nPeak RSS of `runledger serve` (process tree) during the ingest benchmark:\n\n"
-             + _table(["backend", "after write phase MB", "peak MB"], rss))
+            + _table(
+                [
+                    "backend",
+                    "clients",
+                    "MLflow runs/s",
+                    "null server runs/s",
+                    "null / MLflow",
+                    "harness client cores (null)",
+                    "runledger runs/s",
+                    "runledger / null",
+                ],
+                ceiling,
+            )
+        )
+    text += "\nPeak RSS of `runledger serve` (process tree) during the ingest benchmark:\n\n" + _table(
+        ["backend", "after write phase MB", "peak MB"], rss
+    )
     return text
 
 
@@ -132,12 +226,24 @@ def queries(result: dict[str, Any]) -> str:
             if op == "failures":
                 continue
             goal = goals.get(op)
-            rows.append([op, values["n"], values["p50_ms"], values["p95_ms"], values["p99_ms"],
-                         floor.get(op, "-"), values.get("avg_items", "-"),
-                         f"< {goal['goal_p99_ms']} ms: {_met(goal['met'])}" if goal else "-"])
-        parts.append(_queries_intro(r)
-                     + _table(["query", "n", "p50 ms", "p95 ms", "p99 ms", "p50 / HTTP floor",
-                               "items", "goal (p99)"], rows))
+            rows.append(
+                [
+                    op,
+                    values["n"],
+                    values["p50_ms"],
+                    values["p95_ms"],
+                    values["p99_ms"],
+                    floor.get(op, "-"),
+                    values.get("avg_items", "-"),
+                    f"< {goal['goal_p99_ms']} ms: {_met(goal['met'])}" if goal else "-",
+                ]
+            )
+        parts.append(
+            _queries_intro(r)
+            + _table(
+                ["query", "n", "p50 ms", "p95 ms", "p99 ms", "p50 / HTTP floor", "items", "goal (p99)"], rows
+            )
+        )
     return "\n".join(parts)
 
 
@@ -146,12 +252,14 @@ def _queries_intro(r: dict[str, Any]) -> str:
     failures = r["latency"]["failures"] or "none"
     if "bulk" not in pop:  # a result of the earlier script (the server following the writes)
         caught = r.get("projections_caught_up", {})
-        return (f"Backend {r['backend']}: {r['runs']} runs, {pop['events']} events written in "
-                f"{pop['seconds']} s ({pop['events_per_s']} events/s through the Ledger "
-                f"service); projections following at lag 0 "
-                f"{caught.get('seconds_from_first_write')} s after the first write. "
-                f"Failures: {failures}. Peak RSS of `runledger serve`: "
-                f"{r.get('serve_peak_rss_mb')} MB.\n\n")
+        return (
+            f"Backend {r['backend']}: {r['runs']} runs, {pop['events']} events written in "
+            f"{pop['seconds']} s ({pop['events_per_s']} events/s through the Ledger "
+            f"service); projections following at lag 0 "
+            f"{caught.get('seconds_from_first_write')} s after the first write. "
+            f"Failures: {failures}. Peak RSS of `runledger serve`: "
+            f"{r.get('serve_peak_rss_mb')} MB.\n\n"
+        )
     service, bulk, rebuild, tree = pop["service"], pop["bulk"], r["rebuild"], r["tree"]
     return (
         f"Backend {r['backend']}: {r['runs']} runs, {pop['events']} events in "
@@ -167,24 +275,52 @@ def _queries_intro(r: dict[str, Any]) -> str:
         f"requests over one keep-alive connection; `http_floor` is `GET /healthz` in the same "
         f"loop, the baseline of the ratio column. Failures: {failures}. Peak RSS of "
         f"`runledger serve`: {r.get('serve_peak_rss_mb')} MB."
-        + (f" `ANALYZE` (as autovacuum would) before the queries: {r['analyze_seconds']} s."
-           if "analyze_seconds" in r else
-           " Autovacuum is off on this PostgreSQL; the rebuild runs `ANALYZE` on each new "
-           "table before the swap (and `VACUUM` first where index-only scans need a "
-           "visibility map), so the views go live with planner statistics."
-           if r.get("autovacuum") == "off" else "")
-        + (f" `runledger verify` over the whole ledger: exit {r['verify']['exit_code']} in "
-           f"{r['verify']['seconds']} s." if "verify" in r else "")
-        + "\n\n")
+        + (
+            f" `ANALYZE` (as autovacuum would) before the queries: {r['analyze_seconds']} s."
+            if "analyze_seconds" in r
+            else " Autovacuum is off on this PostgreSQL; the rebuild runs `ANALYZE` on each new "
+            "table before the swap (and `VACUUM` first where index-only scans need a "
+            "visibility map), so the views go live with planner statistics."
+            if r.get("autovacuum") == "off"
+            else ""
+        )
+        + (
+            f" `runledger verify` over the whole ledger: exit {r['verify']['exit_code']} in "
+            f"{r['verify']['seconds']} s."
+            if "verify" in r
+            else ""
+        )
+        + "\n\n"
+    )
 
 
 def memory(result: dict[str, Any]) -> str:
-    rows = [[r["backend"], r["runs"], r["events"], r["export"]["seconds"],
-             r["export"]["peak_rss_mb"], r["verify"]["seconds"], r["verify"]["peak_rss_mb"],
-             f"{r['export']['exit_code']}/{r['verify']['exit_code']}"] for r in result["rows"]]
-    return ("One ledger grown through the sizes; peak RSS from `wait4` (`ru_maxrss`).\n\n"
-            + _table(["backend", "runs", "events", "export s", "export peak MB", "verify s",
-                      "verify peak MB", "exit codes"], rows))
+    rows = [
+        [
+            r["backend"],
+            r["runs"],
+            r["events"],
+            r["export"]["seconds"],
+            r["export"]["peak_rss_mb"],
+            r["verify"]["seconds"],
+            r["verify"]["peak_rss_mb"],
+            f"{r['export']['exit_code']}/{r['verify']['exit_code']}",
+        ]
+        for r in result["rows"]
+    ]
+    return "One ledger grown through the sizes; peak RSS from `wait4` (`ru_maxrss`).\n\n" + _table(
+        [
+            "backend",
+            "runs",
+            "events",
+            "export s",
+            "export peak MB",
+            "verify s",
+            "verify peak MB",
+            "exit codes",
+        ],
+        rows,
+    )
 
 
 def projections_rebuild(result: dict[str, Any]) -> str:
@@ -194,28 +330,64 @@ def projections_rebuild(result: dict[str, Any]) -> str:
         single = r.get("rebuild_all_views_one_process", one)
         lag = r["live_lag"]
         goals = r.get("goals", {})
-        rows.append([r["backend"], r["events"], one["events_per_s"], one["parts"],
-                     one["fill_seconds"], one["index_seconds"], single["events_per_s"],
-                     r["baseline_decoded_scan_events_per_s"], r["ratio_one_pass_to_raw_scan"],
-                     lag["p50_ms"], lag["p99_ms"],
-                     goals.get("rebuild_events_per_s", "-"), goals.get("live_lag_p99_ms", "-")])
-    pops = "; ".join(f"{r['backend']}: {r['populate']['events']} events in "
-                     f"{r['populate']['seconds']} s" for r in result["results"])
-    return ("`runledger projections rebuild` of all four views in one pass over the events "
-            "(on PostgreSQL split between two processes by run), then live lag: a run "
-            "triggered through the Ledger service until its summary is visible, with the "
-            "runner following. Baselines in the same run: a scan of the events table decoded "
-            f"(`decoded scan`) and not (`raw`). Populated ({pops}) by `bench.bulk` after the "
-            "first runs through the service. Goals on PostgreSQL: rebuild >= 50,000 "
-            "events/s, lag p99 < 100 ms.\n\n"
-            + _table(["backend", "events", "rebuild ev/s", "processes", "fill s", "index s",
-                      "one process ev/s", "decoded scan ev/s", "ratio to raw scan",
-                      "lag p50 ms", "lag p99 ms", "rebuild goal", "lag goal"], rows))
+        rows.append(
+            [
+                r["backend"],
+                r["events"],
+                one["events_per_s"],
+                one["parts"],
+                one["fill_seconds"],
+                one["index_seconds"],
+                single["events_per_s"],
+                r["baseline_decoded_scan_events_per_s"],
+                r["ratio_one_pass_to_raw_scan"],
+                lag["p50_ms"],
+                lag["p99_ms"],
+                goals.get("rebuild_events_per_s", "-"),
+                goals.get("live_lag_p99_ms", "-"),
+            ]
+        )
+    pops = "; ".join(
+        f"{r['backend']}: {r['populate']['events']} events in {r['populate']['seconds']} s"
+        for r in result["results"]
+    )
+    return (
+        "`runledger projections rebuild` of all four views in one pass over the events "
+        "(on PostgreSQL split between two processes by run), then live lag: a run "
+        "triggered through the Ledger service until its summary is visible, with the "
+        "runner following. Baselines in the same run: a scan of the events table decoded "
+        f"(`decoded scan`) and not (`raw`). Populated ({pops}) by `bench.bulk` after the "
+        "first runs through the service. Goals on PostgreSQL: rebuild >= 50,000 "
+        "events/s, lag p99 < 100 ms.\n\n"
+        + _table(
+            [
+                "backend",
+                "events",
+                "rebuild ev/s",
+                "processes",
+                "fill s",
+                "index s",
+                "one process ev/s",
+                "decoded scan ev/s",
+                "ratio to raw scan",
+                "lag p50 ms",
+                "lag p99 ms",
+                "rebuild goal",
+                "lag goal",
+            ],
+            rows,
+        )
+    )
 
 
-RENDERERS = {"store_append": store_append, "mlflow_compare": mlflow_compare,
-             "queries": queries, "queries_postgres": queries, "memory": memory,
-             "projections_rebuild": projections_rebuild}
+RENDERERS = {
+    "store_append": store_append,
+    "mlflow_compare": mlflow_compare,
+    "queries": queries,
+    "queries_postgres": queries,
+    "memory": memory,
+    "projections_rebuild": projections_rebuild,
+}
 TITLES = {
     "store_append": "1. Store append: the Ledger service against raw inserts",
     "mlflow_compare": "2. HTTP ingest, side by side with MLflow",
@@ -229,32 +401,63 @@ TITLES = {
 }
 
 
-def render(info: dict[str, Any], records: list[dict[str, Any]], total: float | None,
-           invocation: str) -> str:
+def render(info: dict[str, Any], records: list[dict[str, Any]], total: float | None, invocation: str) -> str:
     ran = [r for r in records if not r.get("kept")]
     kept = [r["name"] for r in records if r.get("kept")]
     out = [
         "# runledger benchmark results\n",
-        (f"Written by `bench/run_all.py` ({invocation}), whose steps took {total} s wall time "
-         f"(the {len(ran)} of {len(records)} steps run this time)." if total is not None else
-         f"Written by `bench/run_all.py` ({invocation}) from the records in RESULTS.json: each "
-         f"step as measured at the time shown in its row.")
-        + (f" Kept from earlier runs (each with its own date below): {', '.join(kept)}."
-           if kept else "")
+        (
+            f"Written by `bench/run_all.py` ({invocation}), whose steps took {total} s wall time "
+            f"(the {len(ran)} of {len(records)} steps run this time)."
+            if total is not None
+            else f"Written by `bench/run_all.py` ({invocation}) from the records in RESULTS.json: each "
+            f"step as measured at the time shown in its row."
+        )
+        + (f" Kept from earlier runs (each with its own date below): {', '.join(kept)}." if kept else "")
         + " Ratios are measured side by side in the same process or session, because absolute "
         "times on a shared 2-core machine are noisy.\n",
         "## Machine\n",
-        _table(["cpu", "cores", "memory GB", "kernel", "python", "sqlite", "postgresql",
-                "load average at start", "started (UTC)"],
-               [[info["cpu"], info["cores"], info["memory_gb"], info["kernel"],
-                 info["python"], info["sqlite"], info["postgresql"],
-                 ", ".join(f"{x:.2f}" for x in info["loadavg"]), info["time_utc"]]]),
+        _table(
+            [
+                "cpu",
+                "cores",
+                "memory GB",
+                "kernel",
+                "python",
+                "sqlite",
+                "postgresql",
+                "load average at start",
+                "started (UTC)",
+            ],
+            [
+                [
+                    info["cpu"],
+                    info["cores"],
+                    info["memory_gb"],
+                    info["kernel"],
+                    info["python"],
+                    info["sqlite"],
+                    info["postgresql"],
+                    ", ".join(f"{x:.2f}" for x in info["loadavg"]),
+                    info["time_utc"],
+                ]
+            ],
+        ),
         "## Commands\n",
-        _table(["step", "command", "status", "seconds", "started (UTC)",
-                "load average after (1, 5, 15 min)"],
-               [[r["name"], f"`{r['command']}`", r["status"], r.get("seconds", "-"),
-                 r.get("started_utc", "-") + (" (earlier run)" if r.get("kept") else ""),
-                 ", ".join(str(x) for x in r.get("loadavg_after", []))] for r in records]),
+        _table(
+            ["step", "command", "status", "seconds", "started (UTC)", "load average after (1, 5, 15 min)"],
+            [
+                [
+                    r["name"],
+                    f"`{r['command']}`",
+                    r["status"],
+                    r.get("seconds", "-"),
+                    r.get("started_utc", "-") + (" (earlier run)" if r.get("kept") else ""),
+                    ", ".join(str(x) for x in r.get("loadavg_after", [])),
+                ]
+                for r in records
+            ],
+        ),
         "The machine is shared with other engineers' test runs while this runs: a load "
         "average above 2 means the benchmarks got less than the whole machine; the "
         "`foreign cores` columns say how much CPU went to other processes during each trial.\n",
@@ -273,6 +476,7 @@ def render(info: dict[str, Any], records: list[dict[str, Any]], total: float | N
                 out.append(f"(could not tabulate: {exc!r}; the script's output follows)\n")
         result = {k: v for k, v in r.get("result", {}).items() if k != "machine"}
         text = json.dumps(result, indent=1) if result else r.get("stdout", "").strip()
-        out.append("The script's own result (its JSON, the machine left out):\n\n```\n"
-                   + text[:6000] + "\n```\n")
+        out.append(
+            "The script's own result (its JSON, the machine left out):\n\n```\n" + text[:6000] + "\n```\n"
+        )
     return "\n".join(out)

@@ -47,20 +47,48 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str], bool]]:
     (``--only NAME``); a full run keeps their last results in RESULTS.md."""
     return [
         ("store_append", ["bench.store_append", "--saves", "1500", "--saves10", "600"], True),
-        ("mlflow_compare", ["bench.mlflow_compare", "--clients", "1,8", "--runs", "400",
-                            "--max-seconds", str(args.write_seconds), "--repeat", "1"], True),
-        ("queries", ["bench.queries", "--backend", "sqlite", "--runs", str(args.queries_runs),
-                     "--iterations", "300"], True),
-        ("queries_postgres", ["bench.queries", "--backend", "postgres", "--runs",
-                              str(args.queries_runs), "--iterations", "300"],
-         args.queries_postgres),
+        (
+            "mlflow_compare",
+            [
+                "bench.mlflow_compare",
+                "--clients",
+                "1,8",
+                "--runs",
+                "400",
+                "--max-seconds",
+                str(args.write_seconds),
+                "--repeat",
+                "1",
+            ],
+            True,
+        ),
+        (
+            "queries",
+            ["bench.queries", "--backend", "sqlite", "--runs", str(args.queries_runs), "--iterations", "300"],
+            True,
+        ),
+        (
+            "queries_postgres",
+            [
+                "bench.queries",
+                "--backend",
+                "postgres",
+                "--runs",
+                str(args.queries_runs),
+                "--iterations",
+                "300",
+            ],
+            args.queries_postgres,
+        ),
         ("memory", ["bench.memory", "--backend", "sqlite", "--runs", args.memory_runs], True),
-        ("projections_rebuild", ["bench.projections_rebuild", "--events",
-                                 str(args.rebuild_events)], True),
+        ("projections_rebuild", ["bench.projections_rebuild", "--events", str(args.rebuild_events)], True),
         ("executor", ["bench.executor"], True),
         ("verify_export", ["bench.verify_export", "--events", str(args.verify_events)], True),
-        ("verify_export_1m", ["bench.verify_export", "--events", "1000000",
-                              "--backend", "sqlite,postgres"], False),
+        (
+            "verify_export_1m",
+            ["bench.verify_export", "--events", "1000000", "--backend", "sqlite,postgres"],
+            False,
+        ),
     ]
 
 
@@ -76,9 +104,13 @@ def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
     tail = [] if name in NO_OUT_FLAG else ["--out", str(out)]
     command = [sys.executable, "-m", *argv, *tail]
     shown = ".venv/bin/python -m " + " ".join(
-        [*argv, *([] if name in NO_OUT_FLAG else ["--out", f"bench/results/{name}.json"])])
-    record: dict[str, Any] = {"name": name, "command": shown,
-                              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        [*argv, *([] if name in NO_OUT_FLAG else ["--out", f"bench/results/{name}.json"])]
+    )
+    record: dict[str, Any] = {
+        "name": name,
+        "command": shown,
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     if not module_file.exists():
         record.update(status="missing", error=f"{module_file.relative_to(ROOT)} does not exist")
         return record
@@ -87,8 +119,15 @@ def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     # Its own session, so a step that runs out of time is stopped with every server it started.
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -97,9 +136,12 @@ def run_step(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
                 os.killpg(proc.pid, sig)
             time.sleep(3)
         stdout, stderr = proc.communicate()
-        record.update(status="timeout", seconds=round(time.time() - started, 1),
-                      error=f"timed out after {timeout:.0f} s\n{stderr[-1500:]}",
-                      stdout=stdout[-3000:])
+        record.update(
+            status="timeout",
+            seconds=round(time.time() - started, 1),
+            error=f"timed out after {timeout:.0f} s\n{stderr[-1500:]}",
+            stdout=stdout[-3000:],
+        )
         return record
     record["seconds"] = round(time.time() - started, 1)
     record["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -130,13 +172,18 @@ def previous_records(path: Path) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=None,
-                        help="comma-separated step names to run (any step, default or not); "
-                             "the other steps' results are kept from the last run")
-    parser.add_argument("--with", dest="extra", default="",
-                        help="comma-separated steps that do not run by default to run too")
-    parser.add_argument("--queries-postgres", action="store_true",
-                        help="make queries_postgres a default step")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated step names to run (any step, default or not); "
+        "the other steps' results are kept from the last run",
+    )
+    parser.add_argument(
+        "--with", dest="extra", default="", help="comma-separated steps that do not run by default to run too"
+    )
+    parser.add_argument(
+        "--queries-postgres", action="store_true", help="make queries_postgres a default step"
+    )
     parser.add_argument("--queries-runs", type=int, default=100_000)
     parser.add_argument("--memory-runs", default="2000,10000")
     parser.add_argument("--rebuild-events", type=int, default=REBUILD_EVENTS)
@@ -144,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-seconds", type=float, default=WRITE_SECONDS)
     parser.add_argument("--step-timeout", type=float, default=900)
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
-    parser.add_argument("--render-only", action="store_true",
-                        help="rewrite RESULTS.md from RESULTS.json next to it, run nothing")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite RESULTS.md from RESULTS.json next to it, run nothing",
+    )
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     # Every record behind RESULTS.md, committed with it, so that the steps a run leaves out
@@ -154,13 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         with records_path.open() as handle:
             last = json.load(handle)
-        Path(args.results).write_text(render(last["machine"], last["steps"], None,
-                                             "--render-only"))
+        Path(args.results).write_text(render(last["machine"], last["steps"], None, "--render-only"))
         return 0
     plan = steps(args)
     known = {name for name, _, _ in plan}
-    wanted = set(args.only.split(",")) if args.only else {
-        name for name, _, default in plan if default} | set(filter(None, args.extra.split(",")))
+    wanted = (
+        set(args.only.split(","))
+        if args.only
+        else {name for name, _, default in plan if default} | set(filter(None, args.extra.split(",")))
+    )
     if wanted - known:
         parser.error(f"unknown steps: {', '.join(sorted(wanted - known))}")
     started = time.time()
@@ -172,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             if name in kept:  # measured by an earlier run: shown with its own date
                 records.append(dict(kept[name], kept=True))
             continue
-        timeout = args.step_timeout * (4 if name.endswith("_1m") else
-                                       2 if name.startswith("queries") else 1)
+        timeout = args.step_timeout * (4 if name.endswith("_1m") else 2 if name.startswith("queries") else 1)
         records.append(run_step(name, step_argv, timeout))
         with (RESULTS / "run_all.json").open("w") as handle:  # progress, should this run die
             json.dump({"machine": info, "steps": records}, handle, indent=2)

@@ -68,7 +68,8 @@ class RunledgerAdapter(Adapter):  # type: ignore[misc]  # runbench is outside th
     async def setup(self) -> None:
         for i in range(N_WORKFLOWS):
             response = await self.client.post(
-                f"{self.url}/api/workflows", headers=self.operator,
+                f"{self.url}/api/workflows",
+                headers=self.operator,
                 json={"definition": workflow_definition(f"wf-{i}")},
             )
             if response.status_code not in (200, 201):
@@ -76,8 +77,9 @@ class RunledgerAdapter(Adapter):  # type: ignore[misc]  # runbench is outside th
 
     # ---- write path ---------------------------------------------------------------------------
     async def _events(self, op: str, run_id: str, events: list[dict[str, Any]]) -> None:
-        await self._request(op, "POST", f"/api/runs/{run_id}/events", headers=self.worker,
-                            json={"events": events})
+        await self._request(
+            op, "POST", f"/api/runs/{run_id}/events", headers=self.worker, json={"events": events}
+        )
 
     async def _claim(self) -> str:
         """Claim the next pending run; a 204 (the read model not caught up yet) is retried."""
@@ -91,8 +93,13 @@ class RunledgerAdapter(Adapter):  # type: ignore[misc]  # runbench is outside th
             await asyncio.sleep(0.002)
 
     async def _trigger(self, workflow: str, params: dict[str, str]) -> str:
-        body = await self._request("create_run", "POST", f"/api/workflows/{workflow}/trigger",
-                                   headers=self.operator, json={"parameters": params})
+        body = await self._request(
+            "create_run",
+            "POST",
+            f"/api/workflows/{workflow}/trigger",
+            headers=self.operator,
+            json={"parameters": params},
+        )
         return str(body["run_id"])
 
     async def create_run(self, workflow: str, params: dict[str, str], label: str) -> str:
@@ -101,14 +108,23 @@ class RunledgerAdapter(Adapter):  # type: ignore[misc]  # runbench is outside th
 
     @staticmethod
     def _started(rec: TaskStart) -> dict[str, Any]:
-        return {"type": "task_started", "task": rec.task, "attempt": 1, "host": rec.host,
-                "started_at": _iso(rec.started_at)}
+        return {
+            "type": "task_started",
+            "task": rec.task,
+            "attempt": 1,
+            "host": rec.host,
+            "started_at": _iso(rec.started_at),
+        }
 
     @staticmethod
     def _finished(rec: TaskFinish) -> dict[str, Any]:
         return {
-            "type": "task_finished", "task": rec.task, "attempt": 1, "exit_code": rec.exit_code,
-            "duration_seconds": rec.duration_s, "host": rec.host,
+            "type": "task_finished",
+            "task": rec.task,
+            "attempt": 1,
+            "exit_code": rec.exit_code,
+            "duration_seconds": rec.duration_s,
+            "host": rec.host,
             "ended_at": _iso(rec.finished_at),
             "inputs": [{"sha256": h} for h in rec.input_sha256],
             "outputs": [{"sha256": h} for h in rec.output_sha256],
@@ -121,21 +137,26 @@ class RunledgerAdapter(Adapter):  # type: ignore[misc]  # runbench is outside th
         await self._events("task_finish", run_id, [self._finished(rec)])
 
     async def finish_run(self, run_id: str, status: str = "finished") -> None:
-        event = {"type": "run_succeeded"} if status == "finished" else {
-            "type": "run_failed", "error": status}
+        event = {"type": "run_succeeded"} if status == "finished" else {"type": "run_failed", "error": status}
         await self._events("finish_run", run_id, [event])
 
-    async def create_complete_run(self, workflow: str, params: dict[str, str], label: str,
-                                  tasks: list[tuple[TaskStart, TaskFinish]],
-                                  status: str = "finished") -> str:
+    async def create_complete_run(
+        self,
+        workflow: str,
+        params: dict[str, str],
+        label: str,
+        tasks: list[tuple[TaskStart, TaskFinish]],
+        status: str = "finished",
+    ) -> str:
         """3 requests: trigger, claim, one atomic report of every event."""
         await self._trigger(workflow, params)
         run_id = await self._claim()
         events: list[dict[str, Any]] = []
         for start, finish in tasks:
             events += [self._started(start), self._finished(finish)]
-        events.append({"type": "run_succeeded"} if status == "finished" else
-                      {"type": "run_failed", "error": status})
+        events.append(
+            {"type": "run_succeeded"} if status == "finished" else {"type": "run_failed", "error": status}
+        )
         await self._events("report_all", run_id, events)
         return run_id
 
@@ -155,12 +176,21 @@ class RunledgerAdapter(Adapter):  # type: ignore[misc]  # runbench is outside th
         return self._norm(body)
 
     async def list_recent_finished(self, limit: int = 50) -> list[dict[str, Any]]:
-        body = await self._request("list_recent_finished", "GET", "/api/runs",
-                                   headers=self.operator,
-                                   params={"status": "success", "limit": limit})
+        body = await self._request(
+            "list_recent_finished",
+            "GET",
+            "/api/runs",
+            headers=self.operator,
+            params={"status": "success", "limit": limit},
+        )
         return [self._norm(r) for r in body["runs"]]
 
     async def search_by_param(self, key: str, value: str, limit: int = 50) -> list[dict[str, Any]]:
-        body = await self._request("search_by_param", "GET", "/api/runs", headers=self.operator,
-                                   params={f"param.{key}": value, "limit": limit})
+        body = await self._request(
+            "search_by_param",
+            "GET",
+            "/api/runs",
+            headers=self.operator,
+            params={f"param.{key}": value, "limit": limit},
+        )
         return [self._norm(r) for r in body["runs"]]

@@ -29,22 +29,24 @@ def free_port() -> int:
 
 def runledger_env(database_url: str, data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "RUNLEDGER_DATABASE_URL": database_url,
-        "RUNLEDGER_DATA_DIR": str(data_dir),
-        "RUNLEDGER_LOG_LEVEL": "warning",
-        "RUNLEDGER_LOG_FORMAT": "json",
-    })
+    env.update(
+        {
+            "RUNLEDGER_DATABASE_URL": database_url,
+            "RUNLEDGER_DATA_DIR": str(data_dir),
+            "RUNLEDGER_LOG_LEVEL": "warning",
+            "RUNLEDGER_LOG_FORMAT": "json",
+        }
+    )
     return env
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     """Run ``runledger ARGS`` and return its stdout (raises with stderr on failure)."""
-    done = subprocess.run([RUNLEDGER, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    done = subprocess.run(
+        [RUNLEDGER, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"runledger {' '.join(args)} exited {done.returncode}: "
-                           f"{done.stderr[-2000:]}")
+        raise RuntimeError(f"runledger {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
     return done.stdout
 
 
@@ -80,8 +82,9 @@ class PeakRss:
 class RunledgerServer:
     """``runledger serve --no-executor`` on a free port of 127.0.0.1; stopped by its own pid."""
 
-    def __init__(self, database_url: str, data_dir: Path, *, extra: tuple[str, ...] = (),
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self, database_url: str, data_dir: Path, *, extra: tuple[str, ...] = (), log_path: Path | None = None
+    ) -> None:
         self.database_url = database_url
         self.data_dir = data_dir
         self.port = free_port()
@@ -94,19 +97,33 @@ class RunledgerServer:
         self.peak_rss_kb = 0
 
     def token(self, role: str) -> str:
-        return cli(self.env, "tokens", "create", "--role", role,
-                   "--name", f"bench-{role}-{time.monotonic_ns()}").strip().splitlines()[-1]
+        return (
+            cli(self.env, "tokens", "create", "--role", role, "--name", f"bench-{role}-{time.monotonic_ns()}")
+            .strip()
+            .splitlines()[-1]
+        )
 
     def command(self) -> list[str]:
-        return [RUNLEDGER, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--no-executor", *self.extra]
+        return [
+            RUNLEDGER,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-executor",
+            *self.extra,
+        ]
 
     def start(self) -> RunledgerServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.command(),
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
             start_new_session=True,
         )
         log.close()
@@ -152,8 +169,9 @@ class RunledgerServer:
     def __enter__(self) -> RunledgerServer:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def describe(self) -> dict[str, Any]:

@@ -40,12 +40,13 @@ Row = tuple[str, int, str, bytes]
 WORKFLOW_NAME = "bench_append"
 WORKFLOW: dict[str, Any] = {
     "name": WORKFLOW_NAME,
-    "params": {name: {"type": "string", "required": True}
-               for name in ("workflow", "dataset", "git_sha", "seed", "owner")},
+    "params": {
+        name: {"type": "string", "required": True}
+        for name in ("workflow", "dataset", "git_sha", "seed", "owner")
+    },
     "tasks": [{"name": f"t{i}", "command": ["true"]} for i in range(5)],
 }
-PARAMS = {"workflow": "wf-1", "dataset": "ds-7", "git_sha": "0123456789ab", "seed": "42",
-          "owner": "user-3"}
+PARAMS = {"workflow": "wf-1", "dataset": "ds-7", "git_sha": "0123456789ab", "seed": "42", "owner": "user-3"}
 
 
 def task_reports() -> list[Report]:
@@ -55,13 +56,20 @@ def task_reports() -> list[Report]:
         task = f"t{i}"
         host = f"node-{i}.local"
         reports.append(TaskStartedReport(type="task_started", task=task, attempt=1, host=host))
-        reports.append(TaskFinishedReport.model_validate({
-            "type": "task_finished", "task": task, "attempt": 1, "exit_code": 0,
-            "duration_seconds": 1.25 + i,
-            "inputs": [{"sha256": f"{i}{j}".ljust(64, "a")} for j in range(2)],
-            "outputs": [{"sha256": f"{i}{j}".ljust(64, "b")} for j in range(2)],
-            "host": host,
-        }))
+        reports.append(
+            TaskFinishedReport.model_validate(
+                {
+                    "type": "task_finished",
+                    "task": task,
+                    "attempt": 1,
+                    "exit_code": 0,
+                    "duration_seconds": 1.25 + i,
+                    "inputs": [{"sha256": f"{i}{j}".ljust(64, "a")} for j in range(2)],
+                    "outputs": [{"sha256": f"{i}{j}".ljust(64, "b")} for j in range(2)],
+                    "host": host,
+                }
+            )
+        )
     return reports
 
 
@@ -115,21 +123,26 @@ class RawStore:
             conn = self._postgres()
             table = self._pg_table()
             with conn.transaction():
-                conn.execute(sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (originator_id text NOT NULL, "
-                    "originator_version bigint NOT NULL, topic text, state bytea, "
-                    "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
-                ).format(table))
-                conn.execute(sql.SQL(
-                    "CREATE UNIQUE INDEX IF NOT EXISTS raw_events_nid ON {} (notification_id)"
-                ).format(table))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} (originator_id text NOT NULL, "
+                        "originator_version bigint NOT NULL, topic text, state bytea, "
+                        "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+                    ).format(table)
+                )
+                conn.execute(
+                    sql.SQL(
+                        "CREATE UNIQUE INDEX IF NOT EXISTS raw_events_nid ON {} (notification_id)"
+                    ).format(table)
+                )
 
     def _pg_table(self) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self.db.schema), sql.Identifier("raw_events"))
 
     def _sqlite(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db.url[len("sqlite:///"):], isolation_level=None,
-                               check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(
+            self.db.url[len("sqlite:///") :], isolation_level=None, check_same_thread=False, timeout=30
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         with self.lock:
             self.connections.append(conn)
@@ -173,8 +186,7 @@ class RawStore:
             conn.execute("COMMIT")
             return
         insert = sql.SQL(
-            "INSERT INTO {} (originator_id, originator_version, topic, state) "
-            "VALUES (%s, %s, %s, %s)"
+            "INSERT INTO {} (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)"
         ).format(self._pg_table())
         with conn.transaction(), conn.cursor() as cursor:
             cursor.executemany(insert, rows)
@@ -195,12 +207,17 @@ def stored_rows(ledger: Ledger, db: ScratchDatabase, stream: str, min_version: i
                 (stream, min_version),
             )
         else:
-            cursor.execute(sql.SQL(
-                "SELECT originator_id, originator_version, topic, state FROM {}.{} "
-                "WHERE originator_id = %s AND originator_version >= %s ORDER BY originator_version"
-            ).format(sql.Identifier(db.schema), sql.Identifier(table)), (stream, min_version))
-        return [(r["originator_id"], int(r["originator_version"]), r["topic"], bytes(r["state"]))
-                for r in cursor.fetchall()]
+            cursor.execute(
+                sql.SQL(
+                    "SELECT originator_id, originator_version, topic, state FROM {}.{} "
+                    "WHERE originator_id = %s AND originator_version >= %s ORDER BY originator_version"
+                ).format(sql.Identifier(db.schema), sql.Identifier(table)),
+                (stream, min_version),
+            )
+        return [
+            (r["originator_id"], int(r["originator_version"]), r["topic"], bytes(r["state"]))
+            for r in cursor.fetchall()
+        ]
 
 
 # ---- one configuration -----------------------------------------------------------------------
@@ -221,9 +238,13 @@ class Case:
         ledger_eps = self.events / self.ledger_s
         raw_eps = self.events / self.raw_s
         return {
-            "backend": self.backend, "threads": self.threads,
-            "events_per_save": self.events_per_save, "saves": self.saves, "events": self.events,
-            "ledger_events_per_s": round(ledger_eps, 1), "raw_events_per_s": round(raw_eps, 1),
+            "backend": self.backend,
+            "threads": self.threads,
+            "events_per_save": self.events_per_save,
+            "saves": self.saves,
+            "events": self.events,
+            "ledger_events_per_s": round(ledger_eps, 1),
+            "raw_events_per_s": round(raw_eps, 1),
             "ratio": round(ledger_eps / raw_eps, 3),
             "ledger_transactions": self.transactions,
             "ledger_cpu_us_per_save": round(self.ledger_cpu_s / self.saves * 1e6),
@@ -240,8 +261,7 @@ def _ledger_round(ledger: Ledger, case: Case, count: int) -> tuple[list[str], in
         ids_lock = threading.Lock()
 
         def trigger() -> None:
-            run_id = ledger.trigger(workflow=WORKFLOW_NAME, parameters=PARAMS,
-                                    principal="bench").run_id
+            run_id = ledger.trigger(workflow=WORKFLOW_NAME, parameters=PARAMS, principal="bench").run_id
             with ids_lock:
                 run_ids.append(run_id)
 
@@ -256,8 +276,12 @@ def _ledger_round(ledger: Ledger, case: Case, count: int) -> tuple[list[str], in
     for start in range(0, count, 500):
         size = min(500, count - start)
         streams += ledger.trigger_batch(
-            workflow=WORKFLOW_NAME, items=[f"ds-{i}" for i in range(size)],
-            input_param="dataset", parallelism=1, parameters=PARAMS, principal="bench",
+            workflow=WORKFLOW_NAME,
+            items=[f"ds-{i}" for i in range(size)],
+            input_param="dataset",
+            parallelism=1,
+            parameters=PARAMS,
+            principal="bench",
         ).run_ids
     run_threads(4, [partial(ledger.claim, r, worker_id="bench") for r in streams])
     reports = task_reports()
@@ -272,12 +296,10 @@ def _ledger_round(ledger: Ledger, case: Case, count: int) -> tuple[list[str], in
     return streams, 3
 
 
-def measure(ledger: Ledger, raw: RawStore, db: ScratchDatabase, case: Case,
-            rounds: int = 3) -> None:
+def measure(ledger: Ledger, raw: RawStore, db: ScratchDatabase, case: Case, rounds: int = 3) -> None:
     """Ledger then raw, in ``rounds`` alternating rounds, so drift in the machine's load and
     disk hits both sides alike."""
-    per_round = [case.saves // rounds + (1 if i < case.saves % rounds else 0)
-                 for i in range(rounds)]
+    per_round = [case.saves // rounds + (1 if i < case.saves % rounds else 0) for i in range(rounds)]
     for count in per_round:
         streams, min_version = _ledger_round(ledger, case, count)
         saves = [stored_rows(ledger, db, stream, min_version) for stream in streams]
@@ -289,8 +311,9 @@ def measure(ledger: Ledger, raw: RawStore, db: ScratchDatabase, case: Case,
         case.raw_cpu_s += time.process_time() - cpu
 
 
-def bench_backend(backend: str, threads: list[int], events: list[int],
-                  saves: dict[int, int]) -> tuple[list[dict[str, Any]], str]:
+def bench_backend(
+    backend: str, threads: list[int], events: list[int], saves: dict[int, int]
+) -> tuple[list[dict[str, Any]], str]:
     with scratch_database(backend, prefix="rl_bench_append") as db:
         settings = Settings(database_url=db.url, data_dir=db.directory / "state")
         ledger = Ledger(settings)
@@ -314,12 +337,14 @@ def bench_backend(backend: str, threads: list[int], events: list[int],
 
 
 def _line(r: dict[str, Any]) -> str:
-    return (f"{r['backend']:8} threads={r['threads']} events/save={r['events_per_save']:2} "
-            f"ledger={r['ledger_events_per_s']:8.1f} ev/s raw={r['raw_events_per_s']:8.1f} ev/s "
-            f"ratio={r['ratio']:.3f} (ledger used {r['ledger_transactions']} transactions "
-            f"for {r['saves']} saves; per save: ledger {r['ledger_wall_us_per_save']} us wall, "
-            f"{r['ledger_cpu_us_per_save']} us CPU; raw {r['raw_wall_us_per_save']} us wall, "
-            f"{r['raw_cpu_us_per_save']} us CPU)")
+    return (
+        f"{r['backend']:8} threads={r['threads']} events/save={r['events_per_save']:2} "
+        f"ledger={r['ledger_events_per_s']:8.1f} ev/s raw={r['raw_events_per_s']:8.1f} ev/s "
+        f"ratio={r['ratio']:.3f} (ledger used {r['ledger_transactions']} transactions "
+        f"for {r['saves']} saves; per save: ledger {r['ledger_wall_us_per_save']} us wall, "
+        f"{r['ledger_cpu_us_per_save']} us CPU; raw {r['raw_wall_us_per_save']} us wall, "
+        f"{r['raw_cpu_us_per_save']} us CPU)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,8 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     events = [int(e) for e in args.events.split(",")]
     summary: dict[str, Any] = {"machine": machine(), "results": [], "durability": {}}
     for backend in args.backend.split(","):
-        results, durability = bench_backend(backend, threads, events,
-                                             {1: args.saves, 10: args.saves10})
+        results, durability = bench_backend(backend, threads, events, {1: args.saves, 10: args.saves10})
         summary["results"] += results
         summary["durability"][backend] = durability
         print(f"# {backend}: raw durability {durability}", flush=True)

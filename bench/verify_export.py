@@ -46,16 +46,23 @@ from ledger.settings import Settings  # noqa: E402
 
 DEFINITION: dict[str, Any] = {
     "name": "bench",
-    "params": {"query": {"type": "string", "required": True}, "limit": {"type": "integer",
-                                                                         "default": 5}},
-    "tasks": [{"name": "extract", "command": ["python3", "-c", "print(1)", "{{ params.query }}"],
-               "outputs": ["out.txt"]}],
+    "params": {"query": {"type": "string", "required": True}, "limit": {"type": "integer", "default": 5}},
+    "tasks": [
+        {
+            "name": "extract",
+            "command": ["python3", "-c", "print(1)", "{{ params.query }}"],
+            "outputs": ["out.txt"],
+        }
+    ],
 }
 
 
 def settings_for(directory: Path, url: str | None = None) -> Settings:
-    return Settings(database_url=url or f"sqlite:///{directory / 'ledger.db'}",
-                    data_dir=directory / "state", log_level="warning")
+    return Settings(
+        database_url=url or f"sqlite:///{directory / 'ledger.db'}",
+        data_dir=directory / "state",
+        log_level="warning",
+    )
 
 
 def copy_to_postgres(directory: Path, url: str) -> int:
@@ -71,10 +78,12 @@ def copy_to_postgres(directory: Path, url: str) -> int:
     source = sqlite3.connect(directory / "ledger.db")
     table = f'"{settings.database.schema}".runledger_events'
     with psycopg.connect(postgres_conninfo(settings.database)) as pg, pg.cursor() as cursor:
-        with cursor.copy(f"COPY {table} (originator_id, originator_version, topic, state) "
-                         "FROM STDIN") as copy:
-            for row in source.execute("SELECT originator_id, originator_version, topic, state "
-                                      "FROM stored_events ORDER BY rowid"):
+        with cursor.copy(
+            f"COPY {table} (originator_id, originator_version, topic, state) FROM STDIN"
+        ) as copy:
+            for row in source.execute(
+                "SELECT originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid"
+            ):
                 copy.write_row(row)
         count = int(cursor.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
     source.close()
@@ -88,22 +97,31 @@ def template_rows(settings: Settings) -> list[tuple[str, int, str, bytes]]:
     ledger = Ledger(settings)
     try:
         ledger.register_workflow(DEFINITION, principal="bench")
-        run_id = ledger.trigger(workflow="bench", parameters={"query": "q"},
-                                principal="bench").run_id
+        run_id = ledger.trigger(workflow="bench", parameters={"query": "q"}, principal="bench").run_id
         ledger.claim(run_id, worker_id="w1")
-        reports = ReportBatch.model_validate({"events": [
-            {"type": "task_started", "task": "extract"},
-            {"type": "task_finished", "task": "extract", "exit_code": 0,
-             "output_vars": {"rows": 12}, "duration_seconds": 0.25,
-             "outputs": [{"path": "out.txt", "sha256": "ab" * 32, "size": 12}]},
-            {"type": "run_succeeded"},
-        ]}).events
+        reports = ReportBatch.model_validate(
+            {
+                "events": [
+                    {"type": "task_started", "task": "extract"},
+                    {
+                        "type": "task_finished",
+                        "task": "extract",
+                        "exit_code": 0,
+                        "output_vars": {"rows": 12},
+                        "duration_seconds": 0.25,
+                        "outputs": [{"path": "out.txt", "sha256": "ab" * 32, "size": 12}],
+                    },
+                    {"type": "run_succeeded"},
+                ]
+            }
+        ).events
         ledger.report(run_id, worker_id="w1", reports=list(reports))
     finally:
         ledger.close()
     conn = sqlite3.connect(settings.database.sqlite_path or "")
-    rows = conn.execute("SELECT originator_id, originator_version, topic, state FROM "
-                        "stored_events ORDER BY rowid").fetchall()
+    rows = conn.execute(
+        "SELECT originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid"
+    ).fetchall()
     conn.close()
     return [(r[0], r[1], r[2], bytes(r[3])) for r in rows if r[0] == run_id]
 
@@ -129,8 +147,14 @@ def build(settings: Settings, events: int) -> int:
             payload["timestamp"] = {"_type_": "datetime_iso", "_data_": at.isoformat()}
             record = decode_row(1, run_id, sequence, topic, json.dumps(payload).encode())
             value, fast = load_json(json.dumps(record.data).encode())
-            hashed = {"stream": run_id, "sequence": sequence, "type": record.type,
-                      "timestamp": format_timestamp(at), "data": value, "prev_hash": prev}
+            hashed = {
+                "stream": run_id,
+                "sequence": sequence,
+                "type": record.type,
+                "timestamp": format_timestamp(at),
+                "data": value,
+                "prev_hash": prev,
+            }
             payload["hash"] = prev = hashlib.sha256(canonical(hashed, fast=fast)).hexdigest()
             batch.append((run_id, sequence, topic, json.dumps(payload).encode()))
             inserted += 1
@@ -143,8 +167,10 @@ def build(settings: Settings, events: int) -> int:
 
 
 def _flush(conn: sqlite3.Connection, batch: list[tuple[str, int, str, bytes]]) -> None:
-    conn.executemany("INSERT INTO stored_events (originator_id, originator_version, topic, "
-                     "state) VALUES (?, ?, ?, ?)", batch)
+    conn.executemany(
+        "INSERT INTO stored_events (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
+        batch,
+    )
     conn.commit()
     batch.clear()
 
@@ -207,8 +233,9 @@ def step(name: str, directory: Path, url: str | None) -> dict[str, Any]:
 
 def run_child(name: str, directory: Path, url: str | None) -> dict[str, Any]:
     command = [sys.executable, __file__, "--step", name, "--dir", str(directory)]
-    done = subprocess.run(command + (["--url", url] if url else []),
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        command + (["--url", url] if url else []), capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"step {name} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -223,31 +250,43 @@ def run_steps(directory: Path, url: str | None) -> dict[str, Any]:
     for name in STEPS:
         outcome = run_child(name, directory, url)
         rate = outcome["events"] / outcome["seconds"] if outcome["seconds"] else 0.0
-        results[name] = {"seconds": round(outcome["seconds"], 2),
-                         "workers": outcome.get("workers", 1),
-                         "events_per_second": round(rate),
-                         "peak_rss_mb": round(outcome["peak_rss_mb"], 1)}
+        results[name] = {
+            "seconds": round(outcome["seconds"], 2),
+            "workers": outcome.get("workers", 1),
+            "events_per_second": round(rate),
+            "peak_rss_mb": round(outcome["peak_rss_mb"], 1),
+        }
         if "bundle_bytes" in outcome:
             results[name]["bundle_mb"] = round(outcome["bundle_bytes"] / 2**20, 1)
-        print(f"{name:>14}: {outcome['events']} events in {outcome['seconds']:.2f} s = "
-              f"{rate:,.0f} events/s, peak RSS {outcome['peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f"{name:>14}: {outcome['events']} events in {outcome['seconds']:.2f} s = "
+            f"{rate:,.0f} events/s, peak RSS {outcome['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
     best = max(results["verify"]["events_per_second"], results["verify-1proc"]["events_per_second"])
     ratio = best / max(1, results["baseline"]["events_per_second"])
     results["verify_vs_baseline"] = round(ratio, 3)
     results["verify_goal_met"] = best >= 100_000
-    print(f"verify throughput (best of 1 process and {results['verify'].get('workers', 'N')} "
-          f"processes) is {ratio:.2f}x the raw read+sha256 baseline "
-          f"(goal: >= 100,000 events/s verify; got {best:,})", flush=True)
+    print(
+        f"verify throughput (best of 1 process and {results['verify'].get('workers', 'N')} "
+        f"processes) is {ratio:.2f}x the raw read+sha256 baseline "
+        f"(goal: >= 100,000 events/s verify; got {best:,})",
+        flush=True,
+    )
     return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--backend", default="sqlite", help="sqlite, postgres or both, comma "
-                        "separated (default sqlite)")
-    parser.add_argument("--keep", type=Path, help="build in this directory and keep it (an "
-                        "SQLite ledger already there is reused)")
+    parser.add_argument(
+        "--backend", default="sqlite", help="sqlite, postgres or both, comma separated (default sqlite)"
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build in this directory and keep it (an SQLite ledger already there is reused)",
+    )
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -277,8 +316,10 @@ def main() -> int:
             with scratch_database("postgres", prefix="rl_bench_verify") as scratch:
                 started = time.perf_counter()
                 copied = copy_to_postgres(directory, scratch.url)
-                print(f"copied {copied} events to PostgreSQL in "
-                      f"{time.perf_counter() - started:.1f} s", flush=True)
+                print(
+                    f"copied {copied} events to PostgreSQL in {time.perf_counter() - started:.1f} s",
+                    flush=True,
+                )
                 results[backend] = run_steps(directory / "pg", scratch.url)
         print(json.dumps(results))
     return 0

@@ -86,25 +86,32 @@ class ChainedAggregate(BaseAggregate[str]):
     Created = StreamCreated
 
     @classmethod
-    def start(cls: type[TAgg], event_class: type[StreamCreated], *, stream: str, at: datetime,
-              **data: Any) -> TAgg:
+    def start(
+        cls: type[TAgg], event_class: type[StreamCreated], *, stream: str, at: datetime, **data: Any
+    ) -> TAgg:
         digest = event_hash(
-            stream=stream, sequence=cls.INITIAL_VERSION, type=event_class.TYPE,
-            timestamp=format_timestamp(at), data=data, prev_hash=None,
+            stream=stream,
+            sequence=cls.INITIAL_VERSION,
+            type=event_class.TYPE,
+            timestamp=format_timestamp(at),
+            data=data,
+            prev_hash=None,
         )
-        return cls._create(event_class, id=stream, timestamp=at, hash=digest, prev_hash=None,
-                           **data)
+        return cls._create(event_class, id=stream, timestamp=at, hash=digest, prev_hash=None, **data)
 
     def record(self, event_class: type[StreamEvent], *, at: datetime, **data: Any) -> None:
         """Append ``event_class`` with ``data`` to this stream, chained to the previous event."""
         if self._frozen:
             raise FrozenAggregate(f"{self.id} is kept as saved: run commands on a copy of it")
         digest = event_hash(
-            stream=self.id, sequence=self.version + 1, type=event_class.TYPE,
-            timestamp=format_timestamp(at), data=data, prev_hash=self.last_hash,
+            stream=self.id,
+            sequence=self.version + 1,
+            type=event_class.TYPE,
+            timestamp=format_timestamp(at),
+            data=data,
+            prev_hash=self.last_hash,
         )
-        self.trigger_event(event_class, timestamp=at, hash=digest, prev_hash=self.last_hash,
-                           **data)
+        self.trigger_event(event_class, timestamp=at, hash=digest, prev_hash=self.last_hash, **data)
 
     def freeze(self) -> None:
         """Refuse commands from now on: the object is shared as it was saved (a copy of it
@@ -116,8 +123,7 @@ class ChainedAggregate(BaseAggregate[str]):
         """Hash of the newest event applied, whether stored or still pending."""
         return self._last_hash
 
-    def __base_init__(self, originator_id: Any, originator_version: int,
-                      timestamp: datetime) -> None:
+    def __base_init__(self, originator_id: Any, originator_version: int, timestamp: datetime) -> None:
         super().__base_init__(originator_id, originator_version, timestamp)
         self._last_hash: str | None = None
         self._frozen = False

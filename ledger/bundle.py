@@ -115,14 +115,23 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
-def write_bundle(settings: Settings, out: Path, *, filters: ExportFilters | None = None,
-                 summarise: Summarise | None = None, batch: int = 5000) -> ExportResult:
+def write_bundle(
+    settings: Settings,
+    out: Path,
+    *,
+    filters: ExportFilters | None = None,
+    summarise: Summarise | None = None,
+    batch: int = 5000,
+) -> ExportResult:
     filters = filters or ExportFilters()
     store = MerkleStore(settings)
     signer = Signer(settings)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp, \
-            store.raw.connect() as conn, store.raw.connect() as side:
+    with (
+        tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp,
+        store.raw.connect() as conn,
+        store.raw.connect() as side,
+    ):
         head = store.catch_up_on(conn)
         runs = _selected_runs(store.raw, side, filters, head.last_position)
         directory = Path(tmp)
@@ -139,18 +148,28 @@ def write_bundle(settings: Settings, out: Path, *, filters: ExportFilters | None
             record = decode(*row)
             events.line(record.to_json())
             if leaf is None or leaf[1] != row.position:
-                proofs.line({"position": row.position, "hash": record.hash, "leaf_index": None,
-                             "audit_path": None})
+                proofs.line(
+                    {"position": row.position, "hash": record.hash, "leaf_index": None, "audit_path": None}
+                )
                 continue
             path = cache.path(leaf[0])
-            proofs.line({"position": row.position, "hash": record.hash, "leaf_index": leaf[0],
-                         "audit_path": [p.hex() for p in path]})
+            proofs.line(
+                {
+                    "position": row.position,
+                    "hash": record.hash,
+                    "leaf_index": leaf[0],
+                    "audit_path": [p.hex() for p in path],
+                }
+            )
         summaries = _HashingWriter(directory, "runs.jsonl")
         for run_events in _run_streams(store.raw, side, sorted(runs), head.last_position):
             summary = summarise(run_events) if summarise is not None else None
             summaries.line(summary if summary is not None else {"run_id": run_events[0].stream})
-        files = {"events.jsonl": events.close(), "proofs.jsonl": proofs.close(),
-                 "runs.jsonl": summaries.close()}
+        files = {
+            "events.jsonl": events.close(),
+            "proofs.jsonl": proofs.close(),
+            "runs.jsonl": summaries.close(),
+        }
         manifest = {
             "format": FORMAT,
             "engine_version": __version__,
@@ -170,8 +189,9 @@ def write_bundle(settings: Settings, out: Path, *, filters: ExportFilters | None
             for name in ("manifest.json", "manifest.sig", *FILES):
                 tar.add(directory / name, arcname=name)
         partial.replace(out)
-    log.info("bundle_exported", path=str(out), events=events.lines, runs=summaries.lines,
-             tree_size=head.tree_size)
+    log.info(
+        "bundle_exported", path=str(out), events=events.lines, runs=summaries.lines, tree_size=head.tree_size
+    )
     return ExportResult(out, events.lines, summaries.lines, manifest)
 
 
@@ -191,8 +211,9 @@ def _selected_runs(raw: RawStore, conn: Any, filters: ExportFilters, upto: int) 
     return selected
 
 
-def _run_streams(raw: RawStore, conn: Any, run_ids: list[str], upto: int,
-                 chunk: int = 500) -> Iterator[list[EventRecord]]:
+def _run_streams(
+    raw: RawStore, conn: Any, run_ids: list[str], upto: int, chunk: int = 500
+) -> Iterator[list[EventRecord]]:
     """Each run's events (sequence order), read a few hundred runs per query."""
     for start in range(0, len(run_ids), chunk):
         ids = run_ids[start : start + chunk]

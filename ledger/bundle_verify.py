@@ -48,8 +48,7 @@ def verify_bundle(path: Path, *, public_key: Ed25519PublicKey | None = None) -> 
         manifest = _manifest(manifest_bytes, problems)
         if manifest is None:
             return problems
-        _check_signature(manifest, manifest_bytes, _read(tar, "manifest.sig"), public_key,
-                         problems)
+        _check_signature(manifest, manifest_bytes, _read(tar, "manifest.sig"), public_key, problems)
         for name in FILES:
             _check_file(tar, name, manifest, problems)
         digest = manifest.get("digest") or {}
@@ -88,8 +87,13 @@ def _manifest(data: bytes, problems: BundleProblems) -> dict[str, Any] | None:
     return manifest
 
 
-def _check_signature(manifest: dict[str, Any], data: bytes, signature_text: bytes,
-                     public_key: Ed25519PublicKey | None, problems: BundleProblems) -> None:
+def _check_signature(
+    manifest: dict[str, Any],
+    data: bytes,
+    signature_text: bytes,
+    public_key: Ed25519PublicKey | None,
+    problems: BundleProblems,
+) -> None:
     try:
         embedded = load_public_key(str(manifest.get("public_key", "")))
     except ValueError:
@@ -104,24 +108,26 @@ def _check_signature(manifest: dict[str, Any], data: bytes, signature_text: byte
         problems.add("manifest.sig is not a hex signature")
         return
     if not verify_signature(key, signature, data):
-        problems.add("manifest.sig: the signature does not match manifest.json "
-                     "(the manifest was edited or signed by another key)")
+        problems.add(
+            "manifest.sig: the signature does not match manifest.json "
+            "(the manifest was edited or signed by another key)"
+        )
 
 
-def _check_file(tar: tarfile.TarFile, name: str, manifest: dict[str, Any],
-                problems: BundleProblems) -> None:
+def _check_file(tar: tarfile.TarFile, name: str, manifest: dict[str, Any], problems: BundleProblems) -> None:
     expected = (manifest.get("files") or {}).get(name) or {}
     sha, size = hashlib.sha256(), 0
     for line in _lines(tar, name):
         sha.update(line)
         size += len(line)
     if sha.hexdigest() != expected.get("sha256") or size != expected.get("size"):
-        problems.add(f"{name}: SHA-256 {sha.hexdigest()} ({size} bytes) differs from the "
-                     f"manifest's {expected.get('sha256')} ({expected.get('size')} bytes)")
+        problems.add(
+            f"{name}: SHA-256 {sha.hexdigest()} ({size} bytes) differs from the "
+            f"manifest's {expected.get('sha256')} ({expected.get('size')} bytes)"
+        )
 
 
-def _check_events(tar: tarfile.TarFile, tree_size: int, root: bytes,
-                  problems: BundleProblems) -> None:
+def _check_events(tar: tarfile.TarFile, tree_size: int, root: bytes, problems: BundleProblems) -> None:
     streams: dict[str, tuple[int, str]] = {}
     previous = -1
     proofs = _lines(tar, "proofs.jsonl")
@@ -153,8 +159,9 @@ def _check_events(tar: tarfile.TarFile, tree_size: int, root: bytes,
         problems.add("proofs.jsonl holds more lines than events.jsonl")
 
 
-def _check_proof(where: str, event: dict[str, Any], proof: Any, tree_size: int, root: bytes,
-                 problems: BundleProblems) -> None:
+def _check_proof(
+    where: str, event: dict[str, Any], proof: Any, tree_size: int, root: bytes, problems: BundleProblems
+) -> None:
     if not isinstance(proof, dict) or proof.get("position") != event.get("position"):
         problems.add(f"{where}: no inclusion proof for this event in proofs.jsonl")
         return

@@ -214,11 +214,7 @@ def type_problem(param_type: str, value: object) -> str | None:
     elif param_type == "integer":
         ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_SAFE_INT
     elif param_type == "number":
-        ok = (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(float(value))
-        )
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
     elif param_type == "boolean":
         ok = isinstance(value, bool)
     elif param_type == "file":
@@ -230,9 +226,7 @@ def type_problem(param_type: str, value: object) -> str | None:
     return None if ok else f"must be of type {param_type}, got {value!r}"
 
 
-def resolve_parameters(
-    definition: WorkflowDefinition, supplied: Mapping[str, object]
-) -> dict[str, Any]:
+def resolve_parameters(definition: WorkflowDefinition, supplied: Mapping[str, object]) -> dict[str, Any]:
     """Check supplied values against ``params`` and apply defaults."""
     errors: list[dict[str, object]] = []
     for name in supplied:

@@ -103,13 +103,13 @@ def canonical(value: Any, *, fast: bool) -> bytes:
 
 def contract_hash(event: dict[str, Any], *, fast: bool) -> str:
     """The hash of an event shown as the contract shows it (``position``/``hash`` ignored)."""
-    hashed = {key: event.get(key) for key in
-              ("stream", "sequence", "type", "timestamp", "data", "prev_hash")}
+    hashed = {key: event.get(key) for key in ("stream", "sequence", "type", "timestamp", "data", "prev_hash")}
     return hashlib.sha256(canonical(hashed, fast=fast)).hexdigest()
 
 
-def decode_and_hash(position: int, stream: str, sequence: int, topic: str,
-                    state: bytes) -> tuple[EventRecord, str]:
+def decode_and_hash(
+    position: int, stream: str, sequence: int, topic: str, state: bytes
+) -> tuple[EventRecord, str]:
     """The event as the contract shows it, and the hash recomputed from its content."""
     payload, fast = load_json(state)
     record = EventRecord(
@@ -123,8 +123,12 @@ def decode_and_hash(position: int, stream: str, sequence: int, topic: str,
         prev_hash=payload.get("prev_hash"),
     )
     hashed = {
-        "stream": record.stream, "sequence": record.sequence, "type": record.type,
-        "timestamp": record.timestamp, "data": record.data, "prev_hash": record.prev_hash,
+        "stream": record.stream,
+        "sequence": record.sequence,
+        "type": record.type,
+        "timestamp": record.timestamp,
+        "data": record.data,
+        "prev_hash": record.prev_hash,
     }
     fast = fast and record.stream.isascii() and record.type.isascii()
     return record, hashlib.sha256(canonical(hashed, fast=fast)).hexdigest()
@@ -149,8 +153,14 @@ def check_row(position: int, stream: str, sequence: int, topic: str, state: byte
         for key in _ENVELOPE_REST:
             payload.pop(key, None)
         kind = type_from_topic(topic)
-        hashed = {"data": payload, "prev_hash": prev_hash, "sequence": sequence,
-                  "stream": stream, "timestamp": _timestamp(stamp), "type": kind}
+        hashed = {
+            "data": payload,
+            "prev_hash": prev_hash,
+            "sequence": sequence,
+            "stream": stream,
+            "timestamp": _timestamp(stamp),
+            "type": kind,
+        }
         fast = fast and stream.isascii() and kind.isascii()
         recomputed = hashlib.sha256(canonical(hashed, fast=fast)).hexdigest()
     except (ValueError, TypeError) as exc:  # rfc8785's errors are ValueErrors too
@@ -172,6 +182,13 @@ def decode(position: int, stream: str, sequence: int, topic: str, state: bytes) 
     prev_hash = payload.pop("prev_hash", None)
     for key in _ENVELOPE_REST:
         payload.pop(key, None)
-    return EventRecord(stream=str(stream), sequence=int(sequence), position=position,
-                       type=type_from_topic(topic), timestamp=_timestamp(stamp), data=payload,
-                       hash=str(stored), prev_hash=prev_hash)
+    return EventRecord(
+        stream=str(stream),
+        sequence=int(sequence),
+        position=position,
+        type=type_from_topic(topic),
+        timestamp=_timestamp(stamp),
+        data=payload,
+        hash=str(stored),
+        prev_hash=prev_hash,
+    )

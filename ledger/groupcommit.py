@@ -39,9 +39,9 @@ class GroupCommitRecorder:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.recorder, name)
 
-    def insert_events(self, stored_events: Sequence[StoredEvent], *,
-                      expect: Mapping[str, int] | None = None,
-                      **kwargs: Any) -> Sequence[int] | None:
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], *, expect: Mapping[str, int] | None = None, **kwargs: Any
+    ) -> Sequence[int] | None:
         if any(value is not None for value in kwargs.values()):  # tracking: not ours to merge
             return self.recorder.insert_events(stored_events, **with_expect(expect, kwargs))
         write = _Write(stored_events, expect)
@@ -102,8 +102,7 @@ class GroupCommitRecorder:
             for write in group:
                 self.groups += 1
                 try:
-                    write.ids = self.recorder.insert_events(
-                        write.events, **with_expect(write.expect, {}))
+                    write.ids = self.recorder.insert_events(write.events, **with_expect(write.expect, {}))
                 except BaseException as single_exc:
                     write.error = single_exc
             return

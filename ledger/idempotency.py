@@ -29,15 +29,28 @@ class IdempotencyKey(ChainedAggregate):
 
     @classmethod
     def claim(cls, *, workflow: str, key: str, run_id: str, at: datetime) -> IdempotencyKey:
-        return cls.start(cls.Claimed, stream=idempotency_stream(workflow, key), at=at,
-                         workflow=workflow, key=key, run_id=run_id)
+        return cls.start(
+            cls.Claimed,
+            stream=idempotency_stream(workflow, key),
+            at=at,
+            workflow=workflow,
+            key=key,
+            run_id=run_id,
+        )
 
 
 class Batch(ChainedAggregate):
     """One trigger that fanned out into one run per item (stream ``batch:<id>``)."""
 
-    def __init__(self, workflow: str, items: list[Any], input_param: str, parallelism: int,
-                 run_ids: list[str], triggered_by: str) -> None:
+    def __init__(
+        self,
+        workflow: str,
+        items: list[Any],
+        input_param: str,
+        parallelism: int,
+        run_ids: list[str],
+        triggered_by: str,
+    ) -> None:
         self.workflow = workflow
         self.items = items
         self.input_param = input_param

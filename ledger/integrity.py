@@ -50,9 +50,14 @@ def auto_workers(tree_size: int, range_leaves: int = RANGE_LEAVES) -> int:
     return min(4, (os.cpu_count() or 1) + 1)
 
 
-def verify_ledger(settings: Settings, *, digest: Mapping[str, Any] | None = None,
-                  batch: int = 10000, workers: int | None = 1,
-                  range_leaves: int = RANGE_LEAVES) -> VerifyReport:
+def verify_ledger(
+    settings: Settings,
+    *,
+    digest: Mapping[str, Any] | None = None,
+    batch: int = 10000,
+    workers: int | None = 1,
+    range_leaves: int = RANGE_LEAVES,
+) -> VerifyReport:
     """Check the whole ledger; ``workers`` processes check ranges side by side (None: as many
     as pay, see :func:`auto_workers`)."""
     if range_leaves < 1 or range_leaves & (range_leaves - 1):
@@ -67,15 +72,26 @@ def verify_ledger(settings: Settings, *, digest: Mapping[str, Any] | None = None
         specs = _plan(store, conn, head, range_leaves)
         frontier = _join(_results(settings, specs, batch, workers), report)
         if frontier.size != head.tree_size or frontier.root() != head.root:
-            report.add(Problem("merkle_root", f"the root over the {frontier.size} stored events "
-                               f"is {frontier.root().hex()}, the tree of size {head.tree_size} "
-                               f"says {head.root.hex()}"))
+            report.add(
+                Problem(
+                    "merkle_root",
+                    f"the root over the {frontier.size} stored events "
+                    f"is {frontier.root().hex()}, the tree of size {head.tree_size} "
+                    f"says {head.root.hex()}",
+                )
+            )
         _check_tree_nodes(store, conn, head, report)
         if digest is not None:
             _check_digest(store, conn, head, digest, report)
-    log.info("ledger_verified", ok=report.ok, events_checked=report.events_checked,
-             problems=report.problem_count, tree_size=head.tree_size, workers=workers,
-             ranges=len(specs))
+    log.info(
+        "ledger_verified",
+        ok=report.ok,
+        events_checked=report.events_checked,
+        problems=report.problem_count,
+        tree_size=head.tree_size,
+        workers=workers,
+        ranges=len(specs),
+    )
     return report
 
 
@@ -84,14 +100,19 @@ def _plan(store: MerkleStore, conn: Any, head: TreeHead, range_leaves: int) -> l
     starts = list(range(0, head.tree_size, range_leaves)) or [0]
     bounds = [-1] + [store.leaf_position(conn, start) - 1 for start in starts[1:]]
     bounds.append(head.last_position)
-    return [RangeSpec(leaf_start=start, leaf_stop=min(start + range_leaves, head.tree_size),
-                      after=bounds[i], upto=bounds[i + 1],
-                      tree_last_position=head.last_position)
-            for i, start in enumerate(starts)]
+    return [
+        RangeSpec(
+            leaf_start=start,
+            leaf_stop=min(start + range_leaves, head.tree_size),
+            after=bounds[i],
+            upto=bounds[i + 1],
+            tree_last_position=head.last_position,
+        )
+        for i, start in enumerate(starts)
+    ]
 
 
-def _results(settings: Settings, specs: list[RangeSpec], batch: int,
-             workers: int) -> Iterator[RangeResult]:
+def _results(settings: Settings, specs: list[RangeSpec], batch: int, workers: int) -> Iterator[RangeResult]:
     """Each range's result, in order; with ``workers`` > 1 computed by that many processes,
     at most two ranges ahead per worker (bounded memory)."""
     if workers <= 1 or len(specs) == 1:
@@ -149,12 +170,17 @@ def _check_tree_nodes(store: MerkleStore, conn: Any, head: TreeHead, report: Ver
         report.add(Problem("merkle_tree", str(exc)))
         return
     if from_nodes != head.root:
-        report.add(Problem("merkle_tree", f"the stored tree nodes give root {from_nodes.hex()}, "
-                           f"the tree head says {head.root.hex()}"))
+        report.add(
+            Problem(
+                "merkle_tree",
+                f"the stored tree nodes give root {from_nodes.hex()}, the tree head says {head.root.hex()}",
+            )
+        )
 
 
-def _check_digest(store: MerkleStore, conn: Any, head: TreeHead, digest: Mapping[str, Any],
-                  report: VerifyReport) -> None:
+def _check_digest(
+    store: MerkleStore, conn: Any, head: TreeHead, digest: Mapping[str, Any], report: VerifyReport
+) -> None:
     try:
         size = int(digest["tree_size"])
         root = bytes.fromhex(str(digest["root_hash"]))
@@ -162,8 +188,13 @@ def _check_digest(store: MerkleStore, conn: Any, head: TreeHead, digest: Mapping
         report.add(Problem("digest", f"the digest is malformed: {exc}"))
         return
     if size > head.tree_size:
-        report.add(Problem("digest", f"the digest covers {size} events but the ledger has only "
-                           f"{head.tree_size}: history was truncated"))
+        report.add(
+            Problem(
+                "digest",
+                f"the digest covers {size} events but the ledger has only "
+                f"{head.tree_size}: history was truncated",
+            )
+        )
         return
     if size == 0:
         if root != merkle.EMPTY_ROOT:
@@ -175,6 +206,11 @@ def _check_digest(store: MerkleStore, conn: Any, head: TreeHead, digest: Mapping
         report.add(Problem("digest", str(exc)))
         return
     if not merkle.verify_consistency(size, head.tree_size, root, head.root, proof):
-        report.add(Problem("digest", f"today's tree (size {head.tree_size}, root "
-                           f"{head.root.hex()}) is not an append-only extension of the digest "
-                           f"(size {size}, root {root.hex()})"))
+        report.add(
+            Problem(
+                "digest",
+                f"today's tree (size {head.tree_size}, root "
+                f"{head.root.hex()}) is not an append-only extension of the digest "
+                f"(size {size}, root {root.hex()})",
+            )
+        )

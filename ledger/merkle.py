@@ -94,9 +94,7 @@ def consistency_path(first: int, second: int, subtree: SubtreeHash) -> list[byte
     return proof
 
 
-def verify_inclusion(
-    leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
-) -> bool:
+def verify_inclusion(leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 2.1.3.2: does ``path`` prove leaf hash ``leaf`` at ``index`` under ``root``?"""
     if not 0 <= index < size:
         return False

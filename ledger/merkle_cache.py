@@ -26,15 +26,17 @@ class ProofCache:
         self.cache.clear()
         first, last = max(0, low - self.window), min(self.tree_size, low + 2 * self.window)
         raw = self.store.raw
-        for index, _, hash_ in self.store.iter_leaves(self.conn, start=first, stop=last,
-                                                      batch=last - first + 1):
+        for index, _, hash_ in self.store.iter_leaves(
+            self.conn, start=first, stop=last, batch=last - first + 1
+        ):
             self.cache[(index, index + 1)] = hash_
         level = 1
         while (1 << level) <= self.tree_size:
             lo, hi = first >> level, (last >> level) + 1
             rows = self.conn.execute(
-                raw.sql(f"SELECT idx, hash FROM {self.store.nodes} WHERE level = ? "
-                        f"AND idx BETWEEN ? AND ?"), (level, lo, hi)).fetchall()
+                raw.sql(f"SELECT idx, hash FROM {self.store.nodes} WHERE level = ? AND idx BETWEEN ? AND ?"),
+                (level, lo, hi),
+            ).fetchall()
             for idx, hash_ in rows:
                 start = int(idx) << level
                 if start + (1 << level) <= self.tree_size:

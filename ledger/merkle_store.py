@@ -202,8 +202,9 @@ class MerkleStore:
         row = conn.execute(query, (position,)).fetchone()
         return None if row is None else int(row[0])
 
-    def iter_leaves(self, conn: Any, *, batch: int = 10000, start: int = 0,
-                    stop: int | None = None) -> Iterator[tuple[int, int, bytes]]:
+    def iter_leaves(
+        self, conn: Any, *, batch: int = 10000, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, int, bytes]]:
         """(leaf_index, position, leaf hash) for ``start`` <= leaf_index < ``stop``, in
         order, streamed in pages."""
         query = self.raw.sql(
@@ -238,8 +239,7 @@ class MerkleStore:
         frontier = self.frontier(conn, head.tree_size)
         appended = 0
         while True:
-            rows = list(self.raw.scan(conn, after=head.last_position, batch=self.chunk,
-                                      limit=self.chunk))
+            rows = list(self.raw.scan(conn, after=head.last_position, batch=self.chunk, limit=self.chunk))
             if not rows:
                 break
             start_size = frontier.size
@@ -260,8 +260,14 @@ class MerkleStore:
             log.info("merkle_tree_extended", appended=appended, tree_size=head.tree_size)
         return self.head(conn) if not appended else head
 
-    def _commit(self, conn: Any, start_size: int, leaves: list[tuple[int, int, bytes]],
-                nodes: list[tuple[int, int, bytes]], head: TreeHead) -> bool:
+    def _commit(
+        self,
+        conn: Any,
+        start_size: int,
+        leaves: list[tuple[int, int, bytes]],
+        nodes: list[tuple[int, int, bytes]],
+        head: TreeHead,
+    ) -> bool:
         with self.raw.write_transaction(conn) as cursor:
             cursor.execute(
                 self.raw.sql(
@@ -309,4 +315,3 @@ class MerkleStore:
                 raise ValueError(f"need 0 < first <= second <= {head.tree_size}")
             proof = merkle.consistency_path(first, size, self.subtree(conn))
         return {"first": first, "second": size, "proof": [p.hex() for p in proof]}
-

@@ -65,8 +65,7 @@ EventTime = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True,
-                              strict=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, strict=True)
 
 
 class OLRun(_Model):
@@ -190,21 +189,21 @@ def lineage_facts(event: RunEvent) -> dict[str, Any]:
         "event_time": event.event_time,
         "producer": event.producer,
         "schema_url": event.schema_url,
-        "job": {"namespace": event.job.namespace, "name": event.job.name,
-                "facets": event.job.facets},
+        "job": {"namespace": event.job.namespace, "name": event.job.name, "facets": event.job.facets},
         "run_facets": event.run.facets,
         "inputs": [
-            {"namespace": d.namespace, "name": d.name, "facets": d.facets,
-             "input_facets": d.input_facets}
+            {"namespace": d.namespace, "name": d.name, "facets": d.facets, "input_facets": d.input_facets}
             for d in event.inputs
         ],
         "outputs": [
-            {"namespace": d.namespace, "name": d.name, "facets": d.facets,
-             "output_facets": d.output_facets}
+            {"namespace": d.namespace, "name": d.name, "facets": d.facets, "output_facets": d.output_facets}
             for d in event.outputs
         ],
-        "parent": None if parent is None else {
-            "run_id": parent.run.run_id, "namespace": parent.job.namespace,
+        "parent": None
+        if parent is None
+        else {
+            "run_id": parent.run.run_id,
+            "namespace": parent.job.namespace,
             "name": parent.job.name,
         },
     }

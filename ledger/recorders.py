@@ -92,60 +92,68 @@ def _has_non_finite(value: Any) -> bool:
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    def __init__(self, datastore: PostgresDatastore, *,
-                 events_table_name: str = "stored_events") -> None:
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         names = {
             "schema": sql.Identifier(self.datastore.schema),
             "function": sql.Identifier(APPEND_FUNCTION),
             "table": sql.Identifier(self.events_table_name),
-                        "channel": sql.Identifier(self.channel_name),
+            "channel": sql.Identifier(self.channel_name),
         }
-        self.sql_create_statements.append(sql.SQL(
-            "CREATE OR REPLACE FUNCTION {schema}.{function}("
-            "ids text[], versions bigint[], topics text[], states bytea[], "
-            "expect_ids text[], expect_versions bigint[]) "
-            "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ BEGIN "
-            "SET LOCAL lock_timeout = '{timeout}s'; "
-            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-            "IF EXISTS (SELECT 1 FROM unnest(expect_ids, expect_versions) AS e(id, v) "
-            "JOIN {schema}.{table} t ON t.originator_id = e.id AND t.originator_version > e.v) "
-            "THEN RAISE EXCEPTION 'a stream this write read has newer events' "
-            "USING ERRCODE = '{stale}'; END IF; "
-            "NOTIFY {channel}; "
-            "RETURN QUERY INSERT INTO {schema}.{table} "
-            "(originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(ids, versions, topics, states) "
-            "RETURNING notification_id; "
-            "END $body$"
-        ).format(timeout=sql.Literal(self.datastore.lock_timeout),
-                 stale=sql.SQL(STALE_READ_SQLSTATE), **names))
+        self.sql_create_statements.append(
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{function}("
+                "ids text[], versions bigint[], topics text[], states bytea[], "
+                "expect_ids text[], expect_versions bigint[]) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ BEGIN "
+                "SET LOCAL lock_timeout = '{timeout}s'; "
+                "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+                "IF EXISTS (SELECT 1 FROM unnest(expect_ids, expect_versions) AS e(id, v) "
+                "JOIN {schema}.{table} t ON t.originator_id = e.id AND t.originator_version > e.v) "
+                "THEN RAISE EXCEPTION 'a stream this write read has newer events' "
+                "USING ERRCODE = '{stale}'; END IF; "
+                "NOTIFY {channel}; "
+                "RETURN QUERY INSERT INTO {schema}.{table} "
+                "(originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(ids, versions, topics, states) "
+                "RETURNING notification_id; "
+                "END $body$"
+            ).format(
+                timeout=sql.Literal(self.datastore.lock_timeout), stale=sql.SQL(STALE_READ_SQLSTATE), **names
+            )
+        )
         # Binary parameters: arrays of plain types, no text escaping of the states.
         self._append_sql = sql.SQL(
             "SELECT {schema}.{function}(%b, %b, %b, %b, %s::text[], %s::bigint[]) AS id"
         ).format(**names)
         # A stream's events after a version (the cache's fast-forward, every command's
         # read): composed once, where the library composes the statement on every call.
-        self._select_after_sql = sql.SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
-        ).format(**names).as_string()
+        self._select_after_sql = (
+            sql.SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+                "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
+            )
+            .format(**names)
+            .as_string()
+        )
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_events(self, stored_events: Sequence[StoredEvent], *,
-                      expect: Mapping[str, int] | None = None,
-                      **kwargs: Any) -> Sequence[int] | None:
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], *, expect: Mapping[str, int] | None = None, **kwargs: Any
+    ) -> Sequence[int] | None:
         if any(value is not None for value in kwargs.values()) or not stored_events:
             _refuse_expect_with(expect, kwargs)
             return cast(Sequence[int] | None, super().insert_events(stored_events, **kwargs))
         expected = dict(expect or {})
-        params = ([str(e.originator_id) for e in stored_events],
-                  [e.originator_version for e in stored_events],
-                  [e.topic for e in stored_events],
-                  [e.state for e in stored_events],
-                  list(expected), list(expected.values()))
-        with self.datastore.get_connection() as conn, \
-                conn.cursor(row_factory=tuple_row) as cursor:
+        params = (
+            [str(e.originator_id) for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+            list(expected),
+            list(expected.values()),
+        )
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
             assert conn.autocommit  # one statement, one transaction
             try:
                 cursor.execute(self._append_sql, params, prepare=True)
@@ -155,39 +163,54 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 raise
             return [int(row[0]) for row in cursor.fetchall()]
 
-
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def select_events(self, originator_id: Any, *, gt: int | None = None,
-                      lte: int | None = None, desc: bool = False,
-                      limit: int | None = None) -> Sequence[StoredEvent]:
+    def select_events(
+        self,
+        originator_id: Any,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
         if lte is not None or desc or limit is not None:
-            return cast(Sequence[StoredEvent], super().select_events(
-                originator_id, gt=gt, lte=lte, desc=desc, limit=limit))
-        with self.datastore.get_connection() as conn, \
-                conn.cursor(row_factory=tuple_row) as cursor:
+            return cast(
+                Sequence[StoredEvent],
+                super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit),
+            )
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
             cursor.execute(self._select_after_sql, (originator_id, gt or 0), prepare=True)
-            return [StoredEvent(originator_id=stream, originator_version=version, topic=topic,
-                                state=bytes(state))
-                    for stream, version, topic, state in cursor.fetchall()]
+            return [
+                StoredEvent(originator_id=stream, originator_version=version, topic=topic, state=bytes(state))
+                for stream, version, topic, state in cursor.fetchall()
+            ]
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
-    def __init__(self, datastore: SQLiteDatastore,
-                 events_table_name: str = "stored_events") -> None:
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name)
-        self._newer_sql = (f"SELECT 1 FROM {self.events_table_name} WHERE originator_id = ? "
-                           "AND originator_version > ? LIMIT 1")
+        self._newer_sql = (
+            f"SELECT 1 FROM {self.events_table_name} WHERE originator_id = ? "
+            "AND originator_version > ? LIMIT 1"
+        )
 
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], *,
-                       expect: Mapping[str, int] | None = None,
-                       **kwargs: Any) -> Sequence[int] | None:
+    def _insert_events(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        *,
+        expect: Mapping[str, int] | None = None,
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
         if any(value is not None for value in kwargs.values()):
             _refuse_expect_with(expect, kwargs)
             return super()._insert_events(c, stored_events, **kwargs)
         if not stored_events:
             return []
-        c.executemany(self.insert_events_statement, [
-            (e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events])
+        c.executemany(
+            self.insert_events_statement,
+            [(e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events],
+        )
         # After the insert: the transaction holds the write lock, so nothing commits between
         # this check and the commit.
         for stream, version in (expect or {}).items():
@@ -249,15 +272,21 @@ class LedgerMapper(Mapper[Any]):
 
     def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
         transcoder = self.transcoder
-        if (not isinstance(domain_event, StreamEvent) or self.compressor or self.cipher
-                or not isinstance(transcoder, OrjsonTranscoder)
-                or getattr(type(domain_event), "class_version", 1) > 1):
+        if (
+            not isinstance(domain_event, StreamEvent)
+            or self.compressor
+            or self.cipher
+            or not isinstance(transcoder, OrjsonTranscoder)
+            or getattr(type(domain_event), "class_version", 1) > 1
+        ):
             return super().to_stored_event(domain_event)
         state = dict(vars(domain_event))
-        return StoredEvent(originator_id=state.pop("originator_id"),
-                           originator_version=state.pop("originator_version"),
-                           topic=get_topic(type(domain_event)),
-                           state=transcoder.encode_finite(state))
+        return StoredEvent(
+            originator_id=state.pop("originator_id"),
+            originator_version=state.pop("originator_version"),
+            topic=get_topic(type(domain_event)),
+            state=transcoder.encode_finite(state),
+        )
 
 
 class _CachingSQLiteConnectionPool(SQLiteConnectionPool):
@@ -266,8 +295,11 @@ class _CachingSQLiteConnectionPool(SQLiteConnectionPool):
         cache of :data:`SQLITE_CACHED_STATEMENTS`."""
         try:
             conn = sqlite3.connect(
-                database=self.db_name, uri=True, check_same_thread=False,
-                isolation_level=None, cached_statements=SQLITE_CACHED_STATEMENTS,
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=SQLITE_CACHED_STATEMENTS,
                 timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
             )
         except (sqlite3.Error, TypeError) as exc:
@@ -288,8 +320,12 @@ class LedgerSQLiteFactory(SQLiteFactory):
         super().__init__(env)
         old = self.datastore.pool
         self.datastore.pool = _CachingSQLiteConnectionPool(
-            db_name=old.db_name, lock_timeout=old.lock_timeout, pool_size=old.pool_size,
-            max_overflow=old.max_overflow, pool_timeout=old.pool_timeout,
-            max_age=old.max_age, pre_ping=old.pre_ping,
+            db_name=old.db_name,
+            lock_timeout=old.lock_timeout,
+            pool_size=old.pool_size,
+            max_overflow=old.max_overflow,
+            pool_timeout=old.pool_timeout,
+            max_age=old.max_age,
+            pre_ping=old.pre_ping,
         )
         old.close()

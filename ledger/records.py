@@ -41,8 +41,12 @@ class EventRecord:
 
     def recompute_hash(self) -> str:
         return event_hash(
-            stream=self.stream, sequence=self.sequence, type=self.type,
-            timestamp=self.timestamp, data=self.data, prev_hash=self.prev_hash,
+            stream=self.stream,
+            sequence=self.sequence,
+            type=self.type,
+            timestamp=self.timestamp,
+            data=self.data,
+            prev_hash=self.prev_hash,
         )
 
 
@@ -52,7 +56,10 @@ def type_from_topic(topic: str) -> str:
 
 
 def decode_row(
-    notification_id: int, originator_id: str, originator_version: int, topic: str,
+    notification_id: int,
+    originator_id: str,
+    originator_version: int,
+    topic: str,
     state: bytes | memoryview | str,
 ) -> EventRecord:
     raw = bytes(state) if isinstance(state, memoryview) else state

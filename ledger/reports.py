@@ -40,8 +40,9 @@ def _safe_output_values(values: dict[str, OutputValue]) -> dict[str, OutputValue
 
 
 Timestamp = Annotated[str | None, AfterValidator(_normalise_timestamp)]
-OutputVars = Annotated[dict[Annotated[str, Field(max_length=200)], OutputValue],
-                       AfterValidator(_safe_output_values)]
+OutputVars = Annotated[
+    dict[Annotated[str, Field(max_length=200)], OutputValue], AfterValidator(_safe_output_values)
+]
 
 
 class _Report(BaseModel):
@@ -99,17 +100,25 @@ class TaskFinishedReport(_Report):
             duration = max(0.0, (parse_timestamp(ended) - parse_timestamp(started)).total_seconds())
         status = self.status or ("success" if self.exit_code == 0 else "failed")
         return {
-            "task": self.task, "attempt": self.attempt, "status": status,
-            "exit_code": self.exit_code, "command": self.command, "image": self.image,
-            "image_hash": self.image_hash, "executable": self.executable,
+            "task": self.task,
+            "attempt": self.attempt,
+            "status": status,
+            "exit_code": self.exit_code,
+            "command": self.command,
+            "image": self.image,
+            "image_hash": self.image_hash,
+            "executable": self.executable,
             "executable_sha256": self.executable_sha256,
             "inputs": [f.model_dump() for f in self.inputs],
             "outputs": [f.model_dump() for f in self.outputs],
             "output_vars": dict(self.output_vars),
             "stdout": self.stdout.model_dump() if self.stdout else None,
             "stderr": self.stderr.model_dump() if self.stderr else None,
-            "started_at": started, "ended_at": ended, "duration_seconds": float(duration),
-            "host": self.host, "error": self.error,
+            "started_at": started,
+            "ended_at": ended,
+            "duration_seconds": float(duration),
+            "host": self.host,
+            "error": self.error,
         }
 
 

@@ -80,21 +80,32 @@ class RawStore:
             yield cursor
 
     def max_position(self, conn: Any) -> int:
-        row = conn.execute(
-            f"SELECT MAX({self.position_column}) FROM {self.events_table}"
-        ).fetchone()
+        row = conn.execute(f"SELECT MAX({self.position_column}) FROM {self.events_table}").fetchone()
         return -1 if row is None or row[0] is None else int(row[0]) - 1
 
-    def scan(self, conn: Any, *, after: int = -1, upto: int | None = None,
-             batch: int = 10000, limit: int | None = None) -> Iterator[StoredRow]:
+    def scan(
+        self,
+        conn: Any,
+        *,
+        after: int = -1,
+        upto: int | None = None,
+        batch: int = 10000,
+        limit: int | None = None,
+    ) -> Iterator[StoredRow]:
         """Every stored row with ``after`` < position <= ``upto`` (the first ``limit`` of them),
         oldest first, streamed."""
         for row in self.scan_tuples(conn, after=after, upto=upto, batch=batch, limit=limit):
             yield StoredRow(*row)
 
-    def scan_tuples(self, conn: Any, *, after: int = -1, upto: int | None = None,
-                    batch: int = 10000, limit: int | None = None
-                    ) -> Iterator[tuple[int, str, int, str, bytes]]:
+    def scan_tuples(
+        self,
+        conn: Any,
+        *,
+        after: int = -1,
+        upto: int | None = None,
+        batch: int = 10000,
+        limit: int | None = None,
+    ) -> Iterator[tuple[int, str, int, str, bytes]]:
         """:meth:`scan` as plain tuples straight from the driver (the hot path of ``verify``)."""
         high = (upto if upto is not None else 2**62) + 1
         query = self.sql(
@@ -105,8 +116,7 @@ class RawStore:
         params = (after + 1, high, limit if limit is not None else 2**62)
         yield from self.stream(conn, query, params, batch=batch)
 
-    def stream(self, conn: Any, query: str, params: tuple[Any, ...], *,
-               batch: int = 10000) -> Iterator[Any]:
+    def stream(self, conn: Any, query: str, params: tuple[Any, ...], *, batch: int = 10000) -> Iterator[Any]:
         """The rows of ``query``, fetched ``batch`` at a time: memory stays bounded however
         many rows it has (a server-side cursor on PostgreSQL, whose client cursors fetch the
         whole result at once; in binary, so ``bytea`` is not hex-encoded on the way)."""

@@ -49,10 +49,20 @@ class Run(ChainedAggregate):
     """A run's life: triggered, started by a worker, its tasks, and how it ended."""
 
     def __init__(
-        self, workflow: str, version: int, definition_hash: str, definition: dict[str, Any],
-        engine_version: str, triggered_by: str, trigger_kind: str, parameters: dict[str, Any],
-        replay_of: str | None, resume_of: str | None, resume_from_task: str | None,
-        batch_id: str | None, idempotency_key: str | None,
+        self,
+        workflow: str,
+        version: int,
+        definition_hash: str,
+        definition: dict[str, Any],
+        engine_version: str,
+        triggered_by: str,
+        trigger_kind: str,
+        parameters: dict[str, Any],
+        replay_of: str | None,
+        resume_of: str | None,
+        resume_from_task: str | None,
+        batch_id: str | None,
+        idempotency_key: str | None,
     ) -> None:
         self.workflow = workflow
         self.workflow_version = version
@@ -217,9 +227,7 @@ class Run(ChainedAggregate):
 
     def _check_transition(self, to: RunStatus) -> None:
         if (self.status, to) not in LEGAL_TRANSITIONS:
-            raise IllegalTransition(
-                f"run {self.id} is {self.status.value}; it cannot become {to.value}"
-            )
+            raise IllegalTransition(f"run {self.id} is {self.status.value}; it cannot become {to.value}")
 
     def _check_worker(self, worker_id: str) -> None:
         if self.status != RunStatus.RUNNING:
@@ -234,16 +242,24 @@ class Run(ChainedAggregate):
 
     def renew_lease(self, *, worker_id: str, lease_expires_at: str, at: datetime) -> None:
         self._check_worker(worker_id)
-        self.record(self.LeaseRenewed, at=at, worker_id=worker_id,
-                    lease_expires_at=lease_expires_at)
+        self.record(self.LeaseRenewed, at=at, worker_id=worker_id, lease_expires_at=lease_expires_at)
 
     def _check_task_name(self, task: str) -> None:
         names = {t["name"] for t in self.definition.get("tasks", [])}
         if names and task not in names:
             raise InvalidRequest(f"workflow {self.workflow!r} has no task {task!r}")
 
-    def start_task(self, *, worker_id: str, task: str, attempt: int, command: list[str] | None,
-                   host: str | None, started_at: str, at: datetime) -> None:
+    def start_task(
+        self,
+        *,
+        worker_id: str,
+        task: str,
+        attempt: int,
+        command: list[str] | None,
+        host: str | None,
+        started_at: str,
+        at: datetime,
+    ) -> None:
         self._check_worker(worker_id)
         self._check_task_name(task)
         state = self.tasks.get(task, TaskState())
@@ -253,8 +269,15 @@ class Run(ChainedAggregate):
             raise IllegalTransition(
                 f"task {task!r}: attempt {attempt} does not follow attempt {state.attempts}"
             )
-        self.record(self.TaskStarted, at=at, task=task, attempt=attempt, command=command,
-                    host=host, started_at=started_at)
+        self.record(
+            self.TaskStarted,
+            at=at,
+            task=task,
+            attempt=attempt,
+            command=command,
+            host=host,
+            started_at=started_at,
+        )
 
     def finish_task(self, *, worker_id: str, at: datetime, **evidence: Any) -> None:
         self._check_worker(worker_id)
@@ -270,15 +293,28 @@ class Run(ChainedAggregate):
             raise InvalidRequest("a finished task's status is success or failed")
         self.record(self.TaskFinished, at=at, **evidence)
 
-    def reuse_task(self, *, worker_id: str, task: str, source_run_id: str,
-                   outputs: list[dict[str, Any]], output_vars: dict[str, Any],
-                   at: datetime) -> None:
+    def reuse_task(
+        self,
+        *,
+        worker_id: str,
+        task: str,
+        source_run_id: str,
+        outputs: list[dict[str, Any]],
+        output_vars: dict[str, Any],
+        at: datetime,
+    ) -> None:
         self._check_worker(worker_id)
         self._check_task_name(task)
         if task in self.tasks:
             raise IllegalTransition(f"task {task!r} has already started")
-        self.record(self.TaskReused, at=at, task=task, source_run_id=source_run_id,
-                    outputs=outputs, output_vars=output_vars)
+        self.record(
+            self.TaskReused,
+            at=at,
+            task=task,
+            source_run_id=source_run_id,
+            outputs=outputs,
+            output_vars=output_vars,
+        )
 
     def succeed(self, *, worker_id: str, at: datetime) -> None:
         self._check_worker(worker_id)

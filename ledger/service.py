@@ -143,8 +143,7 @@ class Ledger(Application[str]):
         self._notify(recordings)
         return recordings
 
-    def _save(self, *aggregates: ChainedAggregate,
-              expect: Mapping[str, int] | None = None) -> None:
+    def _save(self, *aggregates: ChainedAggregate, expect: Mapping[str, int] | None = None) -> None:
         try:
             self.save(*aggregates, **with_expect(expect, {}))
         except StaleRead:
@@ -203,14 +202,15 @@ class Ledger(Application[str]):
             known = existing.version_with_hash(digest)
             if known is not None:
                 return Registration(existing.name, known.version, digest, created=False)
-            existing.add_version(definition=raw_dict, definition_hash=digest, principal=principal,
-                                 at=at)
+            existing.add_version(definition=raw_dict, definition_hash=digest, principal=principal, at=at)
             workflow = existing
         else:
-            workflow = Workflow.register(name=definition.name, definition=raw_dict,
-                                         definition_hash=digest, principal=principal, at=at)
-        index = DefinitionIndex.index(definition_hash=digest, workflow=definition.name,
-                                      version=workflow.active.version, at=at)
+            workflow = Workflow.register(
+                name=definition.name, definition=raw_dict, definition_hash=digest, principal=principal, at=at
+            )
+        index = DefinitionIndex.index(
+            definition_hash=digest, workflow=definition.name, version=workflow.active.version, at=at
+        )
         try:
             self.save(workflow, index)
         except IntegrityError:
@@ -232,17 +232,28 @@ class Ledger(Application[str]):
 
     # ---- triggering -------------------------------------------------------------------------
     def trigger(
-        self, *, workflow: str | None = None, definition_hash: str | None = None,
-        parameters: Mapping[str, Any] | None = None, principal: str,
+        self,
+        *,
+        workflow: str | None = None,
+        definition_hash: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        principal: str,
         idempotency_key: str | None = None,
     ) -> Triggered:
         if (workflow is None) == (definition_hash is None):
             raise InvalidRequest("trigger by exactly one of workflow name or definition hash")
         if definition_hash is not None:
             name, version, raw = self.definition_by_hash(definition_hash)
-            return self._trigger(name=name, version=version, raw=raw, digest=definition_hash,
-                                 supplied=parameters or {}, principal=principal, kind="hash",
-                                 idempotency_key=idempotency_key)
+            return self._trigger(
+                name=name,
+                version=version,
+                raw=raw,
+                digest=definition_hash,
+                supplied=parameters or {},
+                principal=principal,
+                kind="hash",
+                idempotency_key=idempotency_key,
+            )
         assert workflow is not None
         cached = self._cached_workflow(workflow)
         if cached is not None:
@@ -251,16 +262,29 @@ class Ledger(Application[str]):
             stream_version, active = cached
             try:
                 return self._trigger(
-                    name=workflow, version=active.version, raw=active.definition,
-                    digest=active.definition_hash, supplied=parameters or {},
-                    principal=principal, kind="name", idempotency_key=idempotency_key,
-                    expect={workflow_stream(workflow): stream_version})
+                    name=workflow,
+                    version=active.version,
+                    raw=active.definition,
+                    digest=active.definition_hash,
+                    supplied=parameters or {},
+                    principal=principal,
+                    kind="name",
+                    idempotency_key=idempotency_key,
+                    expect={workflow_stream(workflow): stream_version},
+                )
             except StaleRead:
                 pass
         active = self.get_workflow(workflow).active
-        return self._trigger(name=workflow, version=active.version, raw=active.definition,
-                             digest=active.definition_hash, supplied=parameters or {},
-                             principal=principal, kind="name", idempotency_key=idempotency_key)
+        return self._trigger(
+            name=workflow,
+            version=active.version,
+            raw=active.definition,
+            digest=active.definition_hash,
+            supplied=parameters or {},
+            principal=principal,
+            kind="name",
+            idempotency_key=idempotency_key,
+        )
 
     def _cached_workflow(self, name: str) -> tuple[int, WorkflowVersion] | None:
         """The cached workflow's stream version and active version, without a query."""
@@ -279,18 +303,38 @@ class Ledger(Application[str]):
         return stream_version, workflow.active
 
     def _new_run(
-        self, *, name: str, version: int, raw: dict[str, Any], digest: str,
-        parameters: dict[str, Any], principal: str, kind: str, at: datetime,
-        replay_of: str | None = None, resume_of: str | None = None,
-        resume_from_task: str | None = None, batch_id: str | None = None,
+        self,
+        *,
+        name: str,
+        version: int,
+        raw: dict[str, Any],
+        digest: str,
+        parameters: dict[str, Any],
+        principal: str,
+        kind: str,
+        at: datetime,
+        replay_of: str | None = None,
+        resume_of: str | None = None,
+        resume_from_task: str | None = None,
+        batch_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
         return Run.trigger(
-            run_id=str(uuid.uuid4()), at=at, workflow=name, version=version,
-            definition_hash=digest, definition=raw, engine_version=__version__,
-            triggered_by=principal, trigger_kind=kind, parameters=parameters,
-            replay_of=replay_of, resume_of=resume_of, resume_from_task=resume_from_task,
-            batch_id=batch_id, idempotency_key=idempotency_key,
+            run_id=str(uuid.uuid4()),
+            at=at,
+            workflow=name,
+            version=version,
+            definition_hash=digest,
+            definition=raw,
+            engine_version=__version__,
+            triggered_by=principal,
+            trigger_kind=kind,
+            parameters=parameters,
+            replay_of=replay_of,
+            resume_of=resume_of,
+            resume_from_task=resume_from_task,
+            batch_id=batch_id,
+            idempotency_key=idempotency_key,
         )
 
     def _definition(self, digest: str, raw: dict[str, Any]) -> WorkflowDefinition:
@@ -308,9 +352,17 @@ class Ledger(Application[str]):
         return found
 
     def _trigger(
-        self, *, name: str, version: int, raw: dict[str, Any], digest: str,
-        supplied: Mapping[str, Any], principal: str, kind: str,
-        idempotency_key: str | None = None, expect: Mapping[str, int] | None = None,
+        self,
+        *,
+        name: str,
+        version: int,
+        raw: dict[str, Any],
+        digest: str,
+        supplied: Mapping[str, Any],
+        principal: str,
+        kind: str,
+        idempotency_key: str | None = None,
+        expect: Mapping[str, int] | None = None,
         **links: Any,
     ) -> Triggered:
         definition = self._definition(digest, raw)
@@ -321,9 +373,18 @@ class Ledger(Application[str]):
                 first = self.get_run(existing.run_id)
                 return Triggered(first.id, first.definition_hash, created=False)
         at = self.clock()
-        run = self._new_run(name=name, version=version, raw=raw, digest=digest,
-                            parameters=parameters, principal=principal, kind=kind, at=at,
-                            idempotency_key=idempotency_key, **links)
+        run = self._new_run(
+            name=name,
+            version=version,
+            raw=raw,
+            digest=digest,
+            parameters=parameters,
+            principal=principal,
+            kind=kind,
+            at=at,
+            idempotency_key=idempotency_key,
+            **links,
+        )
         if idempotency_key is None:
             self._save(run, expect=expect)
             self._triggered(run, links)
@@ -349,9 +410,15 @@ class Ledger(Application[str]):
             self.triggered_here.add(run.id)
 
     def trigger_batch(
-        self, *, workflow: str | None = None, definition_hash: str | None = None,
-        items: Sequence[Any], input_param: str, parallelism: int,
-        parameters: Mapping[str, Any] | None = None, principal: str,
+        self,
+        *,
+        workflow: str | None = None,
+        definition_hash: str | None = None,
+        items: Sequence[Any],
+        input_param: str,
+        parallelism: int,
+        parameters: Mapping[str, Any] | None = None,
+        principal: str,
     ) -> BatchTriggered:
         if definition_hash is not None:
             name, version, raw = self.definition_by_hash(definition_hash)
@@ -373,14 +440,29 @@ class Ledger(Application[str]):
         at = self.clock()
         batch_id = str(uuid.uuid4())
         runs = [
-            self._new_run(name=name, version=version, raw=raw, digest=digest, parameters=params,
-                          principal=principal, kind="batch", at=at, batch_id=batch_id)
+            self._new_run(
+                name=name,
+                version=version,
+                raw=raw,
+                digest=digest,
+                parameters=params,
+                principal=principal,
+                kind="batch",
+                at=at,
+                batch_id=batch_id,
+            )
             for params in resolved
         ]
-        batch = Batch.create(batch_id=f"batch:{batch_id}", at=at, workflow=name,
-                             items=list(items), input_param=input_param,
-                             parallelism=parallelism, run_ids=[r.id for r in runs],
-                             triggered_by=principal)
+        batch = Batch.create(
+            batch_id=f"batch:{batch_id}",
+            at=at,
+            workflow=name,
+            items=list(items),
+            input_param=input_param,
+            parallelism=parallelism,
+            run_ids=[r.id for r in runs],
+            triggered_by=principal,
+        )
         self._save(batch, *runs)
         return BatchTriggered(batch_id, [r.id for r in runs])
 
@@ -397,18 +479,22 @@ class Ledger(Application[str]):
             raise NotFound(f"no run {run_id!r}")
         return events[0]
 
-    def replay(self, run_id: str, *, overrides: Mapping[str, Any] | None = None,
-               principal: str) -> Triggered:
+    def replay(self, run_id: str, *, overrides: Mapping[str, Any] | None = None, principal: str) -> Triggered:
         trigger = self._original_trigger(run_id).data
         return self._trigger(
-            name=trigger["workflow"], version=trigger["version"], raw=trigger["definition"],
+            name=trigger["workflow"],
+            version=trigger["version"],
+            raw=trigger["definition"],
             digest=trigger["definition_hash"],
             supplied=_without_none(trigger["parameters"]) | dict(overrides or {}),
-            principal=principal, kind="replay", replay_of=run_id,
+            principal=principal,
+            kind="replay",
+            replay_of=run_id,
         )
 
-    def resume(self, run_id: str, *, from_task: str,
-               overrides: Mapping[str, Any] | None = None, principal: str) -> Triggered:
+    def resume(
+        self, run_id: str, *, from_task: str, overrides: Mapping[str, Any] | None = None, principal: str
+    ) -> Triggered:
         trigger = self._original_trigger(run_id).data
         definition = parse_definition(trigger["definition"])
         if from_task not in {t.name for t in definition.tasks}:
@@ -422,10 +508,15 @@ class Ledger(Application[str]):
                     f"in run {run_id}"
                 )
         return self._trigger(
-            name=trigger["workflow"], version=trigger["version"], raw=trigger["definition"],
+            name=trigger["workflow"],
+            version=trigger["version"],
+            raw=trigger["definition"],
             digest=trigger["definition_hash"],
             supplied=_without_none(trigger["parameters"]) | dict(overrides or {}),
-            principal=principal, kind="resume", resume_of=run_id, resume_from_task=from_task,
+            principal=principal,
+            kind="resume",
+            resume_of=run_id,
+            resume_from_task=from_task,
         )
 
     # ---- workers ----------------------------------------------------------------------------
@@ -478,8 +569,7 @@ class Ledger(Application[str]):
             at = self.clock()
             lease_expires_at = self.lease_expiry(at)
             for report in reports:
-                apply_report(run, report, worker_id=worker_id, at=at,
-                             lease_expires_at=lease_expires_at)
+                apply_report(run, report, worker_id=worker_id, at=at, lease_expires_at=lease_expires_at)
 
         return self._command(run_id, apply)
 
@@ -522,19 +612,26 @@ class Ledger(Application[str]):
             run = self._get(event.run_id)
             if run is None:
                 run = Run.trigger(
-                    run_id=event.run_id, at=at, workflow=event.workflow,
-                    version=OPENLINEAGE_VERSION, definition_hash=OPENLINEAGE_DEFINITION_HASH,
-                    definition=dict(OPENLINEAGE_DEFINITION), engine_version=__version__,
-                    triggered_by=principal, trigger_kind="openlineage", parameters={},
-                    replay_of=None, resume_of=None, resume_from_task=None, batch_id=None,
+                    run_id=event.run_id,
+                    at=at,
+                    workflow=event.workflow,
+                    version=OPENLINEAGE_VERSION,
+                    definition_hash=OPENLINEAGE_DEFINITION_HASH,
+                    definition=dict(OPENLINEAGE_DEFINITION),
+                    engine_version=__version__,
+                    triggered_by=principal,
+                    trigger_kind="openlineage",
+                    parameters={},
+                    replay_of=None,
+                    resume_of=None,
+                    resume_from_task=None,
+                    batch_id=None,
                     idempotency_key=None,
                 )
             elif not isinstance(run, Run):
                 raise Conflict(f"{event.run_id!r} names a stream that is not a run")
             elif run.workflow != event.workflow:
-                raise Conflict(
-                    f"run {run.id} is of workflow {run.workflow!r}, not {event.workflow!r}"
-                )
+                raise Conflict(f"run {run.id} is of workflow {run.workflow!r}, not {event.workflow!r}")
             if not run.record_lineage(at=at, **facts):
                 return LineageRecorded(run.id, run.status.value, recorded=False)
             try:
@@ -545,18 +642,28 @@ class Ledger(Application[str]):
         raise Conflict(f"run {event.run_id} is being written concurrently; retry")
 
 
-def apply_report(run: Run, report: Report, *, worker_id: str, at: datetime,
-                 lease_expires_at: str) -> None:
+def apply_report(run: Run, report: Report, *, worker_id: str, at: datetime, lease_expires_at: str) -> None:
     if isinstance(report, TaskStartedReport):
-        run.start_task(worker_id=worker_id, task=report.task, attempt=report.attempt,
-                       command=report.command, host=report.host,
-                       started_at=report.started_at or format_timestamp(at), at=at)
+        run.start_task(
+            worker_id=worker_id,
+            task=report.task,
+            attempt=report.attempt,
+            command=report.command,
+            host=report.host,
+            started_at=report.started_at or format_timestamp(at),
+            at=at,
+        )
     elif isinstance(report, TaskFinishedReport):
         run.finish_task(worker_id=worker_id, at=at, **report.evidence(at))
     elif isinstance(report, TaskReusedReport):
-        run.reuse_task(worker_id=worker_id, task=report.task, source_run_id=report.source_run_id,
-                       outputs=[o.model_dump() for o in report.outputs],
-                       output_vars=report.output_vars, at=at)
+        run.reuse_task(
+            worker_id=worker_id,
+            task=report.task,
+            source_run_id=report.source_run_id,
+            outputs=[o.model_dump() for o in report.outputs],
+            output_vars=report.output_vars,
+            at=at,
+        )
     elif report.type == "run_succeeded":
         run.succeed(worker_id=worker_id, at=at)
     elif report.type == "run_failed":

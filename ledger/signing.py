@@ -30,8 +30,9 @@ def load_or_create_key(settings: Settings) -> Ed25519PrivateKey:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
             try:  # O_EXCL: a concurrent first start keeps whichever key was written first
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
@@ -58,16 +59,16 @@ class Signer:
         return public_key_pem(self.public_key)
 
     def public_key_hex(self) -> str:
-        return self.public_key.public_bytes(serialization.Encoding.Raw,
-                                            serialization.PublicFormat.Raw).hex()
+        return self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
 
     def sign(self, data: bytes) -> bytes:
         return self.key.sign(data)
 
 
 def public_key_pem(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 def load_public_key(text: str | bytes) -> Ed25519PublicKey:

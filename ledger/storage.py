@@ -25,14 +25,19 @@ APPLICATION_NAME = "runledger"
 def eventsourcing_env(settings: Settings) -> dict[str, str]:
     """Translate our settings into the ``eventsourcing`` library's own configuration."""
     db = settings.database
-    env = {"ORIGINATOR_ID_TYPE": "text", "CREATE_TABLE": "y",
-           "TRANSCODER_TOPIC": "ledger.recorders:OrjsonTranscoder",
-           "MAPPER_TOPIC": "ledger.recorders:LedgerMapper"}
+    env = {
+        "ORIGINATOR_ID_TYPE": "text",
+        "CREATE_TABLE": "y",
+        "TRANSCODER_TOPIC": "ledger.recorders:OrjsonTranscoder",
+        "MAPPER_TOPIC": "ledger.recorders:LedgerMapper",
+    }
     if settings.aggregate_cache_size > 0:
         # Aggregates kept in memory and brought up to date from the store on each read
         # (fast-forward: one query for newer events, so other writers' events are seen).
-        env |= {"AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
-                "AGGREGATE_CACHE_FASTFORWARD": "y"}
+        env |= {
+            "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+            "AGGREGATE_CACHE_FASTFORWARD": "y",
+        }
     if db.kind == "sqlite":
         assert db.sqlite_path is not None
         env |= {
@@ -68,7 +73,10 @@ def events_table(recorder: ApplicationRecorder) -> str:
 
 def postgres_conninfo(db: DatabaseConfig) -> str:
     return psycopg.conninfo.make_conninfo(
-        host=db.host, port=db.port, user=db.user, password=db.password or None,
+        host=db.host,
+        port=db.port,
+        user=db.user,
+        password=db.password or None,
         dbname=db.dbname,
     )
 
@@ -82,10 +90,11 @@ def prepare_database(db: DatabaseConfig) -> None:
         return
     if db.schema:
         # UniqueViolation: another process created it just now.
-        with psycopg.connect(postgres_conninfo(db), autocommit=True) as conn, \
-                suppress(psycopg.errors.UniqueViolation):
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                sql.Identifier(db.schema)))
+        with (
+            psycopg.connect(postgres_conninfo(db), autocommit=True) as conn,
+            suppress(psycopg.errors.UniqueViolation),
+        ):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db.schema)))
 
 
 @contextmanager
@@ -182,9 +191,7 @@ class EventReader:
             )
             self._max_sql: Any = f"SELECT MAX(rowid) AS m FROM {table_name}"
         else:
-            table = sql.SQL("{}.{}").format(
-                sql.Identifier(db.schema or "public"), sql.Identifier(table_name)
-            )
+            table = sql.SQL("{}.{}").format(sql.Identifier(db.schema or "public"), sql.Identifier(table_name))
             self._stream_sql = sql.SQL(
                 "SELECT notification_id, originator_id, originator_version, topic, state "
                 "FROM {} WHERE originator_id = %s ORDER BY originator_version"
@@ -203,8 +210,13 @@ class EventReader:
 
     @staticmethod
     def _decode(row: Any) -> EventRecord:
-        return decode_row(row["notification_id"], row["originator_id"],
-                          row["originator_version"], row["topic"], row["state"])
+        return decode_row(
+            row["notification_id"],
+            row["originator_id"],
+            row["originator_version"],
+            row["topic"],
+            row["state"],
+        )
 
     def stream(self, stream: str) -> list[EventRecord]:
         with self._cursor() as cursor:
@@ -233,8 +245,10 @@ class EventReader:
         table_name = events_table(self.recorder)
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         if self.db.kind == "sqlite":
-            query: Any = (f"SELECT originator_id FROM {table_name} WHERE originator_version = 1 "
-                          f"AND originator_id LIKE ? ESCAPE '\\' ORDER BY originator_id")
+            query: Any = (
+                f"SELECT originator_id FROM {table_name} WHERE originator_version = 1 "
+                f"AND originator_id LIKE ? ESCAPE '\\' ORDER BY originator_id"
+            )
         else:
             query = sql.SQL(
                 "SELECT originator_id FROM {}.{} WHERE originator_version = 1 "

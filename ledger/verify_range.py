@@ -49,14 +49,14 @@ def check_range(settings: Settings, spec: RangeSpec, batch: int = 10000) -> Rang
     """Every check of :mod:`ledger.integrity` that the range alone can answer."""
     store = MerkleStore(settings)
     with store.raw.connect() as conn, store.raw.connect() as leaves_conn:
-        leaves = store.iter_leaves(leaves_conn, batch=batch, start=spec.leaf_start,
-                                   stop=spec.leaf_stop)
+        leaves = store.iter_leaves(leaves_conn, batch=batch, start=spec.leaf_start, stop=spec.leaf_stop)
         rows = store.raw.scan_tuples(conn, after=spec.after, upto=spec.upto, batch=batch)
         return _check(rows, leaves, spec, dense=store.raw.is_sqlite)
 
 
-def _check(rows: Iterator[Any], leaves: Iterator[tuple[int, int, bytes]], spec: RangeSpec,
-           *, dense: bool) -> RangeResult:
+def _check(
+    rows: Iterator[Any], leaves: Iterator[tuple[int, int, bytes]], spec: RangeSpec, *, dense: bool
+) -> RangeResult:
     result = RangeResult()
     streams = result.last
     frontier = Frontier(0, {})
@@ -67,8 +67,15 @@ def _check(rows: Iterator[Any], leaves: Iterator[tuple[int, int, bytes]], spec: 
         position, stream, sequence, stored, prev_hash, recomputed = check_row(*row)
         result.events_checked += 1
         if recomputed != stored:
-            result.add(Problem("hash_mismatch", f"content hashes to {recomputed}, the row says "
-                               f"{stored}: the event was modified", position, stream, sequence))
+            result.add(
+                Problem(
+                    "hash_mismatch",
+                    f"content hashes to {recomputed}, the row says {stored}: the event was modified",
+                    position,
+                    stream,
+                    sequence,
+                )
+            )
         if stream in streams:
             check_chain(streams, stream, sequence, stored, prev_hash, position, result.add)
         else:  # its predecessor is in an earlier range: the caller checks the link
@@ -76,56 +83,121 @@ def _check(rows: Iterator[Any], leaves: Iterator[tuple[int, int, bytes]], spec: 
             streams[stream] = (sequence, stored)
         deleted_here = 0
         while leaf is not None and leaf[1] < position:
-            result.add(Problem("event_deleted", f"the Merkle tree holds leaf {leaf[0]} for this "
-                               "position but the event is gone", leaf[1]))
+            result.add(
+                Problem(
+                    "event_deleted",
+                    f"the Merkle tree holds leaf {leaf[0]} for this position but the event is gone",
+                    leaf[1],
+                )
+            )
             deleted_here += 1
             leaf = next(leaves, None)
         leaf_of_event = merkle.leaf_hash(_entry(stored))
         if leaf is not None and leaf[1] == position:
             if leaf[2] != leaf_of_event:
-                result.add(Problem("leaf_mismatch", f"the Merkle tree recorded a different event "
-                                   f"at leaf {leaf[0]}: the row was changed, swapped or replaced",
-                                   position, stream, sequence))
+                result.add(
+                    Problem(
+                        "leaf_mismatch",
+                        f"the Merkle tree recorded a different event "
+                        f"at leaf {leaf[0]}: the row was changed, swapped or replaced",
+                        position,
+                        stream,
+                        sequence,
+                    )
+                )
             leaf = next(leaves, None)
         else:
-            result.add(Problem("event_inserted", "this row is not in the Merkle tree although "
-                               f"the tree has seen every position up to {spec.tree_last_position}",
-                               position, stream, sequence))
+            result.add(
+                Problem(
+                    "event_inserted",
+                    "this row is not in the Merkle tree although "
+                    f"the tree has seen every position up to {spec.tree_last_position}",
+                    position,
+                    stream,
+                    sequence,
+                )
+            )
         gap = position - previous_position - 1
         if dense and gap > deleted_here:
-            result.add(Problem("position_gap", f"positions {previous_position + 1}.."
-                               f"{position - 1} are missing (SQLite never leaves gaps)",
-                               previous_position + 1))
+            result.add(
+                Problem(
+                    "position_gap",
+                    f"positions {previous_position + 1}.."
+                    f"{position - 1} are missing (SQLite never leaves gaps)",
+                    previous_position + 1,
+                )
+            )
         previous_position = position
         hashes += leaf_of_event
         frontier.push(leaf_of_event)
     while leaf is not None:
-        result.add(Problem("event_deleted", f"the Merkle tree holds leaf {leaf[0]} for this "
-                           "position but the event is gone (tail truncated?)", leaf[1]))
+        result.add(
+            Problem(
+                "event_deleted",
+                f"the Merkle tree holds leaf {leaf[0]} for this "
+                "position but the event is gone (tail truncated?)",
+                leaf[1],
+            )
+        )
         leaf = next(leaves, None)
     result.leaves = bytes(hashes)
     result.subtrees = dict(sorted(frontier.nodes.items(), reverse=True))
     return result
 
 
-def check_chain(streams: dict[str, tuple[int, str]], stream: str, sequence: int, hash_: str,
-                prev_hash: Any, position: int, add: Callable[[Problem], None]) -> None:
+def check_chain(
+    streams: dict[str, tuple[int, str]],
+    stream: str,
+    sequence: int,
+    hash_: str,
+    prev_hash: Any,
+    position: int,
+    add: Callable[[Problem], None],
+) -> None:
     """Sequence continuity and ``prev_hash`` of one event against its stream's last one."""
     last = streams.get(stream)
     expected = 1 if last is None else last[0] + 1
     if sequence > expected:
-        add(Problem("sequence_gap", f"sequence {expected}..{sequence - 1} of this stream "
-                    "missing", position, stream, sequence))
+        add(
+            Problem(
+                "sequence_gap",
+                f"sequence {expected}..{sequence - 1} of this stream missing",
+                position,
+                stream,
+                sequence,
+            )
+        )
     elif sequence < expected:
-        add(Problem("sequence_order", f"sequence {sequence} comes after sequence "
-                    f"{expected - 1} in position order", position, stream, sequence))
+        add(
+            Problem(
+                "sequence_order",
+                f"sequence {sequence} comes after sequence {expected - 1} in position order",
+                position,
+                stream,
+                sequence,
+            )
+        )
     if sequence == 1:
         if prev_hash is not None:
-            add(Problem("chain_broken", "the first event of a stream must have prev_hash null",
-                        position, stream, sequence))
+            add(
+                Problem(
+                    "chain_broken",
+                    "the first event of a stream must have prev_hash null",
+                    position,
+                    stream,
+                    sequence,
+                )
+            )
     elif last is not None and last[0] == sequence - 1 and prev_hash != last[1]:
-        add(Problem("chain_broken", f"prev_hash {prev_hash} is not the hash of sequence "
-                    f"{sequence - 1} ({last[1]})", position, stream, sequence))
+        add(
+            Problem(
+                "chain_broken",
+                f"prev_hash {prev_hash} is not the hash of sequence {sequence - 1} ({last[1]})",
+                position,
+                stream,
+                sequence,
+            )
+        )
     if last is None or sequence > last[0]:
         streams[stream] = (sequence, hash_)
 

@@ -30,8 +30,12 @@ class Problem:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "stream": self.stream, "sequence": self.sequence,
-            "position": self.position, "detail": self.detail, "message": str(self),
+            "kind": self.kind,
+            "stream": self.stream,
+            "sequence": self.sequence,
+            "position": self.position,
+            "detail": self.detail,
+            "message": str(self),
         }
 
 
@@ -60,8 +64,10 @@ class VerifyReport(Problems):
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "events_checked": self.events_checked,
+            "ok": self.ok,
+            "events_checked": self.events_checked,
             "problems": [p.to_json() for p in self.problems],
             "problem_count": self.problem_count,
-            "tree_size": self.tree_size, "root_hash": self.root_hash,
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
         }

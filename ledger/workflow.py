@@ -31,13 +31,18 @@ class Workflow(ChainedAggregate):
     """Every registration of a workflow name; the newest version is the active one."""
 
     def __init__(
-        self, name: str, version: int, definition: dict[str, Any], definition_hash: str,
+        self,
+        name: str,
+        version: int,
+        definition: dict[str, Any],
+        definition_hash: str,
         registered_by: str,
     ) -> None:
         self.name = name
         self.versions = [
-            WorkflowVersion(version, definition, definition_hash,
-                            format_timestamp(self.created_on), registered_by)
+            WorkflowVersion(
+                version, definition, definition_hash, format_timestamp(self.created_on), registered_by
+            )
         ]
 
     class Registered(StreamCreated):
@@ -55,16 +60,29 @@ class Workflow(ChainedAggregate):
 
         def apply(self, aggregate: Workflow) -> None:
             aggregate.versions.append(
-                WorkflowVersion(self.version, self.definition, self.definition_hash,
-                                format_timestamp(self.timestamp), self.registered_by)
+                WorkflowVersion(
+                    self.version,
+                    self.definition,
+                    self.definition_hash,
+                    format_timestamp(self.timestamp),
+                    self.registered_by,
+                )
             )
 
     @classmethod
-    def register(cls, *, name: str, definition: dict[str, Any], definition_hash: str,
-                 principal: str, at: datetime) -> Workflow:
-        return cls.start(cls.Registered, stream=workflow_stream(name), at=at, name=name,
-                         version=1, definition=definition, definition_hash=definition_hash,
-                         registered_by=principal)
+    def register(
+        cls, *, name: str, definition: dict[str, Any], definition_hash: str, principal: str, at: datetime
+    ) -> Workflow:
+        return cls.start(
+            cls.Registered,
+            stream=workflow_stream(name),
+            at=at,
+            name=name,
+            version=1,
+            definition=definition,
+            definition_hash=definition_hash,
+            registered_by=principal,
+        )
 
     @property
     def active(self) -> WorkflowVersion:
@@ -76,11 +94,17 @@ class Workflow(ChainedAggregate):
                 return version
         return None
 
-    def add_version(self, *, definition: dict[str, Any], definition_hash: str, principal: str,
-                    at: datetime) -> None:
-        self.record(self.VersionRegistered, at=at, version=self.active.version + 1,
-                    definition=definition, definition_hash=definition_hash,
-                    registered_by=principal)
+    def add_version(
+        self, *, definition: dict[str, Any], definition_hash: str, principal: str, at: datetime
+    ) -> None:
+        self.record(
+            self.VersionRegistered,
+            at=at,
+            version=self.active.version + 1,
+            definition=definition,
+            definition_hash=definition_hash,
+            registered_by=principal,
+        )
 
 
 class DefinitionIndex(ChainedAggregate):
@@ -95,7 +119,11 @@ class DefinitionIndex(ChainedAggregate):
         workflow_version: int
 
     @classmethod
-    def index(cls, *, definition_hash: str, workflow: str, version: int,
-              at: datetime) -> DefinitionIndex:
-        return cls.start(cls.Indexed, stream=definition_stream(definition_hash), at=at,
-                         workflow=workflow, workflow_version=version)
+    def index(cls, *, definition_hash: str, workflow: str, version: int, at: datetime) -> DefinitionIndex:
+        return cls.start(
+            cls.Indexed,
+            stream=definition_stream(definition_hash),
+            at=at,
+            workflow=workflow,
+            workflow_version=version,
+        )

@@ -32,8 +32,11 @@ Row = dict[str, Any]
 #: From this many rows on, a PostgreSQL insert goes through COPY.
 COPY_THRESHOLD = 50
 #: ``INSERT INTO t (a, b) VALUES (?, ?) <tail>``: one row's statement, batched on PostgreSQL.
-_INSERT = re.compile(r"^INSERT INTO (?P<table>\S+) \((?P<columns>[^)]*)\) "
-                     r"VALUES \((?:\?,\s*)*\?\)(?P<tail>.*)$", re.S)
+_INSERT = re.compile(
+    r"^INSERT INTO (?P<table>\S+) \((?P<columns>[^)]*)\) "
+    r"VALUES \((?:\?,\s*)*\?\)(?P<tail>.*)$",
+    re.S,
+)
 
 
 @dataclass
@@ -78,38 +81,34 @@ class Connection:
         else:
             self.raw.executemany(statement, rows)
 
-    def _copy_insert(self, table: str, columns: str, rows: Sequence[Sequence[Any]],
-                     tail: str) -> None:
+    def _copy_insert(self, table: str, columns: str, rows: Sequence[Sequence[Any]], tail: str) -> None:
         """Many rows on PostgreSQL: COPY into a session temp table shaped like ``table``, then
         one ``INSERT ... SELECT ... <tail>`` (the caller's ON CONFLICT clause) in the caller's
         transaction. ``rows`` must not repeat a key that ``tail`` updates."""
         staging = f"rl_tmp_{table}"
-        self.raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) "
-                         "ON COMMIT DELETE ROWS")
+        self.raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS")
         with self.raw.cursor() as cursor:
             with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
-                           f"{tail}")
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} {tail}")
             cursor.execute(f"DELETE FROM {staging}")
 
-    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-                  ) -> None:
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Append ``rows`` as they are (no conflict handling): COPY straight into ``table``
         on PostgreSQL, a plain batched INSERT on SQLite. For tables nobody else writes."""
         if not rows:
             return
         names = ", ".join(columns)
         if self.is_postgres:
-            with self.raw.cursor() as cursor, \
-                    cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            with self.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 write = copy.write_row
                 for row in rows:
                     write(row)
         else:
-            self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES "
-                                 f"({','.join('?' * len(columns))})", rows)
+            self.raw.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({','.join('?' * len(columns))})", rows
+            )
 
     def all(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(row) for row in self.execute(statement, params).fetchall()]
@@ -143,8 +142,7 @@ def connect(settings: Settings, *, autocommit: bool = True) -> Connection:
     prepare_database(db)
     if db.kind == "sqlite":
         assert db.sqlite_path is not None
-        raw = sqlite3.connect(db.sqlite_path, timeout=30, isolation_level=None,
-                              check_same_thread=False)
+        raw = sqlite3.connect(db.sqlite_path, timeout=30, isolation_level=None, check_same_thread=False)
         raw.row_factory = sqlite3.Row
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=NORMAL")
@@ -155,8 +153,9 @@ def connect(settings: Settings, *, autocommit: bool = True) -> Connection:
     options = "-c synchronous_commit=off"
     if db.schema:
         options += f" -c search_path={db.schema}"
-    raw_pg = psycopg.connect(postgres_conninfo(db), autocommit=autocommit, row_factory=dict_row,
-                             options=options)
+    raw_pg = psycopg.connect(
+        postgres_conninfo(db), autocommit=autocommit, row_factory=dict_row, options=options
+    )
     return Connection("postgres", raw_pg)
 
 
@@ -169,16 +168,21 @@ def table_exists(conn: Connection, name: str) -> bool:
     if conn.is_postgres:
         row = conn.one("SELECT to_regclass(?) AS t", (name,))
         return row is not None and row["t"] is not None
-    return conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?",
-                    (name,)) is not None
+    return conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?", (name,)) is not None
 
 
 def events_table_exists(conn: Connection) -> bool:
     return table_exists(conn, events_table_for(conn))
 
 
-def read_events(conn: Connection, after: int, limit: int | None, *, upto: int | None = None,
-                part: tuple[int, int] | None = None) -> list[EventRecord]:
+def read_events(
+    conn: Connection,
+    after: int,
+    limit: int | None,
+    *,
+    upto: int | None = None,
+    part: tuple[int, int] | None = None,
+) -> list[EventRecord]:
     """Events with position > ``after`` (and <= ``upto``; at most ``limit`` of them, or all
     with None), oldest first (position = notification id - 1); with ``part=(k, n)`` only those
     of the streams in part ``k`` of ``n`` (every stream's events fall in one part, so per-run
@@ -195,9 +199,11 @@ def read_events(conn: Connection, after: int, limit: int | None, *, upto: int | 
     if part is not None:
         where.append(f"{stream_hash(conn)} = ?")
         params += [part[1], part[0]]
-    statement = (f"SELECT {column} - 1, originator_id, originator_version, topic, state "
-                 f"FROM {events_table_for(conn)} WHERE {' AND '.join(where)} "
-                 f"ORDER BY {column}")
+    statement = (
+        f"SELECT {column} - 1, originator_id, originator_version, topic, state "
+        f"FROM {events_table_for(conn)} WHERE {' AND '.join(where)} "
+        f"ORDER BY {column}"
+    )
     if limit is not None:
         statement += " LIMIT ?"
         params.append(limit)

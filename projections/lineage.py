@@ -47,8 +47,12 @@ _TABLES = (
     # ``task`` is '' for a link of the run itself (to its parent run).
     # ``name``/``namespace``/``size``: the node's data (a file's path and size, a dataset's
     # name and namespace), so no JSON is written per link.
-    ("links", ("run_id", "task", "kind", "node_id", "name", "namespace", "size", "position"),
-     "run_id, task, kind, node_id", "position"),
+    (
+        "links",
+        ("run_id", "task", "kind", "node_id", "name", "namespace", "size", "position"),
+        "run_id, task, kind, node_id",
+        "position",
+    ),
 )
 #: Keys per table a rebuild remembers between batches to drop repeats before writing them.
 RECENT_KEYS = 200_000
@@ -72,22 +76,30 @@ class LineageView(View):
 
     def create(self, conn: Connection, t: Tables) -> None:
         key = conn.key_text
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('runs')} (run_id {key} NOT NULL, "
-                     "workflow TEXT, position BIGINT NOT NULL)")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('tasks')} (run_id {key} NOT NULL, "
-                     f"task {key} NOT NULL, position BIGINT NOT NULL)")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {t('links')} (run_id {key} NOT NULL, "
-                     f"task {key} NOT NULL, kind {key} NOT NULL, node_id {key} NOT NULL, "
-                     "name TEXT, namespace TEXT, size BIGINT, position BIGINT NOT NULL)")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {t('runs')} (run_id {key} NOT NULL, "
+            "workflow TEXT, position BIGINT NOT NULL)"
+        )
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {t('tasks')} (run_id {key} NOT NULL, "
+            f"task {key} NOT NULL, position BIGINT NOT NULL)"
+        )
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {t('links')} (run_id {key} NOT NULL, "
+            f"task {key} NOT NULL, kind {key} NOT NULL, node_id {key} NOT NULL, "
+            "name TEXT, namespace TEXT, size BIGINT, position BIGINT NOT NULL)"
+        )
         for table, _, key, _ in _TABLES:
             conn.execute(_unique_index(t(table), key))
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {t('links')}_by_node ON {t('links')} "
-                     "(node_id, run_id)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {t('links')}_by_node ON {t('links')} (node_id, run_id)")
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         for (table, columns, _, _), rows in zip(_TABLES, _Facts.of(events).rows(), strict=True):
-            conn.executemany(f"INSERT INTO {t(table)} ({', '.join(columns)}) VALUES "
-                             f"({placeholders(len(columns))}) ON CONFLICT DO NOTHING", rows)
+            conn.executemany(
+                f"INSERT INTO {t(table)} ({', '.join(columns)}) VALUES "
+                f"({placeholders(len(columns))}) ON CONFLICT DO NOTHING",
+                rows,
+            )
 
     def rebuilder(self) -> Rebuilder:
         return _AppendingRebuilder(self)
@@ -108,9 +120,11 @@ class _AppendingRebuilder(Rebuilder):
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         runs, tasks, links = _Facts.of(events).rows()
         recent_runs, recent_tasks, recent_links = self.recent
-        fresh = (recent_runs.fresh(runs, itemgetter(0)),
-                 recent_tasks.fresh(tasks, itemgetter(0, 1)),
-                 recent_links.fresh(links, itemgetter(0, 1, 2, 3)))
+        fresh = (
+            recent_runs.fresh(runs, itemgetter(0)),
+            recent_tasks.fresh(tasks, itemgetter(0, 1)),
+            recent_links.fresh(links, itemgetter(0, 1, 2, 3)),
+        )
         for (table, columns, _, _), rows in zip(_TABLES, fresh, strict=True):
             conn.copy_rows(t(table), columns, rows)
 
@@ -135,8 +149,7 @@ class _AppendingRebuilder(Rebuilder):
 def _delete_repeats(conn: Connection, table: str, key: str, order: str) -> None:
     """Delete every row whose key an earlier row (by ``order``) already has."""
     rid = "ctid" if conn.is_postgres else "rowid"
-    ranked = (f"SELECT {rid} AS rid, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {order}) "
-              f"AS n FROM {table}")
+    ranked = f"SELECT {rid} AS rid, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {order}) AS n FROM {table}"
     repeats = f"SELECT rid FROM ({ranked}) ranked WHERE n > 1"
     if conn.is_postgres:
         conn.execute(f"DELETE FROM {table} WHERE ctid = ANY(ARRAY({repeats}))")
@@ -149,11 +162,9 @@ def _delete_repeats_grouped(conn: Connection, table: str, key: str, order: str) 
     aggregate over the keys and a join on the repeated ones only (no sort of the table).
     ``order`` must tell a key's rows apart (positions do: one event adds a key once)."""
     columns = [c.strip() for c in key.split(",")]
-    repeated = (f"SELECT {key}, min({order}) AS first FROM {table} GROUP BY {key} "
-                "HAVING count(*) > 1")
+    repeated = f"SELECT {key}, min({order}) AS first FROM {table} GROUP BY {key} HAVING count(*) > 1"
     match = " AND ".join(f"t.{c} = r.{c}" for c in columns)
-    conn.execute(f"DELETE FROM {table} t USING ({repeated}) r WHERE {match} "
-                 f"AND t.{order} > r.first")
+    conn.execute(f"DELETE FROM {table} t USING ({repeated}) r WHERE {match} AND t.{order} > r.first")
 
 
 class _Facts:
@@ -174,26 +185,34 @@ class _Facts:
                 facts.add(event)
         return facts
 
-    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]],
-                            list[tuple[Any, ...]]]:
-        return (list(self.runs.values()),
-                [(*task, position) for task, position in self.tasks.items()],
-                list(self.links.values()))
+    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        return (
+            list(self.runs.values()),
+            [(*task, position) for task, position in self.tasks.items()],
+            list(self.links.values()),
+        )
 
     def run(self, run_id: str, workflow: Any) -> None:
         if run_id not in self.runs:
             self.runs[run_id] = (run_id, workflow, self.position)
 
-    def link(self, run_id: str, task: str, kind: str, node_id: str, name: str | None = None,
-             namespace: str | None = None, size: int | None = None) -> None:
+    def link(
+        self,
+        run_id: str,
+        task: str,
+        kind: str,
+        node_id: str,
+        name: str | None = None,
+        namespace: str | None = None,
+        size: int | None = None,
+    ) -> None:
         key = (run_id, task, kind, node_id)
         if key not in self.links:
             self.links[key] = (*key, name, namespace, size, self.position)
 
     def files(self, run_id: str, task: str, kind: str, refs: list[dict[str, Any]]) -> None:
         for ref in refs:
-            self.link(run_id, task, kind, f"file:{ref['sha256']}", ref.get("path"), None,
-                      ref.get("size"))
+            self.link(run_id, task, kind, f"file:{ref['sha256']}", ref.get("path"), None, ref.get("size"))
 
     def datasets(self, run_id: str, task: str, kind: str, refs: list[dict[str, Any]]) -> None:
         for ref in refs:
@@ -239,8 +258,7 @@ def _select_in(conn: Connection, statement: str, keys: set[str]) -> list[dict[st
     return rows
 
 
-def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1
-                  ) -> dict[str, Any] | None:
+def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1) -> dict[str, Any] | None:
     """The run's graph plus the runs up to ``depth`` hops away through shared files, datasets
     and parent runs."""
     if conn.one(f"SELECT run_id FROM {t('runs')} WHERE run_id = ?", (run_id,)) is None:
@@ -249,39 +267,46 @@ def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1
     for _ in range(max(0, min(depth, MAX_DEPTH))):
         if not frontier or len(runs) >= MAX_RUNS:
             break
-        nodes = {run_node(r) for r in frontier} | {row["node_id"] for row in _select_in(
-            conn, f"SELECT node_id FROM {t('links')} WHERE run_id IN", frontier)}
+        nodes = {run_node(r) for r in frontier} | {
+            row["node_id"]
+            for row in _select_in(conn, f"SELECT node_id FROM {t('links')} WHERE run_id IN", frontier)
+        }
         linked = {n.removeprefix("run:") for n in nodes if n.startswith("run:")}
-        linked |= {row["run_id"] for row in _select_in(
-            conn, f"SELECT run_id FROM {t('links')} WHERE node_id IN", nodes)}
+        linked |= {
+            row["run_id"]
+            for row in _select_in(conn, f"SELECT run_id FROM {t('links')} WHERE node_id IN", nodes)
+        }
         frontier = linked - runs
         runs |= frontier
     tasks = _select_in(conn, f"SELECT run_id, task FROM {t('tasks')} WHERE run_id IN", runs)
-    links = _select_in(conn, f"SELECT run_id, task, kind, node_id FROM {t('links')} "
-                             "WHERE run_id IN", runs)
+    links = _select_in(conn, f"SELECT run_id, task, kind, node_id FROM {t('links')} WHERE run_id IN", runs)
     edges = {_edge(link) for link in links}
-    edges |= {(task_node(r["run_id"], r["task"]), run_node(r["run_id"]), "part_of")
-              for r in tasks}
-    found = [{"id": task_node(r["run_id"], r["task"]), "kind": "task",
-              "name": r["task"], "run_id": r["run_id"]} for r in tasks]
-    run_ids = runs | {n.removeprefix("run:") for e in edges for n in e[:2]
-                      if n.startswith("run:")}
-    found += [{"id": run_node(r["run_id"]), "kind": "run", "run_id": r["run_id"],
-               "workflow": r["workflow"]} for r in _select_in(
-        conn, f"SELECT run_id, workflow FROM {t('runs')} WHERE run_id IN", run_ids)]
-    found += _first_links(conn, t, {link["node_id"] for link in links
-                                    if not link["node_id"].startswith("run:")})
+    edges |= {(task_node(r["run_id"], r["task"]), run_node(r["run_id"]), "part_of") for r in tasks}
+    found = [
+        {"id": task_node(r["run_id"], r["task"]), "kind": "task", "name": r["task"], "run_id": r["run_id"]}
+        for r in tasks
+    ]
+    run_ids = runs | {n.removeprefix("run:") for e in edges for n in e[:2] if n.startswith("run:")}
+    found += [
+        {"id": run_node(r["run_id"]), "kind": "run", "run_id": r["run_id"], "workflow": r["workflow"]}
+        for r in _select_in(conn, f"SELECT run_id, workflow FROM {t('runs')} WHERE run_id IN", run_ids)
+    ]
+    found += _first_links(
+        conn, t, {link["node_id"] for link in links if not link["node_id"].startswith("run:")}
+    )
     found.sort(key=lambda n: (n["kind"], n["id"]))
-    return {"nodes": found,
-            "edges": [{"source": s, "target": g, "kind": k} for s, g, k in sorted(edges)]}
+    return {"nodes": found, "edges": [{"source": s, "target": g, "kind": k} for s, g, k in sorted(edges)]}
 
 
 def _first_links(conn: Connection, t: Tables, node_ids: set[str]) -> list[dict[str, Any]]:
     """File and dataset nodes, each with the data of its earliest link (by event, and within
     one event inputs before outputs, as they were reported)."""
     first: dict[str, tuple[int, str, dict[str, Any]]] = {}
-    for row in _select_in(conn, f"SELECT node_id, kind, name, namespace, size, position FROM "
-                                f"{t('links')} WHERE node_id IN", node_ids):
+    for row in _select_in(
+        conn,
+        f"SELECT node_id, kind, name, namespace, size, position FROM {t('links')} WHERE node_id IN",
+        node_ids,
+    ):
         candidate = (int(row["position"]), row["kind"], row)
         known = first.get(row["node_id"])
         if known is None or candidate[:2] < known[:2]:
@@ -293,6 +318,11 @@ def _node(node_id: str, link: dict[str, Any]) -> dict[str, Any]:
     """A file's or dataset's node from one of its links (keys in the order the API shows)."""
     kind, _, rest = node_id.partition(":")
     if kind == "file":
-        return {"id": node_id, "kind": kind, "path": link["name"], "sha256": rest,
-                "size": None if link["size"] is None else int(link["size"])}
+        return {
+            "id": node_id,
+            "kind": kind,
+            "path": link["name"],
+            "sha256": rest,
+            "size": None if link["size"] is None else int(link["size"]),
+        }
     return {"id": node_id, "kind": kind, "name": link["name"], "namespace": link["namespace"]}

@@ -40,7 +40,10 @@ class ReadModels:
         if db.kind == "postgres":
             options = f"-c search_path={db.schema}" if db.schema else ""
             self._pool = ConnectionPool(
-                postgres_conninfo(db), min_size=1, max_size=pool_size, open=True,
+                postgres_conninfo(db),
+                min_size=1,
+                max_size=pool_size,
+                open=True,
                 kwargs={"autocommit": True, "row_factory": dict_row, "options": options},
             )
         with self._connection() as conn:
@@ -86,41 +89,69 @@ class ReadModels:
 
     # ---- runs -----------------------------------------------------------------------------
     def run_summary(self, run_id: str) -> dict[str, Any] | None:
-        return self._query("summaries",
-                           lambda c, t: summaries_queries.run_summary(c, t, run_id))
+        return self._query("summaries", lambda c, t: summaries_queries.run_summary(c, t, run_id))
 
     def list_runs(
-        self, *, status: str | None = None, workflow: str | None = None,
-        triggered_by: str | None = None, created_after: str | None = None,
-        created_before: str | None = None, params: Mapping[str, str] | None = None,
-        limit: int = summaries_queries.DEFAULT_LIMIT, cursor: str | None = None,
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        triggered_by: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        params: Mapping[str, str] | None = None,
+        limit: int = summaries_queries.DEFAULT_LIMIT,
+        cursor: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        return self._query("summaries", lambda c, t: summaries_queries.list_runs(
-            c, t, status=status, workflow=workflow, triggered_by=triggered_by,
-            created_after=created_after, created_before=created_before, params=params,
-            limit=limit, cursor=cursor))
+        return self._query(
+            "summaries",
+            lambda c, t: summaries_queries.list_runs(
+                c,
+                t,
+                status=status,
+                workflow=workflow,
+                triggered_by=triggered_by,
+                created_after=created_after,
+                created_before=created_before,
+                params=params,
+                limit=limit,
+                cursor=cursor,
+            ),
+        )
 
     def pending_run_ids(self, limit: int = 50) -> list[str]:
-        return self._query("summaries",
-                           lambda c, t: summaries_queries.pending_run_ids(c, t, limit))
+        return self._query("summaries", lambda c, t: summaries_queries.pending_run_ids(c, t, limit))
 
     def lapsed_run_ids(self, now_iso: str) -> list[str]:
-        return self._query("summaries",
-                           lambda c, t: summaries_queries.lapsed_run_ids(c, t, now_iso))
+        return self._query("summaries", lambda c, t: summaries_queries.lapsed_run_ids(c, t, now_iso))
 
     def batch_progress(self, batch_id: str) -> dict[str, Any] | None:
-        return self._query("summaries",
-                           lambda c, t: summaries_queries.batch_progress(c, t, batch_id))
+        return self._query("summaries", lambda c, t: summaries_queries.batch_progress(c, t, batch_id))
 
     # ---- stats, lineage, audit ------------------------------------------------------------
-    def stats(self, *, workflow: str | None = None, created_after: str | None = None,
-              created_before: str | None = None) -> dict[str, Any]:
-        after = (summaries_queries.normalise_time(created_after, "created_after")
-                 if created_after is not None else None)
-        before = (summaries_queries.normalise_time(created_before, "created_before")
-                  if created_before is not None else None)
-        return self._query("stats", lambda c, t: stats.query_stats(
-            c, t, workflow=workflow, created_after=after, created_before=before))
+    def stats(
+        self,
+        *,
+        workflow: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+    ) -> dict[str, Any]:
+        after = (
+            summaries_queries.normalise_time(created_after, "created_after")
+            if created_after is not None
+            else None
+        )
+        before = (
+            summaries_queries.normalise_time(created_before, "created_before")
+            if created_before is not None
+            else None
+        )
+        return self._query(
+            "stats",
+            lambda c, t: stats.query_stats(
+                c, t, workflow=workflow, created_after=after, created_before=before
+            ),
+        )
 
     def lineage(self, run_id: str, depth: int = 1) -> dict[str, Any] | None:
         return self._query("lineage", lambda c, t: lineage.query_lineage(c, t, run_id, depth))

@@ -96,8 +96,14 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def fill_part(conn: Connection, work: list[tuple[Rebuilder, Tables]], *, batch: int,
-              part: tuple[int, int] | None = None, upto: int | None = None) -> int:
+def fill_part(
+    conn: Connection,
+    work: list[tuple[Rebuilder, Tables]],
+    *,
+    batch: int,
+    part: tuple[int, int] | None = None,
+    upto: int | None = None,
+) -> int:
     """Fold events from position 0 into new tables, one transaction per batch with their
     positions (the part's own with ``part``). Without ``upto``: stop before the last,
     incomplete batch, which the swap applies; returns the position reached. With ``part``
@@ -128,14 +134,19 @@ class _Progress:
         if now - self.logged < PROGRESS_SECONDS:
             return
         self.logged = now
-        log.info("projection_rebuild_progress", part=None if self.part is None else self.part[0],
-                 position=position, upto=self.upto,
-                 percent=round(100 * (position + 1) / max(1, self.upto + 1), 1),
-                 events_per_s=round((position + 1) / (now - self.started)))
+        log.info(
+            "projection_rebuild_progress",
+            part=None if self.part is None else self.part[0],
+            position=position,
+            upto=self.upto,
+            percent=round(100 * (position + 1) / max(1, self.upto + 1), 1),
+            events_per_s=round((position + 1) / (now - self.started)),
+        )
 
 
-def _fill_batches(conn: Connection, work: list[tuple[Rebuilder, Tables]], batch: int,
-                  upto: int | None, progress: _Progress) -> int:
+def _fill_batches(
+    conn: Connection, work: list[tuple[Rebuilder, Tables]], batch: int, upto: int | None, progress: _Progress
+) -> int:
     position = -1
     while True:
         events = read_events(conn, position, batch, upto=upto)
@@ -150,8 +161,14 @@ def _fill_batches(conn: Connection, work: list[tuple[Rebuilder, Tables]], batch:
     return position
 
 
-def _fill_ranges(conn: Connection, work: list[tuple[Rebuilder, Tables]], span: int,
-                 part: tuple[int, int], upto: int, progress: _Progress) -> int:
+def _fill_ranges(
+    conn: Connection,
+    work: list[tuple[Rebuilder, Tables]],
+    span: int,
+    part: tuple[int, int],
+    upto: int,
+    progress: _Progress,
+) -> int:
     position = -1
     while position < upto:
         high = min(position + span, upto)
@@ -162,9 +179,14 @@ def _fill_ranges(conn: Connection, work: list[tuple[Rebuilder, Tables]], span: i
     return position
 
 
-def _apply_fill(conn: Connection, work: list[tuple[Rebuilder, Tables]],
-                part: tuple[int, int] | None, position: int, events: list[EventRecord],
-                to: int) -> None:
+def _apply_fill(
+    conn: Connection,
+    work: list[tuple[Rebuilder, Tables]],
+    part: tuple[int, int] | None,
+    position: int,
+    events: list[EventRecord],
+    to: int,
+) -> None:
     """One batch of a fill and the generation's (or part's) position, in one transaction."""
     # (Projection connections commit without waiting for the WAL flush, see
     # projections.db.connect: a crash keeps batches whole, rows and position together.)
@@ -176,19 +198,26 @@ def _apply_fill(conn: Connection, work: list[tuple[Rebuilder, Tables]],
             st.advance(conn, track, expected=position, to=to)
 
 
-def _fill_part_process(settings: Settings, work: list[tuple[View, Tables]], index: int,
-                       parts: int, upto: int, batch: int) -> None:
+def _fill_part_process(
+    settings: Settings, work: list[tuple[View, Tables]], index: int, parts: int, upto: int, batch: int
+) -> None:
     """One part of a split rebuild, on its own connection (run in a worker process)."""
     conn = connect(settings)
     try:
-        fill_part(conn, [(view.rebuilder(), tables) for view, tables in work], batch=batch,
-                  part=(index, parts), upto=upto)
+        fill_part(
+            conn,
+            [(view.rebuilder(), tables) for view, tables in work],
+            batch=batch,
+            part=(index, parts),
+            upto=upto,
+        )
     finally:
         conn.close()
 
 
-def apply_batch(conn: Connection, view: View, tables: Tables, expected: int,
-                events: list[EventRecord]) -> None:
+def apply_batch(
+    conn: Connection, view: View, tables: Tables, expected: int, events: list[EventRecord]
+) -> None:
     """Fold ``events`` into ``tables`` and move the position, in one transaction."""
     with conn.transaction():
         view.apply(conn, tables, events)
@@ -196,10 +225,17 @@ def apply_batch(conn: Connection, view: View, tables: Tables, expected: int,
 
 
 class ProjectionRunner:
-    def __init__(self, settings: Settings, *, views: Sequence[View] | None = None,
-                 batch_size: int = DEFAULT_BATCH, rebuild_batch_size: int = REBUILD_BATCH,
-                 rebuild_parts: int | None = None, poll_interval: float = 0.02,
-                 linger: float = 0.02) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        views: Sequence[View] | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        rebuild_batch_size: int = REBUILD_BATCH,
+        rebuild_parts: int | None = None,
+        poll_interval: float = 0.02,
+        linger: float = 0.02,
+    ) -> None:
         self.settings = settings
         self.views = list(views) if views is not None else default_views()
         self.batch_size = batch_size
@@ -319,8 +355,12 @@ class ProjectionRunner:
             for view in owned:
                 pointer, position = pointers[view.name]
                 if pointer.schema_version != view.schema_version:
-                    log.info("projection_schema_changed", view=view.name,
-                             stored=pointer.schema_version, code=view.schema_version)
+                    log.info(
+                        "projection_schema_changed",
+                        view=view.name,
+                        stored=pointer.schema_version,
+                        code=view.schema_version,
+                    )
                     self._build([view])
                     pointer, position = st.live_positions(conn)[view.name]
                 if position is not None:
@@ -379,19 +419,23 @@ class ProjectionRunner:
             assert pointer is not None
             old[view.name] = pointer.live
             rebuilders[view.name] = rebuilder = view.rebuilder()
-            building[view.name], deferred = st.start_building(
-                conn, view, defer_unique=rebuilder.defer_unique)
+            building[view.name], deferred = st.start_building(conn, view, defer_unique=rebuilder.defer_unique)
             indexes += deferred
         upto = max_position(conn)
         parts = self._parts(conn, upto)
-        log.info("projection_rebuild_started", views=[v.name for v in views],
-                 tables=[t.prefix for t in building.values()], parts=parts)
+        log.info(
+            "projection_rebuild_started",
+            views=[v.name for v in views],
+            tables=[t.prefix for t in building.values()],
+            parts=parts,
+        )
         if parts > 1:
             self._fill_parts(conn, views, building, parts, upto)
             position = upto
         else:
-            position = fill_part(conn, [(rebuilders[v.name], building[v.name]) for v in views],
-                                 batch=self.rebuild_batch_size)
+            position = fill_part(
+                conn, [(rebuilders[v.name], building[v.name]) for v in views], batch=self.rebuild_batch_size
+            )
         filled = time.perf_counter()
         self._finish(conn, views, rebuilders, building, indexes, parts)
         indexed = time.perf_counter()
@@ -410,15 +454,25 @@ class ProjectionRunner:
         count = (events[-1].position if events else position) + 1
         for view in views:
             self._forget(conn, view, old[view.name])
-        self.last_rebuild = {"views": [v.name for v in views], "events": count, "parts": parts,
-                             "fill_seconds": round(filled - started, 3),
-                             "index_seconds": round(indexed - filled, 3),
-                             "seconds": round(time.perf_counter() - started, 3)}
-        log.info("projection_rebuilt", tables=[t.prefix for t in building.values()],
-                 **self.last_rebuild)
+        self.last_rebuild = {
+            "views": [v.name for v in views],
+            "events": count,
+            "parts": parts,
+            "fill_seconds": round(filled - started, 3),
+            "index_seconds": round(indexed - filled, 3),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        log.info("projection_rebuilt", tables=[t.prefix for t in building.values()], **self.last_rebuild)
 
-    def _finish(self, conn: Connection, views: list[View], rebuilders: dict[str, Rebuilder],
-                building: dict[str, Tables], indexes: list[str], parts: int) -> None:
+    def _finish(
+        self,
+        conn: Connection,
+        views: list[View],
+        rebuilders: dict[str, Rebuilder],
+        building: dict[str, Tables],
+        indexes: list[str],
+        parts: int,
+    ) -> None:
         """Finish each table, then build its held-back indexes; with several parts, tables
         go to as many connections at once (largest first), each built once, outside the swap."""
         steps: list[tuple[Rebuilder, Tables, str, list[str]]] = []
@@ -472,8 +526,9 @@ class ProjectionRunner:
             return 2
         return 1
 
-    def _fill_parts(self, conn: Connection, views: list[View], building: dict[str, Tables],
-                    parts: int, upto: int) -> None:
+    def _fill_parts(
+        self, conn: Connection, views: list[View], building: dict[str, Tables], parts: int, upto: int
+    ) -> None:
         """Split the runs between ``parts`` processes (this one included), each folding its
         streams' events up to ``upto`` into the same new tables with a position of its own."""
         for tables in building.values():
@@ -481,8 +536,12 @@ class ProjectionRunner:
         work = [(v, building[v.name]) for v in views]
         context = multiprocessing.get_context("spawn")  # never fork a process with threads
         with ProcessPoolExecutor(max_workers=parts - 1, mp_context=context) as pool:
-            others = [pool.submit(_fill_part_process, self.settings, work, index, parts, upto,
-                                  self.rebuild_batch_size) for index in range(1, parts)]
+            others = [
+                pool.submit(
+                    _fill_part_process, self.settings, work, index, parts, upto, self.rebuild_batch_size
+                )
+                for index in range(1, parts)
+            ]
             _fill_part_process(self.settings, work, 0, parts, upto, self.rebuild_batch_size)
             for other in others:
                 other.result()
@@ -512,15 +571,26 @@ def projection_status(conn: Connection, views: Sequence[View]) -> list[dict[str,
     for view in views:
         pointer = st.read_pointer(conn, view.name)
         if pointer is None:
-            result.append({"name": view.name, "schema_version": view.schema_version,
-                           "position": -1, "lag": newest + 1, "state": "live"})
+            result.append(
+                {
+                    "name": view.name,
+                    "schema_version": view.schema_version,
+                    "position": -1,
+                    "lag": newest + 1,
+                    "state": "live",
+                }
+            )
             continue
         position = st.position_of(conn, pointer.live)
         position = -1 if position is None else position
         building = pointer.building
-        result.append({
-            "name": view.name, "schema_version": pointer.schema_version,
-            "position": position, "lag": max(0, newest - position),
-            "state": "rebuilding" if building is not None else "live",
-        })
+        result.append(
+            {
+                "name": view.name,
+                "schema_version": pointer.schema_version,
+                "position": position,
+                "lag": max(0, newest - position),
+                "state": "rebuilding" if building is not None else "live",
+            }
+        )
     return result

@@ -90,8 +90,10 @@ def ensure_view(conn: Connection, view: View) -> Pointer:
         tables = Tables.of(view.name, view.schema_version, 1)
         view.create(conn, tables)
         tracking(conn).start(conn, tables.prefix)
-        conn.execute(f"INSERT INTO {STATE_TABLE} (name, schema_version, generation) "
-                     "VALUES (?, ?, 1)", (view.name, view.schema_version))
+        conn.execute(
+            f"INSERT INTO {STATE_TABLE} (name, schema_version, generation) VALUES (?, ?, 1)",
+            (view.name, view.schema_version),
+        )
     pointer = read_pointer(conn, view.name)
     assert pointer is not None
     return pointer
@@ -104,8 +106,7 @@ def _ensure_state_tables(conn: Connection) -> None:
     if conn.extras.get("state_tables"):
         return
     present = set(tables_named(conn))
-    if (STATE_TABLE not in present or tracking(conn).table not in present
-            or LEGACY_TRACKING_TABLE in present):
+    if STATE_TABLE not in present or tracking(conn).table not in present or LEGACY_TRACKING_TABLE in present:
         with conn.transaction():
             if conn.is_postgres:
                 conn.execute("SELECT pg_advisory_xact_lock(?)", (advisory_key(conn, "ensure"),))
@@ -120,12 +121,20 @@ def state_tables_exist(conn: Connection) -> bool:
 def read_pointer(conn: Connection, name: str) -> Pointer | None:
     if not state_tables_exist(conn):
         return None
-    row = conn.one(f"SELECT name, schema_version, generation, building_version, "
-                   f"building_generation FROM {STATE_TABLE} WHERE name = ?", (name,))
+    row = conn.one(
+        f"SELECT name, schema_version, generation, building_version, "
+        f"building_generation FROM {STATE_TABLE} WHERE name = ?",
+        (name,),
+    )
     if row is None:
         return None
-    return Pointer(row["name"], int(row["schema_version"]), int(row["generation"]),
-                   _int_or_none(row["building_version"]), _int_or_none(row["building_generation"]))
+    return Pointer(
+        row["name"],
+        int(row["schema_version"]),
+        int(row["generation"]),
+        _int_or_none(row["building_version"]),
+        _int_or_none(row["building_generation"]),
+    )
 
 
 def live_positions(conn: Connection) -> dict[str, tuple[Pointer, int | None]]:
@@ -135,12 +144,21 @@ def live_positions(conn: Connection) -> dict[str, tuple[Pointer, int | None]]:
         f"SELECT s.name, s.schema_version, s.generation, s.building_version, "
         f"s.building_generation, t.notification_id - 1 AS position FROM {STATE_TABLE} s "
         f"LEFT JOIN {positions.table} t ON t.application_name = "
-        "'rl_' || s.name || '_v' || s.schema_version || '_g' || s.generation")
-    return {row["name"]: (Pointer(row["name"], int(row["schema_version"]), int(row["generation"]),
-                                  _int_or_none(row["building_version"]),
-                                  _int_or_none(row["building_generation"])),
-                          _int_or_none(row["position"]))
-            for row in rows}
+        "'rl_' || s.name || '_v' || s.schema_version || '_g' || s.generation"
+    )
+    return {
+        row["name"]: (
+            Pointer(
+                row["name"],
+                int(row["schema_version"]),
+                int(row["generation"]),
+                _int_or_none(row["building_version"]),
+                _int_or_none(row["building_generation"]),
+            ),
+            _int_or_none(row["position"]),
+        )
+        for row in rows
+    }
 
 
 def position_of(conn: Connection, tables: Tables) -> int | None:
@@ -170,8 +188,7 @@ class _DeferIndexes:
         return self.conn.execute(statement, params)
 
 
-def start_building(conn: Connection, view: View, *, defer_unique: bool = False
-                   ) -> tuple[Tables, list[str]]:
+def start_building(conn: Connection, view: View, *, defer_unique: bool = False) -> tuple[Tables, list[str]]:
     """Fresh, empty tables for a new generation, recorded as the one being built; returns
     them with the index statements to run before they go live (unique ones among them with
     ``defer_unique``)."""
@@ -189,8 +206,10 @@ def start_building(conn: Connection, view: View, *, defer_unique: bool = False
         view.create(cast(Connection, deferred), tables)
         _delete_tracking(conn, tables)
         tracking(conn).start(conn, tables.prefix)
-        conn.execute(f"UPDATE {STATE_TABLE} SET building_version = ?, building_generation = ? "
-                     "WHERE name = ?", (view.schema_version, generation, view.name))
+        conn.execute(
+            f"UPDATE {STATE_TABLE} SET building_version = ?, building_generation = ? WHERE name = ?",
+            (view.schema_version, generation, view.name),
+        )
     return tables, deferred.indexes
 
 
@@ -224,9 +243,11 @@ def merge_parts(conn: Connection, tables: Tables, parts: int, *, upto: int) -> N
 
 def swap(conn: Connection, view: View, built: Tables, *, version: int, generation: int) -> None:
     """Make ``built`` the live generation (inside the caller's transaction)."""
-    conn.execute(f"UPDATE {STATE_TABLE} SET schema_version = ?, generation = ?, "
-                 "building_version = NULL, building_generation = NULL WHERE name = ?",
-                 (version, generation, view.name))
+    conn.execute(
+        f"UPDATE {STATE_TABLE} SET schema_version = ?, generation = ?, "
+        "building_version = NULL, building_generation = NULL WHERE name = ?",
+        (version, generation, view.name),
+    )
 
 
 def forget(conn: Connection, view: View, tables: Tables) -> None:
@@ -242,8 +263,7 @@ def forget(conn: Connection, view: View, tables: Tables) -> None:
 def tables_named(conn: Connection, prefix: str = "") -> list[str]:
     """The tables of the database (on PostgreSQL: of its schema) whose names start so."""
     if conn.is_postgres:
-        rows = conn.all("SELECT tablename AS name FROM pg_tables "
-                        "WHERE schemaname = current_schema()")
+        rows = conn.all("SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()")
     else:
         rows = conn.all("SELECT name FROM sqlite_master WHERE type = 'table'")
     return sorted(r["name"] for r in rows if r["name"].startswith(prefix))

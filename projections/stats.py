@@ -24,7 +24,6 @@ STATUSES = ("pending", "running", "success", "failed", "killed")
 CARRY_RUNS = 50_000
 
 
-
 class StatsView(View):
     name: ClassVar[str] = "stats"
     # v2: covering indexes for SQL-side stats. v3: keys compared byte by byte on PostgreSQL.
@@ -40,24 +39,30 @@ class StatsView(View):
             "started_at TEXT, duration_seconds DOUBLE PRECISION)"
         )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_created ON {runs} (created_at)")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_workflow ON {runs} "
-                     "(workflow, created_at)")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_status ON {runs} "
-                     "(workflow, status, duration_seconds)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_workflow ON {runs} (workflow, created_at)")
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {runs}_by_status ON {runs} (workflow, status, duration_seconds)"
+        )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_duration ON {runs} (duration_seconds)")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_workflow_duration ON {runs} "
-                     "(workflow, duration_seconds)")
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {runs}_by_workflow_duration ON {runs} (workflow, duration_seconds)"
+        )
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         self.fold(conn, t, events, {})
 
     def rebuilder(self) -> Rebuilder:
-        return CarryingRebuilder(self, partial(self.fold, write=False), self.write_runs,
-                                 CARRY_RUNS)
+        return CarryingRebuilder(self, partial(self.fold, write=False), self.write_runs, CARRY_RUNS)
 
-    def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
-             known: dict[str, dict[str, Any]], *, write: bool = True
-             ) -> dict[str, dict[str, Any]]:
+    def fold(
+        self,
+        conn: Connection,
+        t: Tables,
+        events: list[EventRecord],
+        known: dict[str, dict[str, Any]],
+        *,
+        write: bool = True,
+    ) -> dict[str, dict[str, Any]]:
         """Fold ``events`` into the table (without ``write``: leave that to the caller);
         ``known`` holds rows already read (and current). Returns the rows of the runs this
         batch touched."""
@@ -72,9 +77,14 @@ class StatsView(View):
                 rows[row["run_id"]] = row
         for event in events:
             if event.type == "Run.Triggered":
-                rows[event.stream] = {"run_id": event.stream, "workflow": event.data["workflow"],
-                                      "created_at": event.timestamp, "status": "pending",
-                                      "started_at": None, "duration_seconds": None}
+                rows[event.stream] = {
+                    "run_id": event.stream,
+                    "workflow": event.data["workflow"],
+                    "created_at": event.timestamp,
+                    "status": "pending",
+                    "started_at": None,
+                    "duration_seconds": None,
+                }
                 continue
             found = rows.get(event.stream)
             if found is None or found["status"] in TERMINAL:
@@ -103,8 +113,17 @@ class StatsView(View):
             "duration_seconds) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
             "status = excluded.status, started_at = excluded.started_at, "
             "duration_seconds = excluded.duration_seconds",
-            [(r["run_id"], r["workflow"], r["created_at"], r["status"], r["started_at"],
-              r["duration_seconds"]) for r in rows.values()],
+            [
+                (
+                    r["run_id"],
+                    r["workflow"],
+                    r["created_at"],
+                    r["status"],
+                    r["started_at"],
+                    r["duration_seconds"],
+                )
+                for r in rows.values()
+            ],
         )
 
 
@@ -113,17 +132,21 @@ def _transition(event: EventRecord) -> tuple[str | None, str | None]:
     if kind == "Started":
         return "running", event.timestamp
     if kind in {"Succeeded", "Failed", "Killed"}:
-        return {"Succeeded": "success", "Failed": "failed", "Killed": "killed"}[kind], \
-            event.timestamp
+        return {"Succeeded": "success", "Failed": "failed", "Killed": "killed"}[kind], event.timestamp
     if kind == "LineageReported":
         to = LINEAGE_STATUS.get(str(event.data.get("event_type")))
         return to, event.data.get("event_time") or event.timestamp
     return None, None
 
 
-def query_stats(conn: Connection, t: Tables, *, workflow: str | None = None,
-                created_after: str | None = None, created_before: str | None = None
-                ) -> dict[str, Any]:
+def query_stats(
+    conn: Connection,
+    t: Tables,
+    *,
+    workflow: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+) -> dict[str, Any]:
     """Counts and averages by ``GROUP BY`` over a covering index; each percentile is two rows
     picked by rank (``ORDER BY duration LIMIT 2 OFFSET k``), so no run rows reach Python."""
     runs = t("runs")
@@ -138,22 +161,31 @@ def query_stats(conn: Connection, t: Tables, *, workflow: str | None = None,
         where.append("created_at < ?")
         params.append(created_before)
     condition = " AND ".join(where)
-    groups = conn.all(f"SELECT workflow, status, COUNT(*) AS n, SUM(duration_seconds) AS total, "
-                      f"COUNT(duration_seconds) AS timed FROM {runs} WHERE {condition} "
-                      "GROUP BY workflow, status", params)
+    groups = conn.all(
+        f"SELECT workflow, status, COUNT(*) AS n, SUM(duration_seconds) AS total, "
+        f"COUNT(duration_seconds) AS timed FROM {runs} WHERE {condition} "
+        "GROUP BY workflow, status",
+        params,
+    )
     names = sorted({g["workflow"] for g in groups})
     overall = _summarise(conn, runs, condition, params, groups)
     per_workflow = [
-        {"workflow": name} | _summarise(conn, runs, f"{condition} AND workflow = ?",
-                                        [*params, name],
-                                        [g for g in groups if g["workflow"] == name])
+        {"workflow": name}
+        | _summarise(
+            conn,
+            runs,
+            f"{condition} AND workflow = ?",
+            [*params, name],
+            [g for g in groups if g["workflow"] == name],
+        )
         for name in names
     ]
     return overall | {"per_workflow": per_workflow}
 
 
-def _summarise(conn: Connection, runs: str, condition: str, params: list[Any],
-               groups: list[dict[str, Any]]) -> dict[str, Any]:
+def _summarise(
+    conn: Connection, runs: str, condition: str, params: list[Any], groups: list[dict[str, Any]]
+) -> dict[str, Any]:
     by_status = dict.fromkeys(STATUSES, 0)
     for group in groups:
         by_status[group["status"]] = by_status.get(group["status"], 0) + int(group["n"])
@@ -168,8 +200,9 @@ def _summarise(conn: Connection, runs: str, condition: str, params: list[Any],
     }
 
 
-def _percentile(conn: Connection, runs: str, condition: str, params: list[Any], count: int,
-                q: float) -> float | None:
+def _percentile(
+    conn: Connection, runs: str, condition: str, params: list[Any], count: int, q: float
+) -> float | None:
     """Linear interpolation between closest ranks, reading just the two ranks it needs."""
     if count == 0:
         return None
@@ -177,8 +210,10 @@ def _percentile(conn: Connection, runs: str, condition: str, params: list[Any], 
     low = int(rank)
     need = 2 if low + 1 < count else 1
     top = count - low - need  # offset of the higher needed rank, counted from the largest
-    base = (f"SELECT duration_seconds AS d FROM {runs} WHERE {condition} AND "
-            "duration_seconds IS NOT NULL ORDER BY duration_seconds")
+    base = (
+        f"SELECT duration_seconds AS d FROM {runs} WHERE {condition} AND "
+        "duration_seconds IS NOT NULL ORDER BY duration_seconds"
+    )
     if top < low:  # nearer the top: walk the index from that end
         rows = conn.all(f"{base} DESC LIMIT ? OFFSET ?", [*params, need, top])[::-1]
     else:

@@ -31,14 +31,37 @@ State = dict[str, Any]
 
 #: The summary fields of SPEC section 2, in order.
 SUMMARY_FIELDS = (
-    "run_id", "workflow", "version", "definition_hash", "engine_version", "status",
-    "triggered_by", "trigger_kind", "parameters", "created_at", "started_at", "completed_at",
-    "duration_seconds", "tasks_total", "tasks_succeeded", "tasks_failed", "retry_count", "error",
-    "outputs", "replay_of", "resume_of", "batch_id",
+    "run_id",
+    "workflow",
+    "version",
+    "definition_hash",
+    "engine_version",
+    "status",
+    "triggered_by",
+    "trigger_kind",
+    "parameters",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "duration_seconds",
+    "tasks_total",
+    "tasks_succeeded",
+    "tasks_failed",
+    "retry_count",
+    "error",
+    "outputs",
+    "replay_of",
+    "resume_of",
+    "batch_id",
 )
 TERMINAL = frozenset({"success", "failed", "killed"})
-LINEAGE_STATUS = {"START": "running", "RUNNING": "running", "COMPLETE": "success",
-                  "FAIL": "failed", "ABORT": "killed"}
+LINEAGE_STATUS = {
+    "START": "running",
+    "RUNNING": "running",
+    "COMPLETE": "success",
+    "FAIL": "failed",
+    "ABORT": "killed",
+}
 
 
 # ---- the fold -------------------------------------------------------------------------------
@@ -56,15 +79,28 @@ def apply_event(state: State | None, event: EventRecord) -> State | None:
     if event.type == "Run.Triggered":
         defined = (d.get("definition") or {}).get("tasks") or []
         return {
-            "run_id": event.stream, "workflow": d["workflow"], "version": d.get("version"),
-            "definition_hash": d.get("definition_hash"), "engine_version": d.get("engine_version"),
-            "status": "pending", "triggered_by": d.get("triggered_by"),
-            "trigger_kind": d.get("trigger_kind"), "parameters": d.get("parameters") or {},
-            "created_at": event.timestamp, "started_at": None, "completed_at": None,
-            "error": None, "outputs": {}, "replay_of": d.get("replay_of"),
-            "resume_of": d.get("resume_of"), "batch_id": d.get("batch_id"),
-            "worker_id": None, "lease_expires_at": None,
-            "tasks": {}, "defined_tasks": len(defined), "position": event.position,
+            "run_id": event.stream,
+            "workflow": d["workflow"],
+            "version": d.get("version"),
+            "definition_hash": d.get("definition_hash"),
+            "engine_version": d.get("engine_version"),
+            "status": "pending",
+            "triggered_by": d.get("triggered_by"),
+            "trigger_kind": d.get("trigger_kind"),
+            "parameters": d.get("parameters") or {},
+            "created_at": event.timestamp,
+            "started_at": None,
+            "completed_at": None,
+            "error": None,
+            "outputs": {},
+            "replay_of": d.get("replay_of"),
+            "resume_of": d.get("resume_of"),
+            "batch_id": d.get("batch_id"),
+            "worker_id": None,
+            "lease_expires_at": None,
+            "tasks": {},
+            "defined_tasks": len(defined),
+            "position": event.position,
         }
     if state is None or not event.type.startswith("Run."):
         return state
@@ -88,8 +124,7 @@ def apply_event(state: State | None, event: EventRecord) -> State | None:
     elif kind in {"Succeeded", "Failed", "Killed"} and state["status"] not in TERMINAL:
         state["status"] = {"Succeeded": "success", "Failed": "failed", "Killed": "killed"}[kind]
         state["completed_at"] = event.timestamp
-        state["error"] = d.get("error") if kind == "Failed" else ("killed" if kind == "Killed"
-                                                                   else None)
+        state["error"] = d.get("error") if kind == "Failed" else ("killed" if kind == "Killed" else None)
     elif kind == "LineageReported":
         _apply_lineage(state, event)
     return state
@@ -133,10 +168,31 @@ def public(state: State) -> dict[str, Any]:
 
 # ---- the view -------------------------------------------------------------------------------
 _COLUMNS = (
-    "run_id", "workflow", "version", "definition_hash", "engine_version", "status",
-    "triggered_by", "trigger_kind", "parameters", "created_at", "started_at", "completed_at",
-    "duration_seconds", "tasks_total", "tasks_succeeded", "tasks_failed", "retry_count", "error",
-    "outputs", "replay_of", "resume_of", "batch_id", "worker_id", "lease_expires_at", "position",
+    "run_id",
+    "workflow",
+    "version",
+    "definition_hash",
+    "engine_version",
+    "status",
+    "triggered_by",
+    "trigger_kind",
+    "parameters",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "duration_seconds",
+    "tasks_total",
+    "tasks_succeeded",
+    "tasks_failed",
+    "retry_count",
+    "error",
+    "outputs",
+    "replay_of",
+    "resume_of",
+    "batch_id",
+    "worker_id",
+    "lease_expires_at",
+    "position",
     "fold",
 )
 _JSON = frozenset({"parameters", "outputs"})
@@ -147,8 +203,12 @@ _BATCH_COLUMNS = ("batch_id", "workflow", "parallelism", "run_ids", "created_at"
 def row_from_state(state: State) -> tuple[Any, ...]:
     summary = public(state)
     fold = {"tasks": state["tasks"], "defined_tasks": state["defined_tasks"]}
-    values = summary | {"worker_id": state["worker_id"], "position": state["position"],
-                        "lease_expires_at": state["lease_expires_at"], "fold": fold}
+    values = summary | {
+        "worker_id": state["worker_id"],
+        "position": state["position"],
+        "lease_expires_at": state["lease_expires_at"],
+        "fold": fold,
+    }
     return tuple(dumps(values[c]) if c in _JSON or c == "fold" else values[c] for c in _COLUMNS)
 
 
@@ -169,7 +229,6 @@ def param_text(value: Any) -> str:
 
 #: Runs whose fold state a rebuild keeps in memory between batches.
 CARRY_RUNS = 20_000
-
 
 
 class SummariesView(View):
@@ -220,11 +279,17 @@ class SummariesView(View):
         self.fold(conn, t, events, {})
 
     def rebuilder(self) -> Rebuilder:
-        return CarryingRebuilder(self, partial(self.fold, append=True), self.write_runs,
-                                 CARRY_RUNS)
+        return CarryingRebuilder(self, partial(self.fold, append=True), self.write_runs, CARRY_RUNS)
 
-    def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
-             known: dict[str, State], *, append: bool = False) -> dict[str, State]:
+    def fold(
+        self,
+        conn: Connection,
+        t: Tables,
+        events: list[EventRecord],
+        known: dict[str, State],
+        *,
+        append: bool = False,
+    ) -> dict[str, State]:
         """Fold ``events`` into the tables; ``known`` holds fold states already read (and
         current). With ``append`` (a rebuild, which applies each event once), parameter and
         batch rows are appended without conflict handling, and run rows are left to the
@@ -238,8 +303,15 @@ class SummariesView(View):
         for event in events:
             if event.type == "Batch.Created":
                 d = event.data
-                batches.append((event.stream.removeprefix("batch:"), d["workflow"],
-                                int(d["parallelism"]), dumps(d["run_ids"]), event.timestamp))
+                batches.append(
+                    (
+                        event.stream.removeprefix("batch:"),
+                        d["workflow"],
+                        int(d["parallelism"]),
+                        dumps(d["run_ids"]),
+                        event.timestamp,
+                    )
+                )
                 continue
             if not event.type.startswith("Run."):
                 continue
@@ -247,8 +319,11 @@ class SummariesView(View):
             if state is None:
                 continue
             if event.type == "Run.Triggered":
-                params.extend((event.stream, k, param_text(v), state["created_at"])
-                              for k, v in state["parameters"].items() if v is not None)
+                params.extend(
+                    (event.stream, k, param_text(v), state["created_at"])
+                    for k, v in state["parameters"].items()
+                    if v is not None
+                )
             states[event.stream] = state
             touched.add(event.stream)
         touched_states = {run_id: states[run_id] for run_id in sorted(touched)}
@@ -257,10 +332,16 @@ class SummariesView(View):
             conn.copy_rows(t("batches"), _BATCH_COLUMNS, batches)
             return touched_states
         self.write_runs(conn, t, touched_states)
-        conn.executemany(f"INSERT INTO {t('params')} ({', '.join(_PARAM_COLUMNS)}) "
-                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", params)
-        conn.executemany(f"INSERT INTO {t('batches')} ({', '.join(_BATCH_COLUMNS)}) "
-                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", batches)
+        conn.executemany(
+            f"INSERT INTO {t('params')} ({', '.join(_PARAM_COLUMNS)}) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            params,
+        )
+        conn.executemany(
+            f"INSERT INTO {t('batches')} ({', '.join(_BATCH_COLUMNS)}) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            batches,
+        )
         return touched_states
 
     @staticmethod
@@ -277,8 +358,10 @@ class SummariesView(View):
     def _load(conn: Connection, t: Tables, run_ids: set[str]) -> dict[str, State]:
         states: dict[str, State] = {}
         for part in chunks(sorted(run_ids)):
-            rows = conn.all(f"SELECT {', '.join(_COLUMNS)} FROM {t('runs')} "
-                            f"WHERE run_id IN ({placeholders(len(part))})", part)
+            rows = conn.all(
+                f"SELECT {', '.join(_COLUMNS)} FROM {t('runs')} WHERE run_id IN ({placeholders(len(part))})",
+                part,
+            )
             for row in rows:
                 states[row["run_id"]] = state_from_row(row)
         return states

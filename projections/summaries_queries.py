@@ -47,10 +47,17 @@ def run_summary(conn: Connection, t: Tables, run_id: str) -> dict[str, Any] | No
 
 
 def list_runs(
-    conn: Connection, t: Tables, *, status: str | None = None, workflow: str | None = None,
-    triggered_by: str | None = None, created_after: str | None = None,
-    created_before: str | None = None, params: Mapping[str, str] | None = None,
-    limit: int = DEFAULT_LIMIT, cursor: str | None = None,
+    conn: Connection,
+    t: Tables,
+    *,
+    status: str | None = None,
+    workflow: str | None = None,
+    triggered_by: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    params: Mapping[str, str] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first (created_at, then run_id); every filter AND-combined."""
     if not 1 <= limit <= MAX_LIMIT:
@@ -58,8 +65,7 @@ def list_runs(
     runs = t("runs")
     where: list[str] = []
     args: list[Any] = []
-    for column, value in (("status", status), ("workflow", workflow),
-                          ("triggered_by", triggered_by)):
+    for column, value in (("status", status), ("workflow", workflow), ("triggered_by", triggered_by)):
         if value is not None:
             where.append(f"r.{column} = ?")
             args.append(value)
@@ -79,8 +85,7 @@ def list_runs(
         where.append("p.name = ? AND p.value_text = ?")
         args += list(filters[0])
     for name, value in filters[1:]:
-        where.append(f"r.run_id IN (SELECT run_id FROM {t('params')} WHERE name = ? "
-                     "AND value_text = ?)")
+        where.append(f"r.run_id IN (SELECT run_id FROM {t('params')} WHERE name = ? AND value_text = ?)")
         args += [name, value]
     if cursor is not None:
         created_at, run_id = decode_cursor(cursor)
@@ -88,9 +93,11 @@ def list_runs(
         args += [created_at, created_at, run_id]
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     columns = ", ".join(f"r.{c}" for c in SUMMARY_FIELDS)
-    rows = conn.all(f"SELECT {columns} FROM {source} {clause} "
-                    f"ORDER BY {order}.created_at DESC, {order}.run_id DESC LIMIT ?",
-                    [*args, limit + 1])
+    rows = conn.all(
+        f"SELECT {columns} FROM {source} {clause} "
+        f"ORDER BY {order}.created_at DESC, {order}.run_id DESC LIMIT ?",
+        [*args, limit + 1],
+    )
     page = [summary_from_row(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
@@ -102,18 +109,29 @@ def list_runs(
 def pending_run_ids(conn: Connection, t: Tables, limit: int = 50) -> list[str]:
     """Pending runs in ledger order, leaving out those whose batch is at its parallelism and
     OpenLineage runs (another engine executes those; ``Ledger.claim`` refuses them)."""
-    rows = conn.all(f"SELECT run_id, batch_id FROM {t('runs')} WHERE status = 'pending' "
-                    "AND trigger_kind <> 'openlineage' ORDER BY position LIMIT ?", (limit * 4,))
+    rows = conn.all(
+        f"SELECT run_id, batch_id FROM {t('runs')} WHERE status = 'pending' "
+        "AND trigger_kind <> 'openlineage' ORDER BY position LIMIT ?",
+        (limit * 4,),
+    )
     batch_ids = sorted({r["batch_id"] for r in rows if r["batch_id"]})
     room: dict[str, int] = {}
     if batch_ids:
         marks = placeholders(len(batch_ids))
-        limits = {r["batch_id"]: int(r["parallelism"]) for r in conn.all(
-            f"SELECT batch_id, parallelism FROM {t('batches')} WHERE batch_id IN ({marks})",
-            batch_ids)}
-        running = {r["batch_id"]: int(r["n"]) for r in conn.all(
-            f"SELECT batch_id, COUNT(*) AS n FROM {t('runs')} WHERE status = 'running' "
-            f"AND batch_id IN ({marks}) GROUP BY batch_id", batch_ids)}
+        limits = {
+            r["batch_id"]: int(r["parallelism"])
+            for r in conn.all(
+                f"SELECT batch_id, parallelism FROM {t('batches')} WHERE batch_id IN ({marks})", batch_ids
+            )
+        }
+        running = {
+            r["batch_id"]: int(r["n"])
+            for r in conn.all(
+                f"SELECT batch_id, COUNT(*) AS n FROM {t('runs')} WHERE status = 'running' "
+                f"AND batch_id IN ({marks}) GROUP BY batch_id",
+                batch_ids,
+            )
+        }
         room = {b: limits.get(b, 1) - running.get(b, 0) for b in batch_ids}
     chosen: list[str] = []
     for row in rows:
@@ -129,20 +147,25 @@ def pending_run_ids(conn: Connection, t: Tables, limit: int = 50) -> list[str]:
 
 
 def lapsed_run_ids(conn: Connection, t: Tables, now_iso: str) -> list[str]:
-    rows = conn.all(f"SELECT run_id FROM {t('runs')} WHERE status = 'running' AND "
-                    "lease_expires_at < ? ORDER BY lease_expires_at", (now_iso,))
+    rows = conn.all(
+        f"SELECT run_id FROM {t('runs')} WHERE status = 'running' AND "
+        "lease_expires_at < ? ORDER BY lease_expires_at",
+        (now_iso,),
+    )
     return [r["run_id"] for r in rows]
 
 
 def batch_progress(conn: Connection, t: Tables, batch_id: str) -> dict[str, Any] | None:
-    batch = conn.one(f"SELECT batch_id, run_ids FROM {t('batches')} WHERE batch_id = ?",
-                     (batch_id,))
+    batch = conn.one(f"SELECT batch_id, run_ids FROM {t('batches')} WHERE batch_id = ?", (batch_id,))
     if batch is None:
         return None
     run_ids: list[str] = loads(batch["run_ids"])
-    counts = {r["status"]: int(r["n"]) for r in conn.all(
-        f"SELECT status, COUNT(*) AS n FROM {t('runs')} WHERE batch_id = ? GROUP BY status",
-        (batch_id,))}
+    counts = {
+        r["status"]: int(r["n"])
+        for r in conn.all(
+            f"SELECT status, COUNT(*) AS n FROM {t('runs')} WHERE batch_id = ? GROUP BY status", (batch_id,)
+        )
+    }
     processed = sum(counts.get(s, 0) for s in TERMINAL)
     failed = counts.get("failed", 0) + counts.get("killed", 0)
     if processed == len(run_ids):
@@ -151,7 +174,9 @@ def batch_progress(conn: Connection, t: Tables, batch_id: str) -> dict[str, Any]
         status = "running"
     else:
         status = "pending"
-    return {"batch_id": batch_id, "status": status,
-            "progress": {"total_items": len(run_ids), "processed_items": processed,
-                         "failed_items": failed},
-            "run_ids": run_ids}
+    return {
+        "batch_id": batch_id,
+        "status": status,
+        "progress": {"total_items": len(run_ids), "processed_items": processed, "failed_items": failed},
+        "run_ids": run_ids,
+    }

@@ -46,10 +46,16 @@ class ViewTracking:
             schema = conn.one("SELECT current_schema() AS s")
             self.table = POSTGRES_TABLE
             self.recorder = PostgresTrackingRecorder(
-                PostgresDatastore(dbname=info.dbname, host=info.host, port=str(info.port),
-                                  user=info.user, password=info.password or "",
-                                  schema=schema["s"] if schema else "public"),
-                tracking_table_name=POSTGRES_TABLE)
+                PostgresDatastore(
+                    dbname=info.dbname,
+                    host=info.host,
+                    port=str(info.port),
+                    user=info.user,
+                    password=info.password or "",
+                    schema=schema["s"] if schema else "public",
+                ),
+                tracking_table_name=POSTGRES_TABLE,
+            )
         else:
             self.table = SQLITE_TABLE
             self.recorder = SQLiteTrackingRecorder(SQLiteDatastore(db_name=":memory:"))
@@ -68,16 +74,14 @@ class ViewTracking:
 
     def position(self, conn: Connection, name: str) -> int | None:
         """``name``'s position, or None if it has none."""
-        row = conn.one(f"SELECT notification_id FROM {self.table} WHERE application_name = ?",
-                       (name,))
+        row = conn.one(f"SELECT notification_id FROM {self.table} WHERE application_name = ?", (name,))
         return None if row is None else int(row["notification_id"]) - 1
 
     def advance(self, conn: Connection, name: str, *, expected: int, to: int) -> None:
         """Move ``name`` from ``expected`` to ``to`` inside the caller's transaction, or raise
         StaleTracking (the caller's transaction then rolls back)."""
         lock = " FOR UPDATE" if conn.is_postgres else ""  # SQLite: BEGIN IMMEDIATE already
-        row = conn.one(f"SELECT notification_id FROM {self.table} "
-                       f"WHERE application_name = ?{lock}", (name,))
+        row = conn.one(f"SELECT notification_id FROM {self.table} WHERE application_name = ?{lock}", (name,))
         if row is None or int(row["notification_id"]) - 1 != expected:
             raise StaleTracking(f"{name} is no longer at position {expected}")
         if to == expected:
@@ -93,8 +97,10 @@ class ViewTracking:
             conn.execute(f"DELETE FROM {self.table} WHERE application_name = ?", (name,))
             return
         escaped = name.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
-        conn.execute(f"DELETE FROM {self.table} WHERE application_name = ? "
-                     "OR application_name LIKE ? ESCAPE '\\'", (name, escaped + "#%"))
+        conn.execute(
+            f"DELETE FROM {self.table} WHERE application_name = ? OR application_name LIKE ? ESCAPE '\\'",
+            (name, escaped + "#%"),
+        )
 
     def _record(self, conn: Connection, name: str, position: int) -> None:
         with _cursor(conn) as cursor:

@@ -17,12 +17,12 @@ from ledger.errors import LedgerError
 
 #: Command-group modules under ``api.cli``, in help order.
 COMMAND_MODULES = (
-    "serve",        # serve
-    "workflows",    # workflows register, trigger, runs list|show, replay
-    "worker",       # worker
+    "serve",  # serve
+    "workflows",  # workflows register, trigger, runs list|show, replay
+    "worker",  # worker
     "projections",  # project, projections status|rebuild
-    "integrity",    # verify, digest, export, verify-bundle
-    "tokens",       # tokens create|list|revoke
+    "integrity",  # verify, digest, export, verify-bundle
+    "tokens",  # tokens create|list|revoke
 )
 
 
@@ -49,8 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Logs go to stderr for every command (stdout carries data such as a new token).
     from api.logging import configure_logging
 
-    configure_logging(os.environ.get("RUNLEDGER_LOG_FORMAT", "auto"),
-                      os.environ.get("RUNLEDGER_LOG_LEVEL", "info"))
+    configure_logging(
+        os.environ.get("RUNLEDGER_LOG_FORMAT", "auto"), os.environ.get("RUNLEDGER_LOG_LEVEL", "info")
+    )
     try:
         code: int = args.handler(args)
     except (UsageError, LedgerError, ValueError) as exc:

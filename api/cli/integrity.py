@@ -26,12 +26,21 @@ from projections.summaries import summary_from_events
 
 def register(subparsers: Any) -> None:
     verify = subparsers.add_parser("verify", help="check every event, chain and the Merkle root")
-    verify.add_argument("--digest", type=Path, metavar="FILE",
-                        help="a saved `runledger digest`: check history since was only appended")
+    verify.add_argument(
+        "--digest",
+        type=Path,
+        metavar="FILE",
+        help="a saved `runledger digest`: check history since was only appended",
+    )
     verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    verify.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="processes that check ranges of events side by side (default: one "
-                        "more than the CPUs, up to 4, for ledgers past 131,072 events; else 1)")
+    verify.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that check ranges of events side by side (default: one "
+        "more than the CPUs, up to 4, for ledgers past 131,072 events; else 1)",
+    )
     verify.set_defaults(handler=verify_command)
     digest = subparsers.add_parser("digest", help="print today's digest as JSON")
     digest.set_defaults(handler=digest_command)
@@ -43,8 +52,12 @@ def register(subparsers: Any) -> None:
     export.set_defaults(handler=export_command)
     check = subparsers.add_parser("verify-bundle", help="check a bundle offline")
     check.add_argument("bundle", type=Path, metavar="BUNDLE")
-    check.add_argument("--public-key", type=Path, metavar="FILE",
-                       help="the ledger's public key (PEM or hex) to check the signature with")
+    check.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="FILE",
+        help="the ledger's public key (PEM or hex) to check the signature with",
+    )
     check.set_defaults(handler=verify_bundle_command)
 
 
@@ -73,10 +86,10 @@ def verify_command(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(str(problem), file=sys.stderr)
     if report.problem_count > len(report.problems):
-        print(f"... and {report.problem_count - len(report.problems)} more problems",
-              file=sys.stderr)
-    summary = (f"{report.events_checked} events checked, tree size {report.tree_size}, "
-               f"root {report.root_hash}: ")
+        print(f"... and {report.problem_count - len(report.problems)} more problems", file=sys.stderr)
+    summary = (
+        f"{report.events_checked} events checked, tree size {report.tree_size}, root {report.root_hash}: "
+    )
     print(summary + ("ok" if report.ok else f"{report.problem_count} problems"), file=sys.stderr)
     return 0 if report.ok else 1
 
@@ -92,10 +105,8 @@ def export_command(args: argparse.Namespace) -> int:
         created_before=parse_time_filter(args.created_before, "--created-before"),
         workflow=args.workflow,
     )
-    result = write_bundle(_open_ledger(args), args.out, filters=filters,
-                          summarise=summary_from_events)
-    print(f"exported {result.events} events of {result.runs} runs to {result.path}",
-          file=sys.stderr)
+    result = write_bundle(_open_ledger(args), args.out, filters=filters, summarise=summary_from_events)
+    print(f"exported {result.events} events of {result.runs} runs to {result.path}", file=sys.stderr)
     return 0
 
 
@@ -111,6 +122,5 @@ def verify_bundle_command(args: argparse.Namespace) -> int:
     problems = verify_bundle(args.bundle, public_key=key)
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(f"{args.bundle}: " + ("ok" if not problems else f"{len(problems)} problems"),
-          file=sys.stderr)
+    print(f"{args.bundle}: " + ("ok" if not problems else f"{len(problems)} problems"), file=sys.stderr)
     return 1 if problems else 0

@@ -21,22 +21,24 @@ log = structlog.get_logger()
 
 def register(subparsers: Any) -> None:
     project_parser = subparsers.add_parser(
-        "project", help="run the projection runner (catch up, then follow new events)")
-    project_parser.add_argument("--batch-size", type=int, default=1000,
-                                help="events per transaction (default 1000)")
+        "project", help="run the projection runner (catch up, then follow new events)"
+    )
+    project_parser.add_argument(
+        "--batch-size", type=int, default=1000, help="events per transaction (default 1000)"
+    )
     project_parser.set_defaults(handler=project)
 
     parser = subparsers.add_parser("projections", help="projection status and rebuilds")
-    commands = parser.add_subparsers(dest="projections_command", metavar="COMMAND",
-                                     required=True)
-    status_parser = commands.add_parser(
-        "status", help="each view's schema version, position, lag and state")
+    commands = parser.add_subparsers(dest="projections_command", metavar="COMMAND", required=True)
+    status_parser = commands.add_parser("status", help="each view's schema version, position, lag and state")
     status_parser.add_argument("--json", action="store_true", help="print JSON")
     status_parser.set_defaults(handler=status)
     rebuild_parser = commands.add_parser(
-        "rebuild", help="build new tables from event 0 while the old ones serve, then swap")
-    rebuild_parser.add_argument("name", nargs="?", default=None,
-                                help="one view (summaries, stats, lineage, audit); default all")
+        "rebuild", help="build new tables from event 0 while the old ones serve, then swap"
+    )
+    rebuild_parser.add_argument(
+        "name", nargs="?", default=None, help="one view (summaries, stats, lineage, audit); default all"
+    )
     rebuild_parser.set_defaults(handler=rebuild)
 
 
@@ -71,8 +73,10 @@ def status(args: argparse.Namespace) -> int:
         return 0
     print(f"{'NAME':<10} {'SCHEMA':>6} {'POSITION':>10} {'LAG':>8}  STATE")
     for row in rows:
-        print(f"{row['name']:<10} {row['schema_version']:>6} {row['position']:>10} "
-              f"{row['lag']:>8}  {row['state']}")
+        print(
+            f"{row['name']:<10} {row['schema_version']:>6} {row['position']:>10} "
+            f"{row['lag']:>8}  {row['state']}"
+        )
     return 0
 
 

@@ -38,13 +38,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     parser.add_argument("--concurrency", type=int, default=2, help="runs executed at once")
     parser.add_argument("--no-executor", action="store_true", help="do not execute runs here")
-    parser.add_argument("--no-projections", action="store_true",
-                        help="do not run the projection runner here")
+    parser.add_argument("--no-projections", action="store_true", help="do not run the projection runner here")
     parser.set_defaults(handler=serve)
 
 
-def start_background(settings: Settings, runtime: Runtime, *, projections: bool,
-                     executor: bool, concurrency: int) -> list[Callable[[], None]]:
+def start_background(
+    settings: Settings, runtime: Runtime, *, projections: bool, executor: bool, concurrency: int
+) -> list[Callable[[], None]]:
     """Start the projection runner and the executor; the functions that stop them."""
     stops: list[Callable[[], None]] = []
     if projections:
@@ -68,9 +68,14 @@ def start_background(settings: Settings, runtime: Runtime, *, projections: bool,
         except ImportError as exc:  # pragma: no cover - part of the package
             log.warning("executor_unavailable", error=str(exc))
         else:
-            worker = Executor(runtime.ledger, runtime.files, settings,
-                              candidates=runtime.views.pending_run_ids,
-                              lapsed=runtime.views.lapsed_run_ids, concurrency=concurrency)
+            worker = Executor(
+                runtime.ledger,
+                runtime.files,
+                settings,
+                candidates=runtime.views.pending_run_ids,
+                lapsed=runtime.views.lapsed_run_ids,
+                concurrency=concurrency,
+            )
             worker.start()
             stops.append(worker.stop)
     return stops
@@ -99,10 +104,14 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot open the database: {exc}") from None
     token = ensure_admin_token(runtime.tokens, settings.state_dir)
     if token is not None:
-        print(f"admin token (shown once; also in {settings.state_dir / 'admin-token'}): {token}",
-              flush=True)
-    stops = start_background(settings, runtime, projections=not args.no_projections,
-                             executor=not args.no_executor, concurrency=args.concurrency)
+        print(f"admin token (shown once; also in {settings.state_dir / 'admin-token'}): {token}", flush=True)
+    stops = start_background(
+        settings,
+        runtime,
+        projections=not args.no_projections,
+        executor=not args.no_executor,
+        concurrency=args.concurrency,
+    )
     log.info("server_starting", host=args.host, port=args.port, workers=args.workers)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal against the
     # handlers that were installed before it; ours only note it, so the cleanup below runs
@@ -112,13 +121,26 @@ def serve(args: argparse.Namespace) -> int:
     try:
         if args.workers > 1:
             os.environ["RUNLEDGER_DATABASE_URL"] = settings.database_url
-            uvicorn.run("api.app:create_app_from_env", factory=True, host=args.host,
-                        port=args.port, workers=args.workers, log_config=None, access_log=False,
-                        http=NoDelayH11Protocol)
+            uvicorn.run(
+                "api.app:create_app_from_env",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_config=None,
+                access_log=False,
+                http=NoDelayH11Protocol,
+            )
         else:
-            config = uvicorn.Config(create_app(settings, runtime=runtime), host=args.host,
-                                    port=args.port, log_config=None, access_log=False,
-                                    lifespan="on", http=NoDelayH11Protocol)
+            config = uvicorn.Config(
+                create_app(settings, runtime=runtime),
+                host=args.host,
+                port=args.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                http=NoDelayH11Protocol,
+            )
             uvicorn.Server(config).run()
     finally:
         for stop in reversed(stops):

@@ -27,20 +27,31 @@ log = structlog.get_logger()
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("worker", help="execute pending runs (the executor alone)")
-    parser.add_argument("--concurrency", type=int, default=2,
-                        help="runs executed at once, and tasks at once within a run (default 2)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="runs executed at once, and tasks at once within a run (default 2)",
+    )
     parser.add_argument("--worker-id", default=None, help="default: host:pid:random")
-    parser.add_argument("--scan-events", action="store_true",
-                        help="find pending runs in the events table instead of the run views "
-                             "(no projection runner needed; for small ledgers)")
-    parser.add_argument("--drain-seconds", type=float, default=10.0,
-                        help="on SIGTERM, how long running runs may finish before they are "
-                             "stopped and failed (default 10)")
+    parser.add_argument(
+        "--scan-events",
+        action="store_true",
+        help="find pending runs in the events table instead of the run views "
+        "(no projection runner needed; for small ledgers)",
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=10.0,
+        help="on SIGTERM, how long running runs may finish before they are stopped and failed (default 10)",
+    )
     parser.set_defaults(handler=worker)
 
 
-def _sources(args: argparse.Namespace, ledger: Ledger, settings: Any
-             ) -> tuple[Callable[[int], list[str]], Callable[[str], list[str]], Any]:
+def _sources(
+    args: argparse.Namespace, ledger: Ledger, settings: Any
+) -> tuple[Callable[[int], list[str]], Callable[[str], list[str]], Any]:
     if not args.scan_events:
         try:
             from projections import ReadModels  # type: ignore[attr-defined,unused-ignore]
@@ -62,9 +73,15 @@ def worker(args: argparse.Namespace) -> int:
     views = None
     try:
         candidates, lapsed, views = _sources(args, ledger, settings)
-        executor = Executor(ledger, FileStore(settings.file_store_dir), settings,
-                            candidates=candidates, lapsed=lapsed,
-                            concurrency=args.concurrency, worker_id=args.worker_id)
+        executor = Executor(
+            ledger,
+            FileStore(settings.file_store_dir),
+            settings,
+            candidates=candidates,
+            lapsed=lapsed,
+            concurrency=args.concurrency,
+            worker_id=args.worker_id,
+        )
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: object) -> None:

@@ -95,9 +95,16 @@ def register_workflow(args: argparse.Namespace) -> int:
         registration = ledger.register_workflow(raw, principal=_principal())
     finally:
         ledger.close()
-    print(json.dumps({"name": registration.name, "version": registration.version,
-                      "definition_hash": registration.definition_hash,
-                      "created": registration.created}))
+    print(
+        json.dumps(
+            {
+                "name": registration.name,
+                "version": registration.version,
+                "definition_hash": registration.definition_hash,
+                "created": registration.created,
+            }
+        )
+    )
     verb = "registered" if registration.created else "already registered as"
     print(f"{verb} {registration.name} version {registration.version}", file=sys.stderr)
     return 0
@@ -107,8 +114,12 @@ def trigger_run(args: argparse.Namespace) -> int:
     ledger = Ledger(settings_from(args))
     try:
         definition = ledger.get_workflow(args.name).active.definition
-        triggered = ledger.trigger(workflow=args.name, parameters=_params(args.param, definition),
-                                   principal=_principal(), idempotency_key=args.idempotency_key)
+        triggered = ledger.trigger(
+            workflow=args.name,
+            parameters=_params(args.param, definition),
+            principal=_principal(),
+            idempotency_key=args.idempotency_key,
+        )
         print(triggered.run_id, flush=True)
         if not args.wait:
             return 0
@@ -124,8 +135,7 @@ def _wait(ledger: Ledger, run_id: str, timeout: float | None) -> int:
     while True:
         summary = _summary(ledger, run_id)
         done = (summary.get("tasks_succeeded") or 0) + (summary.get("tasks_failed") or 0)
-        line = (f"run {run_id}: {summary['status']}, tasks {done}/{summary.get('tasks_total') or 0}"
-                f" done")
+        line = f"run {run_id}: {summary['status']}, tasks {done}/{summary.get('tasks_total') or 0} done"
         if line != last:
             print(line, file=sys.stderr, flush=True)
             last = line
@@ -144,9 +154,16 @@ def list_runs(args: argparse.Namespace) -> int:
 
     views = ReadModels(settings_from(args))
     try:
-        runs, _ = views.list_runs(status=args.status, workflow=args.workflow, triggered_by=None,
-                                  created_after=None, created_before=None, params={},
-                                  limit=max(1, min(args.limit, 1000)), cursor=None)
+        runs, _ = views.list_runs(
+            status=args.status,
+            workflow=args.workflow,
+            triggered_by=None,
+            created_after=None,
+            created_before=None,
+            params={},
+            limit=max(1, min(args.limit, 1000)),
+            cursor=None,
+        )
     finally:
         views.close()
     for run in runs:

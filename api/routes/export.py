@@ -33,31 +33,40 @@ def _stream_and_remove(path: Path, directory: Path) -> Iterator[bytes]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@router.get("", response_class=StreamingResponse,
-            responses={200: {"content": {"application/x-tar": {}}}})
+@router.get("", response_class=StreamingResponse, responses={200: {"content": {"application/x-tar": {}}}})
 def export(
-    runtime: RuntimeDep, _: Auditor,
+    runtime: RuntimeDep,
+    _: Auditor,
     created_after: Annotated[str | None, Query(max_length=64)] = None,
     created_before: Annotated[str | None, Query(max_length=64)] = None,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
 ) -> StreamingResponse:
     """The runs triggered in the window (and of the workflow), all their events, summaries,
     inclusion proofs, and a manifest signed with the ledger's Ed25519 key (a tar file)."""
-    filters = ExportFilters(created_after=parse_time_filter(created_after, "created_after"),
-                            created_before=parse_time_filter(created_before, "created_before"),
-                            workflow=workflow)
-    directory = Path(tempfile.mkdtemp(prefix="runledger-export-",
-                                      dir=runtime.settings.state_dir if
-                                      runtime.settings.state_dir.is_dir() else None))
+    filters = ExportFilters(
+        created_after=parse_time_filter(created_after, "created_after"),
+        created_before=parse_time_filter(created_before, "created_before"),
+        workflow=workflow,
+    )
+    directory = Path(
+        tempfile.mkdtemp(
+            prefix="runledger-export-",
+            dir=runtime.settings.state_dir if runtime.settings.state_dir.is_dir() else None,
+        )
+    )
     try:
-        result = write_bundle(runtime.settings, directory / "bundle.tar", filters=filters,
-                              summarise=summary_from_events)
+        result = write_bundle(
+            runtime.settings, directory / "bundle.tar", filters=filters, summarise=summary_from_events
+        )
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
     name = f"runledger-export-{result.manifest['created_at'].replace(':', '')}.tar"
     return StreamingResponse(
-        _stream_and_remove(result.path, directory), media_type="application/x-tar",
-        headers={"Content-Disposition": f'attachment; filename="{name}"',
-                 "Content-Length": str(result.path.stat().st_size)},
+        _stream_and_remove(result.path, directory),
+        media_type="application/x-tar",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Length": str(result.path.stat().st_size),
+        },
     )

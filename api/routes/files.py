@@ -19,8 +19,7 @@ Sha256Path = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 _RAW_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string",
-                                                            "format": "binary"}}},
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
 
@@ -34,10 +33,15 @@ async def upload_file(request: Request, runtime: RuntimeDep, principal: Operator
     return FileStored(sha256=sha256, size=size)
 
 
-@router.get("/{sha256}", response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {
-                "schema": {"type": "string", "format": "binary"}}}}})
+@router.get(
+    "/{sha256}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
 def download_file(sha256: Sha256Path, runtime: RuntimeDep, _: Auditor) -> Response:
     """The stored bytes; the hash is checked again before they are served."""
-    return Response(read_checked(runtime, sha256), media_type="application/octet-stream",
-                    headers={"ETag": f'"{sha256}"'})
+    return Response(
+        read_checked(runtime, sha256), media_type="application/octet-stream", headers={"ETag": f'"{sha256}"'}
+    )

@@ -33,7 +33,9 @@ def digest(request: Request, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
 
 @router.get("/proof/inclusion")
 def inclusion_proof(
-    request: Request, runtime: RuntimeDep, _: Auditor,
+    request: Request,
+    runtime: RuntimeDep,
+    _: Auditor,
     position: Annotated[int, Query(ge=0)],
     tree_size: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:
@@ -48,7 +50,9 @@ def inclusion_proof(
 
 @router.get("/proof/consistency")
 def consistency_proof(
-    request: Request, runtime: RuntimeDep, _: Auditor,
+    request: Request,
+    runtime: RuntimeDep,
+    _: Auditor,
     first: Annotated[int, Query(ge=1)],
     second: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:
@@ -69,5 +73,8 @@ def verify(runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
 def public_key(runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
     """The Ed25519 key that signs compliance bundles (PEM and raw hex)."""
     signer = Signer(runtime.settings)
-    return {"algorithm": "Ed25519", "public_key": signer.public_key_pem(),
-            "public_key_hex": signer.public_key_hex()}
+    return {
+        "algorithm": "Ed25519",
+        "public_key": signer.public_key_pem(),
+        "public_key_hex": signer.public_key_hex(),
+    }

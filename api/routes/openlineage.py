@@ -61,26 +61,39 @@ def _decode(body: bytes, encoding: str, limit: int) -> Any:
     "/lineage",
     status_code=201,
     response_model=LineageAccepted,
-    responses={200: {"model": LineageAccepted,
-                     "description": "A repeated event (same runId, eventType, eventTime): "
-                                    "nothing recorded"}},
+    responses={
+        200: {
+            "model": LineageAccepted,
+            "description": "A repeated event (same runId, eventType, eventTime): nothing recorded",
+        }
+    },
     summary="Record an OpenLineage RunEvent (spec 2-0-2)",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"type": "object", "description": "An OpenLineage RunEvent"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object", "description": "An OpenLineage RunEvent"}}
+            },
+        }
+    },
 )
-async def post_lineage(request: Request, runtime: RuntimeDep,
-                       principal: Reporter) -> JSONResponse:
-    raw = _decode(await request.body(), request.headers.get("content-encoding", "").lower(),
-                  runtime.settings.max_body_bytes)
+async def post_lineage(request: Request, runtime: RuntimeDep, principal: Reporter) -> JSONResponse:
+    raw = _decode(
+        await request.body(),
+        request.headers.get("content-encoding", "").lower(),
+        runtime.settings.max_body_bytes,
+    )
     event = parse_run_event(raw)
     result = await anyio.to_thread.run_sync(
         lambda: runtime.ledger.record_openlineage(event, principal=principal.name)
     )
-    log.info("openlineage_event_recorded" if result.recorded else "openlineage_event_repeated",
-             run_id=result.run_id, event_type=event.event_type, status=result.status)
+    log.info(
+        "openlineage_event_recorded" if result.recorded else "openlineage_event_repeated",
+        run_id=result.run_id,
+        event_type=event.event_type,
+        status=result.status,
+    )
     return JSONResponse(
         {"run_id": result.run_id, "status": result.status, "recorded": result.recorded},
         status_code=201 if result.recorded else 200,
     )
-
-

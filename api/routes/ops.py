@@ -38,8 +38,7 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
         return JSONResponse(body, status_code=503)
     try:
         projections = [
-            {"name": p["name"], "lag": int(p["lag"]), "state": p["state"]}
-            for p in runtime.views_.status()
+            {"name": p["name"], "lag": int(p["lag"]), "state": p["state"]} for p in runtime.views_.status()
         ]
     except Exception as exc:  # projection tables missing or unreadable
         log.warning("readiness_check_failed", part="projections", error=str(exc))

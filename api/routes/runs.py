@@ -62,7 +62,9 @@ def summary(runtime: Runtime, run_id: str) -> dict[str, Any]:
 
 @router.get("", response_model=RunsPublic)
 def list_runs(
-    request: Request, runtime: RuntimeDep, _: Auditor,
+    request: Request,
+    runtime: RuntimeDep,
+    _: Auditor,
     status: Status | None = None,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
     triggered_by: Annotated[str | None, Query(max_length=200)] = None,
@@ -72,14 +74,21 @@ def list_runs(
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> RunsPublic:
     """Newest first; ``param.<name>=<value>`` filters by parameter (several combine with AND)."""
-    params = {key[len("param."):]: value for key, value in request.query_params.items()
-              if key.startswith("param.") and len(key) > len("param.")}
+    params = {
+        key[len("param.") :]: value
+        for key, value in request.query_params.items()
+        if key.startswith("param.") and len(key) > len("param.")
+    }
     try:
         runs, next_cursor = runtime.views.list_runs(
-            status=status, workflow=workflow, triggered_by=triggered_by,
+            status=status,
+            workflow=workflow,
+            triggered_by=triggered_by,
             created_after=iso_timestamp(created_after, "created_after"),
             created_before=iso_timestamp(created_before, "created_before"),
-            params=params, limit=limit, cursor=cursor,
+            params=params,
+            limit=limit,
+            cursor=cursor,
         )
     except ValueError as exc:  # a cursor that is not one of ours
         raise InvalidRequest(str(exc)) from None
@@ -88,7 +97,8 @@ def list_runs(
 
 @router.get("/compare", response_model=ComparePublic)
 def compare_runs(
-    runtime: RuntimeDep, _: Auditor,
+    runtime: RuntimeDep,
+    _: Auditor,
     a: Annotated[str, Query(min_length=1, max_length=200)],
     b: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> dict[str, Any]:
@@ -107,15 +117,20 @@ def list_tasks(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]
 
 
 @router.get("/{run_id}/tasks/{task_name}", response_model=TaskPublic)
-def show_task(run_id: RunId, task_name: TaskName, runtime: RuntimeDep,
-              _: Auditor) -> dict[str, Any]:
+def show_task(run_id: RunId, task_name: TaskName, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
     return find_task(run_events(runtime.ledger, run_id), task_name)
 
 
-@router.get("/{run_id}/tasks/{task_name}/logs", response_class=Response,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/{run_id}/tasks/{task_name}/logs",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def task_logs(
-    run_id: RunId, task_name: TaskName, runtime: RuntimeDep, _: Auditor,
+    run_id: RunId,
+    task_name: TaskName,
+    runtime: RuntimeDep,
+    _: Auditor,
     stream: Literal["stdout", "stderr"] = "stdout",
     attempt: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> Response:
@@ -144,7 +159,9 @@ def list_files(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]
 
 @router.get("/{run_id}/lineage", response_model=LineagePublic | dict[str, Any])
 def lineage(
-    run_id: RunId, runtime: RuntimeDep, _: Auditor,
+    run_id: RunId,
+    runtime: RuntimeDep,
+    _: Auditor,
     depth: Annotated[int, Query(ge=0, le=10)] = 1,
     format: Literal["json", "prov"] = "json",
 ) -> dict[str, Any]:
@@ -180,8 +197,9 @@ def cancel(run_id: RunId, runtime: RuntimeDep, principal: Operator) -> RunAccept
 
 
 @router.post("/{run_id}/replay", status_code=202, response_model=RunCreated)
-def replay(run_id: RunId, runtime: RuntimeDep, principal: Operator,
-           body: ReplayRequest | None = None) -> RunCreated:
+def replay(
+    run_id: RunId, runtime: RuntimeDep, principal: Operator, body: ReplayRequest | None = None
+) -> RunCreated:
     overrides = body.param_overrides if body is not None else {}
     triggered = runtime.ledger.replay(run_id, overrides=overrides, principal=principal.name)
     log.info("run_replayed", run_id=triggered.run_id, replay_of=run_id)
@@ -189,9 +207,9 @@ def replay(run_id: RunId, runtime: RuntimeDep, principal: Operator,
 
 
 @router.post("/{run_id}/resume", status_code=202, response_model=RunCreated)
-def resume(run_id: RunId, body: ResumeRequest, runtime: RuntimeDep,
-           principal: Operator) -> RunCreated:
-    triggered = runtime.ledger.resume(run_id, from_task=body.from_task,
-                                      overrides=body.param_overrides, principal=principal.name)
+def resume(run_id: RunId, body: ResumeRequest, runtime: RuntimeDep, principal: Operator) -> RunCreated:
+    triggered = runtime.ledger.resume(
+        run_id, from_task=body.from_task, overrides=body.param_overrides, principal=principal.name
+    )
     log.info("run_resumed", run_id=triggered.run_id, resume_of=run_id, from_task=body.from_task)
     return RunCreated(run_id=triggered.run_id)

@@ -15,12 +15,16 @@ router = APIRouter(prefix="/api/stats", tags=["stats"])
 
 @router.get("", response_model=StatsPublic)
 def stats(
-    runtime: RuntimeDep, _: Auditor,
+    runtime: RuntimeDep,
+    _: Auditor,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
     created_after: Annotated[str | None, Query(max_length=64)] = None,
     created_before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    return dict(runtime.views.stats(
-        workflow=workflow, created_after=iso_timestamp(created_after, "created_after"),
-        created_before=iso_timestamp(created_before, "created_before"),
-    ))
+    return dict(
+        runtime.views.stats(
+            workflow=workflow,
+            created_after=iso_timestamp(created_after, "created_after"),
+            created_before=iso_timestamp(created_before, "created_before"),
+        )
+    )

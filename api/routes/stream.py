@@ -94,7 +94,9 @@ def run_events(ledger: Ledger, run_id: str) -> list[EventRecord]:
     responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
 )
 async def get_run_events(
-    run_id: str, runtime: RuntimeDep, principal: Auditor,
+    run_id: str,
+    runtime: RuntimeDep,
+    principal: Auditor,
     follow: Annotated[bool, Query(description="stream as Server-Sent Events")] = False,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -105,13 +107,16 @@ async def get_run_events(
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     log.info("run_events_followed", run_id=run_id, principal=principal.name, after=after)
     return EventSourceResponse(
-        _follow(ledger, run_id, events, after), ping=PING_SECONDS,
-        send_timeout=SEND_TIMEOUT_SECONDS, headers={"Cache-Control": "no-store"},
+        _follow(ledger, run_id, events, after),
+        ping=PING_SECONDS,
+        send_timeout=SEND_TIMEOUT_SECONDS,
+        headers={"Cache-Control": "no-store"},
     )
 
 
-async def _follow(ledger: Ledger, run_id: str, first: list[EventRecord],
-                  after: int) -> AsyncIterator[dict[str, Any]]:
+async def _follow(
+    ledger: Ledger, run_id: str, first: list[EventRecord], after: int
+) -> AsyncIterator[dict[str, Any]]:
     """Send ``first`` (past ``after``), then poll for newer events until the run is terminal.
 
     The stream is re-read when the ledger's newest position moved, and every

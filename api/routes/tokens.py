@@ -19,8 +19,7 @@ log = structlog.get_logger()
 def create_token(body: TokenRequest, runtime: RuntimeDep, principal: Admin) -> dict[str, Any]:
     """A new token; its secret is in this response only (the server keeps its hash)."""
     info, token = runtime.tokens.create(name=body.name, role=body.role)
-    log.info("token_created", token_id=info.id, name=info.name, role=info.role,
-             by=principal.name)
+    log.info("token_created", token_id=info.id, name=info.name, role=info.role, by=principal.name)
     return {**info.__dict__, "token": token}
 
 
@@ -30,8 +29,9 @@ def list_tokens(runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
 
 
 @router.delete("/{token}", status_code=204, response_class=Response)
-def revoke_token(token: Annotated[str, Path(min_length=1, max_length=100)], runtime: RuntimeDep,
-                 principal: Admin) -> Response:
+def revoke_token(
+    token: Annotated[str, Path(min_length=1, max_length=100)], runtime: RuntimeDep, principal: Admin
+) -> Response:
     """Revoke a token by id, or every live token with this name; effective at once."""
     if runtime.tokens.revoke(token) == 0:
         raise NotFound(f"no active token {token!r}")

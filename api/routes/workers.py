@@ -25,10 +25,8 @@ def worker_identity(principal: Principal, worker_id: str | None) -> str:
     return principal.name if worker_id is None else f"{principal.name}/{worker_id}"
 
 
-@router.post("/claim", response_model=ClaimedRun,
-             responses={204: {"description": "no run is waiting"}})
-def claim(runtime: RuntimeDep, principal: Worker,
-          body: ClaimRequest | None = None) -> ClaimedRun | Response:
+@router.post("/claim", response_model=ClaimedRun, responses={204: {"description": "no run is waiting"}})
+def claim(runtime: RuntimeDep, principal: Worker, body: ClaimRequest | None = None) -> ClaimedRun | Response:
     """Claim the oldest pending run; 204 when there is none. Two workers never get the same."""
     worker = worker_identity(principal, body.worker_id if body else None)
     candidates = runtime.views.pending_run_ids(limit=50)
@@ -37,16 +35,19 @@ def claim(runtime: RuntimeDep, principal: Worker,
         return Response(status_code=204)
     log.info("run_claimed", run_id=run.id, worker_id=worker)
     return ClaimedRun(
-        run_id=run.id, worker_id=worker, lease_expires_at=run.lease_expires_at,
-        workflow=run.workflow, version=run.workflow_version,
-        definition_hash=run.definition_hash, definition=run.definition,
+        run_id=run.id,
+        worker_id=worker,
+        lease_expires_at=run.lease_expires_at,
+        workflow=run.workflow,
+        version=run.workflow_version,
+        definition_hash=run.definition_hash,
+        definition=run.definition,
         parameters=run.parameters,
     )
 
 
 @router.post("/{run_id}/events", response_model=ReportAccepted)
-def report(run_id: RunId, body: ReportRequest, runtime: RuntimeDep,
-           principal: Worker) -> ReportAccepted:
+def report(run_id: RunId, body: ReportRequest, runtime: RuntimeDep, principal: Worker) -> ReportAccepted:
     """Append the worker's task and state events in one atomic write; 409 if stale or foreign."""
     worker = worker_identity(principal, body.worker_id)
     run = runtime.ledger.report(run_id, worker_id=worker, reports=body.events)

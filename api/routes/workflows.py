@@ -41,10 +41,14 @@ _REGISTER_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {
-                "type": "object", "required": ["definition"], "additionalProperties": False,
-                "properties": {"definition": {"type": "object"}},
-            }},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["definition"],
+                    "additionalProperties": False,
+                    "properties": {"definition": {"type": "object"}},
+                }
+            },
             "application/yaml": {"schema": {"type": "string"}},
         },
     }
@@ -71,11 +75,17 @@ def _parse_registration(body: bytes, content_type: str) -> dict[str, Any]:
 
 
 @router.post(
-    "", status_code=201, response_model=WorkflowRegistered, openapi_extra=_REGISTER_BODY,
+    "",
+    status_code=201,
+    response_model=WorkflowRegistered,
+    openapi_extra=_REGISTER_BODY,
     responses={200: {"model": WorkflowRegistered, "description": "identical to an existing version"}},
 )
 async def register_workflow(
-    request: Request, response: Response, runtime: RuntimeDep, principal: Operator,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: Operator,
 ) -> WorkflowRegistered | Response:
     """Register a definition (JSON ``{"definition": {...}}`` or YAML text); 200 when identical."""
     media = request.headers.get("content-type", "application/json")
@@ -83,21 +93,28 @@ async def register_workflow(
         return problem(415, "send application/json or application/yaml")
     body = await request.body()
     raw = _parse_registration(body, media)
-    registration = await run_in_threadpool(
-        runtime.ledger.register_workflow, raw, principal=principal.name
-    )
+    registration = await run_in_threadpool(runtime.ledger.register_workflow, raw, principal=principal.name)
     response.status_code = 201 if registration.created else 200
-    log.info("workflow_registered", workflow=registration.name, version=registration.version,
-             created=registration.created)
-    return WorkflowRegistered(name=registration.name, version=registration.version,
-                              definition_hash=registration.definition_hash)
+    log.info(
+        "workflow_registered",
+        workflow=registration.name,
+        version=registration.version,
+        created=registration.created,
+    )
+    return WorkflowRegistered(
+        name=registration.name, version=registration.version, definition_hash=registration.definition_hash
+    )
 
 
 def _summary(workflow: Workflow) -> WorkflowSummary:
     active = workflow.active
-    return WorkflowSummary(name=workflow.name, active_version=active.version,
-                           definition_hash=active.definition_hash,
-                           registered_at=active.registered_at, versions=len(workflow.versions))
+    return WorkflowSummary(
+        name=workflow.name,
+        active_version=active.version,
+        definition_hash=active.definition_hash,
+        registered_at=active.registered_at,
+        versions=len(workflow.versions),
+    )
 
 
 @router.get("", response_model=WorkflowsPublic)
@@ -112,12 +129,20 @@ def show_workflow(name: WorkflowName, runtime: RuntimeDep, _: Auditor) -> Workfl
     workflow = runtime.ledger.get_workflow(name)
     active = workflow.active
     return WorkflowPublic(
-        name=workflow.name, active_version=active.version, version=active.version,
-        definition_hash=active.definition_hash, definition=active.definition,
-        registered_at=active.registered_at, registered_by=active.registered_by,
+        name=workflow.name,
+        active_version=active.version,
+        version=active.version,
+        definition_hash=active.definition_hash,
+        definition=active.definition,
+        registered_at=active.registered_at,
+        registered_by=active.registered_by,
         versions=[
-            WorkflowVersionPublic(version=v.version, definition_hash=v.definition_hash,
-                                  registered_at=v.registered_at, registered_by=v.registered_by)
+            WorkflowVersionPublic(
+                version=v.version,
+                definition_hash=v.definition_hash,
+                registered_at=v.registered_at,
+                registered_by=v.registered_by,
+            )
             for v in workflow.versions
         ],
     )
@@ -128,45 +153,71 @@ _TRIGGER_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _trigger(runtime: Runtime, response: Response, body: TriggerRequest, principal: Principal,
-             *, workflow: str | None = None,
-             definition_hash: str | None = None) -> RunTriggered | BatchTriggered:
+def _trigger(
+    runtime: Runtime,
+    response: Response,
+    body: TriggerRequest,
+    principal: Principal,
+    *,
+    workflow: str | None = None,
+    definition_hash: str | None = None,
+) -> RunTriggered | BatchTriggered:
     ledger = runtime.ledger
     if body.batch is not None:
         if body.idempotency_key is not None:
             raise InvalidRequest("idempotency_key is not supported for batch triggers")
         batch = ledger.trigger_batch(
-            workflow=workflow, definition_hash=definition_hash, items=body.batch.items,
-            input_param=body.batch.input_param, parallelism=body.batch.parallelism,
-            parameters=body.parameters, principal=principal.name,
+            workflow=workflow,
+            definition_hash=definition_hash,
+            items=body.batch.items,
+            input_param=body.batch.input_param,
+            parallelism=body.batch.parallelism,
+            parameters=body.parameters,
+            principal=principal.name,
         )
         response.status_code = 202
         log.info("batch_triggered", batch_id=batch.batch_id, runs=len(batch.run_ids))
         return BatchTriggered(batch_id=batch.batch_id, run_ids=batch.run_ids)
     triggered = ledger.trigger(
-        workflow=workflow, definition_hash=definition_hash, parameters=body.parameters,
-        principal=principal.name, idempotency_key=body.idempotency_key,
+        workflow=workflow,
+        definition_hash=definition_hash,
+        parameters=body.parameters,
+        principal=principal.name,
+        idempotency_key=body.idempotency_key,
     )
     status = "pending"
     if not triggered.created:
         status = ledger.get_run(triggered.run_id).status.value
     response.status_code = 202 if triggered.created else 200
     log.info("run_triggered", run_id=triggered.run_id, created=triggered.created)
-    return RunTriggered(run_id=triggered.run_id, status=status,
-                        definition_hash=triggered.definition_hash)
+    return RunTriggered(run_id=triggered.run_id, status=status, definition_hash=triggered.definition_hash)
 
 
-@router.post("/by-hash/{definition_hash}/trigger", status_code=202,
-             response_model=RunTriggered | BatchTriggered, responses=_TRIGGER_RESPONSES)
-def trigger_by_hash(definition_hash: DefinitionHash, body: TriggerRequest, response: Response,
-                    runtime: RuntimeDep, principal: Operator) -> RunTriggered | BatchTriggered:
+@router.post(
+    "/by-hash/{definition_hash}/trigger",
+    status_code=202,
+    response_model=RunTriggered | BatchTriggered,
+    responses=_TRIGGER_RESPONSES,
+)
+def trigger_by_hash(
+    definition_hash: DefinitionHash,
+    body: TriggerRequest,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: Operator,
+) -> RunTriggered | BatchTriggered:
     """Trigger the exact definition with this hash, even after newer versions exist."""
     return _trigger(runtime, response, body, principal, definition_hash=definition_hash)
 
 
-@router.post("/{name}/trigger", status_code=202, response_model=RunTriggered | BatchTriggered,
-             responses=_TRIGGER_RESPONSES)
-def trigger_workflow(name: WorkflowName, body: TriggerRequest, response: Response,
-                     runtime: RuntimeDep, principal: Operator) -> RunTriggered | BatchTriggered:
+@router.post(
+    "/{name}/trigger",
+    status_code=202,
+    response_model=RunTriggered | BatchTriggered,
+    responses=_TRIGGER_RESPONSES,
+)
+def trigger_workflow(
+    name: WorkflowName, body: TriggerRequest, response: Response, runtime: RuntimeDep, principal: Operator
+) -> RunTriggered | BatchTriggered:
     """Trigger the active version: 202 with the new run (or batch), 200 for a repeated key."""
     return _trigger(runtime, response, body, principal, workflow=name)

@@ -42,8 +42,9 @@ class AttemptPlan:
     extra_inputs: list[dict[str, Any]]
 
 
-def execute_attempt(plan: AttemptPlan, *, files: FileStore, hasher: ExecutableHasher,
-                    stop: threading.Event) -> TaskFinishedReport:
+def execute_attempt(
+    plan: AttemptPlan, *, files: FileStore, hasher: ExecutableHasher, stop: threading.Event
+) -> TaskFinishedReport:
     """Run one attempt to its end and return its evidence (never raises for task problems)."""
     began = time.monotonic()
     stem = f"{plan.task.name}.{plan.attempt}"
@@ -56,11 +57,16 @@ def execute_attempt(plan: AttemptPlan, *, files: FileStore, hasher: ExecutableHa
     env["RUNLEDGER_ATTEMPT"] = str(plan.attempt)
     executable = hasher.resolve(plan.command[0], cwd=plan.run_dir, env=env)
     evidence: dict[str, Any] = {
-        "type": "task_finished", "task": plan.task.name, "attempt": plan.attempt,
-        "command": plan.command, "image": None, "image_hash": None,
+        "type": "task_finished",
+        "task": plan.task.name,
+        "attempt": plan.attempt,
+        "command": plan.command,
+        "image": None,
+        "image_hash": None,
         "executable": executable,
         "executable_sha256": hasher.sha256(executable) if executable else None,
-        "host": HOST, "started_at": plan.started_at,
+        "host": HOST,
+        "started_at": plan.started_at,
     }
     exit_code: int | None = None
     error: str | None = None
@@ -73,11 +79,17 @@ def execute_attempt(plan: AttemptPlan, *, files: FileStore, hasher: ExecutableHa
         # No container runtime is wired in: running the command as a local process instead
         # would record evidence of something other than what the definition asked for.
         evidence["image"] = plan.task.image
-        error = (f"task asks for container image {plan.task.image!r}; this executor runs "
-                 "local processes only")
+        error = f"task asks for container image {plan.task.image!r}; this executor runs local processes only"
     if error is None:
-        result = run_process(plan.command, cwd=plan.run_dir, env=env, stdout=stdout_path,
-                             stderr=stderr_path, timeout=plan.timeout, stop=stop)
+        result = run_process(
+            plan.command,
+            cwd=plan.run_dir,
+            env=env,
+            stdout=stdout_path,
+            stderr=stderr_path,
+            timeout=plan.timeout,
+            stop=stop,
+        )
         exit_code, error = result.exit_code, result.error
         if error is None and exit_code != 0:
             error = f"exited with code {exit_code}"
@@ -88,14 +100,21 @@ def execute_attempt(plan: AttemptPlan, *, files: FileStore, hasher: ExecutableHa
                 error = str(exc)
     output_vars = _read_output_vars(outputs_path)
     ended = datetime.now(UTC)
-    return TaskFinishedReport.model_validate(evidence | {
-        "status": "success" if error is None else "failed",
-        "exit_code": exit_code, "inputs": inputs, "outputs": outputs,
-        "output_vars": output_vars,
-        "stdout": store_log(stdout_path, files), "stderr": store_log(stderr_path, files),
-        "ended_at": format_timestamp(ended),
-        "duration_seconds": round(time.monotonic() - began, 6), "error": error,
-    })
+    return TaskFinishedReport.model_validate(
+        evidence
+        | {
+            "status": "success" if error is None else "failed",
+            "exit_code": exit_code,
+            "inputs": inputs,
+            "outputs": outputs,
+            "output_vars": output_vars,
+            "stdout": store_log(stdout_path, files),
+            "stderr": store_log(stderr_path, files),
+            "ended_at": format_timestamp(ended),
+            "duration_seconds": round(time.monotonic() - began, 6),
+            "error": error,
+        }
+    )
 
 
 def _read_output_vars(path: Path) -> dict[str, str]:

@@ -77,8 +77,16 @@ class _TaskState:
 
 
 class RunExecution:
-    def __init__(self, ledger: Ledger, files: FileStore, run: Run, *, worker_id: str,
-                 task_slots: int, hasher: ExecutableHasher) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        files: FileStore,
+        run: Run,
+        *,
+        worker_id: str,
+        task_slots: int,
+        hasher: ExecutableHasher,
+    ) -> None:
         self.ledger = ledger
         self.files = files
         self.run = run
@@ -137,8 +145,12 @@ class RunExecution:
         if self.run.trigger_kind == "resume" and self.run.resume_of and self.run.resume_from_task:
             try:
                 reused = restore_reused_tasks(
-                    self.ledger, self.files, definition, source_run_id=self.run.resume_of,
-                    from_task=self.run.resume_from_task, run_dir=self.run_dir,
+                    self.ledger,
+                    self.files,
+                    definition,
+                    source_run_id=self.run.resume_of,
+                    from_task=self.run.resume_from_task,
+                    run_dir=self.run_dir,
                 )
             except (ReuseError, CorruptFile, LedgerError, OSError) as exc:
                 return self._finish_failed(f"resume: {exc}")
@@ -149,18 +161,25 @@ class RunExecution:
         return self._schedule(definition, order, states, params, file_inputs)
 
     # ---- the DAG ------------------------------------------------------------------------
-    def _schedule(self, definition: WorkflowDefinition, order: list[str],
-                  states: dict[str, _TaskState], params: dict[str, Any],
-                  file_inputs: dict[str, dict[str, Any]]) -> str:
-        deadline = (None if definition.timeout_seconds is None
-                    else time.monotonic() + definition.timeout_seconds)
+    def _schedule(
+        self,
+        definition: WorkflowDefinition,
+        order: list[str],
+        states: dict[str, _TaskState],
+        params: dict[str, Any],
+        file_inputs: dict[str, dict[str, Any]],
+    ) -> str:
+        deadline = (
+            None if definition.timeout_seconds is None else time.monotonic() + definition.timeout_seconds
+        )
         env = {**os.environ, **parameter_env(params), "RUNLEDGER_RUN_ID": self.run_id}
         running: dict[Future[TaskFinishedReport], _TaskState] = {}
         blocking_failure: str | None = None
         failures: list[str] = []
         timed_out = False
-        with ThreadPoolExecutor(max_workers=self.task_slots,
-                                thread_name_prefix=f"run-{self.run_id[:8]}") as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.task_slots, thread_name_prefix=f"run-{self.run_id[:8]}"
+        ) as pool:
             while True:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline and not timed_out:
@@ -175,11 +194,13 @@ class RunExecution:
                         state = states[name]
                         if state.status != "waiting" or state.not_before > now:
                             continue
-                        if not all(states[d].status in {"success", "reused", "failed"}
-                                   for d in state.spec.depends_on):
+                        if not all(
+                            states[d].status in {"success", "reused", "failed"} for d in state.spec.depends_on
+                        ):
                             continue
-                        future = self._start(pool, definition, state, states, params,
-                                             file_inputs, env, deadline)
+                        future = self._start(
+                            pool, definition, state, states, params, file_inputs, env, deadline
+                        )
                         if future is not None:
                             running[future] = state
                         else:  # the command could not even be rendered
@@ -188,14 +209,20 @@ class RunExecution:
                                 blocking_failure = failures[-1]
                                 break
                 self._flush()
-                if not running and (blocking_failure is not None or stopping
-                                    or not any(s.status == "waiting" for s in states.values())):
+                if not running and (
+                    blocking_failure is not None
+                    or stopping
+                    or not any(s.status == "waiting" for s in states.values())
+                ):
                     break
                 timeout = STATUS_POLL_SECONDS
                 if self._pending_since is not None:
                     timeout = min(timeout, self._pending_since + FLUSH_DELAY_SECONDS - now)
-                waiting = [s.not_before - now for s in states.values()
-                           if s.status == "waiting" and s.not_before > now]
+                waiting = [
+                    s.not_before - now
+                    for s in states.values()
+                    if s.status == "waiting" and s.not_before > now
+                ]
                 if waiting:
                     timeout = min(timeout, *waiting)
                 timeout = max(0.005, timeout)
@@ -229,50 +256,87 @@ class RunExecution:
         self.log.info("run_succeeded")
         return RunStatus.SUCCESS.value
 
-    def _start(self, pool: ThreadPoolExecutor, definition: WorkflowDefinition,
-               state: _TaskState, states: dict[str, _TaskState], params: dict[str, Any],
-               file_inputs: dict[str, dict[str, Any]], env: dict[str, str],
-               deadline: float | None) -> Future[TaskFinishedReport] | None:
+    def _start(
+        self,
+        pool: ThreadPoolExecutor,
+        definition: WorkflowDefinition,
+        state: _TaskState,
+        states: dict[str, _TaskState],
+        params: dict[str, Any],
+        file_inputs: dict[str, dict[str, Any]],
+        env: dict[str, str],
+        deadline: float | None,
+    ) -> Future[TaskFinishedReport] | None:
         spec = state.spec
         state.attempts += 1
         state.status = "running"
         started_at = format_timestamp(datetime.now(UTC))
-        outputs = {name: s.output_vars for name, s in states.items()
-                   if s.status in {"success", "reused"}}
+        outputs = {name: s.output_vars for name, s in states.items() if s.status in {"success", "reused"}}
         try:
             command = render_command(spec.command, params, outputs)
         except TemplateError as exc:
-            self._pending.append(TaskStartedReport(
-                type="task_started", task=spec.name, attempt=state.attempts,
-                command=list(spec.command), host=HOST, started_at=started_at))
+            self._pending.append(
+                TaskStartedReport(
+                    type="task_started",
+                    task=spec.name,
+                    attempt=state.attempts,
+                    command=list(spec.command),
+                    host=HOST,
+                    started_at=started_at,
+                )
+            )
             report = TaskFinishedReport(
-                type="task_finished", task=spec.name, attempt=state.attempts, status="failed",
-                command=list(spec.command), host=HOST, started_at=started_at,
-                ended_at=started_at, duration_seconds=0.0, error=f"template: {exc}")
+                type="task_finished",
+                task=spec.name,
+                attempt=state.attempts,
+                status="failed",
+                command=list(spec.command),
+                host=HOST,
+                started_at=started_at,
+                ended_at=started_at,
+                duration_seconds=0.0,
+                error=f"template: {exc}",
+            )
             self._pending.append(report)
             state.status = "failed"
             return None
-        self._pending.append(TaskStartedReport(
-            type="task_started", task=spec.name, attempt=state.attempts, command=command,
-            host=HOST, started_at=started_at))
+        self._pending.append(
+            TaskStartedReport(
+                type="task_started",
+                task=spec.name,
+                attempt=state.attempts,
+                command=command,
+                host=HOST,
+                started_at=started_at,
+            )
+        )
         timeout = spec.timeout_seconds
         if deadline is not None:
             remaining = max(0.0, deadline - time.monotonic())
             timeout = remaining if timeout is None else min(timeout, remaining)
         plan = AttemptPlan(
-            run_id=self.run_id, task=spec, attempt=state.attempts, command=command,
-            env=env, run_dir=self.run_dir, logs_dir=self.logs_dir, started_at=started_at,
+            run_id=self.run_id,
+            task=spec,
+            attempt=state.attempts,
+            command=command,
+            env=env,
+            run_dir=self.run_dir,
+            logs_dir=self.logs_dir,
+            started_at=started_at,
             timeout=None if spec.timeout_seconds is None and deadline is None else timeout,
-            extra_inputs=[ref for name, ref in file_inputs.items()
-                          if name in referenced_params(spec.command)
-                          or (not spec.depends_on and not _referenced_anywhere(definition, name))],
+            extra_inputs=[
+                ref
+                for name, ref in file_inputs.items()
+                if name in referenced_params(spec.command)
+                or (not spec.depends_on and not _referenced_anywhere(definition, name))
+            ],
         )
         self.log.debug("task_started", task=spec.name, attempt=state.attempts)
-        return pool.submit(execute_attempt, plan, files=self.files, hasher=self.hasher,
-                           stop=self.stop_event)
+        return pool.submit(execute_attempt, plan, files=self.files, hasher=self.hasher, stop=self.stop_event)
 
-    def _settle(self, definition: WorkflowDefinition, state: _TaskState,
-                report: TaskFinishedReport, stopping: bool) -> str | None:
+    def _settle(
+        self, definition: WorkflowDefinition, state: _TaskState, report: TaskFinishedReport, stopping: bool
+    ) -> str | None:
         """Record an attempt's outcome in ``state``; a final failure's message, else None."""
         spec = state.spec
         if report.status == "success":
@@ -280,13 +344,15 @@ class RunExecution:
             state.output_vars = dict(report.output_vars)
             return None
         max_retries = spec.max_retries if spec.max_retries is not None else definition.max_retries
-        delay = (spec.retry_delay_seconds if spec.retry_delay_seconds is not None
-                 else definition.retry_delay_seconds)
+        delay = (
+            spec.retry_delay_seconds
+            if spec.retry_delay_seconds is not None
+            else definition.retry_delay_seconds
+        )
         if not stopping and state.attempts <= max_retries:
             state.status = "waiting"
             state.not_before = time.monotonic() + delay * 2 ** (state.attempts - 1)
-            self.log.info("task_retry_scheduled", task=spec.name, attempt=state.attempts,
-                          error=report.error)
+            self.log.info("task_retry_scheduled", task=spec.name, attempt=state.attempts, error=report.error)
             return None
         state.status = "failed"
         self.log.info("task_failed", task=spec.name, attempt=state.attempts, error=report.error)
@@ -295,8 +361,7 @@ class RunExecution:
     # ---- writes -------------------------------------------------------------------------
     def _flush(self, *, force: bool = False) -> None:
         """Send the reports gathered so far in one atomic write (and renew the lease)."""
-        ending = any(isinstance(r, RunStateReport) and r.type != "lease_renewed"
-                     for r in self._pending)
+        ending = any(isinstance(r, RunStateReport) and r.type != "lease_renewed" for r in self._pending)
         if not ending and time.monotonic() - self._last_renewal >= self.lease_every:
             self._pending.append(RunStateReport(type="lease_renewed"))
             force = True  # a renewal does not wait
@@ -342,14 +407,16 @@ class RunExecution:
 
     def _try_fail(self, error: str) -> None:
         try:
-            self.ledger.fail_run(self.run_id, error=error[:10000], by=self.worker_id,
-                                 worker_id=self.worker_id)
+            self.ledger.fail_run(
+                self.run_id, error=error[:10000], by=self.worker_id, worker_id=self.worker_id
+            )
         except Exception:
             self.log.exception("run_fail_not_recorded")
 
     # ---- file parameters ----------------------------------------------------------------
-    def _place_file_params(self, definition: WorkflowDefinition
-                           ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    def _place_file_params(
+        self, definition: WorkflowDefinition
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """Copy each ``file`` parameter to ``params/<name>`` after re-checking its hash."""
         params = dict(self.run.parameters)
         inputs: dict[str, dict[str, Any]] = {}

@@ -28,8 +28,9 @@ class ProcessResult:
     error: str | None = None
 
 
-def kill_group(pid: int, grace: float = KILL_GRACE_SECONDS,
-               proc: subprocess.Popen[bytes] | None = None) -> None:
+def kill_group(
+    pid: int, grace: float = KILL_GRACE_SECONDS, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """SIGTERM the process group ``pid``, then SIGKILL it if anything is left after ``grace``."""
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -89,15 +90,28 @@ class _ExitWaiter:
 
 
 def run_process(
-    argv: list[str], *, cwd: Path, env: dict[str, str], stdout: Path, stderr: Path,
-    timeout: float | None, stop: threading.Event,
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stdout: Path,
+    stderr: Path,
+    timeout: float | None,
+    stop: threading.Event,
 ) -> ProcessResult:
     """Run ``argv`` to completion, or until ``timeout`` seconds pass or ``stop`` is set."""
     with stdout.open("wb") as out, stderr.open("wb") as err:
         try:
             proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                shell=False, start_new_session=True, close_fds=True,
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                shell=False,
+                start_new_session=True,
+                close_fds=True,
             )
         except OSError as exc:
             return ProcessResult(exit_code=None, pid=None, error=f"could not start: {exc}")
@@ -125,5 +139,6 @@ def run_process(
         error = f"timed out after {timeout:g} s"
     elif stopped:
         error = "stopped"
-    return ProcessResult(exit_code=proc.returncode, pid=proc.pid, timed_out=timed_out,
-                         stopped=stopped, error=error)
+    return ProcessResult(
+        exit_code=proc.returncode, pid=proc.pid, timed_out=timed_out, stopped=stopped, error=error
+    )

@@ -32,9 +32,15 @@ def recorded_outcomes(ledger: Ledger, run_id: str) -> dict[str, dict[str, Any]]:
     return outcomes
 
 
-def restore_reused_tasks(ledger: Ledger, files: FileStore, definition: WorkflowDefinition, *,
-                         source_run_id: str, from_task: str, run_dir: Path
-                         ) -> list[TaskReusedReport]:
+def restore_reused_tasks(
+    ledger: Ledger,
+    files: FileStore,
+    definition: WorkflowDefinition,
+    *,
+    source_run_id: str,
+    from_task: str,
+    run_dir: Path,
+) -> list[TaskReusedReport]:
     upstream = upstream_of(definition, from_task)
     outcomes = recorded_outcomes(ledger, source_run_id)
     reports = []
@@ -46,8 +52,13 @@ def restore_reused_tasks(ledger: Ledger, files: FileStore, definition: WorkflowD
             raise ReuseError(f"run {source_run_id} has no successful record of task {task!r}")
         for ref in outcome.get("outputs", []):
             files.copy_to(ref["sha256"], inside(run_dir, ref["path"]))
-        reports.append(TaskReusedReport(
-            type="task_reused", task=task, source_run_id=source_run_id,
-            outputs=outcome.get("outputs", []), output_vars=outcome.get("output_vars", {}),
-        ))
+        reports.append(
+            TaskReusedReport(
+                type="task_reused",
+                task=task,
+                source_run_id=source_run_id,
+                outputs=outcome.get("outputs", []),
+                output_vars=outcome.get("output_vars", {}),
+            )
+        )
     return reports

@@ -29,8 +29,7 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def render_item(item: str, params: Mapping[str, Any],
-                task_outputs: Mapping[str, Mapping[str, Any]]) -> str:
+def render_item(item: str, params: Mapping[str, Any], task_outputs: Mapping[str, Mapping[str, Any]]) -> str:
     def substitute(match: re.Match[str]) -> str:
         ref = TEMPLATE_REF_RE.match(match.group(1))
         if ref is None:
@@ -41,16 +40,15 @@ def render_item(item: str, params: Mapping[str, Any],
             return as_text(params[ref["param"]])
         outputs = task_outputs.get(ref["task"])
         if outputs is None or ref["output"] not in outputs:
-            raise TemplateError(
-                f"task {ref['task']!r} set no output variable {ref['output']!r}"
-            )
+            raise TemplateError(f"task {ref['task']!r} set no output variable {ref['output']!r}")
         return as_text(outputs[ref["output"]])
 
     return TEMPLATE_RE.sub(substitute, item)
 
 
-def render_command(command: list[str], params: Mapping[str, Any],
-                   task_outputs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def render_command(
+    command: list[str], params: Mapping[str, Any], task_outputs: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
     return [render_item(item, params, task_outputs) for item in command]
 
 

@@ -41,9 +41,18 @@ def default_worker_id() -> str:
 
 
 class Executor:
-    def __init__(self, ledger: Ledger, files: FileStore, settings: Settings, *,
-                 candidates: Candidates, lapsed: Lapsed, concurrency: int = 1,
-                 worker_id: str | None = None, poll_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        files: FileStore,
+        settings: Settings,
+        *,
+        candidates: Candidates,
+        lapsed: Lapsed,
+        concurrency: int = 1,
+        worker_id: str | None = None,
+        poll_seconds: float = 0.2,
+    ) -> None:
         self.ledger = ledger
         self.files = files
         self.settings = settings
@@ -144,10 +153,15 @@ class Executor:
         return running >= batch.parallelism
 
     def _launch(self, run: Run) -> None:
-        execution = RunExecution(self.ledger, self.files, run, worker_id=self.worker_id,
-                                 task_slots=self.concurrency, hasher=self.hasher)
-        thread = threading.Thread(target=self._run, args=(execution,),
-                                  name=f"run-{run.id[:8]}", daemon=True)
+        execution = RunExecution(
+            self.ledger,
+            self.files,
+            run,
+            worker_id=self.worker_id,
+            task_slots=self.concurrency,
+            hasher=self.hasher,
+        )
+        thread = threading.Thread(target=self._run, args=(execution,), name=f"run-{run.id[:8]}", daemon=True)
         with self._lock:
             self._active[run.id] = (thread, execution)
         self.log.info("run_claimed", run_id=run.id)

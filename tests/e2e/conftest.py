@@ -64,14 +64,21 @@ class Server:
     stderr_path: Path
     tokens: dict[str, str] = field(default_factory=dict)
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 60.0,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 60.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``runledger ARGS`` against this server's database."""
-        done = subprocess.run([RUNLEDGER, *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout, input=input, check=False)
+        done = subprocess.run(
+            [RUNLEDGER, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            check=False,
+        )
         if check and done.returncode != 0:
-            raise AssertionError(f"runledger {' '.join(args)} exited {done.returncode}: "
-                                 f"{done.stderr}")
+            raise AssertionError(f"runledger {' '.join(args)} exited {done.returncode}: {done.stderr}")
         return done
 
     def token(self, role: str, name: str | None = None, *, via_cli: bool = False) -> str:
@@ -83,8 +90,11 @@ class Server:
         if via_cli:
             token = self.cli("tokens", "create", "--role", role, "--name", name).stdout.strip()
         else:
-            response = httpx.post(f"{self.url}/api/tokens", json={"role": role, "name": name},
-                                  headers={"Authorization": f"Bearer {self.admin_token}"})
+            response = httpx.post(
+                f"{self.url}/api/tokens",
+                json={"role": role, "name": name},
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+            )
             assert response.status_code == 201, response.text
             token = str(response.json()["token"])
         if name == f"test-{role}":
@@ -114,8 +124,9 @@ class Server:
 
 
 @contextmanager
-def serving(backend: str, tmp_path_factory: pytest.TempPathFactory, name: str,
-            **options: Any) -> Iterator[Server]:
+def serving(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, name: str, **options: Any
+) -> Iterator[Server]:
     """A ``runledger serve`` (``start_server`` ``options``) on a fresh database of
     ``backend`` in a new temporary directory, stopped afterwards."""
     workdir = tmp_path_factory.mktemp(name)
@@ -127,9 +138,15 @@ def serving(backend: str, tmp_path_factory: pytest.TempPathFactory, name: str,
             server.stop()
 
 
-def start_server(database_url: str, workdir: Path, *, executor: bool = False,
-                 projections: bool = True, workers: int = 1,
-                 env: dict[str, str] | None = None) -> Server:
+def start_server(
+    database_url: str,
+    workdir: Path,
+    *,
+    executor: bool = False,
+    projections: bool = True,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+) -> Server:
     workdir.mkdir(parents=True, exist_ok=True)
     state_dir = workdir / "state"
     port = free_port()
@@ -154,8 +171,10 @@ def start_server(database_url: str, workdir: Path, *, executor: bool = False,
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:
-            raise AssertionError(f"runledger serve exited {process.returncode}:\n"
-                                 f"{stderr_path.read_text(errors='replace')[-4000:]}")
+            raise AssertionError(
+                f"runledger serve exited {process.returncode}:\n"
+                f"{stderr_path.read_text(errors='replace')[-4000:]}"
+            )
         try:
             if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
                 break
@@ -164,14 +183,23 @@ def start_server(database_url: str, workdir: Path, *, executor: bool = False,
         if time.monotonic() > deadline:
             process.kill()
             process.wait()
-            raise AssertionError("runledger serve did not answer /healthz in time:\n"
-                                 f"{stderr_path.read_text(errors='replace')[-4000:]}")
+            raise AssertionError(
+                "runledger serve did not answer /healthz in time:\n"
+                f"{stderr_path.read_text(errors='replace')[-4000:]}"
+            )
         time.sleep(0.1)
     token_file = state_dir / "admin-token"
     admin_token = token_file.read_text().strip() if token_file.exists() else ""
-    return Server(url=url, admin_token=admin_token, database_url=database_url, env=full_env,
-                  process=process, state_dir=state_dir, stdout_path=stdout_path,
-                  stderr_path=stderr_path)
+    return Server(
+        url=url,
+        admin_token=admin_token,
+        database_url=database_url,
+        env=full_env,
+        process=process,
+        state_dir=state_dir,
+        stdout_path=stdout_path,
+        stderr_path=stderr_path,
+    )
 
 
 @pytest.fixture
@@ -198,8 +226,9 @@ def server(server_factory: Callable[..., Server]) -> Server:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def shared_server(request: pytest.FixtureRequest,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """One server per test session and backend, for tests that do not need an empty ledger
     (they use names of their own and never revoke the shared tokens). Saves a server start
     per test. Its body limit is ``SHARED_BODY_LIMIT`` bytes."""

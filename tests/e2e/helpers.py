@@ -19,8 +19,12 @@ PIPELINE: dict[str, Any] = {
     },
     "tasks": [
         {"name": "fetch", "command": ["echo", "{{ params.query }}"], "outputs": ["out.txt"]},
-        {"name": "summarise", "depends_on": ["fetch"], "command": ["wc", "-l", "out.txt"],
-         "inputs": ["out.txt"]},
+        {
+            "name": "summarise",
+            "depends_on": ["fetch"],
+            "command": ["wc", "-l", "out.txt"],
+            "inputs": ["out.txt"],
+        },
     ],
 }
 

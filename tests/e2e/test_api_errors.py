@@ -14,16 +14,21 @@ def test_healthz_openapi_and_docs_need_no_token_but_the_api_does(shared_server: 
     with shared_server.client(None) as anonymous:
         assert anonymous.get("/healthz").json()["status"] == "ok"
         paths = anonymous.get("/openapi.json").json()["paths"]
-        assert {"/api/workflows", "/api/runs/{run_id}", "/api/runs/claim",
-                "/api/runs/compare", "/api/files/{sha256}", "/api/stats"} <= set(paths)
+        assert {
+            "/api/workflows",
+            "/api/runs/{run_id}",
+            "/api/runs/claim",
+            "/api/runs/compare",
+            "/api/files/{sha256}",
+            "/api/stats",
+        } <= set(paths)
         assert "swagger" in anonymous.get("/docs").text.lower()
         body = assert_problem(anonymous.get("/api/runs"), 401)
         assert "token" in body["detail"]
         assert anonymous.get("/api/runs").headers["www-authenticate"] == "Bearer"
     with shared_server.client(None, token="rl_not-a-real-token") as forged:
         assert_problem(forged.get("/api/workflows"), 401)
-    with httpx.Client(base_url=shared_server.url,
-                      headers={"Authorization": "Basic dXNlcjpwdw=="}) as basic:
+    with httpx.Client(base_url=shared_server.url, headers={"Authorization": "Basic dXNlcjpwdw=="}) as basic:
         assert_problem(basic.get("/api/workflows"), 401)
 
 
@@ -79,11 +84,16 @@ def test_unknown_routes_wrong_methods_and_bad_input_are_problem_json(
         assert_problem(client.get("/api/runs/00000000-0000-0000-0000-000000000000"), 404)
         assert_problem(client.delete("/api/workflows"), 405)
         assert_problem(client.put("/api/runs/claim"), 405)
-        body = assert_problem(client.post("/api/workflows/x/trigger", content=b"{oops",
-                                          headers={"Content-Type": "application/json"}), 422)
+        body = assert_problem(
+            client.post(
+                "/api/workflows/x/trigger", content=b"{oops", headers={"Content-Type": "application/json"}
+            ),
+            422,
+        )
         assert body["errors"][0]["type"] == "json_invalid"
-        body = assert_problem(client.post("/api/workflows/x/trigger",
-                                          json={"parameters": "not an object"}), 422)
+        body = assert_problem(
+            client.post("/api/workflows/x/trigger", json={"parameters": "not an object"}), 422
+        )
         assert body["errors"][0]["loc"] == "body.parameters"
         assert_problem(client.get("/api/files/not-a-hash"), 422)
         assert_problem(client.get("/api/runs/..%2F..%2Fetc"), 404)
@@ -102,5 +112,4 @@ def test_bodies_over_the_limit_get_413_whether_declared_or_streamed(
         assert client.post("/api/files", content=b"x" * limit).status_code == 201
         assert_problem(client.post("/api/files", content=b"x" * (limit + 1)), 413)
         assert_problem(client.post("/api/files", content=chunks()), 413)
-        assert_problem(client.post("/api/workflows", json={"definition": {"d": "x" * limit}}),
-                       413)
+        assert_problem(client.post("/api/workflows", json={"definition": {"d": "x" * limit}}), 413)

@@ -30,8 +30,7 @@ def claim(worker: httpx.Client, run_id: str, worker_id: str = "w1") -> dict[str,
 
 
 def upload(client: httpx.Client, data: bytes) -> dict[str, Any]:
-    response = client.post("/api/files", content=data,
-                           headers={"Content-Type": "application/octet-stream"})
+    response = client.post("/api/files", content=data, headers={"Content-Type": "application/octet-stream"})
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -39,14 +38,34 @@ def upload(client: httpx.Client, data: bytes) -> dict[str, Any]:
 def successful_reports(out: dict[str, Any], stdout: dict[str, Any]) -> list[dict[str, Any]]:
     file_ref = {"path": "out.txt", "sha256": out["sha256"], "size": out["size"]}
     return [
-        {"type": "task_started", "task": "fetch", "attempt": 1, "command": ["echo", "alpha"],
-         "host": "test-host"},
-        {"type": "task_finished", "task": "fetch", "attempt": 1, "exit_code": 0,
-         "command": ["echo", "alpha"], "outputs": [file_ref], "output_vars": {"urls": 3},
-         "stdout": stdout, "host": "test-host", "duration_seconds": 0.5},
+        {
+            "type": "task_started",
+            "task": "fetch",
+            "attempt": 1,
+            "command": ["echo", "alpha"],
+            "host": "test-host",
+        },
+        {
+            "type": "task_finished",
+            "task": "fetch",
+            "attempt": 1,
+            "exit_code": 0,
+            "command": ["echo", "alpha"],
+            "outputs": [file_ref],
+            "output_vars": {"urls": 3},
+            "stdout": stdout,
+            "host": "test-host",
+            "duration_seconds": 0.5,
+        },
         {"type": "task_started", "task": "summarise", "attempt": 1},
-        {"type": "task_finished", "task": "summarise", "attempt": 1, "exit_code": 0,
-         "inputs": [file_ref], "duration_seconds": 0.25},
+        {
+            "type": "task_finished",
+            "task": "summarise",
+            "attempt": 1,
+            "exit_code": 0,
+            "inputs": [file_ref],
+            "duration_seconds": 0.25,
+        },
         {"type": "run_succeeded"},
     ]
 
@@ -62,16 +81,17 @@ def finished_run(shared_server: Server) -> dict[str, Any]:
         claimed = claim(worker, run_id)
         assert claimed["parameters"] == {"query": "alpha", "limit": 5}
         assert claimed["definition"]["name"] == definition["name"]
-        response = worker.post(f"/api/runs/{run_id}/events",
-                               json={"worker_id": "w1",
-                                     "events": successful_reports(out, stdout)})
+        response = worker.post(
+            f"/api/runs/{run_id}/events", json={"worker_id": "w1", "events": successful_reports(out, stdout)}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "success"
     return {"run_id": run_id, "workflow": definition["name"], "out": out, "stdout": stdout}
 
 
 def test_a_claimed_run_reported_by_its_worker_shows_tasks_evidence_and_logs(
-    shared_server: Server, finished_run: dict[str, Any],
+    shared_server: Server,
+    finished_run: dict[str, Any],
 ) -> None:
     run_id = finished_run["run_id"]
     with shared_server.client("auditor") as client:
@@ -79,8 +99,7 @@ def test_a_claimed_run_reported_by_its_worker_shows_tasks_evidence_and_logs(
         assert summary["status"] == "success"
         assert summary["outputs"]["fetch"] == {"urls": 3}
         tasks = client.get(f"/api/runs/{run_id}/tasks").json()["tasks"]
-        assert [(t["name"], t["status"]) for t in tasks] == [("fetch", "success"),
-                                                             ("summarise", "success")]
+        assert [(t["name"], t["status"]) for t in tasks] == [("fetch", "success"), ("summarise", "success")]
         fetch = client.get(f"/api/runs/{run_id}/tasks/fetch").json()
         attempt = fetch["attempts"][0]
         assert (attempt["attempt"], attempt["exit_code"], attempt["host"]) == (1, 0, "test-host")
@@ -91,19 +110,21 @@ def test_a_claimed_run_reported_by_its_worker_shows_tasks_evidence_and_logs(
         assert logs.status_code == 200
         assert logs.headers["content-type"].startswith("text/plain")
         assert logs.text == STDOUT.decode()
-        assert_problem(client.get(f"/api/runs/{run_id}/tasks/fetch/logs",
-                                  params={"stream": "stderr"}), 404)
+        assert_problem(client.get(f"/api/runs/{run_id}/tasks/fetch/logs", params={"stream": "stderr"}), 404)
         assert_problem(client.get(f"/api/runs/{run_id}/tasks/nope"), 404)
 
 
 def test_run_files_lineage_and_audit_follow_the_reported_evidence(
-    shared_server: Server, finished_run: dict[str, Any],
+    shared_server: Server,
+    finished_run: dict[str, Any],
 ) -> None:
     run_id, out = finished_run["run_id"], finished_run["out"]
     with shared_server.client("auditor") as client:
         files = client.get(f"/api/runs/{run_id}/files").json()["files"]
         assert {(f["path"], f["role"], f["task"]) for f in files} == {
-            ("out.txt", "output", "fetch"), ("out.txt", "input", "summarise")}
+            ("out.txt", "output", "fetch"),
+            ("out.txt", "input", "summarise"),
+        }
         assert {f["sha256"] for f in files} == {out["sha256"]}
         served = client.get(f"/api/files/{out['sha256']}")
         assert served.status_code == 200
@@ -135,7 +156,8 @@ def test_run_files_lineage_and_audit_follow_the_reported_evidence(
 
 
 def test_runs_are_listed_newest_first_with_filters_and_counted_in_stats(
-    shared_server: Server, finished_run: dict[str, Any],
+    shared_server: Server,
+    finished_run: dict[str, Any],
 ) -> None:
     workflow = finished_run["workflow"]
     with shared_server.client("operator") as client:
@@ -153,8 +175,9 @@ def test_runs_are_listed_newest_first_with_filters_and_counted_in_stats(
         assert [r["run_id"] for r in by_status.json()["runs"]] == [second]
         page = client.get("/api/runs", params={"workflow": workflow, "limit": 1}).json()
         assert [r["run_id"] for r in page["runs"]] == [second]
-        rest = client.get("/api/runs", params={"workflow": workflow, "limit": 1,
-                                               "cursor": page["next_cursor"]}).json()
+        rest = client.get(
+            "/api/runs", params={"workflow": workflow, "limit": 1, "cursor": page["next_cursor"]}
+        ).json()
         assert [r["run_id"] for r in rest["runs"]] == [finished_run["run_id"]]
         assert_problem(client.get("/api/runs", params={"status": "sleeping"}), 422)
         assert_problem(client.get("/api/runs", params={"created_after": "yesterday"}), 422)
@@ -168,12 +191,12 @@ def test_runs_are_listed_newest_first_with_filters_and_counted_in_stats(
 
 
 def test_replay_resume_compare_and_cancel_make_new_runs_and_leave_the_original(
-    shared_server: Server, finished_run: dict[str, Any],
+    shared_server: Server,
+    finished_run: dict[str, Any],
 ) -> None:
     original = finished_run["run_id"]
     with shared_server.client("operator") as client:
-        replayed = client.post(f"/api/runs/{original}/replay",
-                               json={"param_overrides": {"query": "gamma"}})
+        replayed = client.post(f"/api/runs/{original}/replay", json={"param_overrides": {"query": "gamma"}})
         assert replayed.status_code == 202, replayed.text
         replay_id = replayed.json()["run_id"]
         summary = client.get(f"/api/runs/{replay_id}").json()
@@ -216,14 +239,16 @@ def test_a_foreign_or_stale_worker_gets_409_and_nothing_is_appended(
         run_id = trigger(operator, definition["name"])["run_id"]
         claim(worker, run_id, worker_id="holder")
         started = {"type": "task_started", "task": "fetch", "attempt": 1}
-        foreign = worker.post(f"/api/runs/{run_id}/events",
-                              json={"worker_id": "intruder", "events": [started]})
+        foreign = worker.post(
+            f"/api/runs/{run_id}/events", json={"worker_id": "intruder", "events": [started]}
+        )
         assert_problem(foreign, 409)
-        bad_order = worker.post(f"/api/runs/{run_id}/events", json={
-            "worker_id": "holder", "events": [started, {"type": "run_succeeded"}]})
+        bad_order = worker.post(
+            f"/api/runs/{run_id}/events",
+            json={"worker_id": "holder", "events": [started, {"type": "run_succeeded"}]},
+        )
         assert_problem(bad_order, 409)
         events = operator.get(f"/api/runs/{run_id}/tasks").json()["tasks"]
         assert all(t["attempts"] == [] for t in events)
         assert_problem(worker.post(f"/api/runs/{run_id}/events", json={"events": []}), 422)
-        assert_problem(worker.post("/api/runs/no-such-run/events",
-                                   json={"events": [started]}), 404)
+        assert_problem(worker.post("/api/runs/no-such-run/events", json={"events": [started]}), 404)

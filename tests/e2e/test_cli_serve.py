@@ -26,8 +26,7 @@ def test_first_serve_prints_an_admin_token_once_and_stops_cleanly_on_sigterm(
     with first.client("admin") as client:
         assert client.get("/api/workflows").status_code == 200
     assert first.stop() == 0
-    events = [json.loads(line)["event"] for line in first.logs().splitlines()
-              if line.startswith("{")]
+    events = [json.loads(line)["event"] for line in first.logs().splitlines() if line.startswith("{")]
     assert "server_stopped" in events
     assert "request_handled" in events
 
@@ -73,11 +72,13 @@ def test_the_in_process_executor_runs_a_triggered_workflow_to_success(
         logs = client.get(f"/api/runs/{run_id}/tasks/greet/logs")
         assert logs.text == "hello ledger\n"
     assert server.stop() == 0
-    requests = [json.loads(line) for line in server.logs().splitlines()
-                if line.startswith("{") and '"request_handled"' in line]
+    requests = [
+        json.loads(line)
+        for line in server.logs().splitlines()
+        if line.startswith("{") and '"request_handled"' in line
+    ]
     assert any(r.get("run_id") == run_id and r["status"] == 200 for r in requests)
-    assert all({"method", "path", "status", "duration_ms", "request_id"} <= set(r)
-               for r in requests)
+    assert all({"method", "path", "status", "duration_ms", "request_id"} <= set(r) for r in requests)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -94,20 +95,25 @@ def test_serve_without_projections_still_answers_single_runs_while_the_views_lag
         assert response.status_code == 200, response.text
         assert all(p["lag"] > 0 for p in response.json()["projections"])
         assert client.get("/api/runs").json()["runs"] == []
-        batch = client.post(f"/api/workflows/{definition['name']}/trigger", json={
-            "batch": {"items": ["a", "b"], "input_param": "query"}}).json()
+        batch = client.post(
+            f"/api/workflows/{definition['name']}/trigger",
+            json={"batch": {"items": ["a", "b"], "input_param": "query"}},
+        ).json()
         client.post(f"/api/runs/{batch['run_ids'][0]}/cancel")
         progress = client.get(f"/api/batches/{batch['batch_id']}").json()
         assert progress["status"] == "running"  # as the batches view says
-        assert progress["progress"] == {"total_items": 2, "processed_items": 1,
-                                        "failed_items": 1}
+        assert progress["progress"] == {"total_items": 2, "processed_items": 1, "failed_items": 1}
 
 
 def test_serve_on_a_database_it_cannot_open_exits_2_with_a_message(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("a file where the database folder should be")
     done = subprocess.run(
         [RUNLEDGER, "--database-url", f"sqlite:///{tmp_path}/file/ledger.db", "serve"],
-        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
     )
     assert done.returncode == 2
     assert "cannot open the database" in done.stderr

@@ -44,14 +44,16 @@ def register_over_http(server: Server, tmp_path: Path) -> str:
     """Register through the API (no extra process) when registration is not under test."""
     name, path = definition_file(tmp_path)
     with server.client("operator") as client:
-        response = client.post("/api/workflows", content=path.read_text(),
-                               headers={"Content-Type": "application/yaml"})
+        response = client.post(
+            "/api/workflows", content=path.read_text(), headers={"Content-Type": "application/yaml"}
+        )
     assert response.status_code == 201, response.text
     return name
 
 
 def test_register_trigger_show_list_and_replay_through_the_command_line(
-    shared_server: Server, tmp_path: Path,
+    shared_server: Server,
+    tmp_path: Path,
 ) -> None:
     name, path = definition_file(tmp_path)
     registered = json.loads(shared_server.cli("workflows", "register", str(path)).stdout)
@@ -82,22 +84,28 @@ def test_register_trigger_show_list_and_replay_through_the_command_line(
 
 
 def test_trigger_wait_shows_progress_until_the_run_ends_and_exits_0_on_success(
-    shared_server: Server, tmp_path: Path,
+    shared_server: Server,
+    tmp_path: Path,
 ) -> None:
     name = register_over_http(shared_server, tmp_path)
-    waiting = subprocess.Popen([RUNLEDGER, "trigger", name, "-p", "query=w", "--wait",
-                                "--timeout", "60"], env=shared_server.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = subprocess.Popen(
+        [RUNLEDGER, "trigger", name, "-p", "query=w", "--wait", "--timeout", "60"],
+        env=shared_server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert waiting.stdout is not None
         run_id = waiting.stdout.readline().strip()
         assert waiting.poll() is None  # still waiting for the run
-        with shared_server.client("operator") as operator, \
-                shared_server.client("worker") as worker:
+        with shared_server.client("operator") as operator, shared_server.client("worker") as worker:
             out, stdout = upload(operator, b"x\n"), upload(operator, b"log\n")
             claim(worker, run_id, worker_id="cli-test")
-            response = worker.post(f"/api/runs/{run_id}/events", json={
-                "worker_id": "cli-test", "events": successful_reports(out, stdout)})
+            response = worker.post(
+                f"/api/runs/{run_id}/events",
+                json={"worker_id": "cli-test", "events": successful_reports(out, stdout)},
+            )
             assert response.status_code == 200, response.text
         _, progress = waiting.communicate(timeout=30)
     finally:
@@ -111,16 +119,15 @@ def test_trigger_wait_shows_progress_until_the_run_ends_and_exits_0_on_success(
 
 @SQLITE_ONLY
 def test_bad_command_line_input_exits_2_with_a_message(
-    shared_server: Server, tmp_path: Path,
+    shared_server: Server,
+    tmp_path: Path,
 ) -> None:
     name = register_over_http(shared_server, tmp_path)
     unknown = shared_server.cli("trigger", "no-such-workflow", check=False)
     assert unknown.returncode == 2 and "no workflow" in unknown.stderr
     malformed = shared_server.cli("trigger", name, "-p", "query", check=False)
     assert malformed.returncode == 2 and "KEY=VALUE" in malformed.stderr
-    wrong_type = shared_server.cli("trigger", name, "-p", "query=a", "-p", "limit=many",
-                                   check=False)
+    wrong_type = shared_server.cli("trigger", name, "-p", "query=a", "-p", "limit=many", check=False)
     assert wrong_type.returncode == 2 and "limit" in wrong_type.stderr
-    missing = shared_server.cli("workflows", "register", str(tmp_path / "absent.yaml"),
-                                check=False)
+    missing = shared_server.cli("workflows", "register", str(tmp_path / "absent.yaml"), check=False)
     assert missing.returncode == 2

@@ -20,24 +20,49 @@ TERMINAL = {"success", "failed", "killed"}
 
 PIPELINE = {
     "name": "evidence",
-    "params": {"word": {"type": "string", "required": True},
-               "seed": {"type": "file", "required": True}},
+    "params": {"word": {"type": "string", "required": True}, "seed": {"type": "file", "required": True}},
     "tasks": [
-        {"name": "make", "command": ["sh", "-c", 'cat "$1" > seed.txt; echo "$2" >> seed.txt; '
-                                                 'echo lines=2 >> "$RUNLEDGER_OUTPUTS"; '
-                                                 'echo made; echo warn >&2',
-                                     "sh", "{{ params.seed }}", "{{ params.word }}"],
-         "outputs": ["seed.txt"]},
-        {"name": "left", "depends_on": ["make"], "inputs": ["seed.txt"],
-         "command": ["sh", "-c", "sleep 0.5; tr a-z A-Z < seed.txt > left.txt"],
-         "outputs": ["left.txt"]},
-        {"name": "right", "depends_on": ["make"], "inputs": ["seed.txt"],
-         "command": ["sh", "-c", "sleep 0.5; echo \"$1\" > right.txt", "sh",
-                     "{{ tasks.make.outputs.lines }} lines"],
-         "outputs": ["right.txt"]},
-        {"name": "join", "depends_on": ["left", "right"], "inputs": ["left.txt", "right.txt"],
-         "command": ["sh", "-c", "cat left.txt right.txt > joined.txt"],
-         "outputs": ["joined.txt"]},
+        {
+            "name": "make",
+            "command": [
+                "sh",
+                "-c",
+                'cat "$1" > seed.txt; echo "$2" >> seed.txt; '
+                'echo lines=2 >> "$RUNLEDGER_OUTPUTS"; '
+                "echo made; echo warn >&2",
+                "sh",
+                "{{ params.seed }}",
+                "{{ params.word }}",
+            ],
+            "outputs": ["seed.txt"],
+        },
+        {
+            "name": "left",
+            "depends_on": ["make"],
+            "inputs": ["seed.txt"],
+            "command": ["sh", "-c", "sleep 0.5; tr a-z A-Z < seed.txt > left.txt"],
+            "outputs": ["left.txt"],
+        },
+        {
+            "name": "right",
+            "depends_on": ["make"],
+            "inputs": ["seed.txt"],
+            "command": [
+                "sh",
+                "-c",
+                'sleep 0.5; echo "$1" > right.txt',
+                "sh",
+                "{{ tasks.make.outputs.lines }} lines",
+            ],
+            "outputs": ["right.txt"],
+        },
+        {
+            "name": "join",
+            "depends_on": ["left", "right"],
+            "inputs": ["left.txt", "right.txt"],
+            "command": ["sh", "-c", "cat left.txt right.txt > joined.txt"],
+            "outputs": ["joined.txt"],
+        },
     ],
 }
 
@@ -55,19 +80,20 @@ def wait_done(client: httpx.Client, run_id: str, timeout: float = 30.0) -> dict[
     return result
 
 
-def register_and_trigger(client: httpx.Client, definition: dict[str, Any],
-                         parameters: dict[str, Any] | None = None) -> str:
+def register_and_trigger(
+    client: httpx.Client, definition: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> str:
     registered = client.post("/api/workflows", json={"definition": definition})
     assert registered.status_code in (200, 201), registered.text
-    triggered = client.post(f"/api/workflows/{definition['name']}/trigger",
-                            json={"parameters": parameters or {}})
+    triggered = client.post(
+        f"/api/workflows/{definition['name']}/trigger", json={"parameters": parameters or {}}
+    )
     assert triggered.status_code == 202, triggered.text
     return str(triggered.json()["run_id"])
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def executing(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def executing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One ``runledger serve`` with its executor per module and backend; every test uses a
     workflow name of its own."""
     with serving(request.param, tmp_path_factory, "executing", executor=True) as server:
@@ -81,9 +107,9 @@ def test_a_dag_triggered_over_http_runs_branches_in_parallel_with_evidence_we_ca
     seed = b"abc\n"
     uploaded = client.post("/api/files", content=seed)
     assert uploaded.status_code == 201, uploaded.text
-    run_id = register_and_trigger(client, PIPELINE,
-                                  {"word": "x; touch pwned $(touch pwned2)",
-                                   "seed": uploaded.json()["sha256"]})
+    run_id = register_and_trigger(
+        client, PIPELINE, {"word": "x; touch pwned $(touch pwned2)", "seed": uploaded.json()["sha256"]}
+    )
 
     summary = wait_done(client, run_id)
 
@@ -114,13 +140,15 @@ def test_retries_timeouts_and_on_failure_continue_show_in_the_run_summary(
     executing: Server,
 ) -> None:
     client = executing.client("operator")
-    definition = {"name": "rough", "retry_delay_seconds": 0.2, "tasks": [
-        {"name": "flaky", "command": ["sh", "-c", 'test "$RUNLEDGER_ATTEMPT" -ge 2'],
-         "max_retries": 2},
-        {"name": "slow", "command": ["sleep", "30"], "timeout_seconds": 0.5,
-         "on_failure": "continue"},
-        {"name": "after", "depends_on": ["slow"], "command": ["true"]},
-    ]}
+    definition = {
+        "name": "rough",
+        "retry_delay_seconds": 0.2,
+        "tasks": [
+            {"name": "flaky", "command": ["sh", "-c", 'test "$RUNLEDGER_ATTEMPT" -ge 2'], "max_retries": 2},
+            {"name": "slow", "command": ["sleep", "30"], "timeout_seconds": 0.5, "on_failure": "continue"},
+            {"name": "after", "depends_on": ["slow"], "command": ["true"]},
+        ],
+    }
     run_id = register_and_trigger(client, definition)
 
     summary = wait_done(client, run_id)
@@ -138,8 +166,10 @@ def test_cancel_over_http_kills_the_sleeping_process_group_and_records_the_actor
     executing: Server,
 ) -> None:
     client = executing.client("operator")
-    definition = {"name": "sleeper", "tasks": [
-        {"name": "nap", "command": ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"]}]}
+    definition = {
+        "name": "sleeper",
+        "tasks": [{"name": "nap", "command": ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"]}],
+    }
     run_id = register_and_trigger(client, definition)
     pid_file = executing.state_dir / "runs" / run_id / "child.pid"
     eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=20)
@@ -166,15 +196,30 @@ def _state(pid: int) -> str:
 
 def test_replay_and_resume_over_http_rerun_and_reuse_by_hash(executing: Server) -> None:
     client = executing.client("operator")
-    definition = {"name": "two", "params": {"n": {"type": "integer", "default": 1}}, "tasks": [
-        {"name": "first", "command": ["sh", "-c", 'echo "$PARAM_N-$$" > a.txt; '
-                                                  'echo pid=$$ >> "$RUNLEDGER_OUTPUTS"'],
-         "outputs": ["a.txt"]},
-        {"name": "second", "depends_on": ["first"], "inputs": ["a.txt"],
-         "command": ["sh", "-c", 'cat a.txt > b.txt; echo "$1" >> b.txt', "sh",
-                     "{{ tasks.first.outputs.pid }}"],
-         "outputs": ["b.txt"]},
-    ]}
+    definition = {
+        "name": "two",
+        "params": {"n": {"type": "integer", "default": 1}},
+        "tasks": [
+            {
+                "name": "first",
+                "command": ["sh", "-c", 'echo "$PARAM_N-$$" > a.txt; echo pid=$$ >> "$RUNLEDGER_OUTPUTS"'],
+                "outputs": ["a.txt"],
+            },
+            {
+                "name": "second",
+                "depends_on": ["first"],
+                "inputs": ["a.txt"],
+                "command": [
+                    "sh",
+                    "-c",
+                    'cat a.txt > b.txt; echo "$1" >> b.txt',
+                    "sh",
+                    "{{ tasks.first.outputs.pid }}",
+                ],
+                "outputs": ["b.txt"],
+            },
+        ],
+    }
     original = register_and_trigger(client, definition)
     assert wait_done(client, original)["status"] == "success"
     first_attempt = client.get(f"/api/runs/{original}/tasks/first").json()["attempts"][0]
@@ -200,11 +245,16 @@ def test_a_batch_runs_every_item_within_its_parallelism_and_reports_progress(
     executing: Server,
 ) -> None:
     client = executing.client("operator")
-    definition = {"name": "items", "params": {"item": {"type": "string"}}, "tasks": [
-        {"name": "work", "command": ["sh", "-c", 'sleep 0.3; test "$PARAM_ITEM" != bad']}]}
+    definition = {
+        "name": "items",
+        "params": {"item": {"type": "string"}},
+        "tasks": [{"name": "work", "command": ["sh", "-c", 'sleep 0.3; test "$PARAM_ITEM" != bad']}],
+    }
     client.post("/api/workflows", json={"definition": definition})
-    response = client.post("/api/workflows/items/trigger", json={
-        "batch": {"items": ["a", "bad", "c", "d"], "input_param": "item", "parallelism": 2}})
+    response = client.post(
+        "/api/workflows/items/trigger",
+        json={"batch": {"items": ["a", "bad", "c", "d"], "input_param": "item", "parallelism": 2}},
+    )
     assert response.status_code == 202, response.text
     batch_id = response.json()["batch_id"]
 
@@ -216,4 +266,3 @@ def test_a_batch_runs_every_item_within_its_parallelism_and_reports_progress(
     assert batch["progress"] == {"total_items": 4, "processed_items": 4, "failed_items": 1}
     statuses = [client.get(f"/api/runs/{r}").json()["status"] for r in batch["run_ids"]]
     assert statuses == ["success", "failed", "success", "success"]
-

@@ -23,8 +23,9 @@ LEASE = {"RUNLEDGER_LEASE_SECONDS": "3"}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def leased_server(request: pytest.FixtureRequest,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def leased_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """One ``runledger serve`` (projections, no executor) with 3 s leases per module and
     backend; every test uses a workflow name of its own."""
     with serving(request.param, tmp_path_factory, "leased", env=LEASE) as server:
@@ -38,8 +39,13 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
     def start(server: Server, *args: str) -> subprocess.Popen[bytes]:
         log = tmp_path / f"worker{len(workers)}.log"
         with log.open("wb") as out:
-            process = subprocess.Popen([RUNLEDGER, "worker", *args], env={**server.env, **LEASE},
-                                       stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+            process = subprocess.Popen(
+                [RUNLEDGER, "worker", *args],
+                env={**server.env, **LEASE},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
         workers.append(process)
         return process
 
@@ -60,15 +66,30 @@ def status_of(client: httpx.Client, run_id: str) -> dict[str, Any]:
 
 
 def test_two_worker_processes_racing_over_24_runs_execute_each_run_exactly_once(
-    leased_server: Server, start_worker: Callable[..., subprocess.Popen[bytes]], tmp_path: Path,
+    leased_server: Server,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
 ) -> None:
     server = leased_server
     client = server.client("operator")
     marks = tmp_path / "marks"
     marks.mkdir()
-    definition = {"name": "once", "params": {"n": {"type": "integer"}}, "tasks": [
-        {"name": "mark", "command": ["sh", "-c", f'echo "$RUNLEDGER_RUN_ID" >> {marks}/"$1"; '
-                                                 "sleep 0.2", "sh", "{{ params.n }}"]}]}
+    definition = {
+        "name": "once",
+        "params": {"n": {"type": "integer"}},
+        "tasks": [
+            {
+                "name": "mark",
+                "command": [
+                    "sh",
+                    "-c",
+                    f'echo "$RUNLEDGER_RUN_ID" >> {marks}/"$1"; sleep 0.2',
+                    "sh",
+                    "{{ params.n }}",
+                ],
+            }
+        ],
+    }
     assert client.post("/api/workflows", json={"definition": definition}).status_code == 201
     workers = [start_worker(server, "--concurrency", "2") for _ in range(2)]
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
@@ -104,12 +125,15 @@ def test_two_worker_processes_racing_over_24_runs_execute_each_run_exactly_once(
 
 
 def test_a_worker_killed_with_sigkill_mid_task_leaves_its_run_failed_with_worker_lost(
-    leased_server: Server, start_worker: Callable[..., subprocess.Popen[bytes]],
+    leased_server: Server,
+    start_worker: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
     server = leased_server
     client = server.client("operator")
-    definition = {"name": "doomed", "tasks": [
-        {"name": "nap", "command": ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"]}]}
+    definition = {
+        "name": "doomed",
+        "tasks": [{"name": "nap", "command": ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"]}],
+    }
     assert client.post("/api/workflows", json={"definition": definition}).status_code == 201
     doomed_worker = start_worker(server)
     run_id = client.post("/api/workflows/doomed/trigger", json={}).json()["run_id"]

@@ -39,24 +39,32 @@ def test_proofs_from_the_api_check_out_with_an_independent_verifier(server: Serv
         assert events
         root = bytes.fromhex(new["root_hash"])
         for event in events:
-            proof = client.get("/api/ledger/proof/inclusion",
-                               params={"position": event["position"],
-                                       "tree_size": new["tree_size"]}).json()
+            proof = client.get(
+                "/api/ledger/proof/inclusion",
+                params={"position": event["position"], "tree_size": new["tree_size"]},
+            ).json()
             leaf = hashlib.sha256(b"\x00" + bytes.fromhex(event["hash"])).digest()
             path = [bytes.fromhex(p) for p in proof["audit_path"]]
             assert ref_verify_inclusion(leaf, proof["leaf_index"], new["tree_size"], path, root)
-        consistency = client.get("/api/ledger/proof/consistency",
-                                 params={"first": old["tree_size"], "second": new["tree_size"]})
+        consistency = client.get(
+            "/api/ledger/proof/consistency", params={"first": old["tree_size"], "second": new["tree_size"]}
+        )
         assert consistency.json()["first"] == old["tree_size"]
-        assert verify_consistency(old["tree_size"], new["tree_size"],
-                                  bytes.fromhex(old["root_hash"]), root,
-                                  [bytes.fromhex(p) for p in consistency.json()["proof"]])
+        assert verify_consistency(
+            old["tree_size"],
+            new["tree_size"],
+            bytes.fromhex(old["root_hash"]),
+            root,
+            [bytes.fromhex(p) for p in consistency.json()["proof"]],
+        )
         assert client.post("/api/ledger/verify").json()["ok"] is True
-        assert_problem(client.get("/api/ledger/proof/inclusion",
-                                  params={"position": 10**9}), 404)
+        assert_problem(client.get("/api/ledger/proof/inclusion", params={"position": 10**9}), 404)
         run_id = events[0]["stream"]
-        prov = eventually(lambda: client.get(f"/api/runs/{run_id}/lineage",
-                                             params={"format": "prov"}).json().get("activity"))
+        prov = eventually(
+            lambda: (
+                client.get(f"/api/runs/{run_id}/lineage", params={"format": "prov"}).json().get("activity")
+            )
+        )
         assert f"rl:run/{run_id}" in prov
     with server.client(None) as anonymous:
         assert anonymous.get("/api/ledger/digest").status_code == 401
@@ -87,8 +95,10 @@ def test_cli_verify_passes_then_names_the_tampered_row_and_rejects_a_forged_dige
     with server.client("admin") as client:
         body = client.post("/api/ledger/verify").json()
         assert body["ok"] is False and body["problems"][0]["stream"] == stream
-    assert main(["--database-url", server.database_url, "verify", "--digest",
-                 str(tmp_path / "missing.json")]) == 2
+    assert (
+        main(["--database-url", server.database_url, "verify", "--digest", str(tmp_path / "missing.json")])
+        == 2
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # bundles on PostgreSQL: tests/integration
@@ -120,5 +130,17 @@ def test_an_exported_bundle_verifies_offline_and_an_edited_one_does_not(
     bundle.write_bytes(bytes(data))
     edited = server.cli("verify-bundle", str(bundle), "--public-key", str(key), check=False)
     assert edited.returncode == 1 and "events.jsonl" in edited.stderr
-    assert main(["--database-url", server.database_url, "export", "--out", str(cli_bundle),
-                 "--created-after", "yesterday"]) == 2
+    assert (
+        main(
+            [
+                "--database-url",
+                server.database_url,
+                "export",
+                "--out",
+                str(cli_bundle),
+                "--created-after",
+                "yesterday",
+            ]
+        )
+        == 2
+    )

@@ -27,8 +27,7 @@ def scrape(server: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float:
+def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -40,14 +39,20 @@ def test_metrics_counters_move_as_runs_happen_and_readyz_says_ready(shared_serve
     for state in ("COMPLETE", "FAIL"):
         run_id = str(uuid.uuid4())
         for event_type, second in (("START", 0), (state, 5)):
-            answer = httpx.post(f"{server.url}/api/v1/lineage", headers=headers, json={
-                "eventType": event_type, "eventTime": f"2026-03-01T12:00:0{second}Z",
-                "run": {"runId": run_id}, "job": {"namespace": "metrics", "name": "job"},
-                "producer": "tests", "schemaURL": "https://openlineage.io/spec/2-0-2/x.json",
-            })
+            answer = httpx.post(
+                f"{server.url}/api/v1/lineage",
+                headers=headers,
+                json={
+                    "eventType": event_type,
+                    "eventTime": f"2026-03-01T12:00:0{second}Z",
+                    "run": {"runId": run_id},
+                    "job": {"namespace": "metrics", "name": "job"},
+                    "producer": "tests",
+                    "schemaURL": "https://openlineage.io/spec/2-0-2/x.json",
+                },
+            )
             assert answer.status_code == 201
-    assert httpx.get(f"{server.url}/api/runs/{uuid.uuid4()}/events",
-                     headers=headers).status_code == 404
+    assert httpx.get(f"{server.url}/api/runs/{uuid.uuid4()}/events", headers=headers).status_code == 404
 
     deadline = time.monotonic() + 20
     while True:
@@ -64,13 +69,21 @@ def test_metrics_counters_move_as_runs_happen_and_readyz_says_ready(shared_serve
     assert settled, "runs by state did not follow the two runs"
 
     route = "/api/v1/lineage"
-    assert value(after, "runledger_http_requests_total", method="POST", route=route,
-                 status="201") == value(before, "runledger_http_requests_total", method="POST",
-                                        route=route, status="201") + 4
-    assert value(after, "runledger_http_requests_total", method="GET",
-                 route="/api/runs/{run_id}/events", status="404") >= 1
-    assert value(after, "runledger_http_request_duration_seconds_count", method="POST",
-                 route=route) >= 4
+    assert (
+        value(after, "runledger_http_requests_total", method="POST", route=route, status="201")
+        == value(before, "runledger_http_requests_total", method="POST", route=route, status="201") + 4
+    )
+    assert (
+        value(
+            after,
+            "runledger_http_requests_total",
+            method="GET",
+            route="/api/runs/{run_id}/events",
+            status="404",
+        )
+        >= 1
+    )
+    assert value(after, "runledger_http_request_duration_seconds_count", method="POST", route=route) >= 4
     assert value(after, "runledger_events_appended_total") >= (
         value(before, "runledger_events_appended_total") + 6  # 2 runs x (trigger + 2 reports)
     )

@@ -28,17 +28,29 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def ol_client(server: Any, token: str) -> OpenLineageClient:
-    config = HttpConfig(url=server.url, endpoint="api/v1/lineage",
-                        auth=ApiKeyTokenProvider({"apiKey": token}))
+    config = HttpConfig(
+        url=server.url, endpoint="api/v1/lineage", auth=ApiKeyTokenProvider({"apiKey": token})
+    )
     return OpenLineageClient(transport=HttpTransport(config))
 
 
-def ol_event(state: RunState, run_id: str, job: str, at: datetime, *,
-             facets: dict[str, Any] | None = None, inputs: list[InputDataset] | None = None,
-             outputs: list[OutputDataset] | None = None) -> RunEvent:
+def ol_event(
+    state: RunState,
+    run_id: str,
+    job: str,
+    at: datetime,
+    *,
+    facets: dict[str, Any] | None = None,
+    inputs: list[InputDataset] | None = None,
+    outputs: list[OutputDataset] | None = None,
+) -> RunEvent:
     return RunEvent(
-        eventType=state, eventTime=at.isoformat(), run=Run(runId=run_id, facets=facets or {}),
-        job=Job(namespace=NAMESPACE, name=job), inputs=inputs or [], outputs=outputs or [],
+        eventType=state,
+        eventTime=at.isoformat(),
+        run=Run(runId=run_id, facets=facets or {}),
+        job=Job(namespace=NAMESPACE, name=job),
+        inputs=inputs or [],
+        outputs=outputs or [],
         producer="https://example.com/runledger-e2e",
     )
 
@@ -62,14 +74,26 @@ def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datas
     client = ol_client(server, token)
     run_id = str(uuid.uuid4())
     raw_table = InputDataset(
-        namespace="postgres://warehouse:5432", name="public.raw_orders",
-        facets={"schema": schema_dataset.SchemaDatasetFacet(
-            fields=[schema_dataset.SchemaDatasetFacetFields(name="id", type="int")])},
+        namespace="postgres://warehouse:5432",
+        name="public.raw_orders",
+        facets={
+            "schema": schema_dataset.SchemaDatasetFacet(
+                fields=[schema_dataset.SchemaDatasetFacetFields(name="id", type="int")]
+            )
+        },
     )
     report = OutputDataset(namespace="s3://reports", name="daily/orders.parquet")
     client.emit(ol_event(RunState.START, run_id, "orders.daily", T0, inputs=[raw_table]))
-    client.emit(ol_event(RunState.COMPLETE, run_id, "orders.daily", T0 + timedelta(minutes=2),
-                         inputs=[raw_table], outputs=[report]))
+    client.emit(
+        ol_event(
+            RunState.COMPLETE,
+            run_id,
+            "orders.daily",
+            T0 + timedelta(minutes=2),
+            inputs=[raw_table],
+            outputs=[report],
+        )
+    )
 
     summary = httpx.get(f"{server.url}/api/runs/{run_id}", headers=headers).json()
     assert summary["status"] == "success"
@@ -77,8 +101,9 @@ def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datas
     assert summary["trigger_kind"] == "openlineage"
 
     def listed() -> list[dict[str, Any]]:
-        page = httpx.get(f"{server.url}/api/runs", headers=headers,
-                         params={"workflow": f"{NAMESPACE}/orders.daily"}).json()
+        page = httpx.get(
+            f"{server.url}/api/runs", headers=headers, params={"workflow": f"{NAMESPACE}/orders.daily"}
+        ).json()
         return [r for r in page["runs"] if r["run_id"] == run_id and r["status"] == "success"]
 
     assert eventually(listed), "the run never appeared as successful in GET /api/runs"
@@ -90,13 +115,13 @@ def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datas
         return {n["id"] for n in graph.json()["nodes"] if n["kind"] == "dataset"}
 
     assert eventually(lambda: len(datasets()) == 2)
-    assert datasets() == {"dataset:postgres://warehouse:5432/public.raw_orders",
-                          "dataset:s3://reports/daily/orders.parquet"}
+    assert datasets() == {
+        "dataset:postgres://warehouse:5432/public.raw_orders",
+        "dataset:s3://reports/daily/orders.parquet",
+    }
 
     events = httpx.get(f"{server.url}/api/runs/{run_id}/events", headers=headers).json()["events"]
-    assert [e["type"] for e in events] == [
-        "Run.Triggered", "Run.LineageReported", "Run.LineageReported"
-    ]
+    assert [e["type"] for e in events] == ["Run.Triggered", "Run.LineageReported", "Run.LineageReported"]
     assert events[0]["data"]["triggered_by"] == "ol-e2e-client"  # the token's name
     schema_facet = events[1]["data"]["inputs"][0]["facets"]["schema"]
     assert [(f["name"], f["type"]) for f in schema_facet["fields"]] == [("id", "int")]
@@ -111,10 +136,14 @@ def test_a_parent_run_facet_links_the_child_run_to_its_parent(shared_server: Any
     parent_id, child_id = str(uuid.uuid4()), str(uuid.uuid4())
     client.emit(ol_event(RunState.START, parent_id, "dag", T0))
     parent_facet = parent_run.ParentRunFacet(
-        run=parent_run.Run(runId=parent_id), job=parent_run.Job(namespace=NAMESPACE, name="dag"),
+        run=parent_run.Run(runId=parent_id),
+        job=parent_run.Job(namespace=NAMESPACE, name="dag"),
     )
-    client.emit(ol_event(RunState.START, child_id, "dag.task", T0 + timedelta(seconds=1),
-                         facets={"parent": parent_facet}))
+    client.emit(
+        ol_event(
+            RunState.START, child_id, "dag.task", T0 + timedelta(seconds=1), facets={"parent": parent_facet}
+        )
+    )
 
     def linked() -> bool:
         graph = httpx.get(f"{server.url}/api/runs/{child_id}/lineage", headers=headers)
@@ -123,8 +152,7 @@ def test_a_parent_run_facet_links_the_child_run_to_its_parent(shared_server: Any
         body = graph.json()
         runs = {node["id"] for node in body["nodes"] if node["kind"] == "run"}
         ends = {f"run:{parent_id}", f"run:{child_id}"}
-        return ends <= runs and any({edge["source"], edge["target"]} == ends
-                                    for edge in body["edges"])
+        return ends <= runs and any({edge["source"], edge["target"]} == ends for edge in body["edges"])
 
     assert eventually(linked, timeout=5), "no run-to-run edge links the child run to its parent"
 
@@ -147,8 +175,7 @@ def test_repeated_and_late_events_are_handled_as_marquez_does(shared_server: Any
     assert summary["status"] == "success"
 
 
-def _post(server: Any, token: str, body: bytes,
-          extra: dict[str, str] | None = None) -> httpx.Response:
+def _post(server: Any, token: str, body: bytes, extra: dict[str, str] | None = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     return httpx.post(f"{server.url}/api/v1/lineage", content=body, headers=headers | (extra or {}))
 
@@ -160,8 +187,11 @@ def test_a_malformed_event_is_refused_and_writes_nothing(shared_server: Any) -> 
     headers = {"Authorization": f"Bearer {token}"}
     run_id = str(uuid.uuid4())
     good = {
-        "eventType": "START", "eventTime": T0.isoformat(), "run": {"runId": run_id},
-        "job": {"namespace": NAMESPACE, "name": "bad"}, "producer": "p",
+        "eventType": "START",
+        "eventTime": T0.isoformat(),
+        "run": {"runId": run_id},
+        "job": {"namespace": NAMESPACE, "name": "bad"},
+        "producer": "p",
         "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
     }
     before = httpx.get(f"{server.url}/api/ledger/digest", headers=headers)
@@ -181,8 +211,7 @@ def test_a_malformed_event_is_refused_and_writes_nothing(shared_server: Any) -> 
         after = httpx.get(f"{server.url}/api/ledger/digest", headers=headers)
         assert after.json()["tree_size"] == before.json()["tree_size"]
     # the same event, well formed and gzip-compressed as the client's compression option sends it
-    answer = _post(server, token, gzip.compress(json.dumps(good).encode()),
-                   {"Content-Encoding": "gzip"})
+    answer = _post(server, token, gzip.compress(json.dumps(good).encode()), {"Content-Encoding": "gzip"})
     assert answer.status_code == 201
     assert answer.json() == {"run_id": run_id, "status": "running", "recorded": True}
 
@@ -190,10 +219,16 @@ def test_a_malformed_event_is_refused_and_writes_nothing(shared_server: Any) -> 
 @SQLITE_ONLY
 def test_lineage_needs_an_operator_or_worker_token(shared_server: Any) -> None:
     server = shared_server
-    body = json.dumps({
-        "eventType": "START", "eventTime": T0.isoformat(), "run": {"runId": str(uuid.uuid4())},
-        "job": {"namespace": NAMESPACE, "name": "auth"}, "producer": "p", "schemaURL": "s",
-    }).encode()
+    body = json.dumps(
+        {
+            "eventType": "START",
+            "eventTime": T0.isoformat(),
+            "run": {"runId": str(uuid.uuid4())},
+            "job": {"namespace": NAMESPACE, "name": "auth"},
+            "producer": "p",
+            "schemaURL": "s",
+        }
+    ).encode()
     assert httpx.post(f"{server.url}/api/v1/lineage", content=body).status_code == 401
     assert _post(server, server.token("auditor"), body).status_code == 403
     assert _post(server, server.token("worker"), body).status_code == 201

@@ -23,27 +23,36 @@ SLOW_WORKFLOW = {
     "params": {"who": {"type": "string", "default": "world"}},
     "tasks": [
         {"name": "first", "command": ["python3", "-c", "import time; time.sleep(0.8)"]},
-        {"name": "second", "depends_on": ["first"],
-         "command": ["python3", "-c", "import time; time.sleep(0.8); print('hi')"]},
+        {
+            "name": "second",
+            "depends_on": ["first"],
+            "command": ["python3", "-c", "import time; time.sleep(0.8); print('hi')"],
+        },
     ],
 }
 
 
-def follow(server: Any, token: str, run_id: str, *, last_event_id: str | None = None,
-           timeout: float = 60.0) -> list[tuple[float, dict[str, Any]]]:
+def follow(
+    server: Any, token: str, run_id: str, *, last_event_id: str | None = None, timeout: float = 60.0
+) -> list[tuple[float, dict[str, Any]]]:
     """Every ``data:`` event of the SSE stream, with its arrival time, until the server closes."""
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     received: list[tuple[float, dict[str, Any]]] = []
     deadline = time.monotonic() + timeout
-    with httpx.stream("GET", f"{server.url}/api/runs/{run_id}/events", params={"follow": "true"},
-                      headers=headers, timeout=httpx.Timeout(10.0, read=30.0)) as response:
+    with httpx.stream(
+        "GET",
+        f"{server.url}/api/runs/{run_id}/events",
+        params={"follow": "true"},
+        headers=headers,
+        timeout=httpx.Timeout(10.0, read=30.0),
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
             if line.startswith("data:"):
-                received.append((time.monotonic(), json.loads(line[len("data:"):].strip())))
+                received.append((time.monotonic(), json.loads(line[len("data:") :].strip())))
             assert time.monotonic() < deadline, "the stream did not end with the run"
     return received
 
@@ -54,11 +63,13 @@ def test_following_a_running_run_receives_every_event_in_order_with_the_stored_h
     server = server_factory(executor=True)
     operator = {"Authorization": f"Bearer {server.admin_token}"}
     auditor = server.admin_token
-    registered = httpx.post(f"{server.url}/api/workflows", json={"definition": SLOW_WORKFLOW},
-                            headers=operator)
+    registered = httpx.post(
+        f"{server.url}/api/workflows", json={"definition": SLOW_WORKFLOW}, headers=operator
+    )
     assert registered.status_code in {200, 201}, registered.text
-    triggered = httpx.post(f"{server.url}/api/workflows/sse_slow/trigger",
-                           json={"parameters": {}}, headers=operator)
+    triggered = httpx.post(
+        f"{server.url}/api/workflows/sse_slow/trigger", json={"parameters": {}}, headers=operator
+    )
     assert triggered.status_code == 202, triggered.text
     run_id = triggered.json()["run_id"]
 
@@ -83,11 +94,18 @@ def test_a_follower_gets_events_appended_after_it_connected_and_stops_when_the_r
     run_id = str(uuid.uuid4())
 
     def report(event_type: str, second: int) -> None:
-        answer = httpx.post(f"{server.url}/api/v1/lineage", headers=headers, json={
-            "eventType": event_type, "eventTime": f"2026-03-01T12:00:{second:02d}Z",
-            "run": {"runId": run_id}, "job": {"namespace": "sse", "name": "job"},
-            "producer": "tests", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
-        })
+        answer = httpx.post(
+            f"{server.url}/api/v1/lineage",
+            headers=headers,
+            json={
+                "eventType": event_type,
+                "eventTime": f"2026-03-01T12:00:{second:02d}Z",
+                "run": {"runId": run_id},
+                "job": {"namespace": "sse", "name": "job"},
+                "producer": "tests",
+                "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
+            },
+        )
         assert answer.status_code == 201, answer.text
 
     report("START", 0)
@@ -104,9 +122,7 @@ def test_a_follower_gets_events_appended_after_it_connected_and_stops_when_the_r
     received = [event for _, event in result[0]]
     stored = httpx.get(f"{server.url}/api/runs/{run_id}/events", headers=headers).json()["events"]
     assert received == stored
-    assert [e["data"].get("event_type") for e in received] == [
-        None, "START", "RUNNING", "OTHER", "COMPLETE"
-    ]
+    assert [e["data"].get("event_type") for e in received] == [None, "START", "RUNNING", "OTHER", "COMPLETE"]
 
     resumed = follow(server, token, run_id, last_event_id="3")
     assert [event for _, event in resumed] == stored[3:]
@@ -122,15 +138,24 @@ def test_many_slow_followers_hold_no_database_connections(shared_server: Any) ->
     token = server.admin_token
     headers = {"Authorization": f"Bearer {token}"}
     run_id = str(uuid.uuid4())
-    answer = httpx.post(f"{server.url}/api/v1/lineage", headers=headers, json={
-        "eventType": "START", "eventTime": "2026-03-01T12:00:00Z", "run": {"runId": run_id},
-        "job": {"namespace": "sse", "name": "slow"}, "producer": "tests",
-        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
-    })
+    answer = httpx.post(
+        f"{server.url}/api/v1/lineage",
+        headers=headers,
+        json={
+            "eventType": "START",
+            "eventTime": "2026-03-01T12:00:00Z",
+            "run": {"runId": run_id},
+            "job": {"namespace": "sse", "name": "slow"},
+            "producer": "tests",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
+        },
+    )
     assert answer.status_code == 201
     host, port = server.url.removeprefix("http://").split(":")
-    request = (f"GET /api/runs/{run_id}/events?follow=true HTTP/1.1\r\nHost: {host}\r\n"
-               f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n").encode()
+    request = (
+        f"GET /api/runs/{run_id}/events?follow=true HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
     slow = []
     try:
         for _ in range(24):  # connect and never read a byte

@@ -21,8 +21,10 @@ BASE = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 def test_bulk_rows_are_the_stored_events_of_the_aggregate_path(ledger: Ledger) -> None:
     definitions = register_workflows(ledger)
-    writer = RunWriter({name: (a.version, a.definition_hash, a.definition)
-                        for name, a in definitions.items()}, ledger.settings.lease_seconds)
+    writer = RunWriter(
+        {name: (a.version, a.definition_hash, a.definition) for name, a in definitions.items()},
+        ledger.settings.lease_seconds,
+    )
     expected = []
     failed = 0
     for seq in range(0, 60, 3):  # chained and unchained runs, one that fails (seq 39)
@@ -33,8 +35,7 @@ def test_bulk_rows_are_the_stored_events_of_the_aggregate_path(ledger: Ledger) -
         run = build_run(facts, definitions[facts.workflow], at, ledger.lease_expiry(at))
         for event in run.collect_events():
             stored = ledger.mapper.to_stored_event(event)
-            expected.append((stored.originator_id, stored.originator_version, stored.topic,
-                             stored.state))
+            expected.append((stored.originator_id, stored.originator_version, stored.topic, stored.state))
     assert failed == 1
     assert len(writer.rows) == len(expected) == 20 * EVENTS_PER_RUN
     assert writer.rows == expected
@@ -44,12 +45,10 @@ def test_bulk_rows_are_the_stored_events_of_the_aggregate_path(ledger: Ledger) -
 def test_a_bulk_populated_ledger_verifies_and_projects(settings: Settings, workers: int) -> None:
     ledger = Ledger(settings)
     try:
-        service = populate(ledger, 5, progress=False,
-                           clock=lambda seq: BASE + timedelta(milliseconds=seq))
+        service = populate(ledger, 5, progress=False, clock=lambda seq: BASE + timedelta(milliseconds=seq))
     finally:
         ledger.close()
-    bulk = bulk_populate(settings, 35, start=5, base=BASE, workers=workers, chunk=4,
-                         progress=False)
+    bulk = bulk_populate(settings, 35, start=5, base=BASE, workers=workers, chunk=4, progress=False)
     assert bulk["events"] == 35 * EVENTS_PER_RUN
     run_ids = service["run_ids"] + bulk["run_ids"]
 

@@ -8,10 +8,10 @@ through the registrations in :mod:`ledger.domain.topics`. Remove one and this te
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-import shutil
 
 import psycopg
 import pytest
@@ -60,8 +60,14 @@ def test_a_ledger_written_before_the_layout_change_verifies_reads_projects_and_a
         assert len(events) == 33
         assert {e.stream for e in events if e.type == "Run.Triggered"}
         topics_seen = {e.type for e in events}
-        assert {"Run.Killed", "Run.TaskFinished", "Run.LineageReported", "Batch.Created",
-                "IdempotencyKey.Claimed", "DefinitionIndex.Indexed"} <= topics_seen
+        assert {
+            "Run.Killed",
+            "Run.TaskFinished",
+            "Run.LineageReported",
+            "Batch.Created",
+            "IdempotencyKey.Claimed",
+            "DefinitionIndex.Indexed",
+        } <= topics_seen
         assert all(e.recompute_hash() == e.hash for e in events)
         root = root_from_leaf_hashes([leaf_hash(bytes.fromhex(e.hash)) for e in events]).hex()
         assert root == ROOTS[backend]
@@ -70,8 +76,16 @@ def test_a_ledger_written_before_the_layout_change_verifies_reads_projects_and_a
         # Every stored aggregate loads through the repository (old topics resolve).
         runs = [e.stream for e in events if e.type == "Run.Triggered"]
         statuses = sorted(ledger.get_run(run_id).status.value for run_id in runs)
-        assert statuses == ["failed", "killed", "killed", "pending", "pending", "pending",
-                            "success", "success"]
+        assert statuses == [
+            "failed",
+            "killed",
+            "killed",
+            "pending",
+            "pending",
+            "pending",
+            "success",
+            "success",
+        ]
         workflow = ledger.get_workflow("legacy_etl")
         assert [v.version for v in workflow.versions] == [1, 2]
         batch_id = next(e.stream for e in events if e.type == "Batch.Created")
@@ -95,8 +109,9 @@ def test_a_ledger_written_before_the_layout_change_verifies_reads_projects_and_a
             views.close()
 
         # New events go on the old streams and new ones, under the new topics.
-        again = ledger.trigger(workflow="legacy_etl", parameters={"query": "new"},
-                               principal="carol", idempotency_key="key-1")
+        again = ledger.trigger(
+            workflow="legacy_etl", parameters={"query": "new"}, principal="carol", idempotency_key="key-1"
+        )
         assert again.run_id == runs[0] and not again.created
         fresh = ledger.trigger(workflow="legacy_etl", parameters={"query": "new"}, principal="carol")
         assert ledger.claim(fresh.run_id, worker_id="w9") is not None

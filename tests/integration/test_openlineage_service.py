@@ -14,19 +14,26 @@ from ledger.openlineage import parse_run_event
 from ledger.service import Ledger
 
 
-def ol_event(run_id: str, event_type: str, event_time: str, *, job: str = "load",
-             parent: str | None = None) -> dict[str, Any]:
+def ol_event(
+    run_id: str, event_type: str, event_time: str, *, job: str = "load", parent: str | None = None
+) -> dict[str, Any]:
     facets: dict[str, Any] = {"custom": {"_producer": "t", "_schemaURL": "u", "n": [1, {"x": None}]}}
     if parent is not None:
-        facets["parent"] = {"_producer": "t", "_schemaURL": "u", "run": {"runId": parent},
-                            "job": {"namespace": "ns", "name": "parent"}}
+        facets["parent"] = {
+            "_producer": "t",
+            "_schemaURL": "u",
+            "run": {"runId": parent},
+            "job": {"namespace": "ns", "name": "parent"},
+        }
     return {
-        "eventType": event_type, "eventTime": event_time,
+        "eventType": event_type,
+        "eventTime": event_time,
         "run": {"runId": run_id, "facets": facets},
         "job": {"namespace": "ns", "name": job, "facets": {}},
         "inputs": [{"namespace": "db", "name": "raw.events"}],
         "outputs": [{"namespace": "db", "name": "clean.events"}],
-        "producer": "tests", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
+        "producer": "tests",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
     }
 
 
@@ -48,8 +55,7 @@ def test_the_first_event_of_an_openlineage_run_creates_a_ledger_run(ledger: Ledg
     assert trigger["definition_hash"] == definition_hash({})
     assert trigger["parameters"] == {}
     reported = events[1].data
-    assert reported["run_facets"]["custom"] == {"_producer": "t", "_schemaURL": "u",
-                                                "n": [1, {"x": None}]}
+    assert reported["run_facets"]["custom"] == {"_producer": "t", "_schemaURL": "u", "n": [1, {"x": None}]}
     assert reported["inputs"][0]["name"] == "raw.events"
     assert all(e.recompute_hash() == e.hash for e in events)
 
@@ -70,9 +76,7 @@ def test_a_late_start_after_complete_is_recorded_but_the_run_stays_successful(
     late = record(ledger, ol_event(run_id, "START", "2026-01-01T00:00:00Z"))
     assert (late.recorded, late.status) == (True, "success")
     assert ledger.get_run(run_id).status == "success"
-    assert [e.data.get("event_type") for e in ledger.stream_events(run_id)] == [
-        None, "COMPLETE", "START"
-    ]
+    assert [e.data.get("event_type") for e in ledger.stream_events(run_id)] == [None, "COMPLETE", "START"]
 
 
 def test_the_parent_run_is_recorded_on_the_child_run(ledger: Ledger) -> None:
@@ -124,6 +128,4 @@ def test_a_pending_openlineage_run_is_never_claimed_by_a_worker(ledger: Ledger) 
     assert result.status == "pending"
     assert ledger.claim(run_id, worker_id="w1") is None
     assert ledger.claim_first([run_id], worker_id="w1") is None
-    assert [e.type for e in ledger.stream_events(run_id)] == [
-        "Run.Triggered", "Run.LineageReported"
-    ]
+    assert [e.type for e in ledger.stream_events(run_id)] == ["Run.Triggered", "Run.LineageReported"]

@@ -30,10 +30,15 @@ def test_the_benchmark_workflow_is_a_valid_definition_taking_the_harness_paramet
 
 def test_task_reports_and_completion_are_valid_worker_report_batches() -> None:
     start, finish = runbench.make_task_records("label", "t0", random.Random(2))
-    batch = ReportBatch.model_validate({"events": [
-        RunledgerAdapter._started(start), RunledgerAdapter._finished(finish),
-        {"type": "run_succeeded"},
-    ]})
+    batch = ReportBatch.model_validate(
+        {
+            "events": [
+                RunledgerAdapter._started(start),
+                RunledgerAdapter._finished(finish),
+                {"type": "run_succeeded"},
+            ]
+        }
+    )
     finished = batch.events[1]
     assert finished.type == "task_finished"
     assert finished.exit_code == 0

@@ -15,12 +15,19 @@ GRAPH = {
         {"id": f"run:{RUN}", "kind": "run", "run_id": RUN, "workflow": "etl"},
         {"id": f"task:{RUN}/extract", "kind": "task", "run_id": RUN, "name": "extract"},
         {"id": f"file:{SHA}", "kind": "file", "sha256": SHA, "size": 3, "path": "a b.txt"},
-        {"id": "dataset:postgres://db:5432/public.users", "kind": "dataset",
-         "namespace": "postgres://db:5432", "name": "public.users"},
+        {
+            "id": "dataset:postgres://db:5432/public.users",
+            "kind": "dataset",
+            "namespace": "postgres://db:5432",
+            "name": "public.users",
+        },
     ],
     "edges": [
-        {"source": "dataset:postgres://db:5432/public.users", "target": f"task:{RUN}/extract",
-         "kind": "consumed"},
+        {
+            "source": "dataset:postgres://db:5432/public.users",
+            "target": f"task:{RUN}/extract",
+            "kind": "consumed",
+        },
         {"source": f"task:{RUN}/extract", "target": f"file:{SHA}", "kind": "produced"},
         {"source": f"task:{RUN}/extract", "target": f"run:{RUN}", "kind": "part_of"},
     ],

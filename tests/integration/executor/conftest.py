@@ -25,8 +25,7 @@ def files(settings: Settings) -> FileStore:
 
 
 @pytest.fixture
-def start_executor(ledger: Ledger, files: FileStore, settings: Settings
-                   ) -> Iterator[StartExecutor]:
+def start_executor(ledger: Ledger, files: FileStore, settings: Settings) -> Iterator[StartExecutor]:
     started: list[Executor] = []
     scan = EventScan(ledger)
 
@@ -43,11 +42,11 @@ def start_executor(ledger: Ledger, files: FileStore, settings: Settings
         executor.stop(drain_seconds=0)
 
 
-def register_and_trigger(ledger: Ledger, definition: dict[str, Any],
-                         parameters: dict[str, Any] | None = None) -> str:
+def register_and_trigger(
+    ledger: Ledger, definition: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> str:
     ledger.register_workflow(definition, principal="tester")
-    return ledger.trigger(workflow=definition["name"], parameters=parameters or {},
-                          principal="tester").run_id
+    return ledger.trigger(workflow=definition["name"], parameters=parameters or {}, principal="tester").run_id
 
 
 def wait_until_done(ledger: Ledger, run_id: str, timeout: float = 30.0) -> Run:

@@ -24,8 +24,7 @@ from tests.integration.executor.conftest import (
 
 @pytest.fixture
 def short_lease(database_url: str, tmp_path: Path) -> Iterator[Ledger]:
-    app = Ledger(Settings(database_url=database_url, data_dir=tmp_path / "state",
-                          lease_seconds=0.9))
+    app = Ledger(Settings(database_url=database_url, data_dir=tmp_path / "state", lease_seconds=0.9))
     try:
         yield app
     finally:
@@ -37,11 +36,13 @@ def test_three_executors_racing_over_twenty_four_runs_execute_each_exactly_once(
 ) -> None:
     marks = settings.state_dir / "marks"
     marks.mkdir(parents=True)
-    definition = {"name": "once", "params": {"n": {"type": "integer"}}, "tasks": [
-        {"name": "mark", "command": ["sh", "-c", f'echo x >> {marks}/"$PARAM_N"']}]}
+    definition = {
+        "name": "once",
+        "params": {"n": {"type": "integer"}},
+        "tasks": [{"name": "mark", "command": ["sh", "-c", f'echo x >> {marks}/"$PARAM_N"']}],
+    }
     ledger.register_workflow(definition, principal="tester")
-    run_ids = [ledger.trigger(workflow="once", parameters={"n": n}, principal="t").run_id
-               for n in range(24)]
+    run_ids = [ledger.trigger(workflow="once", parameters={"n": n}, principal="t").run_id for n in range(24)]
     executors = [start_executor(concurrency=2) for _ in range(3)]
 
     for run_id in run_ids:
@@ -61,12 +62,20 @@ def test_a_long_run_keeps_its_lease_renewed_and_is_not_declared_lost(
     ledger = short_lease
     files = FileStore(settings.file_store_dir)
     scan = EventScan(ledger)
-    run_id = register_and_trigger(ledger, {"name": "long", "tasks": [
-        {"name": "nap", "command": ["sleep", "2"]}]})
-    executor = Executor(ledger, files, ledger.settings, candidates=scan.pending_run_ids,
-                        lapsed=scan.lapsed_run_ids, concurrency=1)
-    watcher = Executor(ledger, files, ledger.settings, candidates=lambda n: [],
-                       lapsed=scan.lapsed_run_ids, concurrency=1)
+    run_id = register_and_trigger(
+        ledger, {"name": "long", "tasks": [{"name": "nap", "command": ["sleep", "2"]}]}
+    )
+    executor = Executor(
+        ledger,
+        files,
+        ledger.settings,
+        candidates=scan.pending_run_ids,
+        lapsed=scan.lapsed_run_ids,
+        concurrency=1,
+    )
+    watcher = Executor(
+        ledger, files, ledger.settings, candidates=lambda n: [], lapsed=scan.lapsed_run_ids, concurrency=1
+    )
     executor.start()
     watcher.start()
     try:
@@ -84,11 +93,15 @@ def test_a_run_whose_worker_vanished_is_failed_with_worker_lost_once_its_lease_l
 ) -> None:
     ledger = short_lease
     scan = EventScan(ledger)
-    run_id = register_and_trigger(ledger, {"name": "orphan", "tasks": [
-        {"name": "nap", "command": ["true"]}]})
+    run_id = register_and_trigger(ledger, {"name": "orphan", "tasks": [{"name": "nap", "command": ["true"]}]})
     assert ledger.claim(run_id, worker_id="ghost") is not None  # a worker that then died
-    monitor = Executor(ledger, FileStore(settings.file_store_dir), ledger.settings,
-                       candidates=lambda n: [], lapsed=scan.lapsed_run_ids)
+    monitor = Executor(
+        ledger,
+        FileStore(settings.file_store_dir),
+        ledger.settings,
+        candidates=lambda n: [],
+        lapsed=scan.lapsed_run_ids,
+    )
     began = time.monotonic()
     monitor.start()
     try:
@@ -106,8 +119,9 @@ def test_a_run_whose_worker_vanished_is_failed_with_worker_lost_once_its_lease_l
 def test_stopping_an_executor_fails_its_unfinished_run_instead_of_leaving_it_running(
     ledger: Ledger, start_executor: StartExecutor
 ) -> None:
-    run_id = register_and_trigger(ledger, {"name": "stopped", "tasks": [
-        {"name": "nap", "command": ["sleep", "30"]}]})
+    run_id = register_and_trigger(
+        ledger, {"name": "stopped", "tasks": [{"name": "nap", "command": ["sleep", "30"]}]}
+    )
     executor = start_executor()
     deadline = time.monotonic() + 10
     while not events_of(ledger, run_id, "Run.TaskStarted"):

@@ -21,20 +21,44 @@ PIPELINE = {
     "name": "pipeline",
     "params": {"word": {"type": "string", "required": True}},
     "tasks": [
-        {"name": "make", "command": ["sh", "-c", "printf '%s\\n' \"$PARAM_WORD\" > seed.txt; "
-                                                 "echo count=3 >> \"$RUNLEDGER_OUTPUTS\"; "
-                                                 "echo made; echo oops >&2"],
-         "outputs": ["seed.txt"]},
-        {"name": "left", "depends_on": ["make"], "inputs": ["seed.txt"],
-         "command": ["sh", "-c", "sleep 1; cat seed.txt seed.txt > left.txt", "{{ params.word }}"],
-         "outputs": ["left.txt"]},
-        {"name": "right", "depends_on": ["make"], "inputs": ["seed.txt"],
-         "command": ["sh", "-c", "sleep 1; echo \"$1\" > right.txt", "sh",
-                     "n={{ tasks.make.outputs.count }}"],
-         "outputs": ["right.txt"]},
-        {"name": "join", "depends_on": ["left", "right"], "inputs": ["left.txt", "right.txt"],
-         "command": ["sh", "-c", "cat left.txt right.txt > joined.txt"],
-         "outputs": ["joined.txt"]},
+        {
+            "name": "make",
+            "command": [
+                "sh",
+                "-c",
+                "printf '%s\\n' \"$PARAM_WORD\" > seed.txt; "
+                'echo count=3 >> "$RUNLEDGER_OUTPUTS"; '
+                "echo made; echo oops >&2",
+            ],
+            "outputs": ["seed.txt"],
+        },
+        {
+            "name": "left",
+            "depends_on": ["make"],
+            "inputs": ["seed.txt"],
+            "command": ["sh", "-c", "sleep 1; cat seed.txt seed.txt > left.txt", "{{ params.word }}"],
+            "outputs": ["left.txt"],
+        },
+        {
+            "name": "right",
+            "depends_on": ["make"],
+            "inputs": ["seed.txt"],
+            "command": [
+                "sh",
+                "-c",
+                'sleep 1; echo "$1" > right.txt',
+                "sh",
+                "n={{ tasks.make.outputs.count }}",
+            ],
+            "outputs": ["right.txt"],
+        },
+        {
+            "name": "join",
+            "depends_on": ["left", "right"],
+            "inputs": ["left.txt", "right.txt"],
+            "command": ["sh", "-c", "cat left.txt right.txt > joined.txt"],
+            "outputs": ["joined.txt"],
+        },
     ],
 }
 
@@ -58,7 +82,9 @@ def test_independent_branches_run_at_the_same_time_and_leave_evidence_we_can_rec
     assert parse_timestamp(right["started_at"]) < parse_timestamp(left["ended_at"])
     run_dir = settings.run_work_dir / run_id
     expected = {
-        "seed.txt": b"hello\n", "left.txt": b"hello\nhello\n", "right.txt": b"n=3\n",
+        "seed.txt": b"hello\n",
+        "left.txt": b"hello\nhello\n",
+        "right.txt": b"n=3\n",
         "joined.txt": b"hello\nhello\nn=3\n",
     }
     for name, content in expected.items():

@@ -31,8 +31,10 @@ def pid_alive(pid: int) -> bool:
 def test_a_task_past_its_timeout_is_killed_and_fails_the_run(
     ledger: Ledger, start_executor: StartExecutor
 ) -> None:
-    definition = {"name": "slow", "tasks": [
-        {"name": "nap", "command": ["sleep", "30"], "timeout_seconds": 0.5}]}
+    definition = {
+        "name": "slow",
+        "tasks": [{"name": "nap", "command": ["sleep", "30"], "timeout_seconds": 0.5}],
+    }
     run_id = register_and_trigger(ledger, definition)
     began = time.monotonic()
     start_executor()
@@ -47,11 +49,12 @@ def test_a_task_past_its_timeout_is_killed_and_fails_the_run(
     assert attempt["duration_seconds"] < 5
 
 
-def test_a_run_past_its_timeout_is_stopped_and_failed(
-    ledger: Ledger, start_executor: StartExecutor
-) -> None:
-    definition = {"name": "slow-run", "timeout_seconds": 1, "tasks": [
-        {"name": "nap", "command": ["sleep", "30"]}]}
+def test_a_run_past_its_timeout_is_stopped_and_failed(ledger: Ledger, start_executor: StartExecutor) -> None:
+    definition = {
+        "name": "slow-run",
+        "timeout_seconds": 1,
+        "tasks": [{"name": "nap", "command": ["sleep", "30"]}],
+    }
     run_id = register_and_trigger(ledger, definition)
     start_executor()
 
@@ -66,8 +69,12 @@ def test_a_failing_task_is_retried_with_growing_delays_and_each_attempt_is_recor
     ledger: Ledger, start_executor: StartExecutor
 ) -> None:
     # Fails twice, then succeeds: the attempt number comes from $RUNLEDGER_ATTEMPT.
-    definition = {"name": "flaky", "max_retries": 3, "retry_delay_seconds": 0.3, "tasks": [
-        {"name": "try", "command": ["sh", "-c", 'test "$RUNLEDGER_ATTEMPT" -ge 3']}]}
+    definition = {
+        "name": "flaky",
+        "max_retries": 3,
+        "retry_delay_seconds": 0.3,
+        "tasks": [{"name": "try", "command": ["sh", "-c", 'test "$RUNLEDGER_ATTEMPT" -ge 3']}],
+    }
     run_id = register_and_trigger(ledger, definition)
     start_executor()
 
@@ -89,9 +96,14 @@ def test_a_failing_task_is_retried_with_growing_delays_and_each_attempt_is_recor
 def test_a_task_that_keeps_failing_fails_the_run_after_its_last_retry(
     ledger: Ledger, start_executor: StartExecutor
 ) -> None:
-    definition = {"name": "broken", "retry_delay_seconds": 0, "tasks": [
-        {"name": "boom", "command": ["false"], "max_retries": 2},
-        {"name": "after", "depends_on": ["boom"], "command": ["true"]}]}
+    definition = {
+        "name": "broken",
+        "retry_delay_seconds": 0,
+        "tasks": [
+            {"name": "boom", "command": ["false"], "max_retries": 2},
+            {"name": "after", "depends_on": ["boom"], "command": ["true"]},
+        ],
+    }
     run_id = register_and_trigger(ledger, definition)
     start_executor()
 
@@ -107,10 +119,14 @@ def test_a_task_that_keeps_failing_fails_the_run_after_its_last_retry(
 def test_on_failure_continue_lets_the_rest_run_and_the_run_still_ends_failed(
     ledger: Ledger, start_executor: StartExecutor
 ) -> None:
-    definition = {"name": "tolerant", "tasks": [
-        {"name": "optional", "command": ["false"], "on_failure": "continue"},
-        {"name": "after", "depends_on": ["optional"], "command": ["true"]},
-        {"name": "beside", "command": ["true"]}]}
+    definition = {
+        "name": "tolerant",
+        "tasks": [
+            {"name": "optional", "command": ["false"], "on_failure": "continue"},
+            {"name": "after", "depends_on": ["optional"], "command": ["true"]},
+            {"name": "beside", "command": ["true"]},
+        ],
+    }
     run_id = register_and_trigger(ledger, definition)
     start_executor()
 
@@ -127,8 +143,10 @@ def test_on_failure_continue_lets_the_rest_run_and_the_run_still_ends_failed(
 def test_cancelling_a_run_kills_its_sleeping_process_group_within_five_seconds(
     ledger: Ledger, settings: Settings, start_executor: StartExecutor
 ) -> None:
-    definition = {"name": "sleepy", "tasks": [
-        {"name": "nap", "command": ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"]}]}
+    definition = {
+        "name": "sleepy",
+        "tasks": [{"name": "nap", "command": ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"]}],
+    }
     run_id = register_and_trigger(ledger, definition)
     start_executor()
     pid_file = settings.run_work_dir / run_id / "child.pid"
@@ -156,10 +174,18 @@ def test_cancelling_a_run_kills_its_sleeping_process_group_within_five_seconds(
 def test_a_task_that_exits_zero_without_its_declared_output_fails(
     ledger: Ledger, start_executor: StartExecutor
 ) -> None:
-    definition = {"name": "forgetful", "tasks": [
-        {"name": "make", "command": ["true"], "outputs": ["result.txt"]},
-        {"name": "escape", "command": ["ln", "-s", "/etc/hostname", "link.txt"],
-         "outputs": ["link.txt"], "on_failure": "continue"}]}
+    definition = {
+        "name": "forgetful",
+        "tasks": [
+            {"name": "make", "command": ["true"], "outputs": ["result.txt"]},
+            {
+                "name": "escape",
+                "command": ["ln", "-s", "/etc/hostname", "link.txt"],
+                "outputs": ["link.txt"],
+                "on_failure": "continue",
+            },
+        ],
+    }
     run_id = register_and_trigger(ledger, definition)
     start_executor()
 
@@ -178,8 +204,10 @@ def test_a_task_that_exits_zero_without_its_declared_output_fails(
 def test_a_task_asking_for_a_container_image_is_failed_rather_than_run_as_a_local_process(
     ledger: Ledger, settings: Settings, start_executor: StartExecutor
 ) -> None:
-    definition = {"name": "boxed", "tasks": [
-        {"name": "inside", "command": ["touch", "ran-locally"], "image": "alpine:3"}]}
+    definition = {
+        "name": "boxed",
+        "tasks": [{"name": "inside", "command": ["touch", "ran-locally"], "image": "alpine:3"}],
+    }
     run_id = register_and_trigger(ledger, definition)
     start_executor()
 

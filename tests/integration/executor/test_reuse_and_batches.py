@@ -18,17 +18,32 @@ from tests.integration.executor.conftest import (
 
 TWO_STEPS = {
     "name": "two-steps",
-    "params": {"source": {"type": "file", "required": True},
-               "suffix": {"type": "string", "default": "!"}},
+    "params": {"source": {"type": "file", "required": True}, "suffix": {"type": "string", "default": "!"}},
     "tasks": [
-        {"name": "prepare", "command": ["sh", "-c", 'tr a-z A-Z < "$1" > upper.txt; '
-                                                    'echo stamp=$$ >> "$RUNLEDGER_OUTPUTS"',
-                                        "sh", "{{ params.source }}"],
-         "outputs": ["upper.txt"]},
-        {"name": "finish", "depends_on": ["prepare"], "inputs": ["upper.txt"],
-         "command": ["sh", "-c", 'cat upper.txt > final.txt; echo "$1" >> final.txt', "sh",
-                     "{{ tasks.prepare.outputs.stamp }}{{ params.suffix }}"],
-         "outputs": ["final.txt"]},
+        {
+            "name": "prepare",
+            "command": [
+                "sh",
+                "-c",
+                'tr a-z A-Z < "$1" > upper.txt; echo stamp=$$ >> "$RUNLEDGER_OUTPUTS"',
+                "sh",
+                "{{ params.source }}",
+            ],
+            "outputs": ["upper.txt"],
+        },
+        {
+            "name": "finish",
+            "depends_on": ["prepare"],
+            "inputs": ["upper.txt"],
+            "command": [
+                "sh",
+                "-c",
+                'cat upper.txt > final.txt; echo "$1" >> final.txt',
+                "sh",
+                "{{ tasks.prepare.outputs.stamp }}{{ params.suffix }}",
+            ],
+            "outputs": ["final.txt"],
+        },
     ],
 }
 
@@ -134,11 +149,19 @@ def test_resume_refuses_to_restore_an_output_whose_stored_bytes_changed(
 def test_a_batch_runs_one_run_per_item_never_more_than_its_parallelism_at_once(
     ledger: Ledger, settings: Settings, start_executor: StartExecutor
 ) -> None:
-    definition = {"name": "per-item", "params": {"item": {"type": "string"}}, "tasks": [
-        {"name": "work", "command": ["sh", "-c", 'sleep 0.4; test "$PARAM_ITEM" != bad']}]}
+    definition = {
+        "name": "per-item",
+        "params": {"item": {"type": "string"}},
+        "tasks": [{"name": "work", "command": ["sh", "-c", 'sleep 0.4; test "$PARAM_ITEM" != bad']}],
+    }
     ledger.register_workflow(definition, principal="tester")
-    batch = ledger.trigger_batch(workflow="per-item", items=["a", "b", "bad", "c", "d"],
-                                 input_param="item", parallelism=2, principal="tester")
+    batch = ledger.trigger_batch(
+        workflow="per-item",
+        items=["a", "b", "bad", "c", "d"],
+        input_param="item",
+        parallelism=2,
+        principal="tester",
+    )
     start_executor(concurrency=4)
 
     runs = [wait_until_done(ledger, run_id) for run_id in batch.run_ids]

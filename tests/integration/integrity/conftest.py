@@ -29,11 +29,15 @@ DEFINITION: dict[str, Any] = {
 def finish_run(ledger: Ledger, query: str) -> str:
     run_id = ledger.trigger(workflow="etl", parameters={"query": query}, principal="carol").run_id
     assert ledger.claim(run_id, worker_id="w1") is not None
-    reports = ReportBatch.model_validate({"events": [
-        {"type": "task_started", "task": "extract"},
-        {"type": "task_finished", "task": "extract", "exit_code": 0, "output_vars": {"n": 1}},
-        {"type": "run_succeeded"},
-    ]}).events
+    reports = ReportBatch.model_validate(
+        {
+            "events": [
+                {"type": "task_started", "task": "extract"},
+                {"type": "task_finished", "task": "extract", "exit_code": 0, "output_vars": {"n": 1}},
+                {"type": "run_succeeded"},
+            ]
+        }
+    ).events
     ledger.report(run_id, worker_id="w1", reports=list(reports))
     return run_id
 
@@ -85,8 +89,10 @@ class Attacker:
 
     def rows(self) -> list[tuple[int, str, int, str, bytes]]:
         with self.cursor() as cur:
-            cur.execute(f"SELECT {self.pos}, originator_id, originator_version, topic, state "
-                        f"FROM {self.table} ORDER BY {self.pos}")
+            cur.execute(
+                f"SELECT {self.pos}, originator_id, originator_version, topic, state "
+                f"FROM {self.table} ORDER BY {self.pos}"
+            )
             return [(r[0] - 1, r[1], r[2], r[3], bytes(r[4])) for r in cur.fetchall()]
 
     def row_of(self, type_suffix: str, nth: int = 0) -> tuple[int, str, int, str, bytes]:
@@ -94,8 +100,9 @@ class Attacker:
 
     def set_state(self, position: int, state: bytes) -> None:
         with self.cursor() as cur:
-            cur.execute(self.q(f"UPDATE {self.table} SET state = ? WHERE {self.pos} = ?"),
-                        (state, position + 1))
+            cur.execute(
+                self.q(f"UPDATE {self.table} SET state = ? WHERE {self.pos} = ?"), (state, position + 1)
+            )
 
     def delete(self, position: int) -> None:
         with self.cursor() as cur:
@@ -106,24 +113,29 @@ class Attacker:
         rows = {r[0]: r for r in self.rows()}
         ra, rb = rows[a], rows[b]
         with self.cursor() as cur:
-            update = self.q(f"UPDATE {self.table} SET originator_id = ?, originator_version = ?, "
-                            f"topic = ?, state = ? WHERE {self.pos} = ?")
+            update = self.q(
+                f"UPDATE {self.table} SET originator_id = ?, originator_version = ?, "
+                f"topic = ?, state = ? WHERE {self.pos} = ?"
+            )
             cur.execute(update, ("tmp", -1, rb[3], rb[4], a + 1))
             cur.execute(update, (ra[1], ra[2], ra[3], ra[4], b + 1))
             cur.execute(update, (rb[1], rb[2], rb[3], rb[4], a + 1))
 
     def insert(self, position: int, stream: str, sequence: int, topic: str, state: bytes) -> None:
         with self.cursor() as cur:
-            cur.execute(self.q(f"INSERT INTO {self.table} ({self.pos}, originator_id, "
-                               f"originator_version, topic, state) VALUES (?, ?, ?, ?, ?)"),
-                        (position + 1, stream, sequence, topic, state))
+            cur.execute(
+                self.q(
+                    f"INSERT INTO {self.table} ({self.pos}, originator_id, "
+                    f"originator_version, topic, state) VALUES (?, ?, ?, ?, ?)"
+                ),
+                (position + 1, stream, sequence, topic, state),
+            )
 
     def skip_positions(self, count: int) -> None:
         """What rolled-back inserts do on PostgreSQL: consume notification ids."""
         with self.cursor() as cur:
             for _ in range(count):
-                cur.execute(f"SELECT nextval(pg_get_serial_sequence('{self.table}', "
-                            f"'notification_id'))")
+                cur.execute(f"SELECT nextval(pg_get_serial_sequence('{self.table}', 'notification_id'))")
 
 
 def forged_trigger(attacker: Attacker) -> tuple[str, int, str, bytes]:
@@ -133,8 +145,14 @@ def forged_trigger(attacker: Attacker) -> tuple[str, int, str, bytes]:
     payload["triggered_by"] = "mallory"
     stream = str(uuid.uuid4())
     record = decode_row(1, stream, 1, topic, json.dumps(payload).encode())
-    payload["hash"] = event_hash(stream=stream, sequence=1, type=record.type,
-                                 timestamp=record.timestamp, data=record.data, prev_hash=None)
+    payload["hash"] = event_hash(
+        stream=stream,
+        sequence=1,
+        type=record.type,
+        timestamp=record.timestamp,
+        data=record.data,
+        prev_hash=None,
+    )
     return stream, 1, topic, json.dumps(payload).encode()
 
 

@@ -41,8 +41,9 @@ def test_every_event_has_an_inclusion_proof_and_old_trees_a_consistency_proof(
         path = [bytes.fromhex(p) for p in proof["audit_path"]]
         assert merkle.verify_inclusion(leaf, index, head.tree_size, path, head.root)
     consistency = store.consistency(old.tree_size, head.tree_size)
-    assert merkle.verify_consistency(old.tree_size, head.tree_size, old.root, head.root,
-                                     [bytes.fromhex(p) for p in consistency["proof"]])
+    assert merkle.verify_consistency(
+        old.tree_size, head.tree_size, old.root, head.root, [bytes.fromhex(p) for p in consistency["proof"]]
+    )
 
 
 def test_concurrent_catch_ups_build_one_tree(populated: Ledger, settings: Settings) -> None:

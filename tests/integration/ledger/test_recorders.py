@@ -22,26 +22,28 @@ from tests.integration.ledger.test_storage import table_locked
 
 
 def stored(stream: str, version: int, state: bytes = b'{"x":1}') -> StoredEvent:
-    return StoredEvent(originator_id=stream, originator_version=version,
-                       topic="tests:Event", state=state)
+    return StoredEvent(originator_id=stream, originator_version=version, topic="tests:Event", state=state)
 
 
 def positions_in_table(ledger: Ledger, stream: str) -> list[int]:
     table = events_table(ledger.recorder)
     with ledger.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
         if ledger.settings.database.kind == "sqlite":
-            cursor.execute(f"SELECT rowid AS n FROM {table} WHERE originator_id = ? "
-                           "ORDER BY originator_version", (stream,))
+            cursor.execute(
+                f"SELECT rowid AS n FROM {table} WHERE originator_id = ? ORDER BY originator_version",
+                (stream,),
+            )
         else:
-            cursor.execute(f'SELECT notification_id AS n FROM "{ledger.settings.database.schema}".'
-                           f'"{table}" WHERE originator_id = %s ORDER BY originator_version',
-                           (stream,))
+            cursor.execute(
+                f'SELECT notification_id AS n FROM "{ledger.settings.database.schema}".'
+                f'"{table}" WHERE originator_id = %s ORDER BY originator_version',
+                (stream,),
+            )
         return [int(row["n"]) for row in cursor.fetchall()]
 
 
 def test_the_ledger_writes_through_its_own_recorder_on_each_backend(ledger: Ledger) -> None:
-    expected = (SQLiteLedgerRecorder if ledger.settings.database.kind == "sqlite"
-                else PostgresLedgerRecorder)
+    expected = SQLiteLedgerRecorder if ledger.settings.database.kind == "sqlite" else PostgresLedgerRecorder
     assert type(ledger.recorder) is expected
 
 
@@ -67,8 +69,10 @@ def test_concurrent_appends_commit_in_position_order(ledger: Ledger) -> None:
     results: dict[int, Any] = {}
 
     def append(worker: int) -> None:
-        results[worker] = [ledger.recorder.insert_events(
-            [stored(f"w{worker}-{i}", v) for v in range(1, 4)]) for i in range(15)]
+        results[worker] = [
+            ledger.recorder.insert_events([stored(f"w{worker}-{i}", v) for v in range(1, 4)])
+            for i in range(15)
+        ]
 
     threads = [threading.Thread(target=append, args=(w,)) for w in range(4)]
     for thread in threads:
@@ -95,7 +99,6 @@ def test_a_postgres_append_notifies_the_library_s_channel(ledger: Ledger) -> Non
     assert [n.channel for n in received] == [recorder.channel_name]
 
 
-
 def test_an_append_expecting_a_stream_unchanged_is_refused_once_it_has_changed(
     ledger: Ledger,
 ) -> None:
@@ -105,8 +108,7 @@ def test_an_append_expecting_a_stream_unchanged_is_refused_once_it_has_changed(
     assert ledger.recorder.insert_events([stored("w-ok", 1)], expect={"read": 2})
     before = len(positions_in_table(ledger, "read"))
     with pytest.raises(StaleRead):
-        ledger.recorder.insert_events([stored("w-stale", 1), stored("w-stale", 2)],
-                                      expect={"read": 1})
+        ledger.recorder.insert_events([stored("w-stale", 1), stored("w-stale", 2)], expect={"read": 1})
     assert positions_in_table(ledger, "w-stale") == []
     assert len(positions_in_table(ledger, "read")) == before
     assert issubclass(StaleRead, IntegrityError)  # a conflict, like a version collision
@@ -122,7 +124,8 @@ def test_a_stale_expectation_inside_a_shared_transaction_fails_only_its_own_writ
     def write(stream: str) -> None:
         try:
             results[stream] = ledger.group_commit.insert_events(
-                [stored(stream, 1)], expect={"read": writes[stream]})
+                [stored(stream, 1)], expect={"read": writes[stream]}
+            )
         except Exception as exc:
             results[stream] = exc
 
@@ -144,13 +147,13 @@ def test_sqlite_connections_keep_the_write_path_s_statements_compiled(tmp_path: 
     """The library opens its connections with a cache of one statement (``cached_statements
     =True``), so a write's BEGIN, INSERT and checks were compiled anew each time; the
     ledger's keep them. ``sqlite_stmt`` lists the statements a connection holds prepared."""
-    ledger = Ledger(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
-                             data_dir=tmp_path / "state"))
+    ledger = Ledger(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}", data_dir=tmp_path / "state"))
     try:
         recorder = ledger.recorder
         with recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
             ids = recorder._insert_events(  # type: ignore[attr-defined]
-                cursor, [stored("s", 1)], expect={"other": 0})
+                cursor, [stored("s", 1)], expect={"other": 0}
+            )
             cursor.execute("SELECT sql FROM sqlite_stmt")
             prepared = {row["sql"] for row in cursor.fetchall()}
         assert ids and positions_in_table(ledger, "s") == list(ids)

@@ -222,24 +222,25 @@ def test_resume_re_reads_the_trigger_and_requires_upstream_tasks_to_have_succeed
         ledger.resume(original, from_task="ghost", principal="dave")
     assert ledger.reader.max_position() == before
     ledger.claim(original, worker_id="w")
-    ledger.report(original, worker_id="w", reports=reports(
-        {"type": "task_started", "task": "extract"},
-        {"type": "task_finished", "task": "extract", "exit_code": 0},
-        {"type": "task_started", "task": "load"},
-        {"type": "task_finished", "task": "load", "exit_code": 1},
-        {"type": "run_failed", "error": "load failed"},
-    ))
+    ledger.report(
+        original,
+        worker_id="w",
+        reports=reports(
+            {"type": "task_started", "task": "extract"},
+            {"type": "task_finished", "task": "extract", "exit_code": 0},
+            {"type": "task_started", "task": "load"},
+            {"type": "task_finished", "task": "load", "exit_code": 1},
+            {"type": "run_failed", "error": "load failed"},
+        ),
+    )
     resumed = ledger.resume(original, from_task="load", overrides={"limit": 7}, principal="dave")
     data = ledger.stream_events(resumed.run_id)[0].data
-    assert (data["trigger_kind"], data["resume_of"], data["resume_from_task"]) == (
-        "resume", original, "load")
+    assert (data["trigger_kind"], data["resume_of"], data["resume_from_task"]) == ("resume", original, "load")
     assert data["parameters"] == {"query": "q", "limit": 7}
     assert data["definition_hash"] == definition_hash(DEFINITION)
 
 
-def test_aggregates_cached_by_one_service_see_what_another_service_wrote(
-    settings: Settings
-) -> None:
+def test_aggregates_cached_by_one_service_see_what_another_service_wrote(settings: Settings) -> None:
     """Two services on one database (two server processes): each keeps aggregates in memory,
     and each read brings a cached one up to date from the store first."""
     one, other = Ledger(settings), Ledger(settings)
@@ -252,20 +253,24 @@ def test_aggregates_cached_by_one_service_see_what_another_service_wrote(
         second = one.trigger(workflow="etl", parameters={"query": "q"}, principal="c")
         assert second.definition_hash == definition_hash(changed) != first.definition_hash
         assert one.claim(second.run_id, worker_id="w1") is not None  # `one` caches the run
-        other.report(second.run_id, worker_id="w1", reports=reports(
-            {"type": "task_started", "task": "extract"}))
-        one.report(second.run_id, worker_id="w1", reports=reports(
-            {"type": "task_finished", "task": "extract", "exit_code": 0}))
+        other.report(
+            second.run_id, worker_id="w1", reports=reports({"type": "task_started", "task": "extract"})
+        )
+        one.report(
+            second.run_id,
+            worker_id="w1",
+            reports=reports({"type": "task_finished", "task": "extract", "exit_code": 0}),
+        )
         assert [e.type for e in one.stream_events(second.run_id)][-2:] == [
-            "Run.TaskStarted", "Run.TaskFinished"]
+            "Run.TaskStarted",
+            "Run.TaskFinished",
+        ]
     finally:
         one.close()
         other.close()
 
 
-def test_a_command_on_a_stale_copy_of_a_run_is_decided_on_the_stored_run(
-    settings: Settings
-) -> None:
+def test_a_command_on_a_stale_copy_of_a_run_is_decided_on_the_stored_run(settings: Settings) -> None:
     """Commands start from the copy of the run this service saved last, without a query for
     newer events. When another service wrote the run since, the save collides with the
     store's key and the command is decided again on the stored run: accepted on top of the
@@ -276,10 +281,10 @@ def test_a_command_on_a_stale_copy_of_a_run_is_decided_on_the_stored_run(
         run_id = one.trigger(workflow="etl", parameters={"query": "q"}, principal="c").run_id
         assert one.claim(run_id, worker_id="w1") is not None  # `one` keeps its copy
         stale_version = one.run_cache.copy_of(run_id).version  # type: ignore[union-attr]
-        other.report(run_id, worker_id="w1", reports=reports(
-            {"type": "task_started", "task": "extract"}))
-        run = one.report(run_id, worker_id="w1", reports=reports(
-            {"type": "task_started", "task": "load"}))  # fine on the stale copy too
+        other.report(run_id, worker_id="w1", reports=reports({"type": "task_started", "task": "extract"}))
+        run = one.report(
+            run_id, worker_id="w1", reports=reports({"type": "task_started", "task": "load"})
+        )  # fine on the stale copy too
         assert run.version == stale_version + 2
         assert set(run.tasks) == {"extract", "load"}
         events = one.stream_events(run_id)
@@ -291,8 +296,11 @@ def test_a_command_on_a_stale_copy_of_a_run_is_decided_on_the_stored_run(
         other.fail_run(run_id, error="stopped elsewhere", by="ops")
         before = one.reader.max_position()
         with pytest.raises(Conflict, match="is failed, not running"):
-            one.report(run_id, worker_id="w1", reports=reports(
-                {"type": "task_finished", "task": "load", "exit_code": 0}))
+            one.report(
+                run_id,
+                worker_id="w1",
+                reports=reports({"type": "task_finished", "task": "load", "exit_code": 0}),
+            )
         assert one.reader.max_position() == before
         assert one.get_run(run_id).status == RunStatus.FAILED
     finally:
@@ -309,8 +317,9 @@ def test_a_claim_right_after_a_trigger_gets_the_run_before_the_read_model_lists_
     ledger.register_workflow(DEFINITION, principal="alice")
     first = ledger.trigger(workflow="etl", parameters={"query": "a"}, principal="c").run_id
     second = ledger.trigger(workflow="etl", parameters={"query": "b"}, principal="c").run_id
-    batch = ledger.trigger_batch(workflow="etl", items=["x", "y"], input_param="query",
-                                 parallelism=1, principal="c")
+    batch = ledger.trigger_batch(
+        workflow="etl", items=["x", "y"], input_param="query", parallelism=1, principal="c"
+    )
     no_read_model_yet: list[str] = []
     claimed = ledger.claim_first(no_read_model_yet, worker_id="w1")
     assert claimed is not None and claimed.id == first  # oldest first

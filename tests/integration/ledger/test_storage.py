@@ -83,12 +83,14 @@ def test_a_conflict_inside_a_shared_transaction_fails_only_the_loser(ledger: Led
     ledger.register_workflow(DEFINITION, principal="t")
     contested = ledger.trigger(workflow="gc", parameters={"i": 0}, principal="t").run_id
     with table_locked(ledger):
-        threads, results = run_in_threads([
-            lambda: ledger.trigger(workflow="gc", parameters={"i": 1}, principal="t"),
-            lambda: ledger.claim(contested, worker_id="a"),
-            lambda: ledger.claim(contested, worker_id="b"),
-            lambda: ledger.trigger(workflow="gc", parameters={"i": 2}, principal="t"),
-        ])
+        threads, results = run_in_threads(
+            [
+                lambda: ledger.trigger(workflow="gc", parameters={"i": 1}, principal="t"),
+                lambda: ledger.claim(contested, worker_id="a"),
+                lambda: ledger.claim(contested, worker_id="b"),
+                lambda: ledger.trigger(workflow="gc", parameters={"i": 2}, principal="t"),
+            ]
+        )
         time.sleep(0.4)
     for thread in threads:
         thread.join(timeout=30)

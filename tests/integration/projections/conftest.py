@@ -16,8 +16,7 @@ from projections.runner import ProjectionRunner
 
 DEFINITION: dict[str, Any] = {
     "name": "etl",
-    "params": {"query": {"type": "string", "required": True},
-               "limit": {"type": "integer", "default": 5}},
+    "params": {"query": {"type": "string", "required": True}, "limit": {"type": "integer", "default": 5}},
     "tasks": [
         {"name": "extract", "command": ["echo", "{{ params.query }}"], "outputs": ["data.txt"]},
         {"name": "load", "depends_on": ["extract"], "command": ["true"], "inputs": ["data.txt"]},
@@ -44,36 +43,51 @@ class Driver:
         params = {"query": query} | extra
         return self.ledger.trigger(workflow="etl", parameters=params, principal=principal).run_id
 
-    def succeed(self, run_id: str, *, consumed: str | None = None, produced: str | None = None,
-                extract_attempts: int = 1, worker: str = "w1") -> None:
+    def succeed(
+        self,
+        run_id: str,
+        *,
+        consumed: str | None = None,
+        produced: str | None = None,
+        extract_attempts: int = 1,
+        worker: str = "w1",
+    ) -> None:
         self.ledger.claim(run_id, worker_id=worker)
         events: list[dict[str, Any]] = []
         for attempt in range(1, extract_attempts + 1):
             ok = attempt == extract_attempts
             events += [
                 {"type": "task_started", "task": "extract", "attempt": attempt},
-                {"type": "task_finished", "task": "extract", "attempt": attempt,
-                 "exit_code": 0 if ok else 1,
-                 "inputs": [{"path": "seed", "sha256": consumed, "size": 1}] if consumed else [],
-                 "outputs": [{"path": "data.txt", "sha256": produced, "size": 3}]
-                 if produced and ok else [],
-                 "output_vars": {"rows": 3} if ok else {}},
+                {
+                    "type": "task_finished",
+                    "task": "extract",
+                    "attempt": attempt,
+                    "exit_code": 0 if ok else 1,
+                    "inputs": [{"path": "seed", "sha256": consumed, "size": 1}] if consumed else [],
+                    "outputs": [{"path": "data.txt", "sha256": produced, "size": 3}]
+                    if produced and ok
+                    else [],
+                    "output_vars": {"rows": 3} if ok else {},
+                },
             ]
         events += [
             {"type": "task_started", "task": "load"},
-            {"type": "task_finished", "task": "load", "exit_code": 0,
-             "output_vars": {"loaded": True}},
+            {"type": "task_finished", "task": "load", "exit_code": 0, "output_vars": {"loaded": True}},
             {"type": "run_succeeded"},
         ]
         self.ledger.report(run_id, worker_id=worker, reports=reports(*events))
 
     def fail(self, run_id: str, *, worker: str = "w1") -> None:
         self.ledger.claim(run_id, worker_id=worker)
-        self.ledger.report(run_id, worker_id=worker, reports=reports(
-            {"type": "task_started", "task": "extract"},
-            {"type": "task_finished", "task": "extract", "exit_code": 2, "error": "boom"},
-            {"type": "run_failed", "error": "extract failed"},
-        ))
+        self.ledger.report(
+            run_id,
+            worker_id=worker,
+            reports=reports(
+                {"type": "task_started", "task": "extract"},
+                {"type": "task_finished", "task": "extract", "exit_code": 2, "error": "boom"},
+                {"type": "run_failed", "error": "extract failed"},
+            ),
+        )
 
 
 @pytest.fixture

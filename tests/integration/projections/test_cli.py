@@ -18,8 +18,9 @@ RUNLEDGER = str(Path(sys.executable).with_name("runledger"))
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"RUNLEDGER_DATABASE_URL": settings.database_url}
-    return subprocess.run([RUNLEDGER, *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [RUNLEDGER, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_rebuild_swaps_in_a_new_generation_and_status_reports_it(
@@ -39,7 +40,6 @@ def test_rebuild_swaps_in_a_new_generation_and_status_reports_it(
 
 
 def test_rebuilding_an_unknown_view_is_bad_usage(tmp_path: Path) -> None:
-    result = cli(Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}"),
-                 "projections", "rebuild", "nope")
+    result = cli(Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}"), "projections", "rebuild", "nope")
     assert result.returncode == 2
     assert "no projection 'nope'" in result.stderr

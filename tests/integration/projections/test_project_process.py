@@ -19,10 +19,13 @@ RUNLEDGER = str(Path(sys.executable).with_name("runledger"))
 
 
 def start_project(settings: Settings, batch_size: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {"RUNLEDGER_DATABASE_URL": settings.database_url,
-                        "RUNLEDGER_LOG_FORMAT": "json"}
-    return subprocess.Popen([RUNLEDGER, "project", "--batch-size", str(batch_size)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = os.environ | {"RUNLEDGER_DATABASE_URL": settings.database_url, "RUNLEDGER_LOG_FORMAT": "json"}
+    return subprocess.Popen(
+        [RUNLEDGER, "project", "--batch-size", str(batch_size)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_for(views: ReadModels, predicate: str, timeout: float = 60.0) -> dict[str, int]:
@@ -42,8 +45,9 @@ def test_a_projection_process_killed_mid_catch_up_resumes_without_loss_or_doubli
     ledger: Ledger, driver: Driver, settings: Settings, views: ReadModels
 ) -> None:
     items = [f"item-{i}" for i in range(600)]
-    batch = ledger.trigger_batch(workflow="etl", items=items, input_param="query",
-                                 parallelism=3, principal="carol")
+    batch = ledger.trigger_batch(
+        workflow="etl", items=items, input_param="query", parallelism=3, principal="carol"
+    )
     for run_id in batch.run_ids[:40]:
         ledger.cancel(run_id, principal="olga")
     newest = ledger.reader.max_position()
@@ -74,5 +78,4 @@ def test_a_projection_process_killed_mid_catch_up_resumes_without_loss_or_doubli
     assert [r["run_id"] for r in page] == [batch.run_ids[7]]
     progress = views.batch_progress(batch.batch_id)
     assert progress is not None
-    assert progress["progress"] == {"total_items": 600, "processed_items": 40,
-                                    "failed_items": 40}
+    assert progress["progress"] == {"total_items": 600, "processed_items": 40, "failed_items": 40}

@@ -26,10 +26,29 @@ def test_a_summary_carries_every_spec_field_with_outputs_and_retries(
     summary = views.run_summary(run_id)
     assert summary is not None
     assert list(summary) == [
-        "run_id", "workflow", "version", "definition_hash", "engine_version", "status",
-        "triggered_by", "trigger_kind", "parameters", "created_at", "started_at",
-        "completed_at", "duration_seconds", "tasks_total", "tasks_succeeded", "tasks_failed",
-        "retry_count", "error", "outputs", "replay_of", "resume_of", "batch_id"]
+        "run_id",
+        "workflow",
+        "version",
+        "definition_hash",
+        "engine_version",
+        "status",
+        "triggered_by",
+        "trigger_kind",
+        "parameters",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "duration_seconds",
+        "tasks_total",
+        "tasks_succeeded",
+        "tasks_failed",
+        "retry_count",
+        "error",
+        "outputs",
+        "replay_of",
+        "resume_of",
+        "batch_id",
+    ]
     assert summary["status"] == "success" and summary["triggered_by"] == "carol"
     assert summary["parameters"] == {"query": "report", "limit": 5}
     assert (summary["tasks_total"], summary["tasks_succeeded"], summary["tasks_failed"]) == (2, 2, 0)
@@ -49,12 +68,14 @@ def test_replays_name_their_original_and_failures_carry_their_error(
     runner.catch_up()
     failed = views.run_summary(original)
     assert failed is not None
-    assert (failed["status"], failed["error"], failed["tasks_failed"]) == (
-        "failed", "extract failed", 1)
+    assert (failed["status"], failed["error"], failed["tasks_failed"]) == ("failed", "extract failed", 1)
     replayed = views.run_summary(replay)
     assert replayed is not None
     assert (replayed["trigger_kind"], replayed["replay_of"], replayed["triggered_by"]) == (
-        "replay", original, "dave")
+        "replay",
+        original,
+        "dave",
+    )
     assert replayed["parameters"] == {"query": "x", "limit": 9}
 
 
@@ -132,8 +153,7 @@ def test_stats_count_by_status_and_match_independently_computed_percentiles(
     durations = sorted(r["duration_seconds"] for r in page if r["duration_seconds"] is not None)
     stats = views.stats(workflow="etl")
     assert stats["total_runs"] == 7
-    assert stats["by_status"] == {"pending": 1, "running": 0, "success": 4, "failed": 2,
-                                  "killed": 0}
+    assert stats["by_status"] == {"pending": 1, "running": 0, "success": 4, "failed": 2, "killed": 0}
     assert stats["avg_duration_seconds"] == pytest.approx(statistics.fmean(durations))
     quantiles = statistics.quantiles(durations, n=100, method="inclusive")
     assert stats["p50_duration_seconds"] == pytest.approx(statistics.median(durations))
@@ -201,8 +221,7 @@ def test_a_lapsed_lease_shows_as_worker_lost_in_the_audit_trail(
     ledger = Ledger(settings, clock=lambda: now[0])
     try:
         ledger.register_workflow(DEFINITION, principal="alice")
-        run_id = ledger.trigger(workflow="etl", parameters={"query": "q"},
-                                principal="carol").run_id
+        run_id = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="carol").run_id
         ledger.claim(run_id, worker_id="w1")
         runner.catch_up()
         later = "2030-01-01T00:10:00.000000Z"
@@ -222,18 +241,21 @@ def test_pending_runs_come_oldest_first_and_respect_batch_parallelism(
     ledger: Ledger, driver: Driver, runner: ProjectionRunner, views: ReadModels
 ) -> None:
     single = driver.trigger("alone")
-    batch = ledger.trigger_batch(workflow="etl", items=["a", "b", "c"], input_param="query",
-                                 parallelism=2, principal="carol")
+    batch = ledger.trigger_batch(
+        workflow="etl", items=["a", "b", "c"], input_param="query", parallelism=2, principal="carol"
+    )
     runner.catch_up()
     assert views.pending_run_ids() == [single, *batch.run_ids[:2]]
     ledger.claim(batch.run_ids[0], worker_id="w1")
     runner.catch_up()
     assert views.pending_run_ids() == [single, batch.run_ids[1]]
     progress = views.batch_progress(batch.batch_id)
-    assert progress == {"batch_id": batch.batch_id, "status": "running",
-                        "progress": {"total_items": 3, "processed_items": 0,
-                                     "failed_items": 0},
-                        "run_ids": batch.run_ids}
+    assert progress == {
+        "batch_id": batch.batch_id,
+        "status": "running",
+        "progress": {"total_items": 3, "processed_items": 0, "failed_items": 0},
+        "run_ids": batch.run_ids,
+    }
     for run_id in batch.run_ids[1:]:
         ledger.cancel(run_id, principal="olga")
     runner.catch_up()
@@ -250,18 +272,35 @@ def test_an_openlineage_parent_facet_links_child_and_parent_runs_in_both_lineage
     parent_id, child_id = "6f1b3c1e-0000-4000-8000-000000000001", "6f1b3c1e-0000-4000-8000-000000000002"
 
     def emit(run_id: str, job: str, facets: dict[str, Any]) -> None:
-        ledger.record_openlineage(RunEvent.model_validate({
-            "eventType": "START", "eventTime": "2026-11-22T03:00:00Z",
-            "producer": "https://example.test/producer", "schemaURL":
-            "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
-            "run": {"runId": run_id, "facets": facets}, "job": {"namespace": "ns", "name": job},
-            "inputs": [], "outputs": [],
-        }), principal="ol")
+        ledger.record_openlineage(
+            RunEvent.model_validate(
+                {
+                    "eventType": "START",
+                    "eventTime": "2026-11-22T03:00:00Z",
+                    "producer": "https://example.test/producer",
+                    "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+                    "run": {"runId": run_id, "facets": facets},
+                    "job": {"namespace": "ns", "name": job},
+                    "inputs": [],
+                    "outputs": [],
+                }
+            ),
+            principal="ol",
+        )
 
     emit(parent_id, "dag", {})
-    emit(child_id, "dag.task", {"parent": {
-        "_producer": "https://example.test/producer", "_schemaURL": "https://example.test/parent",
-        "run": {"runId": parent_id}, "job": {"namespace": "ns", "name": "dag"}}})
+    emit(
+        child_id,
+        "dag.task",
+        {
+            "parent": {
+                "_producer": "https://example.test/producer",
+                "_schemaURL": "https://example.test/parent",
+                "run": {"runId": parent_id},
+                "job": {"namespace": "ns", "name": "dag"},
+            }
+        },
+    )
     runner.catch_up()
     link = (f"run:{child_id}", f"run:{parent_id}", "part_of")
     for run_id in (child_id, parent_id):
@@ -276,13 +315,19 @@ def test_an_openlineage_parent_facet_links_child_and_parent_runs_in_both_lineage
 def test_runs_reported_by_openlineage_are_never_offered_to_workers(
     ledger: Ledger, driver: Driver, runner: ProjectionRunner, views: ReadModels
 ) -> None:
-    ledger.record_openlineage(RunEvent.model_validate({
-        "eventType": "OTHER", "eventTime": "2026-11-22T03:00:00Z",
-        "producer": "https://example.test/producer",
-        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
-        "run": {"runId": "6f1b3c1e-0000-4000-8000-000000000003"},
-        "job": {"namespace": "ns", "name": "elsewhere"},
-    }), principal="ol")
+    ledger.record_openlineage(
+        RunEvent.model_validate(
+            {
+                "eventType": "OTHER",
+                "eventTime": "2026-11-22T03:00:00Z",
+                "producer": "https://example.test/producer",
+                "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+                "run": {"runId": "6f1b3c1e-0000-4000-8000-000000000003"},
+                "job": {"namespace": "ns", "name": "elsewhere"},
+            }
+        ),
+        principal="ol",
+    )
     ours = driver.trigger("ours")
     runner.catch_up()
     summary = views.run_summary("6f1b3c1e-0000-4000-8000-000000000003")

@@ -31,8 +31,12 @@ def tracking_prefixes(settings: Settings) -> list[str]:
     conn = connect(settings)
     try:
         table = tracking(conn).table
-        return sorted(r["application_name"] for r in conn.all(  # not the library's marker
-            f"SELECT application_name FROM {table} WHERE application_name LIKE ?", ("rl_%",)))
+        return sorted(
+            r["application_name"]
+            for r in conn.all(  # not the library's marker
+                f"SELECT application_name FROM {table} WHERE application_name LIKE ?", ("rl_%",)
+            )
+        )
     finally:
         conn.close()
 
@@ -50,7 +54,8 @@ def test_a_rebuild_split_between_processes_equals_following(
         split.stop()
     assert {view.name: dump(settings, view) for view in default_views()} == before
     assert tracking_prefixes(settings) == sorted(  # the parts' positions are gone
-        f"rl_{v.name}_v{v.schema_version}_g2" for v in default_views())
+        f"rl_{v.name}_v{v.schema_version}_g2" for v in default_views()
+    )
     assert all(s["lag"] == 0 and s["state"] == "live" for s in split.status())
     runner.catch_up()  # and following goes on from there
     more_history(driver)
@@ -59,8 +64,7 @@ def test_a_rebuild_split_between_processes_equals_following(
 
 
 def test_lineage_repeats_a_rebuild_no_longer_remembers_are_settled_before_its_indexes(
-    driver: Driver, runner: ProjectionRunner, settings: Settings,
-    monkeypatch: pytest.MonkeyPatch
+    driver: Driver, runner: ProjectionRunner, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     more_history(driver)
     runner.catch_up()
@@ -84,8 +88,7 @@ def test_lineage_repeats_a_rebuild_no_longer_remembers_are_settled_before_its_in
         live = st.read_pointer(conn, "lineage")
         assert live is not None
         with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
-            conn.execute(f"INSERT INTO {live.live('links')} SELECT * FROM "
-                         f"{live.live('links')} LIMIT 1")
+            conn.execute(f"INSERT INTO {live.live('links')} SELECT * FROM {live.live('links')} LIMIT 1")
     finally:
         conn.close()
 
@@ -103,8 +106,10 @@ def test_rebuilt_tables_go_live_with_planner_statistics_and_visibility_maps_on_p
             live = st.read_pointer(conn, view.name)
             assert live is not None
             for table in view.table_names:
-                row = conn.one("SELECT last_analyze, last_vacuum FROM pg_stat_user_tables "
-                               "WHERE relid = to_regclass(?)", (live.live(table),))
+                row = conn.one(
+                    "SELECT last_analyze, last_vacuum FROM pg_stat_user_tables WHERE relid = to_regclass(?)",
+                    (live.live(table),),
+                )
                 assert row is not None and row["last_analyze"] is not None, live.live(table)
                 if table in view.analyze_only:  # read through the heap: analyzed only
                     assert row["last_vacuum"] is None, live.live(table)
@@ -115,8 +120,7 @@ def test_rebuilt_tables_go_live_with_planner_statistics_and_visibility_maps_on_p
 
 
 def test_runs_that_leave_a_rebuild_s_carried_state_and_come_back_are_written_whole(
-    driver: Driver, runner: ProjectionRunner, settings: Settings,
-    monkeypatch: pytest.MonkeyPatch
+    driver: Driver, runner: ProjectionRunner, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rebuild writes a run's rows when the run leaves the state carried between batches
     or at the end of the fill; with room for one run, every run leaves between its events
@@ -137,8 +141,7 @@ def test_runs_that_leave_a_rebuild_s_carried_state_and_come_back_are_written_who
 
 
 def test_a_rebuild_logs_its_progress_as_it_reads(
-    driver: Driver, runner: ProjectionRunner, settings: Settings,
-    monkeypatch: pytest.MonkeyPatch
+    driver: Driver, runner: ProjectionRunner, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     more_history(driver)
     monkeypatch.setattr(runner_module, "PROGRESS_SECONDS", 0.0)

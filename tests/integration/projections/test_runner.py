@@ -40,9 +40,10 @@ def dump(settings: Settings, view: View) -> dict[str, list[tuple[Any, ...]]]:
     try:
         pointer = st.read_pointer(conn, view.name)
         assert pointer is not None
-        return {table: sorted(tuple(row.values()) for row in
-                              conn.all(f"SELECT * FROM {pointer.live(table)}"))
-                for table in view.table_names}
+        return {
+            table: sorted(tuple(row.values()) for row in conn.all(f"SELECT * FROM {pointer.live(table)}"))
+            for table in view.table_names
+        }
     finally:
         conn.close()
 
@@ -51,13 +52,14 @@ def index_names(settings: Settings, prefix: str) -> set[str]:
     conn = connect(settings)
     try:
         if conn.is_postgres:
-            rows = conn.all("SELECT indexname AS name FROM pg_indexes "
-                            "WHERE schemaname = current_schema()")
+            rows = conn.all("SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema()")
         else:
             rows = conn.all("SELECT name FROM sqlite_master WHERE type = 'index'")
-        return {r["name"].removeprefix(prefix) for r in rows
-                if r["name"].startswith(prefix)
-                and ("_by_" in r["name"] or r["name"].endswith("_key"))}
+        return {
+            r["name"].removeprefix(prefix)
+            for r in rows
+            if r["name"].startswith(prefix) and ("_by_" in r["name"] or r["name"].endswith("_key"))
+        }
     finally:
         conn.close()
 
@@ -95,10 +97,15 @@ def test_catch_up_from_zero_projects_every_run_and_reaches_lag_zero(
     runs = some_history(driver)
     runner.catch_up()
     assert [views.run_summary(r)["status"] for r in runs] == [  # type: ignore[index]
-        "success", "success", "failed", "killed"]
+        "success",
+        "success",
+        "failed",
+        "killed",
+    ]
     newest = ledger.reader.max_position()
     assert {s["name"]: (s["position"], s["lag"], s["state"]) for s in views.status()} == {
-        name: (newest, 0, "live") for name in ("summaries", "stats", "lineage", "audit")}
+        name: (newest, 0, "live") for name in ("summaries", "stats", "lineage", "audit")
+    }
     assert views.stats()["total_runs"] == 4
 
 
@@ -118,12 +125,12 @@ def test_a_started_runner_follows_new_events_as_they_are_appended(
     eventually(lambda: views.run_summary(run_id) is not None)
     driver.succeed(run_id)
     eventually(lambda: (views.run_summary(run_id) or {}).get("status") == "success")
-    eventually(lambda: [e["action"] for e in views.audit(run_id)] == [
-        "triggered", "started", "succeeded"])
+    eventually(lambda: [e["action"] for e in views.audit(run_id)] == ["triggered", "started", "succeeded"])
 
 
 def test_events_written_while_a_following_runner_lingers_go_in_one_batch(
-    settings: Settings, driver: Driver,
+    settings: Settings,
+    driver: Driver,
 ) -> None:
     """On PostgreSQL a notification wakes the runner, which waits ``linger`` for more events
     before reading; on SQLite the poll interval batches the same way. Either way events that
@@ -184,8 +191,9 @@ def test_a_crash_between_the_rows_and_the_commit_neither_loses_nor_doubles_event
 ) -> None:
     runs = some_history(driver)
     CrashingAudit.batches = 0
-    crashing = ProjectionRunner(settings, batch_size=6, views=[
-        SummariesView(), StatsView(), LineageView(), CrashingAudit()])
+    crashing = ProjectionRunner(
+        settings, batch_size=6, views=[SummariesView(), StatsView(), LineageView(), CrashingAudit()]
+    )
     crashing.step()
     with pytest.raises(RuntimeError, match="injected crash"):
         crashing.step()
@@ -205,8 +213,7 @@ def test_a_crash_between_the_rows_and_the_commit_neither_loses_nor_doubles_event
     }
     stats = views.stats()
     assert stats["total_runs"] == 4
-    assert stats["by_status"] == {"pending": 0, "running": 0, "success": 2, "failed": 1,
-                                  "killed": 1}
+    assert stats["by_status"] == {"pending": 0, "running": 0, "success": 2, "failed": 1, "killed": 1}
     assert set(positions(settings).values()) == {ledger.reader.max_position()}
 
 
@@ -249,8 +256,9 @@ def test_a_rebuild_produces_tables_equal_to_the_live_ones_row_for_row(
     assert runner.rebuild() == ["summaries", "stats", "lineage", "audit"]
     after = {view.name: dump(settings, view) for view in default_views()}
     assert after == before
-    assert {v.name: index_names(settings, f"rl_{v.name}_v{v.schema_version}_g2")
-            for v in default_views()} == indexes
+    assert {
+        v.name: index_names(settings, f"rl_{v.name}_v{v.schema_version}_g2") for v in default_views()
+    } == indexes
     conn = connect(settings)
     try:
         for view in default_views():
@@ -268,8 +276,15 @@ class GatedSummaries(SummariesView):
     gate = threading.Event()
     entered = threading.Event()
 
-    def fold(self, conn: Connection, t: Tables, events: list[EventRecord],
-             known: dict[str, Any], *, append: bool = False) -> dict[str, Any]:
+    def fold(
+        self,
+        conn: Connection,
+        t: Tables,
+        events: list[EventRecord],
+        known: dict[str, Any],
+        *,
+        append: bool = False,
+    ) -> dict[str, Any]:
         if t.prefix.endswith("_g2"):
             GatedSummaries.entered.set()
             GatedSummaries.gate.wait(10)
@@ -283,8 +298,7 @@ def test_while_a_rebuild_runs_the_old_tables_keep_serving_and_status_says_rebuil
     runner.catch_up()
     GatedSummaries.gate.clear()
     GatedSummaries.entered.clear()
-    rebuilder = ProjectionRunner(settings, views=[GatedSummaries()], batch_size=5,
-                                 rebuild_batch_size=5)
+    rebuilder = ProjectionRunner(settings, views=[GatedSummaries()], batch_size=5, rebuild_batch_size=5)
     thread = threading.Thread(target=rebuilder.rebuild, args=("summaries",))
     thread.start()
     try:
@@ -315,8 +329,9 @@ def test_a_changed_schema_version_rebuilds_the_view_on_restart(
     runs = some_history(driver)
     runner.catch_up()
     runner.stop()
-    upgraded = ProjectionRunner(settings, views=[SummariesNext(), StatsView(), LineageView(),
-                                                 AuditView()], rebuild_batch_size=4)
+    upgraded = ProjectionRunner(
+        settings, views=[SummariesNext(), StatsView(), LineageView(), AuditView()], rebuild_batch_size=4
+    )
     upgraded.catch_up()
     upgraded.stop()
     conn = connect(settings)

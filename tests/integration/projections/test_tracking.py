@@ -24,9 +24,16 @@ def library_recorder(settings: Settings) -> PostgresTrackingRecorder | SQLiteTra
         assert db.sqlite_path is not None
         return SQLiteTrackingRecorder(SQLiteDatastore(db_name=db.sqlite_path))
     return PostgresTrackingRecorder(
-        PostgresDatastore(dbname=db.dbname, host=db.host, port=str(db.port), user=db.user,
-                          password=db.password, schema=db.schema or "public"),
-        tracking_table_name=POSTGRES_TABLE)
+        PostgresDatastore(
+            dbname=db.dbname,
+            host=db.host,
+            port=str(db.port),
+            user=db.user,
+            password=db.password,
+            schema=db.schema or "public",
+        ),
+        tracking_table_name=POSTGRES_TABLE,
+    )
 
 
 def test_the_library_s_recorder_reads_every_view_s_position(
@@ -41,8 +48,7 @@ def test_the_library_s_recorder_reads_every_view_s_position(
             prefix = f"rl_{view.name}_v{view.schema_version}_g1"
             assert recorder.max_tracking_id(prefix) == newest + 1  # notification ids from 1
         with pytest.raises(IntegrityError):  # and it refuses to move one back, as ever
-            recorder.insert_tracking(Tracking(f"rl_audit_v{default_views()[3].schema_version}"
-                                              "_g1", newest))
+            recorder.insert_tracking(Tracking(f"rl_audit_v{default_views()[3].schema_version}_g1", newest))
     finally:
         recorder.datastore.close()
 
@@ -79,15 +85,19 @@ def test_views_from_before_the_library_s_tracking_keep_their_positions_and_follo
     runner.stop()
     conn = connect(settings)
     try:
-        positions = {view.name: st.position_of(conn, st.read_pointer(conn, view.name).live)  # type: ignore[union-attr]
-                     for view in default_views()}
+        positions = {
+            view.name: st.position_of(conn, st.read_pointer(conn, view.name).live)  # type: ignore[union-attr]
+            for view in default_views()
+        }
         with conn.transaction():  # back to the former layout
-            conn.execute(f"CREATE TABLE {st.LEGACY_TRACKING_TABLE} (prefix TEXT PRIMARY KEY, "
-                         "position BIGINT NOT NULL)")
+            conn.execute(
+                f"CREATE TABLE {st.LEGACY_TRACKING_TABLE} (prefix TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
             for view in default_views():
                 prefix = f"rl_{view.name}_v{view.schema_version}_g1"
-                conn.execute(f"INSERT INTO {st.LEGACY_TRACKING_TABLE} VALUES (?, ?)",
-                             (prefix, positions[view.name]))
+                conn.execute(
+                    f"INSERT INTO {st.LEGACY_TRACKING_TABLE} VALUES (?, ?)", (prefix, positions[view.name])
+                )
             conn.execute(f"DROP TABLE {tracking(conn).table}")
     finally:
         conn.close()

@@ -7,8 +7,7 @@ from api.auth import Principal, hash_token, new_token
 
 def test_each_role_includes_the_ones_before_it_and_worker_stands_apart() -> None:
     table = {
-        role: {need for need in ("auditor", "operator", "admin", "worker")
-               if Principal("p", role).has(need)}
+        role: {need for need in ("auditor", "operator", "admin", "worker") if Principal("p", role).has(need)}
         for role in ("auditor", "operator", "admin", "worker")
     }
     assert table == {

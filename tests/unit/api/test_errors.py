@@ -77,8 +77,9 @@ def test_domain_errors_map_to_their_status_in_one_place() -> None:
 def test_validation_errors_and_oversized_bodies_are_problems() -> None:
     with TestClient(small_app()) as client:
         invalid = client.post("/echo", json={"a": "not a number"})
-        too_big = client.post("/echo", content=b"{" + b" " * 100 + b"}",
-                              headers={"Content-Type": "application/json"})
+        too_big = client.post(
+            "/echo", content=b"{" + b" " * 100 + b"}", headers={"Content-Type": "application/json"}
+        )
         ok = client.post("/echo", json={"a": 1})
     assert invalid.status_code == 422
     assert invalid.json()["errors"][0]["loc"] == "body.a"

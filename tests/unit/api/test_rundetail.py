@@ -11,39 +11,78 @@ SHA_A, SHA_B, SHA_LOG, SHA_PARAM = "a" * 64, "b" * 64, "c" * 64, "d" * 64
 DEFINITION = {
     "name": "wf",
     "params": {"seed": {"type": "file"}, "n": {"type": "integer"}},
-    "tasks": [{"name": "make", "command": ["x"]}, {"name": "use", "command": ["y"]},
-              {"name": "later", "command": ["z"]}],
+    "tasks": [
+        {"name": "make", "command": ["x"]},
+        {"name": "use", "command": ["y"]},
+        {"name": "later", "command": ["z"]},
+    ],
 }
 
 
 def record(stream: str, sequence: int, type_: str, **data: Any) -> EventRecord:
-    return EventRecord(stream=stream, sequence=sequence, position=sequence, type=type_,
-                       timestamp=f"2026-01-01T00:00:{sequence:02d}.000000Z", data=data,
-                       hash="0" * 64, prev_hash=None)
+    return EventRecord(
+        stream=stream,
+        sequence=sequence,
+        position=sequence,
+        type=type_,
+        timestamp=f"2026-01-01T00:00:{sequence:02d}.000000Z",
+        data=data,
+        hash="0" * 64,
+        prev_hash=None,
+    )
 
 
-def finished(stream: str, sequence: int, task: str, attempt: int, status: str,
-             **evidence: Any) -> EventRecord:
-    base = {"task": task, "attempt": attempt, "status": status,
-            "exit_code": 0 if status == "success" else 1, "command": ["x"], "inputs": [],
-            "outputs": [], "output_vars": {}, "stdout": None, "stderr": None,
-            "duration_seconds": 1.0}
+def finished(
+    stream: str, sequence: int, task: str, attempt: int, status: str, **evidence: Any
+) -> EventRecord:
+    base = {
+        "task": task,
+        "attempt": attempt,
+        "status": status,
+        "exit_code": 0 if status == "success" else 1,
+        "command": ["x"],
+        "inputs": [],
+        "outputs": [],
+        "output_vars": {},
+        "stdout": None,
+        "stderr": None,
+        "duration_seconds": 1.0,
+    }
     return record(stream, sequence, "Run.TaskFinished", **(base | evidence))
 
 
 def run(stream: str, n: int, out_sha: str) -> list[EventRecord]:
     return [
-        record(stream, 1, "Run.Triggered", definition=DEFINITION, definition_hash="h",
-               parameters={"seed": SHA_PARAM, "n": n}),
+        record(
+            stream,
+            1,
+            "Run.Triggered",
+            definition=DEFINITION,
+            definition_hash="h",
+            parameters={"seed": SHA_PARAM, "n": n},
+        ),
         record(stream, 2, "Run.Started", worker_id="w", lease_expires_at="x"),
         record(stream, 3, "Run.TaskStarted", task="make", attempt=1, command=["x"], host="h"),
         finished(stream, 4, "make", 1, "failed", stderr={"sha256": SHA_LOG, "size": 3}),
         record(stream, 5, "Run.TaskStarted", task="make", attempt=2, command=["x"], host="h"),
-        finished(stream, 6, "make", 2, "success",
-                 outputs=[{"path": "o.txt", "sha256": out_sha, "size": 1}],
-                 output_vars={"k": n}),
-        record(stream, 7, "Run.TaskReused", task="use", source_run_id="orig",
-               outputs=[{"path": "u.txt", "sha256": SHA_B, "size": 2}], output_vars={}),
+        finished(
+            stream,
+            6,
+            "make",
+            2,
+            "success",
+            outputs=[{"path": "o.txt", "sha256": out_sha, "size": 1}],
+            output_vars={"k": n},
+        ),
+        record(
+            stream,
+            7,
+            "Run.TaskReused",
+            task="use",
+            source_run_id="orig",
+            outputs=[{"path": "u.txt", "sha256": SHA_B, "size": 2}],
+            output_vars={},
+        ),
     ]
 
 
@@ -52,7 +91,9 @@ def test_every_attempt_is_kept_oldest_first_and_reused_tasks_name_their_source()
     make = tasks["make"]
     assert make["status"] == "success"
     assert [(a["attempt"], a["status"], a["exit_code"]) for a in make["attempts"]] == [
-        (1, "failed", 1), (2, "success", 0)]
+        (1, "failed", 1),
+        (2, "success", 0),
+    ]
     assert tasks["use"]["status"] == "reused"
     assert tasks["use"]["source_run_id"] == "orig"
     assert tasks["later"] == {"name": "later", "status": "pending", "attempts": []}
@@ -63,8 +104,7 @@ def test_every_attempt_is_kept_oldest_first_and_reused_tasks_name_their_source()
 def test_files_list_file_parameters_and_task_outputs_once_each() -> None:
     files = files_of(run("r1", 1, SHA_A))
     assert files == [
-        {"path": "params/seed", "sha256": SHA_PARAM, "size": None, "role": "input",
-         "task": None},
+        {"path": "params/seed", "sha256": SHA_PARAM, "size": None, "role": "input", "task": None},
         {"path": "o.txt", "sha256": SHA_A, "size": 1, "role": "output", "task": "make"},
         {"path": "u.txt", "sha256": SHA_B, "size": 2, "role": "output", "task": "use"},
     ]

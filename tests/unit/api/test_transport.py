@@ -25,8 +25,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def nodelay_of_served_connections(protocol: type[H11Protocol]) -> list[int]:
     """Serve ``app`` on a listener bound first, the way uvicorn's supervisor binds it; make
     keep-alive requests; the ``TCP_NODELAY`` option of the server's side of the connection."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=protocol, lifespan="off",
-                            log_config=None, access_log=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, http=protocol, lifespan="off", log_config=None, access_log=False
+    )
     listener = config.bind_socket()
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
@@ -40,8 +41,10 @@ def nodelay_of_served_connections(protocol: type[H11Protocol]) -> list[int]:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             assert [client.get("/").text for _ in range(3)] == ["ok"] * 3
             connections = list(server.server_state.connections)
-            return [conn.transport.get_extra_info("socket").getsockopt(
-                socket.IPPROTO_TCP, socket.TCP_NODELAY) for conn in connections]
+            return [
+                conn.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                for conn in connections
+            ]
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -25,11 +25,19 @@ def definition(**overrides: Any) -> dict[str, Any]:
             "seed": {"type": "file", "required": False},
         },
         "tasks": [
-            {"name": "discover", "command": ["python3", "-c", "print(1)", "{{ params.query }}"],
-             "outputs": ["urls.json"]},
-            {"name": "summarise", "depends_on": ["discover"],
-             "command": ["wc", "-l", "{{ tasks.discover.outputs.count }}"],
-             "inputs": ["urls.json"], "outputs": ["summary.txt"], "on_failure": "continue"},
+            {
+                "name": "discover",
+                "command": ["python3", "-c", "print(1)", "{{ params.query }}"],
+                "outputs": ["urls.json"],
+            },
+            {
+                "name": "summarise",
+                "depends_on": ["discover"],
+                "command": ["wc", "-l", "{{ tasks.discover.outputs.count }}"],
+                "inputs": ["urls.json"],
+                "outputs": ["summary.txt"],
+                "on_failure": "continue",
+            },
         ],
     }
     base.update(overrides)
@@ -55,8 +63,15 @@ def test_yaml_is_parsed_to_the_same_object_as_json() -> None:
         ({"tasks": [{"name": "a", "command": "echo hi"}]}, "command"),
         ({"tasks": [{"name": "a", "command": []}]}, "command"),
         ({"tasks": [{"name": "a", "command": ["x"], "depends_on": ["ghost"]}]}, "unknown task"),
-        ({"tasks": [{"name": "a", "command": ["x"], "depends_on": ["b"]},
-                    {"name": "b", "command": ["x"], "depends_on": ["a"]}]}, "cycle"),
+        (
+            {
+                "tasks": [
+                    {"name": "a", "command": ["x"], "depends_on": ["b"]},
+                    {"name": "b", "command": ["x"], "depends_on": ["a"]},
+                ]
+            },
+            "cycle",
+        ),
         ({"tasks": [{"name": "a", "command": ["x"], "outputs": ["../escape"]}]}, "leaves"),
         ({"tasks": [{"name": "a", "command": ["x"], "inputs": ["/etc/passwd"]}]}, "relative"),
         ({"tasks": [{"name": "a", "command": ["x"], "shell": True}]}, "shell"),
@@ -82,20 +97,30 @@ def test_a_task_may_only_template_outputs_of_tasks_upstream_of_it() -> None:
 
 
 def test_topological_order_puts_dependencies_first() -> None:
-    parsed = parse_definition(definition(tasks=[
-        {"name": "c", "command": ["x"], "depends_on": ["a", "b"]},
-        {"name": "b", "command": ["x"], "depends_on": ["a"]},
-        {"name": "a", "command": ["x"]},
-    ]))
+    parsed = parse_definition(
+        definition(
+            tasks=[
+                {"name": "c", "command": ["x"], "depends_on": ["a", "b"]},
+                {"name": "b", "command": ["x"], "depends_on": ["a"]},
+                {"name": "a", "command": ["x"]},
+            ]
+        )
+    )
     assert topological_order(parsed) == ["a", "b", "c"]
 
 
 def test_parameters_get_defaults_and_types_are_checked() -> None:
     parsed = parse_definition(definition())
     assert resolve_parameters(parsed, {"query": "q"}) == {"query": "q", "max_urls": 50, "seed": None}
-    for bad in ({"query": 1}, {}, {"query": "q", "max_urls": "5"}, {"query": "q", "max_urls": True},
-                {"query": "q", "unknown": 1}, {"query": "q", "seed": "not-a-hash"},
-                {"query": "q", "max_urls": 2**60}):
+    for bad in (
+        {"query": 1},
+        {},
+        {"query": "q", "max_urls": "5"},
+        {"query": "q", "max_urls": True},
+        {"query": "q", "unknown": 1},
+        {"query": "q", "seed": "not-a-hash"},
+        {"query": "q", "max_urls": 2**60},
+    ):
         with pytest.raises(InvalidParameters):
             resolve_parameters(parsed, bad)
 

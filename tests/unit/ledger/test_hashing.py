@@ -29,8 +29,12 @@ def test_event_hash_matches_a_hand_computed_vector() -> None:
 
 def test_second_event_chains_to_the_first_by_prev_hash() -> None:
     digest = event_hash(
-        stream="run-1", sequence=2, type="Run.Started",
-        timestamp="2026-11-22T03:04:05.123456Z", data={"worker_id": "w"}, prev_hash=TRIGGER_HASH,
+        stream="run-1",
+        sequence=2,
+        type="Run.Started",
+        timestamp="2026-11-22T03:04:05.123456Z",
+        data={"worker_id": "w"},
+        prev_hash=TRIGGER_HASH,
     )
     assert digest == STARTED_HASH
 
@@ -64,8 +68,14 @@ def test_timestamps_are_utc_with_microseconds_and_z() -> None:
 )
 def test_any_change_to_data_changes_the_hash(data: dict[str, int], key: str) -> None:
     def digest(payload: dict[str, int]) -> str:
-        return event_hash(stream="s", sequence=1, type="T",
-                          timestamp="2026-01-01T00:00:00.000000Z", data=payload, prev_hash=None)
+        return event_hash(
+            stream="s",
+            sequence=1,
+            type="T",
+            timestamp="2026-01-01T00:00:00.000000Z",
+            data=payload,
+            prev_hash=None,
+        )
 
     changed = dict(data)
     changed[key] = data.get(key, 0) + 1

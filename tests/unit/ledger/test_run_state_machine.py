@@ -16,10 +16,20 @@ AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 def pending_run() -> Run:
     return Run.trigger(
-        run_id="run-1", at=AT, workflow="wf", version=1, definition_hash="0" * 64,
+        run_id="run-1",
+        at=AT,
+        workflow="wf",
+        version=1,
+        definition_hash="0" * 64,
         definition={"name": "wf", "tasks": [{"name": "a", "command": ["true"]}]},
-        engine_version="test", triggered_by="alice", trigger_kind="name", parameters={},
-        replay_of=None, resume_of=None, resume_from_task=None, batch_id=None,
+        engine_version="test",
+        triggered_by="alice",
+        trigger_kind="name",
+        parameters={},
+        replay_of=None,
+        resume_of=None,
+        resume_from_task=None,
+        batch_id=None,
         idempotency_key=None,
     )
 
@@ -72,8 +82,15 @@ def test_a_new_run_is_pending_and_its_first_event_opens_the_chain() -> None:
 def test_every_recorded_event_chains_to_the_one_before() -> None:
     run = pending_run()
     run.claim(worker_id="w", lease_expires_at="x", at=AT)
-    run.start_task(worker_id="w", task="a", attempt=1, command=["true"], host="h",
-                   started_at="2026-11-22T03:00:00.000000Z", at=AT)
+    run.start_task(
+        worker_id="w",
+        task="a",
+        attempt=1,
+        command=["true"],
+        host="h",
+        started_at="2026-11-22T03:00:00.000000Z",
+        at=AT,
+    )
     events = run.collect_events()
     assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
 
@@ -81,11 +98,25 @@ def test_every_recorded_event_chains_to_the_one_before() -> None:
 def test_a_task_attempt_must_follow_the_previous_one() -> None:
     run = to(RunStatus.RUNNING)
     with pytest.raises(IllegalTransition):
-        run.start_task(worker_id="w", task="a", attempt=2, command=None, host=None,
-                       started_at="2026-11-22T03:00:00.000000Z", at=AT)
+        run.start_task(
+            worker_id="w",
+            task="a",
+            attempt=2,
+            command=None,
+            host=None,
+            started_at="2026-11-22T03:00:00.000000Z",
+            at=AT,
+        )
     with pytest.raises(Conflict):
-        run.start_task(worker_id="other", task="a", attempt=1, command=None, host=None,
-                       started_at="2026-11-22T03:00:00.000000Z", at=AT)
+        run.start_task(
+            worker_id="other",
+            task="a",
+            attempt=1,
+            command=None,
+            host=None,
+            started_at="2026-11-22T03:00:00.000000Z",
+            at=AT,
+        )
     assert run.collect_events() == []
 
 
@@ -98,15 +129,22 @@ def test_a_copy_shares_the_definition_and_changes_apart_from_the_original() -> N
     clone = copy.deepcopy(original)
     assert clone.definition is original.definition
     assert clone.parameters is original.parameters
-    clone.start_task(worker_id="w", task="a", attempt=1, command=None, host="h",
-                     started_at="2026-11-22T03:00:01.000000Z", at=AT)
+    clone.start_task(
+        worker_id="w",
+        task="a",
+        attempt=1,
+        command=None,
+        host="h",
+        started_at="2026-11-22T03:00:01.000000Z",
+        at=AT,
+    )
     assert clone.tasks["a"].status == "running" and "a" not in original.tasks
     assert clone.version == original.version + 1
     assert len(clone.collect_events()) == 1 and original.collect_events() == []
     assert clone.last_hash != original.last_hash
-    finished = TaskFinishedReport.model_validate({
-        "type": "task_finished", "task": "a", "attempt": 1, "exit_code": 0,
-        "output_vars": {"n": 1}})
+    finished = TaskFinishedReport.model_validate(
+        {"type": "task_finished", "task": "a", "attempt": 1, "exit_code": 0, "output_vars": {"n": 1}}
+    )
     clone.finish_task(worker_id="w", at=AT, **finished.evidence(AT))
     again = copy.deepcopy(clone)
     again.tasks["a"].status = "changed"
@@ -127,11 +165,25 @@ def test_a_run_kept_as_saved_refuses_commands_and_its_copies_take_them() -> None
     run.collect_events()
     cache.saved(run)
     with pytest.raises(FrozenAggregate):
-        run.start_task(worker_id="w", task="a", attempt=1, command=None, host="h",
-                       started_at="2026-11-22T03:00:01.000000Z", at=AT)
+        run.start_task(
+            worker_id="w",
+            task="a",
+            attempt=1,
+            command=None,
+            host="h",
+            started_at="2026-11-22T03:00:01.000000Z",
+            at=AT,
+        )
     assert run.pending_events == [] and "a" not in run.tasks
     for clone in (cache.copy_of(run.id), copy.deepcopy(run)):
         assert clone is not None and clone is not run
-        clone.start_task(worker_id="w", task="a", attempt=1, command=None, host="h",
-                         started_at="2026-11-22T03:00:01.000000Z", at=AT)
+        clone.start_task(
+            worker_id="w",
+            task="a",
+            attempt=1,
+            command=None,
+            host="h",
+            started_at="2026-11-22T03:00:01.000000Z",
+            at=AT,
+        )
         assert clone.tasks["a"].status == "running" and "a" not in run.tasks

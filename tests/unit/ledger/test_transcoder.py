@@ -45,8 +45,9 @@ STATE: dict[str, Any] = {
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -85,11 +86,22 @@ def test_the_mapper_stores_chain_events_byte_for_byte_as_the_library_s_mapper() 
 
     _, ours = transcoders()
     run = Run.trigger(
-        run_id="r-1", at=AT, workflow="wf", version=1, definition_hash="ab" * 32,
+        run_id="r-1",
+        at=AT,
+        workflow="wf",
+        version=1,
+        definition_hash="ab" * 32,
         definition={"name": "wf", "tasks": [{"name": "a", "command": ["true"], "timeout": 1.5}]},
-        engine_version="0", triggered_by="alice", trigger_kind="name",
-        parameters={"ratio": 0.25, "n": None}, replay_of=None, resume_of=None,
-        resume_from_task=None, batch_id=None, idempotency_key=None)
+        engine_version="0",
+        triggered_by="alice",
+        trigger_kind="name",
+        parameters={"ratio": 0.25, "n": None},
+        replay_of=None,
+        resume_of=None,
+        resume_from_task=None,
+        batch_id=None,
+        idempotency_key=None,
+    )
     event = run.collect_events()[0]
     assert LedgerMapper(ours).to_stored_event(event) == Mapper(ours).to_stored_event(event)
 
@@ -102,10 +114,22 @@ def test_a_chain_event_cannot_carry_nan_or_infinity_so_it_needs_no_check(value: 
 
     with pytest.raises(ValueError, match="not representable"):
         Run.trigger(
-            run_id="r-1", at=AT, workflow="wf", version=1, definition_hash="ab" * 32,
-            definition={"name": "wf"}, engine_version="0", triggered_by="alice",
-            trigger_kind="name", parameters={"x": value}, replay_of=None, resume_of=None,
-            resume_from_task=None, batch_id=None, idempotency_key=None)
+            run_id="r-1",
+            at=AT,
+            workflow="wf",
+            version=1,
+            definition_hash="ab" * 32,
+            definition={"name": "wf"},
+            engine_version="0",
+            triggered_by="alice",
+            trigger_kind="name",
+            parameters={"x": value},
+            replay_of=None,
+            resume_of=None,
+            resume_from_task=None,
+            batch_id=None,
+            idempotency_key=None,
+        )
 
 
 def test_any_other_event_still_gets_the_check() -> None:
