@@ -21,7 +21,7 @@ run: $(VENV)/.installed
 	$(BIN)/runledger serve
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check ledger projections api tests bench
+	$(BIN)/ruff check ledger projections api executor cli tests bench
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

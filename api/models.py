@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.reports import Report
+from ledger.domain.reports import Report
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 JSONDict = dict[str, Any]

@@ -14,7 +14,7 @@ import structlog
 
 from api.auth import TokenStore
 from api.errors import Unavailable
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
 
 log = structlog.get_logger()
@@ -41,7 +41,7 @@ class Runtime:
         except ImportError as exc:
             log.warning("read_models_unavailable", error=str(exc))
         try:
-            from ledger.filestore import FileStore  # type: ignore[import-not-found,unused-ignore]
+            from ledger.store.filestore import FileStore  # type: ignore[import-not-found,unused-ignore]
 
             runtime.files_ = FileStore(settings.file_store_dir)
         except ImportError as exc:

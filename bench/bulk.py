@@ -47,9 +47,9 @@ from bench.populate import (
 )
 from ledger import __version__
 from ledger.hashing import event_hash, format_timestamp
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
-from ledger.storage import events_table, postgres_conninfo
+from ledger.store.setup import events_table, postgres_conninfo
 
 Row = tuple[str, int, str, bytes]
 #: What a worker needs to know of each workflow's active version: (version, hash, definition).
@@ -86,9 +86,9 @@ class RunWriter:
             "prev_hash": prev,
         }
         if first:
-            state["originator_topic"] = "ledger.run:Run"
+            state["originator_topic"] = "ledger.domain.run:Run"
         state.update(data)
-        self.rows.append((stream, sequence, f"ledger.run:Run.{kind}", _ENCODER.encode(state).encode()))
+        self.rows.append((stream, sequence, f"ledger.domain.run:Run.{kind}", _ENCODER.encode(state).encode()))
         return digest
 
     def add(self, facts: RunFacts, at: datetime) -> None:

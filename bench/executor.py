@@ -29,12 +29,12 @@ from typing import Any
 import structlog
 
 from bench.common import ScratchDatabase, machine, scratch_database
-from ledger.executor import Executor
-from ledger.executor.candidates import EventScan
-from ledger.filestore import FileStore
-from ledger.run import TERMINAL
-from ledger.service import Ledger
+from executor import Executor
+from executor.candidates import EventScan
+from ledger.domain.run import TERMINAL
+from ledger.service.app import Ledger
 from ledger.settings import Settings
+from ledger.store.filestore import FileStore
 
 TASKS = 5
 WORKFLOW = {

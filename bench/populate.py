@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import __version__
-from ledger.reports import Report, RunStateReport, TaskFinishedReport, TaskStartedReport
-from ledger.run import Run
-from ledger.service import Ledger, apply_report
+from ledger.domain.reports import Report, RunStateReport, TaskFinishedReport, TaskStartedReport
+from ledger.domain.run import Run
+from ledger.service.app import Ledger, apply_report
 
 N_WORKFLOWS = 10
 N_DATASETS = 50

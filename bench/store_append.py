@@ -1,4 +1,4 @@
-"""Store append: events/s through ``ledger.service.Ledger`` against raw inserts of the same rows.
+"""Store append: events/s through ``ledger.service.app.Ledger`` against raw inserts of the same rows.
 
     .venv/bin/python -m bench.store_append [--backend sqlite,postgres] [--threads 1,4]
                                            [--events 1,10] [--saves 1500] [--out FILE]
@@ -30,10 +30,10 @@ import psycopg
 from psycopg import sql
 
 from bench.common import PG_URL, ScratchDatabase, machine, scratch_database, write_json
-from ledger.reports import Report, TaskFinishedReport, TaskStartedReport
-from ledger.service import Ledger
+from ledger.domain.reports import Report, TaskFinishedReport, TaskStartedReport
+from ledger.service.app import Ledger
 from ledger.settings import Settings
-from ledger.storage import events_table
+from ledger.store.setup import events_table
 
 Row = tuple[str, int, str, bytes]
 

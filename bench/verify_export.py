@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import scratch_database  # noqa: E402
-from ledger.eventcheck import canonical, load_json  # noqa: E402
 from ledger.hashing import format_timestamp  # noqa: E402
-from ledger.records import decode_row  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
+from ledger.store.decode import canonical, load_json  # noqa: E402
+from ledger.store.event_record import decode_row  # noqa: E402
 
 DEFINITION: dict[str, Any] = {
     "name": "bench",
@@ -69,8 +69,8 @@ def copy_to_postgres(directory: Path, url: str) -> int:
     """The SQLite ledger's rows, in position order, into a fresh PostgreSQL ledger."""
     import psycopg
 
-    from ledger.service import Ledger
-    from ledger.storage import postgres_conninfo
+    from ledger.service.app import Ledger
+    from ledger.store.setup import postgres_conninfo
 
     (directory / "pg").mkdir(exist_ok=True)
     settings = settings_for(directory / "pg", url)
@@ -91,8 +91,8 @@ def copy_to_postgres(directory: Path, url: str) -> int:
 
 
 def template_rows(settings: Settings) -> list[tuple[str, int, str, bytes]]:
-    from ledger.reports import ReportBatch
-    from ledger.service import Ledger
+    from ledger.domain.reports import ReportBatch
+    from ledger.service.app import Ledger
 
     ledger = Ledger(settings)
     try:
@@ -177,7 +177,7 @@ def _flush(conn: sqlite3.Connection, batch: list[tuple[str, int, str, bytes]]) -
 
 def report_size(settings: Settings) -> int:
     """The Merkle tree's size (the ``tree`` step built it)."""
-    from ledger.merkle_store import MerkleStore
+    from ledger.integrity.merkle_store import MerkleStore
 
     return MerkleStore(settings).catch_up().tree_size
 
@@ -188,11 +188,11 @@ def step(name: str, directory: Path, url: str | None) -> dict[str, Any]:
     started = time.perf_counter()
     result: dict[str, Any] = {}
     if name == "tree":
-        from ledger.merkle_store import MerkleStore
+        from ledger.integrity.merkle_store import MerkleStore
 
         result["events"] = MerkleStore(settings).catch_up().tree_size
     elif name == "baseline":
-        from ledger.rowscan import RawStore
+        from ledger.store.rowscan import RawStore
 
         raw = RawStore(settings)
         count = 0
@@ -202,7 +202,7 @@ def step(name: str, directory: Path, url: str | None) -> dict[str, Any]:
                 count += 1
         result["events"] = count
     elif name in ("verify", "verify-1proc"):
-        from ledger.integrity import auto_workers, verify_ledger
+        from ledger.integrity.verify import auto_workers, verify_ledger
 
         workers = 1 if name == "verify-1proc" else auto_workers(report_size(settings))
         report = verify_ledger(settings, workers=workers)
@@ -210,14 +210,14 @@ def step(name: str, directory: Path, url: str | None) -> dict[str, Any]:
         assert report.ok, [str(p) for p in report.problems[:5]]
         result["events"] = report.events_checked
     elif name == "export":
-        from ledger.bundle import write_bundle
-        from projections.summaries import summary_from_events
+        from ledger.integrity.bundle import write_bundle
+        from projections.views.summaries import summary_from_events
 
         exported = write_bundle(settings, directory / "bundle.tar", summarise=summary_from_events)
         result["events"] = exported.events
         result["bundle_bytes"] = (directory / "bundle.tar").stat().st_size
     elif name == "verify-bundle":
-        from ledger.bundle_verify import verify_bundle
+        from ledger.integrity.bundle_verify import verify_bundle
 
         problems = verify_bundle(directory / "bundle.tar")
         assert not problems, problems[:5]

@@ -1,6 +1,6 @@
 """Connections for the read side: its own SQLite or PostgreSQL connections to the ledger's
 database, one SQL dialect for both (``?`` placeholders, translated for psycopg), and plain
-reads of stored event rows (decoded by :func:`ledger.eventcheck.decode`, never through
+reads of stored event rows (decoded by :func:`ledger.store.decode.decode`, never through
 aggregates).
 """
 
@@ -17,12 +17,12 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
-from ledger.eventcheck import decode
-from ledger.records import EventRecord
 from ledger.settings import DatabaseConfig, Settings
-from ledger.storage import postgres_conninfo, prepare_database
+from ledger.store.decode import decode
+from ledger.store.event_record import EventRecord
+from ledger.store.setup import postgres_conninfo, prepare_database
 
-#: The library names the events table after the application (see ``ledger.storage``).
+#: The library names the events table after the application (see ``ledger.store.setup``).
 SQLITE_EVENTS_TABLE = "stored_events"
 POSTGRES_EVENTS_TABLE = "runledger_events"
 #: The channel the library NOTIFYs on every insert into the events table.

@@ -18,12 +18,12 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from ledger.settings import Settings
-from ledger.storage import postgres_conninfo
-from projections import audit, lineage, stats, summaries_queries
+from ledger.store.setup import postgres_conninfo
 from projections import state as st
 from projections.db import Connection, connect
 from projections.runner import default_views, projection_status
 from projections.view import Tables
+from projections.views import audit, lineage, stats, summaries_queries
 
 T = TypeVar("T")
 

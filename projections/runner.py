@@ -31,15 +31,15 @@ from typing import Any
 
 import structlog
 
-from ledger.records import EventRecord
 from ledger.settings import Settings
+from ledger.store.event_record import EventRecord
 from projections import state as st
-from projections.audit import AuditView
 from projections.db import POSTGRES_CHANNEL, Connection, connect, max_position, read_events
-from projections.lineage import LineageView
-from projections.stats import StatsView
-from projections.summaries import SummariesView
 from projections.view import Rebuilder, Tables, View
+from projections.views.audit import AuditView
+from projections.views.lineage import LineageView
+from projections.views.stats import StatsView
+from projections.views.summaries import SummariesView
 
 log = structlog.get_logger()
 

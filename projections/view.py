@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ledger.records import EventRecord
+from ledger.store.event_record import EventRecord
 from projections.db import Connection
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from api.deps import Auditor, RuntimeDep
 from api.models import BatchPublic
 from api.routes.runs import summary
-from api.rundetail import batch_progress
+from projections.views.rundetail import batch_progress
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
 

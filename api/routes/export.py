@@ -1,4 +1,4 @@
-"""``GET /api/export``: a signed compliance bundle (see :mod:`ledger.bundle`), streamed.
+"""``GET /api/export``: a signed compliance bundle (see :mod:`ledger.integrity.bundle`), streamed.
 
 The bundle is written to a temporary file as the events are read, then streamed from it in
 chunks and deleted, so memory stays flat however many events it holds.
@@ -16,8 +16,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import Auditor, RuntimeDep
-from ledger.bundle import ExportFilters, parse_time_filter, write_bundle
-from projections.summaries import summary_from_events
+from ledger.integrity.bundle import ExportFilters, parse_time_filter, write_bundle
+from projections.views.summaries import summary_from_events
 
 router = APIRouter(prefix="/api/export", tags=["export"])
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import Auditor, RuntimeDep
 from ledger.errors import InvalidRequest, NotFound
-from ledger.integrity import verify_ledger
-from ledger.merkle_store import MerkleStore
-from ledger.signing import Signer
+from ledger.integrity.merkle_store import MerkleStore
+from ledger.integrity.signing import Signer
+from ledger.integrity.verify import verify_ledger
 
 router = APIRouter(prefix="/api/ledger", tags=["ledger"])
 

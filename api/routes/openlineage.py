@@ -6,7 +6,7 @@ like workers do, operators may backfill.
 Answers 201 ``{run_id, status, recorded: true}`` when the event was recorded, 200 with
 ``recorded: false`` for a repeat (same runId, eventType and eventTime), 422 for a malformed
 event (nothing written), 409 when the runId names a run of another job or a non-OpenLineage
-run. How the event is stored is described in ``ledger.openlineage``.
+run. How the event is stored is described in ``ledger.domain.openlineage``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pydantic import BaseModel
 
 from api.auth import Principal
 from api.deps import RuntimeDep, require_role
+from ledger.domain.openlineage import parse_run_event
 from ledger.errors import InvalidRequest
-from ledger.openlineage import parse_run_event
 
 router = APIRouter(prefix="/api/v1", tags=["openlineage"])
 log = structlog.get_logger()

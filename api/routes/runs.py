@@ -25,11 +25,11 @@ from api.models import (
     TaskPublic,
     TasksPublic,
 )
-from api.rundetail import compare, files_of, find_task, log_ref, run_events, tasks_of
 from api.runtime import Runtime
 from ledger.errors import InvalidRequest
 from ledger.hashing import parse_timestamp
-from projections.summaries import summary_from_events
+from projections.views.rundetail import compare, files_of, find_task, log_ref, run_events, tasks_of
+from projections.views.summaries import summary_from_events
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = structlog.get_logger()
@@ -142,7 +142,7 @@ def task_logs(
 
 
 def read_checked(runtime: Runtime, sha256: str) -> bytes:
-    from ledger.filestore import CorruptFile
+    from ledger.store.filestore import CorruptFile
 
     try:
         data: bytes = runtime.files.read(sha256)
@@ -172,7 +172,7 @@ def lineage(
         graph = {"nodes": [], "edges": []}
     if format == "prov":
         try:
-            from projections.prov import to_prov  # type: ignore[import-not-found,unused-ignore]
+            from projections.views.prov import to_prov  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             raise InvalidRequest("unsupported format 'prov' in this build") from None
         document: dict[str, Any] = to_prov(graph)

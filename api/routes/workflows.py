@@ -26,9 +26,9 @@ from api.models import (
     WorkflowVersionPublic,
 )
 from api.runtime import Runtime
-from ledger.definition import load_definition_text
+from ledger.domain.definition import load_definition_text
+from ledger.domain.workflow import Workflow
 from ledger.errors import InvalidDefinition, InvalidRequest
-from ledger.workflow import Workflow
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 log = structlog.get_logger()

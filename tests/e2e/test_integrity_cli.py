@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
-from ledger.bundle_verify import verify_bundle
-from ledger.merkle import verify_consistency
+from cli import main
+from ledger.integrity.bundle_verify import verify_bundle
+from ledger.integrity.merkle import verify_consistency
+from ledger.integrity.signing import load_public_key
 from ledger.settings import Settings
-from ledger.signing import load_public_key
 from tests.e2e.conftest import Server, eventually
 from tests.e2e.helpers import assert_problem, pipeline, register, trigger
 from tests.integration.integrity.conftest import Attacker

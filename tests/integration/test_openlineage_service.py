@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from ledger.domain.openlineage import parse_run_event
 from ledger.errors import Conflict
 from ledger.hashing import definition_hash
-from ledger.openlineage import parse_run_event
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 
 
 def ol_event(

@@ -17,8 +17,8 @@ sys.path.insert(0, str(RUNBENCH))
 import runbench  # noqa: E402
 
 from bench.runledger_adapter import RunledgerAdapter, workflow_definition  # noqa: E402
-from ledger.definition import parse_definition, resolve_parameters  # noqa: E402
-from ledger.reports import ReportBatch  # noqa: E402
+from ledger.domain.definition import parse_definition, resolve_parameters  # noqa: E402
+from ledger.domain.reports import ReportBatch  # noqa: E402
 
 
 def test_the_benchmark_workflow_is_a_valid_definition_taking_the_harness_parameters() -> None:

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import Conflict, InvalidRequest
-from ledger.hashing import definition_hash
-from ledger.openlineage import (
+from ledger.domain.openlineage import (
     OPENLINEAGE_DEFINITION_HASH,
     lineage_facts,
     parse_run_event,
 )
-from ledger.run import Run, RunStatus, status_after_lineage
+from ledger.domain.run import Run, RunStatus, status_after_lineage
+from ledger.errors import Conflict, InvalidRequest
+from ledger.hashing import definition_hash
 
 RUN_ID = "0190a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"
 PARENT_ID = "0190a2b4-0000-7000-8000-00000000abcd"

@@ -6,7 +6,7 @@ import json
 
 from prov.model import ProvActivity, ProvDocument, ProvEntity, ProvGeneration, ProvUsage
 
-from projections.prov import to_prov
+from projections.views.prov import to_prov
 
 RUN = "7d9c2b1e-0000-4000-8000-000000000001"
 SHA = "ab" * 32

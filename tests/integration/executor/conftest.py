@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from ledger.executor import Executor
-from ledger.executor.candidates import EventScan
-from ledger.filestore import FileStore
-from ledger.records import EventRecord
-from ledger.run import TERMINAL, Run
-from ledger.service import Ledger
+from executor import Executor
+from executor.candidates import EventScan
+from ledger.domain.run import TERMINAL, Run
+from ledger.service.app import Ledger
 from ledger.settings import Settings
+from ledger.store.event_record import EventRecord
+from ledger.store.filestore import FileStore
 
 StartExecutor = Callable[..., Executor]
 

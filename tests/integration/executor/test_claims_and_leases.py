@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger.executor import Executor
-from ledger.executor.candidates import EventScan
-from ledger.filestore import FileStore
-from ledger.service import Ledger
+from executor import Executor
+from executor.candidates import EventScan
+from ledger.service.app import Ledger
 from ledger.settings import Settings
+from ledger.store.filestore import FileStore
 from tests.integration.executor.conftest import (
     StartExecutor,
     events_of,

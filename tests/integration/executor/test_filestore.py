@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import NotFound
-from ledger.filestore import CorruptFile, FileStore
+from ledger.store.filestore import CorruptFile, FileStore
 
 
 def test_stored_bytes_are_kept_under_their_own_sha256_and_read_back(tmp_path: Path) -> None:

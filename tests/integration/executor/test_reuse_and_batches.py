@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-from ledger.filestore import FileStore
 from ledger.hashing import parse_timestamp
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
+from ledger.store.filestore import FileStore
 from tests.integration.executor.conftest import (
     StartExecutor,
     events_of,

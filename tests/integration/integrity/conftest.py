@@ -12,12 +12,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from ledger.domain.reports import ReportBatch
 from ledger.hashing import event_hash
-from ledger.records import decode_row
-from ledger.reports import ReportBatch
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
-from ledger.storage import postgres_conninfo
+from ledger.store.event_record import decode_row
+from ledger.store.setup import postgres_conninfo
 
 DEFINITION: dict[str, Any] = {
     "name": "etl",

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.bundle import ExportFilters, write_bundle
-from ledger.bundle_verify import verify_bundle
-from ledger.service import Ledger
+from ledger.integrity.bundle import ExportFilters, write_bundle
+from ledger.integrity.bundle_verify import verify_bundle
+from ledger.integrity.signing import key_path
+from ledger.service.app import Ledger
 from ledger.settings import Settings
-from ledger.signing import key_path
-from projections.summaries import summary_from_events
+from projections.views.summaries import summary_from_events
 from tests.integration.integrity.conftest import Attacker, finish_run
 
 

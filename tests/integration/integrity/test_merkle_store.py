@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from ledger import merkle
-from ledger.merkle_store import MerkleStore
-from ledger.service import Ledger
+from ledger.integrity import merkle
+from ledger.integrity.merkle_store import MerkleStore
+from ledger.service.app import Ledger
 from ledger.settings import Settings
 from tests.integration.integrity.conftest import finish_run
 
@@ -64,7 +64,7 @@ def test_concurrent_catch_ups_build_one_tree(populated: Ledger, settings: Settin
 def test_the_follower_extends_the_tree_in_the_background(populated: Ledger, settings: Settings) -> None:
     import time
 
-    from ledger.merkle_follow import TreeFollower
+    from ledger.integrity.merkle_follow import TreeFollower
 
     follower = TreeFollower(settings, interval=0.05)
     follower.start()

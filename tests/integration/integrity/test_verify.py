@@ -8,9 +8,9 @@ from functools import partial
 
 import pytest
 
-from ledger.integrity import RANGE_LEAVES, VerifyReport, verify_ledger
-from ledger.merkle_store import MerkleStore
-from ledger.service import Ledger
+from ledger.integrity.merkle_store import MerkleStore
+from ledger.integrity.verify import RANGE_LEAVES, VerifyReport, verify_ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
 from tests.integration.integrity.conftest import Attacker, finish_run, forged_trigger
 

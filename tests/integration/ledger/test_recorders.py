@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from ledger.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder, StaleRead
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
-from ledger.storage import events_table, postgres_conninfo
+from ledger.store.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder, StaleRead
+from ledger.store.setup import events_table, postgres_conninfo
 from tests.integration.ledger.test_storage import table_locked
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from ledger.domain.reports import ReportBatch
+from ledger.domain.run import RunStatus
 from ledger.errors import Conflict, IllegalTransition, InvalidParameters, InvalidRequest, NotFound
 from ledger.hashing import definition_hash
-from ledger.reports import ReportBatch
-from ledger.run import RunStatus
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
 
 DEFINITION: dict[str, Any] = {

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
-from ledger.storage import events_table, postgres_conninfo
+from ledger.store.setup import events_table, postgres_conninfo
 
 DEFINITION: dict[str, Any] = {
     "name": "gc",

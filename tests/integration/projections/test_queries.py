@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from ledger.domain.openlineage import RunEvent
 from ledger.errors import InvalidRequest
-from ledger.openlineage import RunEvent
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.runner import ProjectionRunner

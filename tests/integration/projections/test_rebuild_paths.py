@@ -8,12 +8,12 @@ import pytest
 import structlog.testing
 
 from ledger.settings import Settings
-from projections import audit, lineage, stats, summaries
 from projections import runner as runner_module
 from projections import state as st
 from projections.db import connect
 from projections.runner import ProjectionRunner, default_views
 from projections.tracking import tracking
+from projections.views import audit, lineage, stats, summaries
 from tests.integration.projections.conftest import Driver, sha
 from tests.integration.projections.test_runner import dump, index_names, some_history
 

@@ -10,18 +10,18 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ledger.records import EventRecord
-from ledger.service import Ledger
+from ledger.service.app import Ledger
 from ledger.settings import Settings
+from ledger.store.event_record import EventRecord
 from projections import ReadModels
 from projections import state as st
-from projections.audit import AuditView
 from projections.db import Connection, connect, read_events
-from projections.lineage import LineageView
 from projections.runner import ProjectionRunner, apply_batch, default_views
-from projections.stats import StatsView
-from projections.summaries import SummariesView
 from projections.view import Tables, View
+from projections.views.audit import AuditView
+from projections.views.lineage import LineageView
+from projections.views.stats import StatsView
+from projections.views.summaries import SummariesView
 from tests.integration.projections.conftest import Driver, sha
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from ledger.settings import Settings
 from projections.db import connect
-from projections.stats import _percentile
+from projections.views.stats import _percentile
 
 
 def reference(values: list[float], q: float) -> float:

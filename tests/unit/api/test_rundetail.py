@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.rundetail import compare, files_of, find_task, log_ref, tasks_of
-from ledger.records import EventRecord
+from ledger.store.event_record import EventRecord
+from projections.views.rundetail import compare, files_of, find_task, log_ref, tasks_of
 
 SHA_A, SHA_B, SHA_LOG, SHA_PARAM = "a" * 64, "b" * 64, "c" * 64, "d" * 64
 DEFINITION = {

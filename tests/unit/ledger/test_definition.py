@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ledger.definition import (
+from ledger.domain.definition import (
     coerce_parameter_text,
     load_definition_text,
     parse_definition,

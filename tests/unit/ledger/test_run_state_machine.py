@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ledger.domain.reports import TaskFinishedReport
+from ledger.domain.run import LEGAL_TRANSITIONS, Run, RunStatus
 from ledger.errors import Conflict, IllegalTransition
-from ledger.reports import TaskFinishedReport
-from ledger.run import LEGAL_TRANSITIONS, Run, RunStatus
 
 AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
@@ -157,8 +157,8 @@ def test_a_run_kept_as_saved_refuses_commands_and_its_copies_take_them() -> None
     a command on it would change the kept state under every reader."""
     import copy
 
-    from ledger.aggregate import FrozenAggregate
-    from ledger.runcache import RunCache
+    from ledger.domain.aggregate import FrozenAggregate
+    from ledger.service.runcache import RunCache
 
     cache = RunCache(size=4)
     run = to(RunStatus.RUNNING)

@@ -20,7 +20,7 @@ from eventsourcing.persistence import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.recorders import LedgerMapper, OrjsonTranscoder
+from ledger.store.recorders import LedgerMapper, OrjsonTranscoder
 
 
 def transcoders() -> tuple[JSONTranscoder, OrjsonTranscoder]:
@@ -82,7 +82,7 @@ AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
 
 def test_the_mapper_stores_chain_events_byte_for_byte_as_the_library_s_mapper() -> None:
-    from ledger.run import Run
+    from ledger.domain.run import Run
 
     _, ours = transcoders()
     run = Run.trigger(
@@ -110,7 +110,7 @@ def test_the_mapper_stores_chain_events_byte_for_byte_as_the_library_s_mapper() 
 def test_a_chain_event_cannot_carry_nan_or_infinity_so_it_needs_no_check(value: float) -> None:
     """The mapper's shortcut rests on this: hashing refuses the value before the event
     exists."""
-    from ledger.run import Run
+    from ledger.domain.run import Run
 
     with pytest.raises(ValueError, match="not representable"):
         Run.trigger(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from ledger.records import EventRecord
-from projections.summaries import summary_from_events
+from ledger.store.event_record import EventRecord
+from projections.views.summaries import summary_from_events
 
 RUN = "3f1c1a52-0000-4000-8000-000000000001"
 

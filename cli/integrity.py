@@ -1,0 +1,126 @@
+"""``runledger verify [--digest FILE]``, ``runledger digest``, ``runledger export --out BUNDLE``
+and ``runledger verify-bundle BUNDLE [--public-key FILE]`` (SPEC section 3).
+
+Exit 0 when the checks pass, 1 with each problem on stderr when they do not, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from api.logging import configure_logging
+from cli import UsageError
+from cli.common import settings_from
+from ledger.integrity.bundle import ExportFilters, parse_time_filter, write_bundle
+from ledger.integrity.bundle_verify import verify_bundle
+from ledger.integrity.merkle_store import MerkleStore
+from ledger.integrity.signing import load_public_key
+from ledger.integrity.verify import verify_ledger
+from ledger.service.app import Ledger
+from projections.views.summaries import summary_from_events
+
+
+def register(subparsers: Any) -> None:
+    verify = subparsers.add_parser("verify", help="check every event, chain and the Merkle root")
+    verify.add_argument(
+        "--digest",
+        type=Path,
+        metavar="FILE",
+        help="a saved `runledger digest`: check history since was only appended",
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    verify.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that check ranges of events side by side (default: one "
+        "more than the CPUs, up to 4, for ledgers past 131,072 events; else 1)",
+    )
+    verify.set_defaults(handler=verify_command)
+    digest = subparsers.add_parser("digest", help="print today's digest as JSON")
+    digest.set_defaults(handler=digest_command)
+    export = subparsers.add_parser("export", help="write a signed compliance bundle")
+    export.add_argument("--out", required=True, type=Path, metavar="BUNDLE")
+    export.add_argument("--created-after", metavar="ISO8601")
+    export.add_argument("--created-before", metavar="ISO8601")
+    export.add_argument("--workflow")
+    export.set_defaults(handler=export_command)
+    check = subparsers.add_parser("verify-bundle", help="check a bundle offline")
+    check.add_argument("bundle", type=Path, metavar="BUNDLE")
+    check.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="FILE",
+        help="the ledger's public key (PEM or hex) to check the signature with",
+    )
+    check.set_defaults(handler=verify_bundle_command)
+
+
+def _open_ledger(args: argparse.Namespace) -> Any:
+    """Opening the ledger once creates the event tables (and their guard) if they are new."""
+    settings = settings_from(args)
+    configure_logging(settings.log_format, settings.log_level)  # logs on stderr, data on stdout
+    Ledger(settings).close()
+    return settings
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    digest = None
+    if args.digest is not None:
+        try:
+            digest = json.loads(args.digest.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read digest {args.digest}: {exc}") from exc
+        if not isinstance(digest, dict):
+            raise UsageError(f"{args.digest} does not hold a digest object")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    report = verify_ledger(_open_ledger(args), digest=digest, workers=args.workers)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    for problem in report.problems:
+        print(str(problem), file=sys.stderr)
+    if report.problem_count > len(report.problems):
+        print(f"... and {report.problem_count - len(report.problems)} more problems", file=sys.stderr)
+    summary = (
+        f"{report.events_checked} events checked, tree size {report.tree_size}, root {report.root_hash}: "
+    )
+    print(summary + ("ok" if report.ok else f"{report.problem_count} problems"), file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def digest_command(args: argparse.Namespace) -> int:
+    print(json.dumps(MerkleStore(_open_ledger(args)).digest()))
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    filters = ExportFilters(
+        created_after=parse_time_filter(args.created_after, "--created-after"),
+        created_before=parse_time_filter(args.created_before, "--created-before"),
+        workflow=args.workflow,
+    )
+    result = write_bundle(_open_ledger(args), args.out, filters=filters, summarise=summary_from_events)
+    print(f"exported {result.events} events of {result.runs} runs to {result.path}", file=sys.stderr)
+    return 0
+
+
+def verify_bundle_command(args: argparse.Namespace) -> int:
+    key = None
+    if args.public_key is not None:
+        try:
+            key = load_public_key(args.public_key.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read public key {args.public_key}: {exc}") from exc
+    if not args.bundle.is_file():
+        raise UsageError(f"no bundle at {args.bundle}")
+    problems = verify_bundle(args.bundle, public_key=key)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{args.bundle}: " + ("ok" if not problems else f"{len(problems)} problems"), file=sys.stderr)
+    return 1 if problems else 0

@@ -1,0 +1,150 @@
+"""``runledger serve``: the API on uvicorn, with the projection runner and the executor in the
+same process unless disabled.
+
+With ``--workers N`` (N > 1) uvicorn runs N API processes from the app factory
+``api.app:create_app_from_env``; the projection runner and the executor then run once, in the
+parent (supervisor) process, so there is one runner and one executor per ``serve``.
+SIGTERM or SIGINT stops uvicorn gracefully; then the executor, the runner and the ledger stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sqlite3
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import structlog
+from eventsourcing.persistence import PersistenceError
+
+from cli import UsageError
+from cli.common import settings_from
+from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from api.runtime import Runtime
+
+log = structlog.get_logger()
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("serve", help="run the HTTP API (and runner and executor)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
+    parser.add_argument("--concurrency", type=int, default=2, help="runs executed at once")
+    parser.add_argument("--no-executor", action="store_true", help="do not execute runs here")
+    parser.add_argument("--no-projections", action="store_true", help="do not run the projection runner here")
+    parser.set_defaults(handler=serve)
+
+
+def start_background(
+    settings: Settings, runtime: Runtime, *, projections: bool, executor: bool, concurrency: int
+) -> list[Callable[[], None]]:
+    """Start the projection runner and the executor; the functions that stop them."""
+    stops: list[Callable[[], None]] = []
+    if projections:
+        try:
+            from projections.runner import ProjectionRunner  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            log.warning("projection_runner_unavailable", error=str(exc))
+        else:
+            runner = ProjectionRunner(settings)
+            runner.start()
+            stops.append(runner.stop)
+            log.info("projection_runner_started")
+    from ledger.integrity.merkle_follow import TreeFollower  # keeps the Merkle tree caught up
+
+    follower = TreeFollower(settings)
+    follower.start()
+    stops.append(follower.stop)
+    if executor:
+        try:
+            from executor import Executor
+        except ImportError as exc:  # pragma: no cover - part of the package
+            log.warning("executor_unavailable", error=str(exc))
+        else:
+            worker = Executor(
+                runtime.ledger,
+                runtime.files,
+                settings,
+                candidates=runtime.views.pending_run_ids,
+                lapsed=runtime.views.lapsed_run_ids,
+                concurrency=concurrency,
+            )
+            worker.start()
+            stops.append(worker.stop)
+    return stops
+
+
+def _note_signal(sig: int, frame: FrameType | None) -> None:
+    log.info("shutdown_signal_received", signal=signal.Signals(sig).name)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn  # imported here so that other commands start fast
+
+    from api.app import create_app
+    from api.auth import ensure_admin_token
+    from api.logging import configure_logging
+    from api.runtime import Runtime
+    from api.transport import NoDelayH11Protocol
+
+    settings = settings_from(args)
+    configure_logging(settings.log_format, settings.log_level)
+    if args.workers < 1 or not 0 <= args.port <= 65535:
+        raise ValueError("--workers must be at least 1 and --port a TCP port")
+    try:
+        runtime = Runtime.open(settings)
+    except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as exc:
+        raise UsageError(f"cannot open the database: {exc}") from None
+    token = ensure_admin_token(runtime.tokens, settings.state_dir)
+    if token is not None:
+        print(f"admin token (shown once; also in {settings.state_dir / 'admin-token'}): {token}", flush=True)
+    stops = start_background(
+        settings,
+        runtime,
+        projections=not args.no_projections,
+        executor=not args.no_executor,
+        concurrency=args.concurrency,
+    )
+    log.info("server_starting", host=args.host, port=args.port, workers=args.workers)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal against the
+    # handlers that were installed before it; ours only note it, so the cleanup below runs
+    # and the process exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _note_signal)
+    try:
+        if args.workers > 1:
+            os.environ["RUNLEDGER_DATABASE_URL"] = settings.database_url
+            uvicorn.run(
+                "api.app:create_app_from_env",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_config=None,
+                access_log=False,
+                http=NoDelayH11Protocol,
+            )
+        else:
+            config = uvicorn.Config(
+                create_app(settings, runtime=runtime),
+                host=args.host,
+                port=args.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                http=NoDelayH11Protocol,
+            )
+            uvicorn.Server(config).run()
+    finally:
+        for stop in reversed(stops):
+            stop()
+        runtime.close()
+        log.info("server_stopped")
+    return 0

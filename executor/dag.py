@@ -1,0 +1,439 @@
+"""Executing one claimed run: its directory, its file parameters, reuse on resume, and the
+DAG of tasks scheduled in parallel, with retries, timeouts and cancellation.
+
+One coordinator thread per run makes every write for the run (task reports, lease renewals,
+the final state), so the run's writes never race each other; task attempts run on a thread
+pool and only hand their evidence back.
+
+Failure semantics (what Airflow and Dagster users expect):
+
+* A task is retried up to ``max_retries`` times (task setting, else the workflow's), waiting
+  ``retry_delay_seconds * 2 ** (attempt - 1)`` before attempt ``attempt + 1``. Each attempt
+  is its own ``TaskStarted``/``TaskFinished`` pair with its attempt number.
+* When a task with ``on_failure: fail`` (the default) has failed its last attempt, no new
+  task is started; tasks already running finish, and the run ends ``failed``.
+* When a task with ``on_failure: continue`` has failed its last attempt, the run goes on:
+  tasks that depend on it still run (the task declared its failure acceptable to them).
+  The run still ends ``failed`` (error names the task) when any task failed, as a run with a
+  failed task is marked failed in Airflow and Dagster; only a run whose every task succeeded
+  (or was reused) ends ``success``.
+* A run timeout stops every running task's process group and fails the run; a task timeout
+  fails that attempt (which may then be retried).
+* Cancellation (``Run.Killed`` recorded by an operator) is noticed within
+  ``STATUS_POLL_SECONDS``; every running task's process group is stopped (SIGTERM, then
+  SIGKILL) and nothing more is written for the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from executor.attempt import AttemptPlan, execute_attempt
+from executor.evidence import HOST, ExecutableHasher
+from executor.reuse import ReuseError, restore_reused_tasks
+from executor.templating import (
+    TemplateError,
+    parameter_env,
+    referenced_params,
+    render_command,
+)
+from ledger.domain.definition import TaskSpec, WorkflowDefinition, parse_definition, topological_order
+from ledger.domain.reports import Report, RunStateReport, TaskFinishedReport, TaskStartedReport
+from ledger.domain.run import Run, RunStatus
+from ledger.errors import Conflict, IllegalTransition, LedgerError, NotFound
+from ledger.hashing import format_timestamp
+from ledger.service.app import Ledger
+from ledger.store.filestore import CorruptFile, FileStore
+
+STATUS_POLL_SECONDS = 0.5
+#: Reports wait up to this long to be written together (fewer transactions); a task that ends
+#: sooner has its TaskStarted and TaskFinished written in one go. Evidence timestamps come from
+#: the worker, so the delay changes no recorded fact.
+FLUSH_DELAY_SECONDS = 0.2
+log = structlog.get_logger()
+
+
+class RunAborted(Exception):
+    """The run stopped being ours (killed, failed by the lease monitor, or taken over)."""
+
+
+@dataclass
+class _TaskState:
+    spec: TaskSpec
+    status: str = "waiting"  # waiting | running | success | failed | reused
+    attempts: int = 0
+    not_before: float = 0.0
+    output_vars: dict[str, Any] = field(default_factory=dict)
+
+
+class RunExecution:
+    def __init__(
+        self,
+        ledger: Ledger,
+        files: FileStore,
+        run: Run,
+        *,
+        worker_id: str,
+        task_slots: int,
+        hasher: ExecutableHasher,
+    ) -> None:
+        self.ledger = ledger
+        self.files = files
+        self.run = run
+        self.run_id = run.id
+        self.worker_id = worker_id
+        self.task_slots = max(1, task_slots)
+        self.hasher = hasher
+        self.stop_event = threading.Event()  # stops every running process of the run
+        self.abort_reason: str | None = None
+        self.log = log.bind(run_id=run.id, worker_id=worker_id)
+        settings = ledger.settings
+        self.run_dir = settings.run_work_dir / run.id
+        self.logs_dir = settings.run_work_dir / ".logs" / run.id
+        self.lease_every = settings.lease_seconds / 3
+        self._pending: list[Report] = []
+        self._pending_since: float | None = None
+        self._last_renewal = time.monotonic()
+        self._last_poll = time.monotonic()
+
+    # ---- entry point --------------------------------------------------------------------
+    def abort(self, reason: str) -> None:
+        """Stop the run from outside (worker shutting down): it is failed with ``reason``."""
+        self.abort_reason = reason
+        self.stop_event.set()
+
+    def execute(self) -> str:
+        """Run to the end; the run's final status as this worker saw it."""
+        try:
+            return self._execute()
+        except RunAborted as exc:
+            self.stop_event.set()
+            self.log.info("run_abandoned", reason=str(exc))
+            return "abandoned"
+        except Exception as exc:
+            self.stop_event.set()
+            self.log.exception("run_crashed")
+            self._try_fail(f"executor error: {exc}")
+            return RunStatus.FAILED.value
+        finally:
+            # stdout/stderr are in the file store by now; the run directory itself stays.
+            shutil.rmtree(self.logs_dir, ignore_errors=True)
+
+    def _execute(self) -> str:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            definition = parse_definition(self.run.definition)
+        except LedgerError as exc:
+            return self._finish_failed(f"invalid definition: {exc.detail}")
+        try:
+            params, file_inputs = self._place_file_params(definition)
+        except (LedgerError, CorruptFile, OSError) as exc:
+            return self._finish_failed(f"file parameter: {exc}")
+        states = {t.name: _TaskState(t) for t in definition.tasks}
+        order = topological_order(definition)
+        if self.run.trigger_kind == "resume" and self.run.resume_of and self.run.resume_from_task:
+            try:
+                reused = restore_reused_tasks(
+                    self.ledger,
+                    self.files,
+                    definition,
+                    source_run_id=self.run.resume_of,
+                    from_task=self.run.resume_from_task,
+                    run_dir=self.run_dir,
+                )
+            except (ReuseError, CorruptFile, LedgerError, OSError) as exc:
+                return self._finish_failed(f"resume: {exc}")
+            for report in reused:
+                states[report.task].status = "reused"
+                states[report.task].output_vars = dict(report.output_vars)
+                self._pending.append(report)
+        return self._schedule(definition, order, states, params, file_inputs)
+
+    # ---- the DAG ------------------------------------------------------------------------
+    def _schedule(
+        self,
+        definition: WorkflowDefinition,
+        order: list[str],
+        states: dict[str, _TaskState],
+        params: dict[str, Any],
+        file_inputs: dict[str, dict[str, Any]],
+    ) -> str:
+        deadline = (
+            None if definition.timeout_seconds is None else time.monotonic() + definition.timeout_seconds
+        )
+        env = {**os.environ, **parameter_env(params), "RUNLEDGER_RUN_ID": self.run_id}
+        running: dict[Future[TaskFinishedReport], _TaskState] = {}
+        blocking_failure: str | None = None
+        failures: list[str] = []
+        timed_out = False
+        with ThreadPoolExecutor(
+            max_workers=self.task_slots, thread_name_prefix=f"run-{self.run_id[:8]}"
+        ) as pool:
+            while True:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline and not timed_out:
+                    timed_out = True
+                    self.stop_event.set()
+                    self.log.info("run_timed_out", timeout=definition.timeout_seconds)
+                stopping = timed_out or self.stop_event.is_set()
+                if blocking_failure is None and not stopping:
+                    for name in order:
+                        if len(running) >= self.task_slots:
+                            break
+                        state = states[name]
+                        if state.status != "waiting" or state.not_before > now:
+                            continue
+                        if not all(
+                            states[d].status in {"success", "reused", "failed"} for d in state.spec.depends_on
+                        ):
+                            continue
+                        future = self._start(
+                            pool, definition, state, states, params, file_inputs, env, deadline
+                        )
+                        if future is not None:
+                            running[future] = state
+                        else:  # the command could not even be rendered
+                            failures.append(f"task {name!r} failed: template error")
+                            if state.spec.on_failure == "fail":
+                                blocking_failure = failures[-1]
+                                break
+                self._flush()
+                if not running and (
+                    blocking_failure is not None
+                    or stopping
+                    or not any(s.status == "waiting" for s in states.values())
+                ):
+                    break
+                timeout = STATUS_POLL_SECONDS
+                if self._pending_since is not None:
+                    timeout = min(timeout, self._pending_since + FLUSH_DELAY_SECONDS - now)
+                waiting = [
+                    s.not_before - now
+                    for s in states.values()
+                    if s.status == "waiting" and s.not_before > now
+                ]
+                if waiting:
+                    timeout = min(timeout, *waiting)
+                timeout = max(0.005, timeout)
+                if not running:
+                    self.stop_event.wait(timeout)
+                done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+                if done and deadline is not None and time.monotonic() >= deadline:
+                    timed_out = stopping = True  # the attempt hit the run's deadline
+                    self.stop_event.set()
+                for future in done:
+                    state = running.pop(future)
+                    report = future.result()
+                    if stopping and report.status == "failed":
+                        reason = "run timed out" if timed_out else (self.abort_reason or "stopped")
+                        report = report.model_copy(update={"error": reason})
+                    self._pending.append(report)
+                    failure = self._settle(definition, state, report, stopping)
+                    if failure is not None:
+                        failures.append(failure)
+                        if state.spec.on_failure == "fail":
+                            blocking_failure = failure
+                self._poll_status()
+        if self.abort_reason is not None:
+            return self._finish_failed(self.abort_reason)
+        if timed_out:
+            return self._finish_failed(f"run timed out after {definition.timeout_seconds:g} s")
+        if blocking_failure is not None or failures:
+            return self._finish_failed(blocking_failure or "; ".join(failures))
+        self._pending.append(RunStateReport(type="run_succeeded"))
+        self._flush(force=True)
+        self.log.info("run_succeeded")
+        return RunStatus.SUCCESS.value
+
+    def _start(
+        self,
+        pool: ThreadPoolExecutor,
+        definition: WorkflowDefinition,
+        state: _TaskState,
+        states: dict[str, _TaskState],
+        params: dict[str, Any],
+        file_inputs: dict[str, dict[str, Any]],
+        env: dict[str, str],
+        deadline: float | None,
+    ) -> Future[TaskFinishedReport] | None:
+        spec = state.spec
+        state.attempts += 1
+        state.status = "running"
+        started_at = format_timestamp(datetime.now(UTC))
+        outputs = {name: s.output_vars for name, s in states.items() if s.status in {"success", "reused"}}
+        try:
+            command = render_command(spec.command, params, outputs)
+        except TemplateError as exc:
+            self._pending.append(
+                TaskStartedReport(
+                    type="task_started",
+                    task=spec.name,
+                    attempt=state.attempts,
+                    command=list(spec.command),
+                    host=HOST,
+                    started_at=started_at,
+                )
+            )
+            report = TaskFinishedReport(
+                type="task_finished",
+                task=spec.name,
+                attempt=state.attempts,
+                status="failed",
+                command=list(spec.command),
+                host=HOST,
+                started_at=started_at,
+                ended_at=started_at,
+                duration_seconds=0.0,
+                error=f"template: {exc}",
+            )
+            self._pending.append(report)
+            state.status = "failed"
+            return None
+        self._pending.append(
+            TaskStartedReport(
+                type="task_started",
+                task=spec.name,
+                attempt=state.attempts,
+                command=command,
+                host=HOST,
+                started_at=started_at,
+            )
+        )
+        timeout = spec.timeout_seconds
+        if deadline is not None:
+            remaining = max(0.0, deadline - time.monotonic())
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        plan = AttemptPlan(
+            run_id=self.run_id,
+            task=spec,
+            attempt=state.attempts,
+            command=command,
+            env=env,
+            run_dir=self.run_dir,
+            logs_dir=self.logs_dir,
+            started_at=started_at,
+            timeout=None if spec.timeout_seconds is None and deadline is None else timeout,
+            extra_inputs=[
+                ref
+                for name, ref in file_inputs.items()
+                if name in referenced_params(spec.command)
+                or (not spec.depends_on and not _referenced_anywhere(definition, name))
+            ],
+        )
+        self.log.debug("task_started", task=spec.name, attempt=state.attempts)
+        return pool.submit(execute_attempt, plan, files=self.files, hasher=self.hasher, stop=self.stop_event)
+
+    def _settle(
+        self, definition: WorkflowDefinition, state: _TaskState, report: TaskFinishedReport, stopping: bool
+    ) -> str | None:
+        """Record an attempt's outcome in ``state``; a final failure's message, else None."""
+        spec = state.spec
+        if report.status == "success":
+            state.status = "success"
+            state.output_vars = dict(report.output_vars)
+            return None
+        max_retries = spec.max_retries if spec.max_retries is not None else definition.max_retries
+        delay = (
+            spec.retry_delay_seconds
+            if spec.retry_delay_seconds is not None
+            else definition.retry_delay_seconds
+        )
+        if not stopping and state.attempts <= max_retries:
+            state.status = "waiting"
+            state.not_before = time.monotonic() + delay * 2 ** (state.attempts - 1)
+            self.log.info("task_retry_scheduled", task=spec.name, attempt=state.attempts, error=report.error)
+            return None
+        state.status = "failed"
+        self.log.info("task_failed", task=spec.name, attempt=state.attempts, error=report.error)
+        return f"task {spec.name!r} failed: {report.error}"
+
+    # ---- writes -------------------------------------------------------------------------
+    def _flush(self, *, force: bool = False) -> None:
+        """Send the reports gathered so far in one atomic write (and renew the lease)."""
+        ending = any(isinstance(r, RunStateReport) and r.type != "lease_renewed" for r in self._pending)
+        if not ending and time.monotonic() - self._last_renewal >= self.lease_every:
+            self._pending.append(RunStateReport(type="lease_renewed"))
+            force = True  # a renewal does not wait
+        if not self._pending and not force:
+            return
+        now = time.monotonic()
+        if self._pending_since is None:
+            self._pending_since = now
+        if not force and now - self._pending_since < FLUSH_DELAY_SECONDS:
+            return
+        reports, self._pending, self._pending_since = self._pending, [], None
+        if not reports:
+            return
+        try:
+            self.ledger.report(self.run_id, worker_id=self.worker_id, reports=reports)
+        except (Conflict, IllegalTransition) as exc:
+            self._check_still_ours()
+            raise RuntimeError(f"report refused while the run is still ours: {exc}") from exc
+        if any(isinstance(r, RunStateReport) and r.type == "lease_renewed" for r in reports):
+            self._last_renewal = time.monotonic()
+        self._last_poll = time.monotonic()
+
+    def _poll_status(self) -> None:
+        if time.monotonic() - self._last_poll < STATUS_POLL_SECONDS:
+            return
+        self._last_poll = time.monotonic()
+        self._check_still_ours()
+
+    def _check_still_ours(self) -> None:
+        try:
+            run = self.ledger.get_run(self.run_id)
+        except NotFound as exc:  # pragma: no cover - runs are never deleted
+            raise RunAborted("run vanished") from exc
+        if run.status != RunStatus.RUNNING or run.worker_id != self.worker_id:
+            self.stop_event.set()
+            raise RunAborted(f"run is {run.status.value}")
+
+    def _finish_failed(self, error: str) -> str:
+        self._pending.append(RunStateReport(type="run_failed", error=error[:10000]))
+        self._flush(force=True)
+        self.log.info("run_failed", error=error)
+        return RunStatus.FAILED.value
+
+    def _try_fail(self, error: str) -> None:
+        try:
+            self.ledger.fail_run(
+                self.run_id, error=error[:10000], by=self.worker_id, worker_id=self.worker_id
+            )
+        except Exception:
+            self.log.exception("run_fail_not_recorded")
+
+    # ---- file parameters ----------------------------------------------------------------
+    def _place_file_params(
+        self, definition: WorkflowDefinition
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """Copy each ``file`` parameter to ``params/<name>`` after re-checking its hash."""
+        params = dict(self.run.parameters)
+        inputs: dict[str, dict[str, Any]] = {}
+        for name, spec in definition.params.items():
+            sha256 = params.get(name)
+            if spec.type != "file" or sha256 is None:
+                continue
+            relative = f"params/{name}"
+            size = self.files.copy_to(str(sha256), self.run_dir / relative)
+            inputs[name] = {"path": relative, "sha256": sha256, "size": size}
+            params[name] = relative
+        return params, inputs
+
+
+def _referenced_anywhere(definition: WorkflowDefinition, param: str) -> bool:
+    return any(param in referenced_params(t.command) for t in definition.tasks)
+
+
+def run_dir_for(ledger: Ledger, run_id: str) -> Path:
+    return ledger.settings.run_work_dir / run_id

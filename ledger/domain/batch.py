@@ -1,0 +1,41 @@
+"""Batches: one trigger that fanned out into one run per item, written in the same save as
+its runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ledger.domain.aggregate import ChainedAggregate, StreamCreated
+
+
+class Batch(ChainedAggregate):
+    """One trigger that fanned out into one run per item (stream ``batch:<id>``)."""
+
+    def __init__(
+        self,
+        workflow: str,
+        items: list[Any],
+        input_param: str,
+        parallelism: int,
+        run_ids: list[str],
+        triggered_by: str,
+    ) -> None:
+        self.workflow = workflow
+        self.items = items
+        self.input_param = input_param
+        self.parallelism = parallelism
+        self.run_ids = run_ids
+        self.triggered_by = triggered_by
+
+    class Created(StreamCreated):
+        workflow: str
+        items: list[Any]
+        input_param: str
+        parallelism: int
+        run_ids: list[str]
+        triggered_by: str
+
+    @classmethod
+    def create(cls, *, batch_id: str, at: datetime, **facts: Any) -> Batch:
+        return cls.start(cls.Created, stream=batch_id, at=at, **facts)

@@ -1,0 +1,405 @@
+"""The Run aggregate: one execution of one workflow version, its own event stream.
+
+Run states and their legal transitions are SPEC section 1's; a command checks first, then
+records, so an illegal request raises and leaves nothing pending.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from ledger.domain.aggregate import ChainedAggregate, StreamCreated, StreamEvent
+from ledger.errors import Conflict, IllegalTransition, InvalidRequest
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    KILLED = "killed"
+
+
+TERMINAL = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.KILLED})
+LEGAL_TRANSITIONS = frozenset(
+    {
+        (RunStatus.PENDING, RunStatus.RUNNING),
+        (RunStatus.PENDING, RunStatus.KILLED),
+        (RunStatus.RUNNING, RunStatus.SUCCESS),
+        (RunStatus.RUNNING, RunStatus.FAILED),
+        (RunStatus.RUNNING, RunStatus.KILLED),
+    }
+)
+TRIGGER_KINDS = frozenset({"name", "hash", "replay", "resume", "batch", "openlineage"})
+
+
+@dataclass
+class TaskState:
+    status: str = "pending"  # pending | running | success | failed | reused
+    attempts: int = 0
+    output_vars: dict[str, Any] = field(default_factory=dict)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Run(ChainedAggregate):
+    """A run's life: triggered, started by a worker, its tasks, and how it ended."""
+
+    def __init__(
+        self,
+        workflow: str,
+        version: int,
+        definition_hash: str,
+        definition: dict[str, Any],
+        engine_version: str,
+        triggered_by: str,
+        trigger_kind: str,
+        parameters: dict[str, Any],
+        replay_of: str | None,
+        resume_of: str | None,
+        resume_from_task: str | None,
+        batch_id: str | None,
+        idempotency_key: str | None,
+    ) -> None:
+        self.workflow = workflow
+        self.workflow_version = version
+        self.definition_hash = definition_hash
+        self.definition = definition
+        self.triggered_by = triggered_by
+        self.trigger_kind = trigger_kind
+        self.parameters = parameters
+        self.replay_of = replay_of
+        self.resume_of = resume_of
+        self.resume_from_task = resume_from_task
+        self.batch_id = batch_id
+        self.status = RunStatus.PENDING
+        self.worker_id: str | None = None
+        self.lease_expires_at: str | None = None
+        self.tasks: dict[str, TaskState] = {}
+        self.error: str | None = None
+
+    #: Set by the trigger and never changed after: copies share them.
+    _SHARED_ON_COPY = frozenset({"definition", "parameters"})
+    _IMMUTABLE = (str, int, float, bool, type(None), datetime, RunStatus)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Run:
+        """Commands work on copies of cached runs. The definition and parameters are the
+        same for the run's whole life, and a task's outputs and output variables are
+        replaced, never changed in place, so copies share them; a task's state is copied,
+        and anything else is deep-copied."""
+        clone = object.__new__(type(self))
+        for name, value in self.__dict__.items():
+            if name in self._SHARED_ON_COPY or isinstance(value, self._IMMUTABLE):
+                clone.__dict__[name] = value
+            elif name == "tasks":
+                clone.__dict__[name] = {task: copy.copy(state) for task, state in value.items()}
+            else:
+                clone.__dict__[name] = copy.deepcopy(value, memo)
+        clone._frozen = False  # a copy takes commands again
+        return clone
+
+    # ---- events ---------------------------------------------------------------------------
+    class Triggered(StreamCreated):
+        workflow: str
+        version: int
+        definition_hash: str
+        definition: dict[str, Any]
+        engine_version: str
+        triggered_by: str
+        trigger_kind: str
+        parameters: dict[str, Any]
+        replay_of: str | None
+        resume_of: str | None
+        resume_from_task: str | None
+        batch_id: str | None
+        idempotency_key: str | None
+
+    class Started(StreamEvent):
+        """A worker claimed the run and holds its lease."""
+
+        worker_id: str
+        lease_expires_at: str
+
+        def apply(self, run: Run) -> None:
+            run.status = RunStatus.RUNNING
+            run.worker_id = self.worker_id
+            run.lease_expires_at = self.lease_expires_at
+
+    class LeaseRenewed(StreamEvent):
+        worker_id: str
+        lease_expires_at: str
+
+        def apply(self, run: Run) -> None:
+            run.lease_expires_at = self.lease_expires_at
+
+    class TaskStarted(StreamEvent):
+        task: str
+        attempt: int
+        command: list[str] | None
+        host: str | None
+        started_at: str
+
+        def apply(self, run: Run) -> None:
+            state = run.tasks.setdefault(self.task, TaskState())
+            state.status = "running"
+            state.attempts = self.attempt
+
+    class TaskFinished(StreamEvent):
+        """The evidence of one task attempt (SPEC section 1)."""
+
+        task: str
+        attempt: int
+        status: str
+        exit_code: int | None
+        command: list[str] | None
+        image: str | None
+        image_hash: str | None
+        executable: str | None
+        executable_sha256: str | None
+        inputs: list[dict[str, Any]]
+        outputs: list[dict[str, Any]]
+        output_vars: dict[str, Any]
+        stdout: dict[str, Any] | None
+        stderr: dict[str, Any] | None
+        started_at: str
+        ended_at: str
+        duration_seconds: float
+        host: str | None
+        error: str | None
+
+        def apply(self, run: Run) -> None:
+            state = run.tasks.setdefault(self.task, TaskState())
+            state.status = self.status
+            state.attempts = self.attempt
+            if self.status == "success":
+                state.output_vars = dict(self.output_vars)
+                state.outputs = list(self.outputs)
+
+    class TaskReused(StreamEvent):
+        """A task not executed again: its recorded outputs restored from ``source_run_id``."""
+
+        task: str
+        source_run_id: str
+        outputs: list[dict[str, Any]]
+        output_vars: dict[str, Any]
+
+        def apply(self, run: Run) -> None:
+            state = run.tasks.setdefault(self.task, TaskState())
+            state.status = "reused"
+            state.output_vars = dict(self.output_vars)
+            state.outputs = list(self.outputs)
+
+    class Succeeded(StreamEvent):
+        by: str
+
+        def apply(self, run: Run) -> None:
+            run.status = RunStatus.SUCCESS
+
+    class Failed(StreamEvent):
+        error: str
+        by: str
+
+        def apply(self, run: Run) -> None:
+            run.status = RunStatus.FAILED
+            run.error = self.error
+
+    class Killed(StreamEvent):
+        by: str
+        reason: str | None
+
+        def apply(self, run: Run) -> None:
+            run.status = RunStatus.KILLED
+            run.error = "killed"
+
+    # ---- commands -------------------------------------------------------------------------
+    @classmethod
+    def trigger(cls, *, run_id: str, at: datetime, **facts: Any) -> Run:
+        if facts["trigger_kind"] not in TRIGGER_KINDS:
+            raise InvalidRequest(f"unknown trigger kind {facts['trigger_kind']!r}")
+        return cls.start(cls.Triggered, stream=run_id, at=at, **facts)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def _check_transition(self, to: RunStatus) -> None:
+        if (self.status, to) not in LEGAL_TRANSITIONS:
+            raise IllegalTransition(f"run {self.id} is {self.status.value}; it cannot become {to.value}")
+
+    def _check_worker(self, worker_id: str) -> None:
+        if self.status != RunStatus.RUNNING:
+            raise Conflict(f"run {self.id} is {self.status.value}, not running")
+        if self.worker_id != worker_id:
+            raise Conflict(f"run {self.id} is held by another worker")
+
+    def claim(self, *, worker_id: str, lease_expires_at: str, at: datetime) -> None:
+        if self.status != RunStatus.PENDING:
+            raise Conflict(f"run {self.id} is {self.status.value}; it cannot be claimed")
+        self.record(self.Started, at=at, worker_id=worker_id, lease_expires_at=lease_expires_at)
+
+    def renew_lease(self, *, worker_id: str, lease_expires_at: str, at: datetime) -> None:
+        self._check_worker(worker_id)
+        self.record(self.LeaseRenewed, at=at, worker_id=worker_id, lease_expires_at=lease_expires_at)
+
+    def _check_task_name(self, task: str) -> None:
+        names = {t["name"] for t in self.definition.get("tasks", [])}
+        if names and task not in names:
+            raise InvalidRequest(f"workflow {self.workflow!r} has no task {task!r}")
+
+    def start_task(
+        self,
+        *,
+        worker_id: str,
+        task: str,
+        attempt: int,
+        command: list[str] | None,
+        host: str | None,
+        started_at: str,
+        at: datetime,
+    ) -> None:
+        self._check_worker(worker_id)
+        self._check_task_name(task)
+        state = self.tasks.get(task, TaskState())
+        if state.status in {"running", "success", "reused"}:
+            raise IllegalTransition(f"task {task!r} is already {state.status}")
+        if attempt != state.attempts + 1:
+            raise IllegalTransition(
+                f"task {task!r}: attempt {attempt} does not follow attempt {state.attempts}"
+            )
+        self.record(
+            self.TaskStarted,
+            at=at,
+            task=task,
+            attempt=attempt,
+            command=command,
+            host=host,
+            started_at=started_at,
+        )
+
+    def finish_task(self, *, worker_id: str, at: datetime, **evidence: Any) -> None:
+        self._check_worker(worker_id)
+        task = evidence["task"]
+        state = self.tasks.get(task)
+        if state is None or state.status != "running":
+            raise IllegalTransition(f"task {task!r} was not started")
+        if evidence["attempt"] != state.attempts:
+            raise IllegalTransition(
+                f"task {task!r}: attempt {evidence['attempt']} is not the running attempt"
+            )
+        if evidence["status"] not in {"success", "failed"}:
+            raise InvalidRequest("a finished task's status is success or failed")
+        self.record(self.TaskFinished, at=at, **evidence)
+
+    def reuse_task(
+        self,
+        *,
+        worker_id: str,
+        task: str,
+        source_run_id: str,
+        outputs: list[dict[str, Any]],
+        output_vars: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        self._check_worker(worker_id)
+        self._check_task_name(task)
+        if task in self.tasks:
+            raise IllegalTransition(f"task {task!r} has already started")
+        self.record(
+            self.TaskReused,
+            at=at,
+            task=task,
+            source_run_id=source_run_id,
+            outputs=outputs,
+            output_vars=output_vars,
+        )
+
+    def succeed(self, *, worker_id: str, at: datetime) -> None:
+        self._check_worker(worker_id)
+        running = [name for name, state in self.tasks.items() if state.status == "running"]
+        if running:
+            raise IllegalTransition(f"tasks still running: {', '.join(sorted(running))}")
+        self._check_transition(RunStatus.SUCCESS)
+        self.record(self.Succeeded, at=at, by=worker_id)
+
+    def fail(self, *, error: str, by: str, at: datetime, worker_id: str | None = None) -> None:
+        if worker_id is not None:
+            self._check_worker(worker_id)
+        self._check_transition(RunStatus.FAILED)
+        self.record(self.Failed, at=at, error=error, by=by)
+
+    def kill(self, *, by: str, reason: str | None, at: datetime) -> None:
+        self._check_transition(RunStatus.KILLED)
+        self.record(self.Killed, at=at, by=by, reason=reason)
+
+    def lease_lapsed(self, now_iso: str) -> bool:
+        return (
+            self.status == RunStatus.RUNNING
+            and self.lease_expires_at is not None
+            and self.lease_expires_at < now_iso
+        )
+
+    # ---- OpenLineage (issue 7) ------------------------------------------------------------
+    class LineageReported(StreamEvent):
+        """One OpenLineage RunEvent from an outside engine, facets verbatim."""
+
+        event_type: str
+        event_time: str
+        producer: str
+        schema_url: str
+        job: dict[str, Any]
+        run_facets: dict[str, Any]
+        inputs: list[dict[str, Any]]
+        outputs: list[dict[str, Any]]
+        parent: dict[str, Any] | None
+
+        def apply(self, run: Run) -> None:
+            run.lineage_keys().add((self.event_type, self.event_time))
+            run.status = status_after_lineage(run.status, self.event_type)
+            if run.status == RunStatus.FAILED and self.event_type == "FAIL":
+                facet = self.run_facets.get("errorMessage")
+                message = facet.get("message") if isinstance(facet, dict) else None
+                run.error = str(message) if message else "failed"
+            elif run.status == RunStatus.KILLED and self.event_type == "ABORT":
+                run.error = "killed"
+
+    def lineage_keys(self) -> set[tuple[str, str]]:
+        """``(eventType, eventTime)`` of every RunEvent recorded, to ignore repeats."""
+        keys: set[tuple[str, str]] = self.__dict__.setdefault("_lineage_keys", set())
+        return keys
+
+    def record_lineage(self, *, at: datetime, **facts: Any) -> bool:
+        """Record one OpenLineage RunEvent; False (nothing recorded) when it is a repeat.
+
+        OpenLineage runs have no worker: the only rule is that a terminal run stays terminal
+        (the event is still recorded, its status change is not applied).
+        """
+        if self.trigger_kind != "openlineage":
+            raise Conflict(f"run {self.id} is not an OpenLineage run")
+        if (facts["event_type"], facts["event_time"]) in self.lineage_keys():
+            return False
+        self.record(self.LineageReported, at=at, **facts)
+        return True
+
+
+#: OpenLineage eventType -> the run status it leads to (OTHER leaves the status unchanged).
+LINEAGE_STATUS = {
+    "START": RunStatus.RUNNING,
+    "RUNNING": RunStatus.RUNNING,
+    "COMPLETE": RunStatus.SUCCESS,
+    "FAIL": RunStatus.FAILED,
+    "ABORT": RunStatus.KILLED,
+}
+
+
+def status_after_lineage(current: str, event_type: str) -> RunStatus:
+    """The status rule for ``Run.LineageReported`` (projections apply the same one).
+
+    A terminal run stays terminal, so a late START after COMPLETE keeps ``success``.
+    """
+    status = RunStatus(current)
+    if status in TERMINAL:
+        return status
+    return LINEAGE_STATUS.get(event_type, status)

@@ -1,0 +1,269 @@
+"""The event store: configuring the ``eventsourcing`` recorders from our settings, the
+immutability guard, and plain reads of stored rows with their positions.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+)
+from psycopg import sql
+
+from ledger.settings import DatabaseConfig, Settings
+from ledger.store.event_record import EventRecord, decode_row
+
+APPLICATION_NAME = "runledger"
+
+
+def eventsourcing_env(settings: Settings) -> dict[str, str]:
+    """Translate our settings into the ``eventsourcing`` library's own configuration."""
+    db = settings.database
+    env = {
+        "ORIGINATOR_ID_TYPE": "text",
+        "CREATE_TABLE": "y",
+        "TRANSCODER_TOPIC": "ledger.store.recorders:OrjsonTranscoder",
+        "MAPPER_TOPIC": "ledger.store.recorders:LedgerMapper",
+    }
+    if settings.aggregate_cache_size > 0:
+        # Aggregates kept in memory and brought up to date from the store on each read
+        # (fast-forward: one query for newer events, so other writers' events are seen).
+        env |= {
+            "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+            "AGGREGATE_CACHE_FASTFORWARD": "y",
+        }
+    if db.kind == "sqlite":
+        assert db.sqlite_path is not None
+        env |= {
+            "PERSISTENCE_MODULE": "ledger.store.recorders:LedgerSQLiteFactory",
+            "APPLICATION_RECORDER_TOPIC": "ledger.store.recorders:SQLiteLedgerRecorder",
+            "SQLITE_DBNAME": db.sqlite_path,
+            "SQLITE_LOCK_TIMEOUT": str(settings.lock_timeout_seconds * 6),
+        }
+    else:
+        env |= {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "ledger.store.recorders:PostgresLedgerRecorder",
+            "POSTGRES_DBNAME": db.dbname,
+            "POSTGRES_HOST": db.host,
+            "POSTGRES_PORT": str(db.port),
+            "POSTGRES_USER": db.user,
+            "POSTGRES_PASSWORD": db.password,
+            "POSTGRES_SCHEMA": db.schema,
+            "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout_seconds),
+            "POSTGRES_POOL_SIZE": str(settings.pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(settings.pool_size),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # Never POSTGRES_ENABLE_DB_FUNCTIONS: it breaks tracking.
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        }
+    return env
+
+
+def events_table(recorder: ApplicationRecorder) -> str:
+    """The library names the table: ``stored_events`` on SQLite, ``runledger_events`` on PG."""
+    return str(recorder.events_table_name)  # type: ignore[attr-defined]
+
+
+def postgres_conninfo(db: DatabaseConfig) -> str:
+    return psycopg.conninfo.make_conninfo(
+        host=db.host,
+        port=db.port,
+        user=db.user,
+        password=db.password or None,
+        dbname=db.dbname,
+    )
+
+
+def prepare_database(db: DatabaseConfig) -> None:
+    """Create what the library expects to exist: the SQLite folder, the PostgreSQL schema."""
+    if db.kind == "sqlite":
+        assert db.sqlite_path is not None
+        if db.sqlite_path != ":memory:" and "mode=memory" not in db.sqlite_path:
+            Path(db.sqlite_path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        return
+    if db.schema:
+        # UniqueViolation: another process created it just now.
+        with (
+            psycopg.connect(postgres_conninfo(db), autocommit=True) as conn,
+            suppress(psycopg.errors.UniqueViolation),
+        ):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db.schema)))
+
+
+@contextmanager
+def setup_lock(db: DatabaseConfig) -> Iterator[None]:
+    """One process at a time sets up the store's tables, functions and triggers: servers and
+    workers starting together would otherwise race (PostgreSQL: "tuple concurrently updated"
+    on the catalog; SQLite: "database is locked" while one switches the file to WAL) and one
+    of them would fail to start. PostgreSQL: a session advisory lock on a connection of its
+    own; SQLite: an exclusive ``flock`` on a file next to the database."""
+    if db.kind != "postgres":
+        path = db.sqlite_path
+        if path is None or path == ":memory:" or "mode=memory" in path:
+            yield
+            return
+        lock_path = Path(path).expanduser().resolve().with_name(Path(path).name + ".setup-lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with psycopg.connect(postgres_conninfo(db), autocommit=True) as conn:
+        key = f"runledger:setup:{db.schema or 'public'}"
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+def install_immutability_guard(recorder: ApplicationRecorder, db: DatabaseConfig) -> None:
+    """Defence in depth: the events table refuses UPDATE, DELETE (and TRUNCATE)."""
+    table = events_table(recorder)
+    if db.kind == "sqlite":
+        with recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            for op in ("UPDATE", "DELETE"):
+                cursor.execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_{op.lower()} "
+                    f"BEFORE {op} ON {table} BEGIN "
+                    f"SELECT RAISE(ABORT, 'runledger events are immutable: {op} refused'); END"
+                )
+        return
+    schema = sql.Identifier(db.schema or "public")
+    with recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        # Only where it is missing: replacing a trigger locks out writers for a moment.
+        cursor.execute(
+            "SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = to_regclass(%s) "
+            "AND tgname IN ('runledger_events_immutable', 'runledger_events_no_truncate')",
+            (f'"{db.schema or "public"}"."{table}"',),
+        )
+        row = cursor.fetchone()
+        if row is not None and int(row["n"]) == 2:
+            return
+        cursor.execute(
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.runledger_refuse_change() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
+                "'runledger events are immutable: % refused', TG_OP; END $$"
+            ).format(schema=schema)
+        )
+        cursor.execute(
+            sql.SQL(
+                "CREATE OR REPLACE TRIGGER runledger_events_immutable BEFORE UPDATE OR DELETE "
+                "ON {schema}.{table} FOR EACH ROW EXECUTE FUNCTION {schema}.runledger_refuse_change()"
+            ).format(schema=schema, table=sql.Identifier(table))
+        )
+        cursor.execute(
+            sql.SQL(
+                "CREATE OR REPLACE TRIGGER runledger_events_no_truncate BEFORE TRUNCATE "
+                "ON {schema}.{table} FOR EACH STATEMENT "
+                "EXECUTE FUNCTION {schema}.runledger_refuse_change()"
+            ).format(schema=schema, table=sql.Identifier(table))
+        )
+
+
+# ---- plain reads -----------------------------------------------------------------------------
+class EventReader:
+    """Reads stored rows with their positions (the store's notification ids, minus one)."""
+
+    def __init__(self, recorder: ApplicationRecorder, db: DatabaseConfig) -> None:
+        self.recorder = recorder
+        self.db = db
+        table_name = events_table(recorder)
+        if db.kind == "sqlite":
+            self._stream_sql: Any = (
+                f"SELECT rowid AS notification_id, originator_id, originator_version, topic, "
+                f"state FROM {table_name} WHERE originator_id = ? ORDER BY originator_version"
+            )
+            self._range_sql: Any = (
+                f"SELECT rowid AS notification_id, originator_id, originator_version, topic, "
+                f"state FROM {table_name} WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
+            )
+            self._max_sql: Any = f"SELECT MAX(rowid) AS m FROM {table_name}"
+        else:
+            table = sql.SQL("{}.{}").format(sql.Identifier(db.schema or "public"), sql.Identifier(table_name))
+            self._stream_sql = sql.SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {} WHERE originator_id = %s ORDER BY originator_version"
+            ).format(table)
+            self._range_sql = sql.SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {} WHERE notification_id > %s AND notification_id <= %s "
+                "ORDER BY notification_id LIMIT %s"
+            ).format(table)
+            self._max_sql = sql.SQL("SELECT MAX(notification_id) AS m FROM {}").format(table)
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        with self.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            yield cursor
+
+    @staticmethod
+    def _decode(row: Any) -> EventRecord:
+        return decode_row(
+            row["notification_id"],
+            row["originator_id"],
+            row["originator_version"],
+            row["topic"],
+            row["state"],
+        )
+
+    def stream(self, stream: str) -> list[EventRecord]:
+        with self._cursor() as cursor:
+            cursor.execute(self._stream_sql, (stream,))
+            rows = cursor.fetchall()
+        return [self._decode(row) for row in rows]
+
+    def max_position(self) -> int:
+        """The newest event's position, or -1 for an empty ledger."""
+        with self._cursor() as cursor:
+            cursor.execute(self._max_sql)
+            row = cursor.fetchone()
+        value = row["m"] if row is not None else None
+        return -1 if value is None else int(value) - 1
+
+    def after(self, position: int, *, limit: int = 1000, upto: int | None = None) -> list[EventRecord]:
+        """Events with ``position`` > ``position`` (and <= ``upto``), oldest first."""
+        high = (upto if upto is not None else 2**62) + 1
+        with self._cursor() as cursor:
+            cursor.execute(self._range_sql, (position + 1, high, limit))
+            rows = cursor.fetchall()
+        return [self._decode(row) for row in rows]
+
+    def stream_ids(self, prefix: str) -> list[str]:
+        """Ids of the streams whose id starts with ``prefix`` (e.g. ``workflow:``), sorted."""
+        table_name = events_table(self.recorder)
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if self.db.kind == "sqlite":
+            query: Any = (
+                f"SELECT originator_id FROM {table_name} WHERE originator_version = 1 "
+                f"AND originator_id LIKE ? ESCAPE '\\' ORDER BY originator_id"
+            )
+        else:
+            query = sql.SQL(
+                "SELECT originator_id FROM {}.{} WHERE originator_version = 1 "
+                "AND originator_id LIKE %s ESCAPE '\\' ORDER BY originator_id"
+            ).format(sql.Identifier(self.db.schema or "public"), sql.Identifier(table_name))
+        with self._cursor() as cursor:
+            cursor.execute(query, (pattern,))
+            rows = cursor.fetchall()
+        return [str(row["originator_id"]) for row in rows]
+
+    def iterate(self, *, batch: int = 5000, upto: int | None = None) -> Iterator[EventRecord]:
+        position = -1
+        while True:
+            records = self.after(position, limit=batch, upto=upto)
+            if not records:
+                return
+            yield from records
+            position = records[-1].position

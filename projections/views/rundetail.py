@@ -1,0 +1,200 @@
+"""Per-run detail folded from one run's own events: tasks with every attempt's evidence, the
+run's files, where its logs are, and the comparison of two runs. Pure functions over
+``EventRecord`` lists, so they read what was recorded, not today's aggregate code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ledger.errors import NotFound
+from ledger.service.app import Ledger
+from ledger.store.event_record import EventRecord
+
+EVIDENCE_FIELDS = (
+    "status",
+    "exit_code",
+    "command",
+    "image",
+    "image_hash",
+    "executable",
+    "executable_sha256",
+    "inputs",
+    "outputs",
+    "output_vars",
+    "stdout",
+    "stderr",
+    "started_at",
+    "ended_at",
+    "duration_seconds",
+    "host",
+    "error",
+)
+
+
+def run_events(ledger: Ledger, run_id: str) -> list[EventRecord]:
+    """The run's events, or NotFound when ``run_id`` names no run."""
+    events = ledger.stream_events(run_id) if run_id and ":" not in run_id else []
+    if not events or events[0].type != "Run.Triggered":
+        raise NotFound(f"no run {run_id!r}")
+    return events
+
+
+def _task_names(trigger: EventRecord) -> list[str]:
+    tasks = trigger.data.get("definition", {}).get("tasks", [])
+    return [str(t.get("name")) for t in tasks if isinstance(t, dict)]
+
+
+def tasks_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
+    """Every task of the run (definition order), each attempt's evidence oldest first."""
+    tasks: dict[str, dict[str, Any]] = {
+        name: {"name": name, "status": "pending", "attempts": []} for name in _task_names(events[0])
+    }
+    for event in events:
+        data = event.data
+        if event.type not in {"Run.TaskStarted", "Run.TaskFinished", "Run.TaskReused"}:
+            continue
+        task = tasks.setdefault(
+            str(data["task"]), {"name": data["task"], "status": "pending", "attempts": []}
+        )
+        if event.type == "Run.TaskStarted":
+            task["attempts"].append(
+                {
+                    "attempt": data["attempt"],
+                    "status": "running",
+                    "exit_code": None,
+                    "command": data.get("command"),
+                    "host": data.get("host"),
+                    "started_at": data.get("started_at"),
+                }
+            )
+            task["status"] = "running"
+        elif event.type == "Run.TaskFinished":
+            attempt = next((a for a in task["attempts"] if a["attempt"] == data["attempt"]), None)
+            if attempt is None:
+                attempt = {"attempt": data["attempt"]}
+                task["attempts"].append(attempt)
+            attempt.update({k: data.get(k) for k in EVIDENCE_FIELDS})
+            task["status"] = data["status"]
+        else:
+            task["status"] = "reused"
+            task["source_run_id"] = data["source_run_id"]
+            task["attempts"].append(
+                {
+                    "attempt": 1,
+                    "status": "reused",
+                    "exit_code": None,
+                    "command": None,
+                    "reused_from": data["source_run_id"],
+                    "outputs": data.get("outputs", []),
+                    "output_vars": data.get("output_vars", {}),
+                    "reused_at": event.timestamp,
+                }
+            )
+    return list(tasks.values())
+
+
+def find_task(events: Sequence[EventRecord], name: str) -> dict[str, Any]:
+    for task in tasks_of(events):
+        if task["name"] == name:
+            return task
+    raise NotFound(f"run {events[0].stream} has no task {name!r}")
+
+
+def log_ref(task: dict[str, Any], stream: str, attempt: int | None) -> dict[str, Any]:
+    """The ``{sha256, size}`` of a task attempt's stdout or stderr (latest attempt by default)."""
+    attempts = [a for a in task["attempts"] if attempt is None or a["attempt"] == attempt]
+    if not attempts:
+        raise NotFound(f"task {task['name']!r} has no attempt {attempt}")
+    ref = attempts[-1].get(stream)
+    if not isinstance(ref, dict) or "sha256" not in ref:
+        raise NotFound(f"task {task['name']!r} recorded no {stream}")
+    return ref
+
+
+def files_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
+    """File parameters and every input and output recorded by the run's tasks."""
+    trigger = events[0].data
+    params = trigger.get("definition", {}).get("params", {}) or {}
+    seen: set[tuple[Any, ...]] = set()
+    files: list[dict[str, Any]] = []
+
+    def add(path: Any, sha256: Any, size: Any, role: str, task: str | None) -> None:
+        key = (path, sha256, role, task)
+        if sha256 and key not in seen:
+            seen.add(key)
+            files.append({"path": path, "sha256": sha256, "size": size, "role": role, "task": task})
+
+    for name, spec in params.items():
+        value = (trigger.get("parameters") or {}).get(name)
+        if isinstance(spec, dict) and spec.get("type") == "file" and value:
+            add(f"params/{name}", value, None, "input", None)
+    for event in events:
+        if event.type in {"Run.TaskFinished", "Run.TaskReused"}:
+            task = str(event.data["task"])
+            if event.type == "Run.TaskFinished":
+                for ref in event.data.get("inputs") or []:
+                    add(ref.get("path"), ref.get("sha256"), ref.get("size"), "input", task)
+            for ref in event.data.get("outputs") or []:
+                add(ref.get("path"), ref.get("sha256"), ref.get("size"), "output", task)
+    return files
+
+
+def _task_facts(task: dict[str, Any] | None) -> dict[str, Any] | None:
+    if task is None:
+        return None
+    last = task["attempts"][-1] if task["attempts"] else {}
+    return {
+        "status": task["status"],
+        "exit_code": last.get("exit_code"),
+        "duration_seconds": last.get("duration_seconds"),
+        "inputs": {f.get("path"): f.get("sha256") for f in last.get("inputs") or []},
+        "outputs": {f.get("path"): f.get("sha256") for f in last.get("outputs") or []},
+        "output_vars": last.get("output_vars") or {},
+    }
+
+
+def compare(a: Sequence[EventRecord], b: Sequence[EventRecord]) -> dict[str, Any]:
+    """Parameter differences, definition equality and per-task differences of two runs."""
+    ta, tb = a[0].data, b[0].data
+    pa, pb = ta.get("parameters") or {}, tb.get("parameters") or {}
+    parameters = {
+        name: {"a": pa.get(name), "b": pb.get(name)}
+        for name in sorted(set(pa) | set(pb))
+        if pa.get(name) != pb.get(name)
+    }
+    tasks_a = {t["name"]: t for t in tasks_of(a)}
+    tasks_b = {t["name"]: t for t in tasks_of(b)}
+    tasks = []
+    for name in list(dict.fromkeys([*tasks_a, *tasks_b])):
+        fa, fb = _task_facts(tasks_a.get(name)), _task_facts(tasks_b.get(name))
+        differences = ["presence"]
+        if fa is not None and fb is not None:
+            differences = [key for key in fa if fa[key] != fb[key]]
+        tasks.append({"task": name, "a": fa, "b": fb, "differences": differences, "same": not differences})
+    return {
+        "a": a[0].stream,
+        "b": b[0].stream,
+        "definition_hash_a": ta.get("definition_hash"),
+        "definition_hash_b": tb.get("definition_hash"),
+        "definition_hash_equal": ta.get("definition_hash") == tb.get("definition_hash"),
+        "parameters": parameters,
+        "tasks": tasks,
+    }
+
+
+def batch_progress(batch_id: str, run_ids: list[str], statuses: list[str]) -> dict[str, Any]:
+    """A batch's progress from its runs' statuses (the same shape as the batches view)."""
+    processed = sum(1 for s in statuses if s in {"success", "failed", "killed"})
+    failed = sum(1 for s in statuses if s in {"failed", "killed"})
+    if processed == len(statuses):
+        status = "failed" if failed else "success"
+    else:
+        status = "running" if any(s != "pending" for s in statuses) else "pending"
+    return {
+        "batch_id": batch_id,
+        "status": status,
+        "progress": {"total_items": len(statuses), "processed_items": processed, "failed_items": failed},
+        "run_ids": run_ids,
+    }

@@ -1,0 +1,182 @@
+"""Queries over the run-summaries view: one run, filtered pages, work for the executor, batches."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ledger.errors import InvalidRequest
+from ledger.hashing import format_timestamp, parse_timestamp
+from projections.db import Connection
+from projections.view import Tables, loads, placeholders
+from projections.views.summaries import SUMMARY_FIELDS, TERMINAL, summary_from_row
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_SELECT = ", ".join(SUMMARY_FIELDS)
+
+
+def encode_cursor(created_at: str, run_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at, run_id]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        created_at, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidRequest(f"invalid cursor {cursor!r}") from None
+    if not isinstance(created_at, str) or not isinstance(run_id, str):
+        raise InvalidRequest(f"invalid cursor {cursor!r}")
+    return created_at, run_id
+
+
+def normalise_time(value: str, field: str) -> str:
+    """An ISO 8601 instant in the view's own format (so text order is time order)."""
+    try:
+        return format_timestamp(parse_timestamp(value))
+    except ValueError:
+        raise InvalidRequest(f"{field} must be an ISO 8601 timestamp, not {value!r}") from None
+
+
+def run_summary(conn: Connection, t: Tables, run_id: str) -> dict[str, Any] | None:
+    row = conn.one(f"SELECT {_SELECT} FROM {t('runs')} WHERE run_id = ?", (run_id,))
+    return None if row is None else summary_from_row(row)
+
+
+def list_runs(
+    conn: Connection,
+    t: Tables,
+    *,
+    status: str | None = None,
+    workflow: str | None = None,
+    triggered_by: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    params: Mapping[str, str] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first (created_at, then run_id); every filter AND-combined."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    runs = t("runs")
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (("status", status), ("workflow", workflow), ("triggered_by", triggered_by)):
+        if value is not None:
+            where.append(f"r.{column} = ?")
+            args.append(value)
+    if created_after is not None:
+        where.append("r.created_at >= ?")
+        args.append(normalise_time(created_after, "created_after"))
+    if created_before is not None:
+        where.append("r.created_at < ?")
+        args.append(normalise_time(created_before, "created_before"))
+    # With a parameter filter, the first one drives: its index rows are (name, value,
+    # created_at, run_id), so a page is an index-ordered scan that stops after ``limit`` rows.
+    filters = sorted((params or {}).items())
+    source, order = f"{runs} r", "r"
+    if filters:
+        source = f"{t('params')} p JOIN {runs} r ON r.run_id = p.run_id"
+        order = "p"
+        where.append("p.name = ? AND p.value_text = ?")
+        args += list(filters[0])
+    for name, value in filters[1:]:
+        where.append(f"r.run_id IN (SELECT run_id FROM {t('params')} WHERE name = ? AND value_text = ?)")
+        args += [name, value]
+    if cursor is not None:
+        created_at, run_id = decode_cursor(cursor)
+        where.append(f"({order}.created_at < ? OR ({order}.created_at = ? AND {order}.run_id < ?))")
+        args += [created_at, created_at, run_id]
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    columns = ", ".join(f"r.{c}" for c in SUMMARY_FIELDS)
+    rows = conn.all(
+        f"SELECT {columns} FROM {source} {clause} "
+        f"ORDER BY {order}.created_at DESC, {order}.run_id DESC LIMIT ?",
+        [*args, limit + 1],
+    )
+    page = [summary_from_row(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor(last["created_at"], last["run_id"])
+    return page, next_cursor
+
+
+def pending_run_ids(conn: Connection, t: Tables, limit: int = 50) -> list[str]:
+    """Pending runs in ledger order, leaving out those whose batch is at its parallelism and
+    OpenLineage runs (another engine executes those; ``Ledger.claim`` refuses them)."""
+    rows = conn.all(
+        f"SELECT run_id, batch_id FROM {t('runs')} WHERE status = 'pending' "
+        "AND trigger_kind <> 'openlineage' ORDER BY position LIMIT ?",
+        (limit * 4,),
+    )
+    batch_ids = sorted({r["batch_id"] for r in rows if r["batch_id"]})
+    room: dict[str, int] = {}
+    if batch_ids:
+        marks = placeholders(len(batch_ids))
+        limits = {
+            r["batch_id"]: int(r["parallelism"])
+            for r in conn.all(
+                f"SELECT batch_id, parallelism FROM {t('batches')} WHERE batch_id IN ({marks})", batch_ids
+            )
+        }
+        running = {
+            r["batch_id"]: int(r["n"])
+            for r in conn.all(
+                f"SELECT batch_id, COUNT(*) AS n FROM {t('runs')} WHERE status = 'running' "
+                f"AND batch_id IN ({marks}) GROUP BY batch_id",
+                batch_ids,
+            )
+        }
+        room = {b: limits.get(b, 1) - running.get(b, 0) for b in batch_ids}
+    chosen: list[str] = []
+    for row in rows:
+        batch = row["batch_id"]
+        if batch:
+            if room.get(batch, 0) <= 0:
+                continue
+            room[batch] -= 1
+        chosen.append(row["run_id"])
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+def lapsed_run_ids(conn: Connection, t: Tables, now_iso: str) -> list[str]:
+    rows = conn.all(
+        f"SELECT run_id FROM {t('runs')} WHERE status = 'running' AND "
+        "lease_expires_at < ? ORDER BY lease_expires_at",
+        (now_iso,),
+    )
+    return [r["run_id"] for r in rows]
+
+
+def batch_progress(conn: Connection, t: Tables, batch_id: str) -> dict[str, Any] | None:
+    batch = conn.one(f"SELECT batch_id, run_ids FROM {t('batches')} WHERE batch_id = ?", (batch_id,))
+    if batch is None:
+        return None
+    run_ids: list[str] = loads(batch["run_ids"])
+    counts = {
+        r["status"]: int(r["n"])
+        for r in conn.all(
+            f"SELECT status, COUNT(*) AS n FROM {t('runs')} WHERE batch_id = ? GROUP BY status", (batch_id,)
+        )
+    }
+    processed = sum(counts.get(s, 0) for s in TERMINAL)
+    failed = counts.get("failed", 0) + counts.get("killed", 0)
+    if processed == len(run_ids):
+        status = "failed" if failed else "success"
+    elif processed or counts.get("running"):
+        status = "running"
+    else:
+        status = "pending"
+    return {
+        "batch_id": batch_id,
+        "status": status,
+        "progress": {"total_items": len(run_ids), "processed_items": processed, "failed_items": failed},
+        "run_ids": run_ids,
+    }
