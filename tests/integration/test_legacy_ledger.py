@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from ledger.integrity.merkle import leaf_hash, root_from_leaf_hashes
 
+from ledger.integrity.merkle import leaf_hash, root_from_leaf_hashes
 from ledger.integrity.verify import verify_ledger
 from ledger.service.app import Ledger
 from ledger.settings import Settings
