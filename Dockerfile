@@ -4,6 +4,8 @@ COPY pyproject.toml README.md ./
 COPY ledger ./ledger
 COPY projections ./projections
 COPY api ./api
+COPY executor ./executor
+COPY cli ./cli
 RUN pip install --no-cache-dir .
 USER nobody
 EXPOSE 8000
