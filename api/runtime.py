@@ -14,7 +14,7 @@ import structlog
 
 from api.auth import TokenStore
 from api.errors import Unavailable
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 
 log = structlog.get_logger()

@@ -47,7 +47,7 @@ from bench.populate import (
 )
 from ledger import __version__
 from ledger.hashing import event_hash, format_timestamp
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.setup import events_table, postgres_conninfo
 

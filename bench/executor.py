@@ -32,7 +32,7 @@ from bench.common import ScratchDatabase, machine, scratch_database
 from executor import Executor
 from executor.candidates import EventScan
 from ledger.domain.run import TERMINAL
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.filestore import FileStore
 

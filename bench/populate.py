@@ -20,7 +20,8 @@ from typing import Any
 from ledger import __version__
 from ledger.domain.reports import Report, RunStateReport, TaskFinishedReport, TaskStartedReport
 from ledger.domain.run import Run
-from ledger.service.app import Ledger, apply_report
+from ledger.service import Ledger
+from ledger.service.workers import apply_report
 
 N_WORKFLOWS = 10
 N_DATASETS = 50

@@ -41,7 +41,7 @@ from psycopg.rows import tuple_row
 
 from bench.bulk import fill
 from bench.common import latency_ms, machine, scratch_database
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.db import Connection, connect, events_table_for, read_events

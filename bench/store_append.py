@@ -31,7 +31,7 @@ from psycopg import sql
 
 from bench.common import PG_URL, ScratchDatabase, machine, scratch_database, write_json
 from ledger.domain.reports import Report, TaskFinishedReport, TaskStartedReport
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.setup import events_table
 

@@ -69,7 +69,7 @@ def copy_to_postgres(directory: Path, url: str) -> int:
     """The SQLite ledger's rows, in position order, into a fresh PostgreSQL ledger."""
     import psycopg
 
-    from ledger.service.app import Ledger
+    from ledger.service import Ledger
     from ledger.store.setup import postgres_conninfo
 
     (directory / "pg").mkdir(exist_ok=True)
@@ -92,7 +92,7 @@ def copy_to_postgres(directory: Path, url: str) -> int:
 
 def template_rows(settings: Settings) -> list[tuple[str, int, str, bytes]]:
     from ledger.domain.reports import ReportBatch
-    from ledger.service.app import Ledger
+    from ledger.service import Ledger
 
     ledger = Ledger(settings)
     try:

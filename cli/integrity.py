@@ -20,7 +20,7 @@ from ledger.integrity.bundle_verify import verify_bundle
 from ledger.integrity.merkle_store import MerkleStore
 from ledger.integrity.signing import load_public_key
 from ledger.integrity.verify import verify_ledger
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from projections.views.summaries import summary_from_events
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from api.auth import ROLES, TokenStore
 from cli.common import settings_from
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 
 
 def register(subparsers: Any) -> None:

@@ -19,7 +19,7 @@ from api.logging import configure_logging
 from cli.common import settings_from
 from executor import Executor
 from executor.candidates import EventScan
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.store.filestore import FileStore
 
 log = structlog.get_logger()

@@ -19,7 +19,7 @@ from typing import Any
 from cli import UsageError
 from cli.common import settings_from
 from ledger.domain.definition import coerce_parameter_text, load_definition_text, parse_definition
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from projections.views.rundetail import run_events
 
 TERMINAL = {"success", "failed", "killed"}

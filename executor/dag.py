@@ -52,7 +52,7 @@ from ledger.domain.reports import Report, RunStateReport, TaskFinishedReport, Ta
 from ledger.domain.run import Run, RunStatus
 from ledger.errors import Conflict, IllegalTransition, LedgerError, NotFound
 from ledger.hashing import format_timestamp
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.store.filestore import CorruptFile, FileStore
 
 STATUS_POLL_SECONDS = 0.5

@@ -13,7 +13,7 @@ from typing import Any
 from executor.evidence import inside
 from ledger.domain.definition import WorkflowDefinition, topological_order, upstream_of
 from ledger.domain.reports import TaskReusedReport
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.store.filestore import FileStore
 
 

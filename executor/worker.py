@@ -26,7 +26,7 @@ from executor.evidence import ExecutableHasher
 from ledger.domain.run import Run, RunStatus
 from ledger.errors import LedgerError
 from ledger.hashing import format_timestamp
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.filestore import FileStore
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("RUNLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

@@ -27,7 +27,7 @@ from sse_starlette import EventSourceResponse
 from api.deps import Auditor, RuntimeDep
 from ledger.domain.run import TERMINAL, RunStatus, status_after_lineage
 from ledger.errors import NotFound
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.store.event_record import EventRecord
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])

@@ -10,7 +10,7 @@ saved last instead, and stay correct without that query because the store is the
 * if the stale copy made the command refuse the request, the refusal may be wrong.
 
 Either way the command runs again on the run read from the store, and only that second
-outcome counts (:meth:`ledger.service.app.Ledger._command`). Entries are replaced, never changed
+outcome counts (:meth:`ledger.service.base.LedgerBase._command`). Entries are replaced, never changed
 in place (a kept run is frozen: a command on it raises), so a copy is never taken of a
 half-applied run.
 """

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger.errors import NotFound
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.store.event_record import EventRecord
 
 EVIDENCE_FIELDS = (

@@ -11,7 +11,7 @@ import pytest
 from bench.bulk import RunWriter, bulk_populate
 from bench.populate import EVENTS_PER_RUN, build_run, populate, register_workflows, run_facts
 from ledger.integrity.verify import verify_ledger
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.runner import ProjectionRunner

@@ -18,7 +18,7 @@ import pytest
 
 from ledger.integrity.merkle import leaf_hash, root_from_leaf_hashes
 from ledger.integrity.verify import verify_ledger
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.runner import ProjectionRunner

@@ -11,7 +11,7 @@ import pytest
 from ledger.domain.openlineage import parse_run_event
 from ledger.errors import Conflict
 from ledger.hashing import definition_hash
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 
 
 def ol_event(

@@ -11,7 +11,7 @@ import pytest
 
 from executor import Executor
 from executor.candidates import EventScan
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.filestore import FileStore
 from tests.integration.executor.conftest import (

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ledger.hashing import parse_timestamp
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from tests.integration.executor.conftest import (
     StartExecutor,

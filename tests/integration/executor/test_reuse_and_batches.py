@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from ledger.hashing import parse_timestamp
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.filestore import FileStore
 from tests.integration.executor.conftest import (

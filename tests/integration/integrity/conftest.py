@@ -14,7 +14,7 @@ import pytest
 
 from ledger.domain.reports import ReportBatch
 from ledger.hashing import event_hash
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.event_record import decode_row
 from ledger.store.setup import postgres_conninfo

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.integrity.bundle import ExportFilters, write_bundle
 from ledger.integrity.bundle_verify import verify_bundle
 from ledger.integrity.signing import key_path
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections.views.summaries import summary_from_events
 from tests.integration.integrity.conftest import Attacker, finish_run

@@ -6,7 +6,7 @@ import threading
 
 from ledger.integrity import merkle
 from ledger.integrity.merkle_store import MerkleStore
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from tests.integration.integrity.conftest import finish_run
 

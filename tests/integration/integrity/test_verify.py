@@ -10,7 +10,7 @@ import pytest
 
 from ledger.integrity.merkle_store import MerkleStore
 from ledger.integrity.verify import RANGE_LEAVES, VerifyReport, verify_ledger
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from tests.integration.integrity.conftest import Attacker, finish_run, forged_trigger
 

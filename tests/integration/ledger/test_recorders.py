@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder, StaleRead
 from ledger.store.setup import events_table, postgres_conninfo

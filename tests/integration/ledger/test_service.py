@@ -13,7 +13,7 @@ from ledger.domain.reports import ReportBatch
 from ledger.domain.run import RunStatus
 from ledger.errors import Conflict, IllegalTransition, InvalidParameters, InvalidRequest, NotFound
 from ledger.hashing import definition_hash
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 
 DEFINITION: dict[str, Any] = {

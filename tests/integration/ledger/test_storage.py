@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.setup import events_table, postgres_conninfo
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.domain.reports import ReportBatch
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.runner import ProjectionRunner

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections.db import connect, max_position, read_events
 from tests.integration.projections.conftest import Driver, sha

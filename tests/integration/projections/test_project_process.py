@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from tests.integration.projections.conftest import Driver

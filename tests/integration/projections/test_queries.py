@@ -10,7 +10,7 @@ import pytest
 
 from ledger.domain.openlineage import RunEvent
 from ledger.errors import InvalidRequest
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.runner import ProjectionRunner

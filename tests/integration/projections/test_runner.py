@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ledger.service.app import Ledger
+from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.event_record import EventRecord
 from projections import ReadModels

@@ -1,0 +1,16 @@
+"""What an operator does to a run: :class:`OperatorCommands` (cancel)."""
+
+from __future__ import annotations
+
+from ledger.domain.run import Run
+from ledger.service.base import LedgerBase
+
+
+class OperatorCommands(LedgerBase):
+    """The commands of a person at the API, on a run someone else executes."""
+
+    def cancel(self, run_id: str, *, principal: str, reason: str | None = None) -> Run:
+        run = self.get_run(run_id)
+        run.kill(by=principal, reason=reason, at=self.clock())
+        self._save(run)
+        return run
