@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.domain.run import RunStatus
+from ledger.domain.status import RunStatus
 from ledger.service.app import Ledger
 from ledger.store.setup import events_table
 

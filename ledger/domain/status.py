@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 
 class RunStatus(StrEnum):
@@ -79,17 +79,26 @@ def transition(event_type: str, data: Mapping[str, Any]) -> RunStatus | None:
             return None
 
 
+@overload
+def status_after(current: str, event_type: str, data: Mapping[str, Any]) -> RunStatus: ...
+@overload
+def status_after(current: None, event_type: str, data: Mapping[str, Any]) -> RunStatus | None: ...
 def status_after(current: str | None, event_type: str, data: Mapping[str, Any]) -> RunStatus | None:
-    """A run's status after one more event: terminal states are final. ``current`` is None
-    before the run's first event (then only its trigger gives it a status)."""
-    status = None if current is None else RunStatus(current)
-    if status in TERMINAL:
+    """A run's status after one more event: terminal states are final, and an event that
+    moves nothing leaves ``current``. ``current`` is None before the run's first event; then
+    only its trigger gives it a status."""
+    moved = transition(event_type, data)
+    if current is None:
+        return moved if moved is RunStatus.PENDING else None
+    status = RunStatus(current)
+    if status in TERMINAL or moved is None:
         return status
-    return transition(event_type, data) or status
+    return moved
 
 
 def error_after(event_type: str, data: Mapping[str, Any]) -> str | None:
-    """The run's ``error`` once an event that ends it has moved it (None: no error)."""
+    """The run's ``error`` once an event has moved it to a terminal state (None: no error).
+    Ask only when :func:`status_after` moved the run: an event after the end changes nothing."""
     match event_type:
         case "Run.Failed":
             error = data.get("error")

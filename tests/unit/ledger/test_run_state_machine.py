@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ledger.domain.reports import TaskFinishedReport
-from ledger.domain.run import LEGAL_TRANSITIONS, Run, RunStatus
+from ledger.domain.run import Run
+from ledger.domain.status import LEGAL_TRANSITIONS, RunStatus
 from ledger.errors import Conflict, IllegalTransition
 
 AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
