@@ -205,7 +205,7 @@ class Run(ChainedAggregate):
     def trigger(cls, *, run_id: str, at: datetime, **facts: Any) -> Run:
         if facts["trigger_kind"] not in TRIGGER_KINDS:
             raise InvalidRequest(f"unknown trigger kind {facts['trigger_kind']!r}")
-        return cls.start(cls.Triggered, stream=run_id, at=at, **facts)
+        return cls.create_stream(cls.Triggered, stream=run_id, at=at, **facts)
 
     @property
     def is_terminal(self) -> bool:
@@ -316,7 +316,8 @@ class Run(ChainedAggregate):
         self._check_transition(RunStatus.FAILED)
         self.record(self.Failed, at=at, error=error, by=by)
 
-    def kill(self, *, by: str, reason: str | None, at: datetime) -> None:
+    def cancel(self, *, by: str, reason: str | None, at: datetime) -> None:
+        """An operator's cancel: the run ends ``killed`` (the event keeps its stored name)."""
         self._check_transition(RunStatus.KILLED)
         self.record(self.Killed, at=at, by=by, reason=reason)
 
