@@ -76,7 +76,7 @@ def _params(pairs: list[str], definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary(ledger: Ledger, run_id: str) -> dict[str, Any]:
-    from projections.views.summaries import summary_from_events
+    from projections.views.summaries_fold import summary_from_events
 
     found = summary_from_events(run_events(ledger, run_id))
     assert found is not None

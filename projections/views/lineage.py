@@ -181,8 +181,7 @@ class _Facts:
     def of(cls, events: list[EventRecord]) -> _Facts:
         facts = cls()
         for event in events:
-            if event.type.startswith("Run."):
-                facts.add(event)
+            facts.add(event)
         return facts
 
     def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -222,25 +221,28 @@ class _Facts:
     def add(self, event: EventRecord) -> None:
         run_id, d = event.stream, event.data
         self.position = event.position
-        if event.type == "Run.Triggered":
-            self.run(run_id, d.get("workflow"))
-        elif event.type in {"Run.TaskStarted", "Run.TaskFinished", "Run.TaskReused"}:
-            task = d["task"]
-            self.tasks.setdefault((run_id, task), self.position)
-            self.files(run_id, task, "consumed", d.get("inputs") or [])
-            self.files(run_id, task, "produced", d.get("outputs") or [])
-        elif event.type == "Run.LineageReported":
-            job = d.get("job") or {}
-            task = f"{job.get('namespace', '')}/{job.get('name', '')}"
-            self.tasks.setdefault((run_id, task), self.position)
-            self.datasets(run_id, task, "consumed", d.get("inputs") or [])
-            self.datasets(run_id, task, "produced", d.get("outputs") or [])
-            parent = d.get("parent")
-            if parent and parent.get("run_id") and parent["run_id"] != run_id:
-                # A child run is part of the run that started it; both share its node.
-                parent_id = str(parent["run_id"])
-                self.run(parent_id, f"{parent.get('namespace', '')}/{parent.get('name', '')}")
-                self.link(run_id, "", "part_of", run_node(parent_id))
+        match event.type:
+            case "Run.Triggered":
+                self.run(run_id, d.get("workflow"))
+            case "Run.TaskStarted" | "Run.TaskFinished" | "Run.TaskReused":
+                task = d["task"]
+                self.tasks.setdefault((run_id, task), self.position)
+                self.files(run_id, task, "consumed", d.get("inputs") or [])
+                self.files(run_id, task, "produced", d.get("outputs") or [])
+            case "Run.LineageReported":
+                job = d.get("job") or {}
+                task = f"{job.get('namespace', '')}/{job.get('name', '')}"
+                self.tasks.setdefault((run_id, task), self.position)
+                self.datasets(run_id, task, "consumed", d.get("inputs") or [])
+                self.datasets(run_id, task, "produced", d.get("outputs") or [])
+                parent = d.get("parent")
+                if parent and parent.get("run_id") and parent["run_id"] != run_id:
+                    # A child run is part of the run that started it; both share its node.
+                    parent_id = str(parent["run_id"])
+                    self.run(parent_id, f"{parent.get('namespace', '')}/{parent.get('name', '')}")
+                    self.link(run_id, "", "part_of", run_node(parent_id))
+            case _:
+                pass
 
 
 def _edge(link: dict[str, Any]) -> tuple[str, str, str]:
