@@ -27,6 +27,9 @@ from projections.view import dumps
 
 State = dict[str, Any]
 
+#: Task states that count as succeeded (and whose output variables the summary shows).
+_SUCCEEDED = frozenset({TaskStatus.SUCCESS, TaskStatus.REUSED})
+
 #: The summary fields of SPEC section 2, in order.
 SUMMARY_FIELDS = (
     "run_id",
@@ -156,7 +159,7 @@ def _task_moved(state: State, event: EventRecord) -> None:
     status = task_status_after(event.type, d)
     attempts = 0 if status == TaskStatus.REUSED else int(d.get("attempt") or 1)
     state["tasks"][d["task"]] = {"status": str(status), "attempts": attempts}
-    if status in {TaskStatus.SUCCESS, TaskStatus.REUSED}:
+    if status in _SUCCEEDED:
         state["outputs"][d["task"]] = dict(d.get("output_vars") or {})
 
 
@@ -182,8 +185,8 @@ def public(state: State) -> dict[str, Any]:
     derived = {
         "duration_seconds": duration,
         "tasks_total": state["defined_tasks"] or len(state["tasks"]),
-        "tasks_succeeded": sum(1 for t in tasks if t["status"] in {"success", "reused"}),
-        "tasks_failed": sum(1 for t in tasks if t["status"] == "failed"),
+        "tasks_succeeded": sum(1 for t in tasks if t["status"] in _SUCCEEDED),
+        "tasks_failed": sum(1 for t in tasks if t["status"] == TaskStatus.FAILED),
         "retry_count": sum(max(0, int(t["attempts"]) - 1) for t in tasks),
     }
     return {name: derived[name] if name in derived else state[name] for name in SUMMARY_FIELDS}
