@@ -5,8 +5,8 @@ Every reader asks here: the :class:`~ledger.domain.run.Run` aggregate, every vie
 stream endpoint, the executor's candidate and resume scans and the CLI. A run's states and
 legal transitions are SPEC section 1's; terminal states are final, so an event after the end
 (a late OpenLineage START, say) is recorded but moves nothing. Each event type is named once
-here, in :func:`transition` (or :func:`task_status_after`); ``grep '"Run.Killed"'`` finds it
-and every reader that reacts to it.
+here, in :func:`transition` (or :func:`task_status_after`); a grep for an event's full name in
+quotes finds its rule and every reader that reacts to it.
 """
 
 from __future__ import annotations
