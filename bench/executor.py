@@ -31,7 +31,7 @@ import structlog
 from bench.common import ScratchDatabase, machine, scratch_database
 from executor import Executor
 from executor.candidates import EventScan
-from ledger.domain.run import TERMINAL
+from ledger.domain.status import TERMINAL
 from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.filestore import FileStore

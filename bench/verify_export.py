@@ -211,7 +211,7 @@ def step(name: str, directory: Path, url: str | None) -> dict[str, Any]:
         result["events"] = report.events_checked
     elif name == "export":
         from ledger.integrity.bundle import write_bundle
-        from projections.views.summaries import summary_from_events
+        from projections.views.summaries_fold import summary_from_events
 
         exported = write_bundle(settings, directory / "bundle.tar", summarise=summary_from_events)
         result["events"] = exported.events

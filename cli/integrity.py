@@ -21,7 +21,7 @@ from ledger.integrity.merkle_store import MerkleStore
 from ledger.integrity.signing import load_public_key
 from ledger.integrity.verify import verify_ledger
 from ledger.service import Ledger
-from projections.views.summaries import summary_from_events
+from projections.views.summaries_fold import summary_from_events
 
 
 def register(subparsers: Any) -> None:

@@ -19,10 +19,9 @@ from typing import Any
 from cli import UsageError
 from cli.common import settings_from
 from ledger.domain.definition import coerce_parameter_text, load_definition_text, parse_definition
+from ledger.domain.status import TERMINAL, RunStatus
 from ledger.service import Ledger
 from projections.views.rundetail import run_events
-
-TERMINAL = {"success", "failed", "killed"}
 
 
 def register(subparsers: Any) -> None:
@@ -77,7 +76,7 @@ def _params(pairs: list[str], definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary(ledger: Ledger, run_id: str) -> dict[str, Any]:
-    from projections.views.summaries import summary_from_events
+    from projections.views.summaries_fold import summary_from_events
 
     found = summary_from_events(run_events(ledger, run_id))
     assert found is not None
@@ -142,7 +141,7 @@ def _wait(ledger: Ledger, run_id: str, timeout: float | None) -> int:
         if summary["status"] in TERMINAL:
             if summary.get("error"):
                 print(f"run {run_id}: error: {summary['error']}", file=sys.stderr)
-            return 0 if summary["status"] == "success" else 1
+            return 0 if summary["status"] == RunStatus.SUCCESS else 1
         if deadline is not None and time.monotonic() > deadline:
             print(f"run {run_id}: still {summary['status']} after {timeout} s", file=sys.stderr)
             return 1

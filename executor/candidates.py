@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.domain.run import RunStatus
+from ledger.domain.status import ENDING_EVENTS, RunStatus
 from ledger.service import Ledger
 from ledger.store.setup import events_table
 
@@ -20,11 +20,12 @@ _PENDING = (
     "AND NOT EXISTS (SELECT 1 FROM {t} f WHERE f.originator_id = e.originator_id "
     "AND f.originator_version = 2) ORDER BY e.{pos} LIMIT {limit}"
 )
+#: An event ``f`` that ends its run (any of ``ENDING_EVENTS``), matched by topic.
+_ENDS = " OR ".join(f"f.topic LIKE '%:{name}'" for name in ENDING_EVENTS)
 _STARTED = (
     "SELECT s.originator_id AS run_id FROM {t} s WHERE s.topic LIKE '%:Run.Started' "
     "AND NOT EXISTS (SELECT 1 FROM {t} f WHERE f.originator_id = s.originator_id "
-    "AND (f.topic LIKE '%:Run.Succeeded' OR f.topic LIKE '%:Run.Failed' "
-    "OR f.topic LIKE '%:Run.Killed'))"
+    f"AND ({_ENDS}))"
 )
 
 

@@ -49,7 +49,8 @@ from executor.templating import (
 )
 from ledger.domain.definition import TaskSpec, WorkflowDefinition, parse_definition, topological_order
 from ledger.domain.reports import Report, RunStateReport, TaskFinishedReport, TaskStartedReport
-from ledger.domain.run import Run, RunStatus
+from ledger.domain.run import Run
+from ledger.domain.status import RunStatus
 from ledger.errors import Conflict, IllegalTransition, LedgerError, NotFound
 from ledger.hashing import format_timestamp
 from ledger.service import Ledger

@@ -13,6 +13,7 @@ from typing import Any
 from executor.evidence import inside
 from ledger.domain.definition import WorkflowDefinition, topological_order, upstream_of
 from ledger.domain.reports import TaskReusedReport
+from ledger.domain.status import TaskStatus, task_status_after
 from ledger.service import Ledger
 from ledger.store.filestore import FileStore
 
@@ -25,10 +26,12 @@ def recorded_outcomes(ledger: Ledger, run_id: str) -> dict[str, dict[str, Any]]:
     """Each task's last successful outcome in ``run_id``: its outputs and output variables."""
     outcomes: dict[str, dict[str, Any]] = {}
     for event in ledger.stream_events(run_id):
-        data = event.data
-        succeeded = event.type == "Run.TaskFinished" and data.get("status") == "success"
-        if succeeded or event.type == "Run.TaskReused":
-            outcomes[data["task"]] = data
+        match event.type:
+            case "Run.TaskFinished" | "Run.TaskReused":
+                if task_status_after(event.type, event.data) in {TaskStatus.SUCCESS, TaskStatus.REUSED}:
+                    outcomes[event.data["task"]] = event.data
+            case _:
+                pass
     return outcomes
 
 

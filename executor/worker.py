@@ -23,7 +23,8 @@ import structlog
 
 from executor.dag import RunExecution
 from executor.evidence import ExecutableHasher
-from ledger.domain.run import Run, RunStatus
+from ledger.domain.run import Run
+from ledger.domain.status import RunStatus
 from ledger.errors import LedgerError
 from ledger.hashing import format_timestamp
 from ledger.service import Ledger

@@ -23,7 +23,7 @@ from projections import state as st
 from projections.db import Connection, connect
 from projections.runner import default_views, projection_status
 from projections.view import Tables
-from projections.views import audit, lineage, stats, summaries_queries
+from projections.views import audit, lineage_queries, stats, summaries_queries
 
 T = TypeVar("T")
 
@@ -154,7 +154,7 @@ class ReadModels:
         )
 
     def lineage(self, run_id: str, depth: int = 1) -> dict[str, Any] | None:
-        return self._query("lineage", lambda c, t: lineage.query_lineage(c, t, run_id, depth))
+        return self._query("lineage", lambda c, t: lineage_queries.query_lineage(c, t, run_id, depth))
 
     def audit(self, run_id: str) -> list[dict[str, Any]]:
         return self._query("audit", lambda c, t: audit.query_audit(c, t, run_id))

@@ -181,10 +181,13 @@ def runs_to_read(events: list[EventRecord]) -> set[str]:
     trigger, so nothing of theirs is stored yet)."""
     later, triggered = set(), set()
     for event in events:
-        if event.type == "Run.Triggered":
-            triggered.add(event.stream)
-        elif event.type.startswith("Run."):
-            later.add(event.stream)
+        match event.type:
+            case "Run.Triggered":
+                triggered.add(event.stream)
+            case other if other.startswith("Run."):
+                later.add(event.stream)
+            case _:
+                pass
     return later - triggered
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import Auditor, RuntimeDep
 from ledger.integrity.bundle import ExportFilters, parse_time_filter, write_bundle
-from projections.views.summaries import summary_from_events
+from projections.views.summaries_fold import summary_from_events
 
 router = APIRouter(prefix="/api/export", tags=["export"])
 

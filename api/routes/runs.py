@@ -29,7 +29,7 @@ from api.runtime import Runtime
 from ledger.errors import InvalidRequest
 from ledger.hashing import parse_timestamp
 from projections.views.rundetail import compare, files_of, find_task, log_ref, run_events, tasks_of
-from projections.views.summaries import summary_from_events
+from projections.views.summaries_fold import summary_from_events
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = structlog.get_logger()

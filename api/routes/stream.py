@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from api.deps import Auditor, RuntimeDep
-from ledger.domain.run import TERMINAL, RunStatus, status_after_lineage
+from ledger.domain.status import TERMINAL, RunStatus, status_after
 from ledger.errors import NotFound
 from ledger.service import Ledger
 from ledger.store.event_record import EventRecord
@@ -38,19 +38,14 @@ PING_SECONDS = 15
 SEND_TIMEOUT_SECONDS = 30
 REREAD_EVERY = 20
 
-_STATUS_OF_TYPE = {
-    "Run.Triggered": RunStatus.PENDING,
-    "Run.Started": RunStatus.RUNNING,
-    "Run.Succeeded": RunStatus.SUCCESS,
-    "Run.Failed": RunStatus.FAILED,
-    "Run.Killed": RunStatus.KILLED,
-}
 
-
-def status_after(status: RunStatus, event: EventRecord) -> RunStatus:
-    if event.type == "Run.LineageReported":
-        return status_after_lineage(status, str(event.data.get("event_type")))
-    return _STATUS_OF_TYPE.get(event.type, status)
+def _status_after(status: RunStatus, event: EventRecord) -> RunStatus:
+    """The run's status after ``event``, as far as a follower needs it: whether it has ended."""
+    match event.type:
+        case "Run.Succeeded" | "Run.Failed" | "Run.Killed" | "Run.LineageReported":
+            return status_after(status, event.type, event.data)
+        case _:
+            return status
 
 
 class NewestPosition:
@@ -129,7 +124,7 @@ async def _follow(
     newest_of = newest_position(ledger)
     while True:
         for event in events:
-            status = status_after(status, event)
+            status = _status_after(status, event)
             seen_position = max(seen_position, event.position)
             if event.sequence > sent:
                 sent = event.sequence

@@ -86,9 +86,10 @@ class ChainedAggregate(BaseAggregate[str]):
     Created = StreamCreated
 
     @classmethod
-    def start(
+    def create_stream(
         cls: type[TAgg], event_class: type[StreamCreated], *, stream: str, at: datetime, **data: Any
     ) -> TAgg:
+        """A new aggregate whose stream ``stream`` begins with ``event_class`` and ``data``."""
         digest = event_hash(
             stream=stream,
             sequence=cls.INITIAL_VERSION,

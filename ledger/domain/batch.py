@@ -38,4 +38,4 @@ class Batch(ChainedAggregate):
 
     @classmethod
     def create(cls, *, batch_id: str, at: datetime, **facts: Any) -> Batch:
-        return cls.start(cls.Created, stream=batch_id, at=at, **facts)
+        return cls.create_stream(cls.Created, stream=batch_id, at=at, **facts)

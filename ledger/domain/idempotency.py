@@ -28,7 +28,7 @@ class IdempotencyKey(ChainedAggregate):
 
     @classmethod
     def claim(cls, *, workflow: str, key: str, run_id: str, at: datetime) -> IdempotencyKey:
-        return cls.start(
+        return cls.create_stream(
             cls.Claimed,
             stream=idempotency_stream(workflow, key),
             at=at,

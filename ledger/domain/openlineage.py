@@ -9,7 +9,7 @@ recorded verbatim (facets untouched) as one ``Run.LineageReported``; see :func:`
 
 Repeated and out-of-order events, as Marquez treats them: a repeat (same runId, eventType and
 eventTime) records nothing; any other event is recorded in arrival order (its ``event_time``
-kept), and the status follows ``ledger.domain.run.status_after_lineage``: START/RUNNING -> running,
+kept), and the status follows :func:`ledger.domain.status.status_after`: START/RUNNING -> running,
 COMPLETE -> success, FAIL -> failed, ABORT -> killed, OTHER -> unchanged, except that a terminal
 run stays terminal. So a COMPLETE that arrives before its START leaves the run ``success``
 (Marquez keeps the latest state by event time; a run ends once, so "terminal wins" gives the same

@@ -1,7 +1,8 @@
 """The Run aggregate: one execution of one workflow version, its own event stream.
 
-Run states and their legal transitions are SPEC section 1's; a command checks first, then
-records, so an illegal request raises and leaves nothing pending.
+Run states and their legal transitions are SPEC section 1's, in :mod:`ledger.domain.status`,
+which every event's ``apply`` asks; a command checks first, then records, so an illegal
+request raises and leaves nothing pending.
 """
 
 from __future__ import annotations
@@ -9,37 +10,26 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from ledger.domain.aggregate import ChainedAggregate, StreamCreated, StreamEvent
+from ledger.domain.status import (
+    LEGAL_TRANSITIONS,
+    TERMINAL,
+    RunStatus,
+    TaskStatus,
+    error_after,
+    status_after,
+    task_status_after,
+)
 from ledger.errors import Conflict, IllegalTransition, InvalidRequest
 
-
-class RunStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
-    KILLED = "killed"
-
-
-TERMINAL = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.KILLED})
-LEGAL_TRANSITIONS = frozenset(
-    {
-        (RunStatus.PENDING, RunStatus.RUNNING),
-        (RunStatus.PENDING, RunStatus.KILLED),
-        (RunStatus.RUNNING, RunStatus.SUCCESS),
-        (RunStatus.RUNNING, RunStatus.FAILED),
-        (RunStatus.RUNNING, RunStatus.KILLED),
-    }
-)
 TRIGGER_KINDS = frozenset({"name", "hash", "replay", "resume", "batch", "openlineage"})
 
 
 @dataclass
 class TaskState:
-    status: str = "pending"  # pending | running | success | failed | reused
+    status: str = TaskStatus.PENDING  # pending | running | success | failed | reused
     attempts: int = 0
     output_vars: dict[str, Any] = field(default_factory=dict)
     outputs: list[dict[str, Any]] = field(default_factory=list)
@@ -124,7 +114,7 @@ class Run(ChainedAggregate):
         lease_expires_at: str
 
         def apply(self, run: Run) -> None:
-            run.status = RunStatus.RUNNING
+            _move(run, self)
             run.worker_id = self.worker_id
             run.lease_expires_at = self.lease_expires_at
 
@@ -143,9 +133,7 @@ class Run(ChainedAggregate):
         started_at: str
 
         def apply(self, run: Run) -> None:
-            state = run.tasks.setdefault(self.task, TaskState())
-            state.status = "running"
-            state.attempts = self.attempt
+            _move_task(run, self).attempts = self.attempt
 
     class TaskFinished(StreamEvent):
         """The evidence of one task attempt (SPEC section 1)."""
@@ -171,10 +159,9 @@ class Run(ChainedAggregate):
         error: str | None
 
         def apply(self, run: Run) -> None:
-            state = run.tasks.setdefault(self.task, TaskState())
-            state.status = self.status
+            state = _move_task(run, self)
             state.attempts = self.attempt
-            if self.status == "success":
+            if state.status == TaskStatus.SUCCESS:
                 state.output_vars = dict(self.output_vars)
                 state.outputs = list(self.outputs)
 
@@ -187,8 +174,7 @@ class Run(ChainedAggregate):
         output_vars: dict[str, Any]
 
         def apply(self, run: Run) -> None:
-            state = run.tasks.setdefault(self.task, TaskState())
-            state.status = "reused"
+            state = _move_task(run, self)
             state.output_vars = dict(self.output_vars)
             state.outputs = list(self.outputs)
 
@@ -196,30 +182,28 @@ class Run(ChainedAggregate):
         by: str
 
         def apply(self, run: Run) -> None:
-            run.status = RunStatus.SUCCESS
+            _move(run, self)
 
     class Failed(StreamEvent):
         error: str
         by: str
 
         def apply(self, run: Run) -> None:
-            run.status = RunStatus.FAILED
-            run.error = self.error
+            _move(run, self)
 
     class Killed(StreamEvent):
         by: str
         reason: str | None
 
         def apply(self, run: Run) -> None:
-            run.status = RunStatus.KILLED
-            run.error = "killed"
+            _move(run, self)
 
     # ---- commands -------------------------------------------------------------------------
     @classmethod
     def trigger(cls, *, run_id: str, at: datetime, **facts: Any) -> Run:
         if facts["trigger_kind"] not in TRIGGER_KINDS:
             raise InvalidRequest(f"unknown trigger kind {facts['trigger_kind']!r}")
-        return cls.start(cls.Triggered, stream=run_id, at=at, **facts)
+        return cls.create_stream(cls.Triggered, stream=run_id, at=at, **facts)
 
     @property
     def is_terminal(self) -> bool:
@@ -263,7 +247,7 @@ class Run(ChainedAggregate):
         self._check_worker(worker_id)
         self._check_task_name(task)
         state = self.tasks.get(task, TaskState())
-        if state.status in {"running", "success", "reused"}:
+        if state.status in {TaskStatus.RUNNING, TaskStatus.SUCCESS, TaskStatus.REUSED}:
             raise IllegalTransition(f"task {task!r} is already {state.status}")
         if attempt != state.attempts + 1:
             raise IllegalTransition(
@@ -283,13 +267,13 @@ class Run(ChainedAggregate):
         self._check_worker(worker_id)
         task = evidence["task"]
         state = self.tasks.get(task)
-        if state is None or state.status != "running":
+        if state is None or state.status != TaskStatus.RUNNING:
             raise IllegalTransition(f"task {task!r} was not started")
         if evidence["attempt"] != state.attempts:
             raise IllegalTransition(
                 f"task {task!r}: attempt {evidence['attempt']} is not the running attempt"
             )
-        if evidence["status"] not in {"success", "failed"}:
+        if evidence["status"] not in {TaskStatus.SUCCESS, TaskStatus.FAILED}:
             raise InvalidRequest("a finished task's status is success or failed")
         self.record(self.TaskFinished, at=at, **evidence)
 
@@ -318,7 +302,7 @@ class Run(ChainedAggregate):
 
     def succeed(self, *, worker_id: str, at: datetime) -> None:
         self._check_worker(worker_id)
-        running = [name for name, state in self.tasks.items() if state.status == "running"]
+        running = [name for name, state in self.tasks.items() if state.status == TaskStatus.RUNNING]
         if running:
             raise IllegalTransition(f"tasks still running: {', '.join(sorted(running))}")
         self._check_transition(RunStatus.SUCCESS)
@@ -330,7 +314,8 @@ class Run(ChainedAggregate):
         self._check_transition(RunStatus.FAILED)
         self.record(self.Failed, at=at, error=error, by=by)
 
-    def kill(self, *, by: str, reason: str | None, at: datetime) -> None:
+    def cancel(self, *, by: str, reason: str | None, at: datetime) -> None:
+        """An operator's cancel: the run ends ``killed`` (the event keeps its stored name)."""
         self._check_transition(RunStatus.KILLED)
         self.record(self.Killed, at=at, by=by, reason=reason)
 
@@ -357,13 +342,7 @@ class Run(ChainedAggregate):
 
         def apply(self, run: Run) -> None:
             run.lineage_keys().add((self.event_type, self.event_time))
-            run.status = status_after_lineage(run.status, self.event_type)
-            if run.status == RunStatus.FAILED and self.event_type == "FAIL":
-                facet = self.run_facets.get("errorMessage")
-                message = facet.get("message") if isinstance(facet, dict) else None
-                run.error = str(message) if message else "failed"
-            elif run.status == RunStatus.KILLED and self.event_type == "ABORT":
-                run.error = "killed"
+            _move(run, self)
 
     def lineage_keys(self) -> set[tuple[str, str]]:
         """``(eventType, eventTime)`` of every RunEvent recorded, to ignore repeats."""
@@ -384,22 +363,19 @@ class Run(ChainedAggregate):
         return True
 
 
-#: OpenLineage eventType -> the run status it leads to (OTHER leaves the status unchanged).
-LINEAGE_STATUS = {
-    "START": RunStatus.RUNNING,
-    "RUNNING": RunStatus.RUNNING,
-    "COMPLETE": RunStatus.SUCCESS,
-    "FAIL": RunStatus.FAILED,
-    "ABORT": RunStatus.KILLED,
-}
+def _move(run: Run, event: StreamEvent) -> None:
+    """Move ``run`` as the status rules say ``event`` does; one that ends it sets its error."""
+    facts = vars(event)  # the event's fields by name, as status_after reads ``data``
+    status = status_after(run.status, event.TYPE, facts)
+    if status != run.status:
+        run.status = status
+        if status in TERMINAL:
+            run.error = error_after(event.TYPE, facts)
 
 
-def status_after_lineage(current: str, event_type: str) -> RunStatus:
-    """The status rule for ``Run.LineageReported`` (projections apply the same one).
-
-    A terminal run stays terminal, so a late START after COMPLETE keeps ``success``.
-    """
-    status = RunStatus(current)
-    if status in TERMINAL:
-        return status
-    return LINEAGE_STATUS.get(event_type, status)
+def _move_task(run: Run, event: StreamEvent) -> TaskState:
+    """The state of the event's task, moved as the status rules say ``event`` moves it."""
+    facts = vars(event)
+    state = run.tasks.setdefault(facts["task"], TaskState())
+    state.status = task_status_after(event.TYPE, facts) or state.status
+    return state

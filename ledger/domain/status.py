@@ -2,19 +2,23 @@
 which status.
 
 Every reader asks here: the :class:`~ledger.domain.run.Run` aggregate, every view, the event
-stream endpoint, the executor's candidate scan and the CLI. A run's states and legal
-transitions are SPEC section 1's; terminal states are final, so an event after the end
-(a late OpenLineage START, say) is recorded but moves nothing.
+stream endpoint, the executor's candidate and resume scans and the CLI. A run's states and
+legal transitions are SPEC section 1's; terminal states are final, so an event after the end
+(a late OpenLineage START, say) is recorded but moves nothing. Each event type is named once
+here, in :func:`transition` (or :func:`task_status_after`); a grep for an event's full name in
+quotes finds its rule and every reader that reacts to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple, overload
 
 
 class RunStatus(StrEnum):
+    """SPEC section 1's run states."""
+
     PENDING = "pending"
     RUNNING = "running"
     SUCCESS = "success"
@@ -58,60 +62,78 @@ LINEAGE_STATUS = {
 }
 
 
-def transition(event_type: str, data: Mapping[str, Any]) -> RunStatus | None:
-    """The status an event of ``event_type`` (with its ``data``) moves its run to, or None
-    for an event that leaves the status as it is. Terminal states are checked by
-    :func:`status_after`, not here."""
+class Transition(NamedTuple):
+    """What one event does to its run: the status it moves the run to (None: it leaves the
+    status as it is), the run's ``error`` once it ends there, and when that happened (None:
+    when the event was recorded)."""
+
+    to: RunStatus | None
+    error: str | None = None
+    at: str | None = None
+
+
+def transition(event_type: str, data: Mapping[str, Any]) -> Transition:
+    """The rule for an event of ``event_type`` (with its ``data``), whatever the run's status;
+    :func:`status_after` keeps terminal states final."""
     match event_type:
         case "Run.Triggered":
-            return RunStatus.PENDING
+            return Transition(RunStatus.PENDING)
         case "Run.Started":
-            return RunStatus.RUNNING
+            return Transition(RunStatus.RUNNING)
         case "Run.Succeeded":
-            return RunStatus.SUCCESS
+            return Transition(RunStatus.SUCCESS)
         case "Run.Failed":
-            return RunStatus.FAILED
+            error = data.get("error")
+            return Transition(RunStatus.FAILED, None if error is None else str(error))
         case "Run.Killed":
-            return RunStatus.KILLED
+            return Transition(RunStatus.KILLED, "killed")
         case "Run.LineageReported":
-            return LINEAGE_STATUS.get(str(data.get("event_type")))
+            to = LINEAGE_STATUS.get(str(data.get("event_type")))
+            at = data.get("event_time")
+            return Transition(to, _lineage_error(to, data), None if at is None else str(at))
         case _:
-            return None
+            return Transition(None)
 
 
+def _lineage_error(to: RunStatus | None, data: Mapping[str, Any]) -> str | None:
+    """A FAIL's error is its ``errorMessage`` facet's message ("failed" without one); an ABORT's
+    is "killed", as a cancel's."""
+    if to is RunStatus.FAILED:
+        facet = (data.get("run_facets") or {}).get("errorMessage")
+        message = facet.get("message") if isinstance(facet, dict) else None
+        return str(message) if message else "failed"
+    if to is RunStatus.KILLED:
+        return "killed"
+    return None
+
+
+@overload
+def status_after(current: str, event_type: str, data: Mapping[str, Any]) -> RunStatus: ...
+@overload
+def status_after(current: None, event_type: str, data: Mapping[str, Any]) -> RunStatus | None: ...
 def status_after(current: str | None, event_type: str, data: Mapping[str, Any]) -> RunStatus | None:
-    """A run's status after one more event: terminal states are final. ``current`` is None
-    before the run's first event (then only its trigger gives it a status)."""
-    status = None if current is None else RunStatus(current)
-    if status in TERMINAL:
+    """A run's status after one more event: terminal states are final, and an event that
+    moves nothing leaves ``current``. ``current`` is None before the run's first event; then
+    only its trigger gives it a status."""
+    moved = transition(event_type, data).to
+    if current is None:
+        return moved if moved is RunStatus.PENDING else None
+    status = RunStatus(current)
+    if status in TERMINAL or moved is None:
         return status
-    return transition(event_type, data) or status
+    return moved
 
 
 def error_after(event_type: str, data: Mapping[str, Any]) -> str | None:
-    """The run's ``error`` once an event that ends it has moved it (None: no error)."""
-    match event_type:
-        case "Run.Failed":
-            error = data.get("error")
-            return None if error is None else str(error)
-        case "Run.Killed":
-            return "killed"
-        case "Run.LineageReported" if data.get("event_type") == "FAIL":
-            facet = (data.get("run_facets") or {}).get("errorMessage")
-            message = facet.get("message") if isinstance(facet, dict) else None
-            return str(message) if message else "failed"
-        case "Run.LineageReported" if data.get("event_type") == "ABORT":
-            return "killed"
-        case _:
-            return None
+    """The run's ``error`` once an event has moved it to a terminal state (None: no error).
+    Ask only when :func:`status_after` moved the run: an event after the end changes nothing."""
+    return transition(event_type, data).error
 
 
 def transition_time(event_type: str, data: Mapping[str, Any], recorded_at: str) -> str:
     """When a transition happened: an OpenLineage event says so itself (``event_time``);
     any other event happened when it was recorded."""
-    if event_type == "Run.LineageReported":
-        return str(data.get("event_time") or recorded_at)
-    return recorded_at
+    return transition(event_type, data).at or recorded_at
 
 
 def task_status_after(event_type: str, data: Mapping[str, Any]) -> TaskStatus | None:

@@ -73,7 +73,7 @@ class Workflow(ChainedAggregate):
     def register(
         cls, *, name: str, definition: dict[str, Any], definition_hash: str, principal: str, at: datetime
     ) -> Workflow:
-        return cls.start(
+        return cls.create_stream(
             cls.Registered,
             stream=workflow_stream(name),
             at=at,
@@ -120,7 +120,7 @@ class DefinitionIndex(ChainedAggregate):
 
     @classmethod
     def index(cls, *, definition_hash: str, workflow: str, version: int, at: datetime) -> DefinitionIndex:
-        return cls.start(
+        return cls.create_stream(
             cls.Indexed,
             stream=definition_stream(definition_hash),
             at=at,

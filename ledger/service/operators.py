@@ -11,6 +11,6 @@ class OperatorCommands(LedgerBase):
 
     def cancel(self, run_id: str, *, principal: str, reason: str | None = None) -> Run:
         run = self.get_run(run_id)
-        run.kill(by=principal, reason=reason, at=self.clock())
+        run.cancel(by=principal, reason=reason, at=self.clock())
         self._save(run)
         return run

@@ -22,7 +22,8 @@ import itertools
 import threading
 from collections import OrderedDict
 
-from ledger.domain.run import Run, RunStatus
+from ledger.domain.run import Run
+from ledger.domain.status import RunStatus
 
 
 class RunCache:

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from eventsourcing.persistence import IntegrityError
 
 from ledger.domain.reports import Report, TaskFinishedReport, TaskReusedReport, TaskStartedReport
-from ledger.domain.run import Run, RunStatus
+from ledger.domain.run import Run
+from ledger.domain.status import RunStatus
 from ledger.errors import Conflict, InvalidRequest, NotFound
 from ledger.hashing import format_timestamp
 from ledger.service.base import LedgerBase

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, ClassVar
 
+from ledger.domain.status import status_after
 from ledger.store.event_record import EventRecord
 from projections.db import Connection
 from projections.view import (
@@ -23,14 +24,6 @@ from projections.view import (
     placeholders,
     runs_to_read,
 )
-from projections.views.summaries import LINEAGE_STATUS, TERMINAL
-
-_ENDINGS = {
-    "Run.Succeeded": ("succeeded", "success"),
-    "Run.Failed": ("failed", "failed"),
-    "Run.Killed": ("killed", "killed"),
-}
-
 
 #: Runs whose status a rebuild keeps in memory between batches.
 CARRY_RUNS = 200_000
@@ -121,51 +114,67 @@ class AuditView(View):
         )
 
 
-def _entry(
-    event: EventRecord, status: str | None
-) -> tuple[str | None, str, str | None, dict[str, Any]] | None:
-    """(actor, action, new status or None, detail) for an event worth auditing."""
+Entry = tuple[str | None, str, str | None, dict[str, Any]]
+
+_TRIGGER_FACTS = (
+    "workflow",
+    "version",
+    "definition_hash",
+    "trigger_kind",
+    "parameters",
+    "replay_of",
+    "resume_of",
+    "resume_from_task",
+    "batch_id",
+    "idempotency_key",
+)
+
+
+def _entry(event: EventRecord, status: str | None) -> Entry | None:
+    """(actor, action, new status or None, detail) for an event worth auditing; ``status`` is
+    the run's status before it (None before its trigger: nothing but the trigger counts)."""
     d = event.data
-    if event.type == "Run.Triggered":
-        detail = {
-            k: d.get(k)
-            for k in (
-                "workflow",
-                "version",
-                "definition_hash",
-                "trigger_kind",
-                "parameters",
-                "replay_of",
-                "resume_of",
-                "resume_from_task",
-                "batch_id",
-                "idempotency_key",
+    match event.type:
+        case "Run.Triggered":
+            return (
+                d.get("triggered_by"),
+                "triggered",
+                _moved(event, status),
+                {k: d.get(k) for k in _TRIGGER_FACTS},
             )
-        }
-        return d.get("triggered_by"), "triggered", "pending", detail
-    if status is None:
-        return None
-    if event.type == "Run.Started":
-        return (d.get("worker_id"), "started", "running", {"lease_expires_at": d.get("lease_expires_at")})
-    if event.type in _ENDINGS:
-        action, to = _ENDINGS[event.type]
-        if event.type == "Run.Failed" and d.get("error") == "worker_lost":
-            action = "worker_lost"
-        detail = {k: d[k] for k in ("error", "reason") if k in d}
-        return d.get("by"), action, to, detail
-    if event.type == "Run.TaskReused":
-        return None, "task_reused", None, {"task": d.get("task"), "source_run_id": d.get("source_run_id")}
-    if event.type == "Run.LineageReported":
-        moved: str | None = LINEAGE_STATUS.get(str(d.get("event_type")))
-        if moved == status or status in TERMINAL:
-            moved = None
-        return (
-            d.get("producer"),
-            "openlineage_" + str(d.get("event_type", "OTHER")).lower(),
-            moved,
-            {"event_time": d.get("event_time"), "job": d.get("job")},
-        )
-    return None
+        case _ if status is None:
+            return None
+        case "Run.Started":
+            detail = {"lease_expires_at": d.get("lease_expires_at")}
+            return d.get("worker_id"), "started", _moved(event, status), detail
+        case "Run.Succeeded":
+            return _ended(event, status, "succeeded")
+        case "Run.Failed":
+            return _ended(event, status, "worker_lost" if d.get("error") == "worker_lost" else "failed")
+        case "Run.Killed":
+            return _ended(event, status, "killed")
+        case "Run.TaskReused":
+            return None, "task_reused", None, {"task": d.get("task"), "source_run_id": d.get("source_run_id")}
+        case "Run.LineageReported":
+            return (
+                d.get("producer"),
+                "openlineage_" + str(d.get("event_type", "OTHER")).lower(),
+                _moved(event, status),
+                {"event_time": d.get("event_time"), "job": d.get("job")},
+            )
+        case _:
+            return None
+
+
+def _moved(event: EventRecord, status: str | None) -> str | None:
+    """The status the rules move the run to, or None when the event leaves it as it was."""
+    after = status_after(status, event.type, event.data)
+    return None if after is None or after == status else after.value
+
+
+def _ended(event: EventRecord, status: str, action: str) -> Entry:
+    detail: dict[str, Any] = {k: event.data[k] for k in ("error", "reason") if k in event.data}
+    return event.data.get("by"), action, _moved(event, status), detail
 
 
 def query_audit(conn: Connection, t: Tables, run_id: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ledger.domain.status import TERMINAL, RunStatus, TaskStatus, task_status_after
 from ledger.errors import NotFound
 from ledger.service import Ledger
 from ledger.store.event_record import EventRecord
@@ -48,51 +49,54 @@ def _task_names(trigger: EventRecord) -> list[str]:
 
 def tasks_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
     """Every task of the run (definition order), each attempt's evidence oldest first."""
-    tasks: dict[str, dict[str, Any]] = {
-        name: {"name": name, "status": "pending", "attempts": []} for name in _task_names(events[0])
-    }
+    tasks: dict[str, dict[str, Any]] = {name: _pending_task(name) for name in _task_names(events[0])}
     for event in events:
         data = event.data
-        if event.type not in {"Run.TaskStarted", "Run.TaskFinished", "Run.TaskReused"}:
-            continue
-        task = tasks.setdefault(
-            str(data["task"]), {"name": data["task"], "status": "pending", "attempts": []}
-        )
-        if event.type == "Run.TaskStarted":
-            task["attempts"].append(
-                {
-                    "attempt": data["attempt"],
-                    "status": "running",
-                    "exit_code": None,
-                    "command": data.get("command"),
-                    "host": data.get("host"),
-                    "started_at": data.get("started_at"),
-                }
-            )
-            task["status"] = "running"
-        elif event.type == "Run.TaskFinished":
-            attempt = next((a for a in task["attempts"] if a["attempt"] == data["attempt"]), None)
-            if attempt is None:
-                attempt = {"attempt": data["attempt"]}
-                task["attempts"].append(attempt)
-            attempt.update({k: data.get(k) for k in EVIDENCE_FIELDS})
-            task["status"] = data["status"]
-        else:
-            task["status"] = "reused"
-            task["source_run_id"] = data["source_run_id"]
-            task["attempts"].append(
-                {
-                    "attempt": 1,
-                    "status": "reused",
-                    "exit_code": None,
-                    "command": None,
-                    "reused_from": data["source_run_id"],
-                    "outputs": data.get("outputs", []),
-                    "output_vars": data.get("output_vars", {}),
-                    "reused_at": event.timestamp,
-                }
-            )
+        match event.type:
+            case "Run.TaskStarted":
+                task = tasks.setdefault(str(data["task"]), _pending_task(data["task"]))
+                task["status"] = str(task_status_after(event.type, data))
+                task["attempts"].append(
+                    {
+                        "attempt": data["attempt"],
+                        "status": task["status"],
+                        "exit_code": None,
+                        "command": data.get("command"),
+                        "host": data.get("host"),
+                        "started_at": data.get("started_at"),
+                    }
+                )
+            case "Run.TaskFinished":
+                task = tasks.setdefault(str(data["task"]), _pending_task(data["task"]))
+                task["status"] = str(task_status_after(event.type, data))
+                attempt = next((a for a in task["attempts"] if a["attempt"] == data["attempt"]), None)
+                if attempt is None:
+                    attempt = {"attempt": data["attempt"]}
+                    task["attempts"].append(attempt)
+                attempt.update({k: data.get(k) for k in EVIDENCE_FIELDS})
+            case "Run.TaskReused":
+                task = tasks.setdefault(str(data["task"]), _pending_task(data["task"]))
+                task["status"] = str(task_status_after(event.type, data))
+                task["source_run_id"] = data["source_run_id"]
+                task["attempts"].append(
+                    {
+                        "attempt": 1,
+                        "status": task["status"],
+                        "exit_code": None,
+                        "command": None,
+                        "reused_from": data["source_run_id"],
+                        "outputs": data.get("outputs", []),
+                        "output_vars": data.get("output_vars", {}),
+                        "reused_at": event.timestamp,
+                    }
+                )
+            case _:
+                pass
     return list(tasks.values())
+
+
+def _pending_task(name: Any) -> dict[str, Any]:
+    return {"name": name, "status": TaskStatus.PENDING.value, "attempts": []}
 
 
 def find_task(events: Sequence[EventRecord], name: str) -> dict[str, Any]:
@@ -130,14 +134,20 @@ def files_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
         value = (trigger.get("parameters") or {}).get(name)
         if isinstance(spec, dict) and spec.get("type") == "file" and value:
             add(f"params/{name}", value, None, "input", None)
+
+    def add_refs(event: EventRecord, key: str, role: str) -> None:
+        for ref in event.data.get(key) or []:
+            add(ref.get("path"), ref.get("sha256"), ref.get("size"), role, str(event.data["task"]))
+
     for event in events:
-        if event.type in {"Run.TaskFinished", "Run.TaskReused"}:
-            task = str(event.data["task"])
-            if event.type == "Run.TaskFinished":
-                for ref in event.data.get("inputs") or []:
-                    add(ref.get("path"), ref.get("sha256"), ref.get("size"), "input", task)
-            for ref in event.data.get("outputs") or []:
-                add(ref.get("path"), ref.get("sha256"), ref.get("size"), "output", task)
+        match event.type:
+            case "Run.TaskFinished":
+                add_refs(event, "inputs", "input")
+                add_refs(event, "outputs", "output")
+            case "Run.TaskReused":
+                add_refs(event, "outputs", "output")
+            case _:
+                pass
     return files
 
 
@@ -186,8 +196,8 @@ def compare(a: Sequence[EventRecord], b: Sequence[EventRecord]) -> dict[str, Any
 
 def batch_progress(batch_id: str, run_ids: list[str], statuses: list[str]) -> dict[str, Any]:
     """A batch's progress from its runs' statuses (the same shape as the batches view)."""
-    processed = sum(1 for s in statuses if s in {"success", "failed", "killed"})
-    failed = sum(1 for s in statuses if s in {"failed", "killed"})
+    processed = sum(1 for s in statuses if s in TERMINAL)
+    failed = sum(1 for s in statuses if s in {RunStatus.FAILED, RunStatus.KILLED})
     if processed == len(statuses):
         status = "failed" if failed else "success"
     else:

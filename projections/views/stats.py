@@ -11,13 +11,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, ClassVar
 
+from ledger.domain.status import TERMINAL, RunStatus, status_after, transition_time
 from ledger.hashing import parse_timestamp
 from ledger.store.event_record import EventRecord
 from projections.db import Connection
 from projections.view import CarryingRebuilder, Rebuilder, Tables, View, runs_to_read
-from projections.views.summaries import LINEAGE_STATUS, TERMINAL
 
-STATUSES = ("pending", "running", "success", "failed", "killed")
+STATUSES = tuple(status.value for status in RunStatus)
 
 
 #: Runs whose row a rebuild keeps in memory between batches.
@@ -76,31 +76,21 @@ class StatsView(View):
             for row in conn.all(f"SELECT * FROM {runs} WHERE run_id IN ({marks})", part):
                 rows[row["run_id"]] = row
         for event in events:
-            if event.type == "Run.Triggered":
-                rows[event.stream] = {
-                    "run_id": event.stream,
-                    "workflow": event.data["workflow"],
-                    "created_at": event.timestamp,
-                    "status": "pending",
-                    "started_at": None,
-                    "duration_seconds": None,
-                }
-                continue
-            found = rows.get(event.stream)
-            if found is None or found["status"] in TERMINAL:
-                continue
-            row = found
-            to, at = _transition(event)
-            if to is None:
-                continue
-            if to == "running":
-                row["started_at"] = row["started_at"] or at
-            else:
-                begun = row["started_at"] or row["created_at"]
-                if to in TERMINAL and at is not None:
-                    seconds = (parse_timestamp(at) - parse_timestamp(begun)).total_seconds()
-                    row["duration_seconds"] = max(0.0, seconds)
-            row["status"] = to
+            match event.type:
+                case "Run.Triggered":
+                    rows[event.stream] = {
+                        "run_id": event.stream,
+                        "workflow": event.data["workflow"],
+                        "created_at": event.timestamp,
+                        "status": RunStatus.PENDING.value,
+                        "started_at": None,
+                        "duration_seconds": None,
+                    }
+                case "Run.Started" | "Run.Succeeded" | "Run.Failed" | "Run.Killed" | "Run.LineageReported":
+                    if event.stream in rows:
+                        _move(rows[event.stream], event)
+                case _:
+                    pass
         if write:
             self.write_runs(conn, t, rows)
         return rows
@@ -127,16 +117,18 @@ class StatsView(View):
         )
 
 
-def _transition(event: EventRecord) -> tuple[str | None, str | None]:
-    kind = event.type[4:]
-    if kind == "Started":
-        return "running", event.timestamp
-    if kind in {"Succeeded", "Failed", "Killed"}:
-        return {"Succeeded": "success", "Failed": "failed", "Killed": "killed"}[kind], event.timestamp
-    if kind == "LineageReported":
-        to = LINEAGE_STATUS.get(str(event.data.get("event_type")))
-        return to, event.data.get("event_time") or event.timestamp
-    return None, None
+def _move(row: dict[str, Any], event: EventRecord) -> None:
+    """The status rules applied to a run's row: when it started, and how long it took."""
+    status = status_after(row["status"], event.type, event.data)
+    if status == row["status"]:
+        return
+    at = transition_time(event.type, event.data, event.timestamp)
+    if status == RunStatus.RUNNING:
+        row["started_at"] = row["started_at"] or at
+    elif status in TERMINAL:
+        begun = row["started_at"] or row["created_at"]
+        row["duration_seconds"] = max(0.0, (parse_timestamp(at) - parse_timestamp(begun)).total_seconds())
+    row["status"] = status.value
 
 
 def query_stats(

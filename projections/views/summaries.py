@@ -1,9 +1,9 @@
 """Run summaries: everything ``GET /api/runs/{id}`` and ``GET /api/runs`` show.
 
-The fold is a pure function over stored events (:func:`summary_from_events`), shared by the
-view and by the API's read-your-writes path. The view keeps one row per run (plus the fold's
-internal state), one row per parameter (so ``param.<name>=<value>`` filters use an index) and
-one row per batch. Its queries live in :mod:`projections.views.summaries_queries`.
+The view keeps one row per run (plus the fold's internal state), one row per parameter (so
+``param.<name>=<value>`` filters use an index) and one row per batch. Its event handling is
+the fold of :mod:`projections.views.summaries_fold`; its queries live in
+:mod:`projections.views.summaries_queries`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 from functools import partial
 from typing import Any, ClassVar
 
-from ledger.hashing import parse_timestamp
 from ledger.store.event_record import EventRecord
 from projections.db import Connection
 from projections.view import (
@@ -26,145 +25,7 @@ from projections.view import (
     placeholders,
     runs_to_read,
 )
-
-State = dict[str, Any]
-
-#: The summary fields of SPEC section 2, in order.
-SUMMARY_FIELDS = (
-    "run_id",
-    "workflow",
-    "version",
-    "definition_hash",
-    "engine_version",
-    "status",
-    "triggered_by",
-    "trigger_kind",
-    "parameters",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "duration_seconds",
-    "tasks_total",
-    "tasks_succeeded",
-    "tasks_failed",
-    "retry_count",
-    "error",
-    "outputs",
-    "replay_of",
-    "resume_of",
-    "batch_id",
-)
-TERMINAL = frozenset({"success", "failed", "killed"})
-LINEAGE_STATUS = {
-    "START": "running",
-    "RUNNING": "running",
-    "COMPLETE": "success",
-    "FAIL": "failed",
-    "ABORT": "killed",
-}
-
-
-# ---- the fold -------------------------------------------------------------------------------
-def summary_from_events(events: list[EventRecord]) -> dict[str, Any] | None:
-    """The summary of one run from its events (oldest first); None if it was never triggered."""
-    state: State | None = None
-    for event in events:
-        state = apply_event(state, event)
-    return None if state is None else public(state)
-
-
-def apply_event(state: State | None, event: EventRecord) -> State | None:
-    """One step of the fold. Events of other kinds (or before the trigger) change nothing."""
-    d = event.data
-    if event.type == "Run.Triggered":
-        defined = (d.get("definition") or {}).get("tasks") or []
-        return {
-            "run_id": event.stream,
-            "workflow": d["workflow"],
-            "version": d.get("version"),
-            "definition_hash": d.get("definition_hash"),
-            "engine_version": d.get("engine_version"),
-            "status": "pending",
-            "triggered_by": d.get("triggered_by"),
-            "trigger_kind": d.get("trigger_kind"),
-            "parameters": d.get("parameters") or {},
-            "created_at": event.timestamp,
-            "started_at": None,
-            "completed_at": None,
-            "error": None,
-            "outputs": {},
-            "replay_of": d.get("replay_of"),
-            "resume_of": d.get("resume_of"),
-            "batch_id": d.get("batch_id"),
-            "worker_id": None,
-            "lease_expires_at": None,
-            "tasks": {},
-            "defined_tasks": len(defined),
-            "position": event.position,
-        }
-    if state is None or not event.type.startswith("Run."):
-        return state
-    kind = event.type[4:]
-    tasks: dict[str, dict[str, Any]] = state["tasks"]
-    if kind in {"Started", "LeaseRenewed"}:
-        if kind == "Started" and state["status"] == "pending":
-            state["status"] = "running"
-            state["started_at"] = event.timestamp
-        state["worker_id"] = d.get("worker_id")
-        state["lease_expires_at"] = d.get("lease_expires_at")
-    elif kind == "TaskStarted":
-        tasks[d["task"]] = {"status": "running", "attempts": int(d.get("attempt") or 1)}
-    elif kind == "TaskFinished":
-        tasks[d["task"]] = {"status": d["status"], "attempts": int(d.get("attempt") or 1)}
-        if d["status"] == "success":
-            state["outputs"][d["task"]] = dict(d.get("output_vars") or {})
-    elif kind == "TaskReused":
-        tasks[d["task"]] = {"status": "reused", "attempts": 0}
-        state["outputs"][d["task"]] = dict(d.get("output_vars") or {})
-    elif kind in {"Succeeded", "Failed", "Killed"} and state["status"] not in TERMINAL:
-        state["status"] = {"Succeeded": "success", "Failed": "failed", "Killed": "killed"}[kind]
-        state["completed_at"] = event.timestamp
-        state["error"] = d.get("error") if kind == "Failed" else ("killed" if kind == "Killed" else None)
-    elif kind == "LineageReported":
-        _apply_lineage(state, event)
-    return state
-
-
-def _apply_lineage(state: State, event: EventRecord) -> None:
-    """OpenLineage transitions: terminal runs stay as they are; OTHER changes nothing."""
-    to = LINEAGE_STATUS.get(str(event.data.get("event_type")))
-    if to is None or state["status"] in TERMINAL:
-        return
-    at = event.data.get("event_time") or event.timestamp
-    if to == "running":
-        state["started_at"] = state["started_at"] or at
-    if to in TERMINAL:
-        state["completed_at"] = at
-        if to == "failed":
-            facet = (event.data.get("run_facets") or {}).get("errorMessage") or {}
-            state["error"] = facet.get("message") or "failed"
-        elif to == "killed":
-            state["error"] = "killed"
-    state["status"] = to
-
-
-def public(state: State) -> dict[str, Any]:
-    """The SPEC summary of a fold state."""
-    tasks = state["tasks"].values()
-    duration = None
-    if state["completed_at"] is not None:
-        begun = state["started_at"] or state["created_at"]
-        delta = parse_timestamp(state["completed_at"]) - parse_timestamp(begun)
-        duration = max(0.0, delta.total_seconds())
-    derived = {
-        "duration_seconds": duration,
-        "tasks_total": state["defined_tasks"] or len(state["tasks"]),
-        "tasks_succeeded": sum(1 for t in tasks if t["status"] in {"success", "reused"}),
-        "tasks_failed": sum(1 for t in tasks if t["status"] == "failed"),
-        "retry_count": sum(max(0, int(t["attempts"]) - 1) for t in tasks),
-    }
-    return {name: derived[name] if name in derived else state[name] for name in SUMMARY_FIELDS}
-
+from projections.views.summaries_fold import SUMMARY_FIELDS, Fold, State, public
 
 # ---- the view -------------------------------------------------------------------------------
 _COLUMNS = (
@@ -220,11 +81,6 @@ def state_from_row(row: dict[str, Any]) -> State:
 
 def summary_from_row(row: dict[str, Any]) -> dict[str, Any]:
     return {c: (loads(row[c]) if c in _JSON else row[c]) for c in SUMMARY_FIELDS}
-
-
-def param_text(value: Any) -> str:
-    """How a parameter value is compared with ``param.<name>=<value>`` (strings as they are)."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 #: Runs whose fold state a rebuild keeps in memory between batches.
@@ -297,36 +153,11 @@ class SummariesView(View):
         runs = runs_to_read(events)
         states = {run_id: known[run_id] for run_id in runs if run_id in known}
         states.update(self._load(conn, t, runs - states.keys()))
-        touched: set[str] = set()
-        params: list[tuple[str, str, str, str]] = []
-        batches: list[tuple[Any, ...]] = []
+        fold = Fold(states)
         for event in events:
-            if event.type == "Batch.Created":
-                d = event.data
-                batches.append(
-                    (
-                        event.stream.removeprefix("batch:"),
-                        d["workflow"],
-                        int(d["parallelism"]),
-                        dumps(d["run_ids"]),
-                        event.timestamp,
-                    )
-                )
-                continue
-            if not event.type.startswith("Run."):
-                continue
-            state = apply_event(states.get(event.stream), event)
-            if state is None:
-                continue
-            if event.type == "Run.Triggered":
-                params.extend(
-                    (event.stream, k, param_text(v), state["created_at"])
-                    for k, v in state["parameters"].items()
-                    if v is not None
-                )
-            states[event.stream] = state
-            touched.add(event.stream)
-        touched_states = {run_id: states[run_id] for run_id in sorted(touched)}
+            fold.add(event)
+        params, batches = fold.params, fold.batches
+        touched_states = {run_id: states[run_id] for run_id in sorted(fold.touched)}
         if append:  # a run's parameters and a batch come from its stream's first event
             conn.copy_rows(t("params"), _PARAM_COLUMNS, params)
             conn.copy_rows(t("batches"), _BATCH_COLUMNS, batches)

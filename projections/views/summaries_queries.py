@@ -8,11 +8,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ledger.domain.status import TERMINAL
 from ledger.errors import InvalidRequest
 from ledger.hashing import format_timestamp, parse_timestamp
 from projections.db import Connection
 from projections.view import Tables, loads, placeholders
-from projections.views.summaries import SUMMARY_FIELDS, TERMINAL, summary_from_row
+from projections.views.summaries import summary_from_row
+from projections.views.summaries_fold import SUMMARY_FIELDS
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

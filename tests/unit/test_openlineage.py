@@ -14,7 +14,8 @@ from ledger.domain.openlineage import (
     lineage_facts,
     parse_run_event,
 )
-from ledger.domain.run import Run, RunStatus, status_after_lineage
+from ledger.domain.run import Run
+from ledger.domain.status import RunStatus, status_after
 from ledger.errors import Conflict, InvalidRequest
 from ledger.hashing import definition_hash
 
@@ -209,6 +210,9 @@ def test_a_malformed_event_is_refused(raw: Any) -> None:
 def test_the_status_follows_the_event_type_but_a_terminal_run_stays_terminal(
     current: str, event_type: str, expected: str
 ) -> None:
+    def status_after_lineage(current: str, event_type: str) -> RunStatus:
+        return status_after(current, "Run.LineageReported", {"event_type": event_type})
+
     assert status_after_lineage(current, event_type) == RunStatus(expected)
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from executor import Executor
 from executor.candidates import EventScan
-from ledger.domain.run import TERMINAL, Run
+from ledger.domain.run import Run
+from ledger.domain.status import TERMINAL
 from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.event_record import EventRecord

@@ -18,7 +18,7 @@ from ledger.integrity.bundle_verify import verify_bundle
 from ledger.integrity.signing import key_path
 from ledger.service import Ledger
 from ledger.settings import Settings
-from projections.views.summaries import summary_from_events
+from projections.views.summaries_fold import summary_from_events
 from tests.integration.integrity.conftest import Attacker, finish_run
 
 

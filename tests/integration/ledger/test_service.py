@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ledger.domain.reports import ReportBatch
-from ledger.domain.run import RunStatus
+from ledger.domain.status import RunStatus
 from ledger.errors import Conflict, IllegalTransition, InvalidParameters, InvalidRequest, NotFound
 from ledger.hashing import definition_hash
 from ledger.service import Ledger

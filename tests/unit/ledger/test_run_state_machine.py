@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ledger.domain.reports import TaskFinishedReport
-from ledger.domain.run import LEGAL_TRANSITIONS, Run, RunStatus
+from ledger.domain.run import Run
+from ledger.domain.status import LEGAL_TRANSITIONS, RunStatus
 from ledger.errors import Conflict, IllegalTransition
 
 AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -43,7 +44,7 @@ def to(status: RunStatus) -> Run:
     elif status == RunStatus.FAILED:
         run.fail(error="boom", by="w", at=AT)
     elif status == RunStatus.KILLED:
-        run.kill(by="ops", reason=None, at=AT)
+        run.cancel(by="ops", reason=None, at=AT)
     run.collect_events()
     return run
 
@@ -52,7 +53,7 @@ COMMANDS: dict[RunStatus, Callable[[Run], None]] = {
     RunStatus.RUNNING: lambda r: r.claim(worker_id="w2", lease_expires_at="x", at=AT),
     RunStatus.SUCCESS: lambda r: r.succeed(worker_id="w", at=AT),
     RunStatus.FAILED: lambda r: r.fail(error="e", by="ops", at=AT),
-    RunStatus.KILLED: lambda r: r.kill(by="ops", reason=None, at=AT),
+    RunStatus.KILLED: lambda r: r.cancel(by="ops", reason=None, at=AT),
 }
 
 

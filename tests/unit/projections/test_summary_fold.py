@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ledger.store.event_record import EventRecord
-from projections.views.summaries import summary_from_events
+from projections.views.summaries_fold import summary_from_events
 
 RUN = "3f1c1a52-0000-4000-8000-000000000001"
 

@@ -1,0 +1,99 @@
+"""The lineage graph's queries (``GET /api/runs/{id}/lineage``) over the tables of
+:mod:`projections.views.lineage`: a run's graph, and the runs up to N hops away.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.db import Connection
+from projections.view import Tables, chunks, placeholders
+from projections.views.lineage import run_node, task_node
+
+MAX_DEPTH = 10
+MAX_RUNS = 500
+
+
+def _edge(link: dict[str, Any]) -> tuple[str, str, str]:
+    own = task_node(link["run_id"], link["task"]) if link["task"] else run_node(link["run_id"])
+    if link["kind"] == "consumed":
+        return link["node_id"], own, "consumed"
+    return own, link["node_id"], link["kind"]
+
+
+def _select_in(conn: Connection, statement: str, keys: set[str]) -> list[dict[str, Any]]:
+    """``statement`` (ending in ``IN``) for every key, in chunks of placeholders."""
+    rows: list[dict[str, Any]] = []
+    for part in chunks(sorted(keys)):
+        rows += conn.all(f"{statement} ({placeholders(len(part))})", part)
+    return rows
+
+
+def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1) -> dict[str, Any] | None:
+    """The run's graph plus the runs up to ``depth`` hops away through shared files, datasets
+    and parent runs."""
+    if conn.one(f"SELECT run_id FROM {t('runs')} WHERE run_id = ?", (run_id,)) is None:
+        return None
+    runs, frontier = {run_id}, {run_id}
+    for _ in range(max(0, min(depth, MAX_DEPTH))):
+        if not frontier or len(runs) >= MAX_RUNS:
+            break
+        nodes = {run_node(r) for r in frontier} | {
+            row["node_id"]
+            for row in _select_in(conn, f"SELECT node_id FROM {t('links')} WHERE run_id IN", frontier)
+        }
+        linked = {n.removeprefix("run:") for n in nodes if n.startswith("run:")}
+        linked |= {
+            row["run_id"]
+            for row in _select_in(conn, f"SELECT run_id FROM {t('links')} WHERE node_id IN", nodes)
+        }
+        frontier = linked - runs
+        runs |= frontier
+    tasks = _select_in(conn, f"SELECT run_id, task FROM {t('tasks')} WHERE run_id IN", runs)
+    links = _select_in(conn, f"SELECT run_id, task, kind, node_id FROM {t('links')} WHERE run_id IN", runs)
+    edges = {_edge(link) for link in links}
+    edges |= {(task_node(r["run_id"], r["task"]), run_node(r["run_id"]), "part_of") for r in tasks}
+    found = [
+        {"id": task_node(r["run_id"], r["task"]), "kind": "task", "name": r["task"], "run_id": r["run_id"]}
+        for r in tasks
+    ]
+    run_ids = runs | {n.removeprefix("run:") for e in edges for n in e[:2] if n.startswith("run:")}
+    found += [
+        {"id": run_node(r["run_id"]), "kind": "run", "run_id": r["run_id"], "workflow": r["workflow"]}
+        for r in _select_in(conn, f"SELECT run_id, workflow FROM {t('runs')} WHERE run_id IN", run_ids)
+    ]
+    found += _first_links(
+        conn, t, {link["node_id"] for link in links if not link["node_id"].startswith("run:")}
+    )
+    found.sort(key=lambda n: (n["kind"], n["id"]))
+    return {"nodes": found, "edges": [{"source": s, "target": g, "kind": k} for s, g, k in sorted(edges)]}
+
+
+def _first_links(conn: Connection, t: Tables, node_ids: set[str]) -> list[dict[str, Any]]:
+    """File and dataset nodes, each with the data of its earliest link (by event, and within
+    one event inputs before outputs, as they were reported)."""
+    first: dict[str, tuple[int, str, dict[str, Any]]] = {}
+    for row in _select_in(
+        conn,
+        f"SELECT node_id, kind, name, namespace, size, position FROM {t('links')} WHERE node_id IN",
+        node_ids,
+    ):
+        candidate = (int(row["position"]), row["kind"], row)
+        known = first.get(row["node_id"])
+        if known is None or candidate[:2] < known[:2]:
+            first[row["node_id"]] = candidate
+    return [_node(node_id, row) for node_id, (_, _, row) in first.items()]
+
+
+def _node(node_id: str, link: dict[str, Any]) -> dict[str, Any]:
+    """A file's or dataset's node from one of its links (keys in the order the API shows)."""
+    kind, _, rest = node_id.partition(":")
+    if kind == "file":
+        return {
+            "id": node_id,
+            "kind": kind,
+            "path": link["name"],
+            "sha256": rest,
+            "size": None if link["size"] is None else int(link["size"]),
+        }
+    return {"id": node_id, "kind": kind, "name": link["name"], "namespace": link["namespace"]}

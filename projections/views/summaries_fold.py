@@ -1,0 +1,197 @@
+"""The run-summary fold: everything ``GET /api/runs/{id}`` shows, from a run's stored events.
+
+:class:`Fold` (one ``match`` over event types) is pure: the summaries view
+(:mod:`projections.views.summaries`) folds each batch of events with it, and the API's
+read-your-writes path folds one run's own events (:func:`summary_from_events`). The status
+rules it applies are :mod:`ledger.domain.status`'s.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ledger.domain.status import (
+    TERMINAL,
+    RunStatus,
+    TaskStatus,
+    error_after,
+    status_after,
+    task_status_after,
+    transition_time,
+)
+from ledger.hashing import parse_timestamp
+from ledger.store.event_record import EventRecord
+from projections.view import dumps
+
+State = dict[str, Any]
+
+#: Task states that count as succeeded (and whose output variables the summary shows).
+_SUCCEEDED = frozenset({TaskStatus.SUCCESS, TaskStatus.REUSED})
+
+#: The summary fields of SPEC section 2, in order.
+SUMMARY_FIELDS = (
+    "run_id",
+    "workflow",
+    "version",
+    "definition_hash",
+    "engine_version",
+    "status",
+    "triggered_by",
+    "trigger_kind",
+    "parameters",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "duration_seconds",
+    "tasks_total",
+    "tasks_succeeded",
+    "tasks_failed",
+    "retry_count",
+    "error",
+    "outputs",
+    "replay_of",
+    "resume_of",
+    "batch_id",
+)
+
+
+def summary_from_events(events: list[EventRecord]) -> dict[str, Any] | None:
+    """The summary of one run from its events (oldest first); None if it was never triggered."""
+    fold = Fold({})
+    for event in events:
+        fold.add(event)
+    state = next(iter(fold.states.values()), None)
+    return None if state is None else public(state)
+
+
+class Fold:
+    """One pass over events: the fold state of each run they touch (starting from ``states``,
+    the ones already known), and the parameter and batch rows that a run's or a batch's first
+    event adds. Events of other kinds, and a run's events before its trigger, change nothing."""
+
+    def __init__(self, states: dict[str, State]) -> None:
+        self.states = states
+        self.touched: set[str] = set()
+        self.params: list[tuple[str, str, str, str]] = []
+        self.batches: list[tuple[Any, ...]] = []
+
+    def add(self, event: EventRecord) -> None:
+        match event.type:
+            case "Batch.Created":
+                self.batches.append(_batch_row(event))
+            case "Run.Triggered":
+                state = self.states[event.stream] = _triggered(event)
+                self.touched.add(event.stream)
+                self.params.extend(
+                    (event.stream, k, param_text(v), state["created_at"])
+                    for k, v in state["parameters"].items()
+                    if v is not None
+                )
+            case "Run.Started" | "Run.LeaseRenewed":
+                self._run(event, _leased)
+            case "Run.TaskStarted" | "Run.TaskFinished" | "Run.TaskReused":
+                self._run(event, _task_moved)
+            case "Run.Succeeded" | "Run.Failed" | "Run.Killed" | "Run.LineageReported":
+                self._run(event, _moved)
+            case _:
+                pass
+
+    def _run(self, event: EventRecord, handle: Callable[[State, EventRecord], None]) -> None:
+        state = self.states.get(event.stream)
+        if state is not None:
+            handle(state, event)
+            self.touched.add(event.stream)
+
+
+def _triggered(event: EventRecord) -> State:
+    d = event.data
+    defined = (d.get("definition") or {}).get("tasks") or []
+    return {
+        "run_id": event.stream,
+        "workflow": d["workflow"],
+        "version": d.get("version"),
+        "definition_hash": d.get("definition_hash"),
+        "engine_version": d.get("engine_version"),
+        "status": RunStatus.PENDING.value,
+        "triggered_by": d.get("triggered_by"),
+        "trigger_kind": d.get("trigger_kind"),
+        "parameters": d.get("parameters") or {},
+        "created_at": event.timestamp,
+        "started_at": None,
+        "completed_at": None,
+        "error": None,
+        "outputs": {},
+        "replay_of": d.get("replay_of"),
+        "resume_of": d.get("resume_of"),
+        "batch_id": d.get("batch_id"),
+        "worker_id": None,
+        "lease_expires_at": None,
+        "tasks": {},
+        "defined_tasks": len(defined),
+        "position": event.position,
+    }
+
+
+def _moved(state: State, event: EventRecord) -> None:
+    """The status rules applied: when the run started or ended, and its error."""
+    status = status_after(state["status"], event.type, event.data)
+    if status == state["status"]:
+        return
+    at = transition_time(event.type, event.data, event.timestamp)
+    if status == RunStatus.RUNNING:
+        state["started_at"] = state["started_at"] or at
+    elif status in TERMINAL:
+        state["completed_at"] = at
+        state["error"] = error_after(event.type, event.data)
+    state["status"] = status.value
+
+
+def _leased(state: State, event: EventRecord) -> None:
+    _moved(state, event)
+    state["worker_id"] = event.data.get("worker_id")
+    state["lease_expires_at"] = event.data.get("lease_expires_at")
+
+
+def _task_moved(state: State, event: EventRecord) -> None:
+    d = event.data
+    status = task_status_after(event.type, d)
+    attempts = 0 if status == TaskStatus.REUSED else int(d.get("attempt") or 1)
+    state["tasks"][d["task"]] = {"status": str(status), "attempts": attempts}
+    if status in _SUCCEEDED:
+        state["outputs"][d["task"]] = dict(d.get("output_vars") or {})
+
+
+def _batch_row(event: EventRecord) -> tuple[Any, ...]:
+    d = event.data
+    return (
+        event.stream.removeprefix("batch:"),
+        d["workflow"],
+        int(d["parallelism"]),
+        dumps(d["run_ids"]),
+        event.timestamp,
+    )
+
+
+def public(state: State) -> dict[str, Any]:
+    """The SPEC summary of a fold state."""
+    tasks = state["tasks"].values()
+    duration = None
+    if state["completed_at"] is not None:
+        begun = state["started_at"] or state["created_at"]
+        delta = parse_timestamp(state["completed_at"]) - parse_timestamp(begun)
+        duration = max(0.0, delta.total_seconds())
+    derived = {
+        "duration_seconds": duration,
+        "tasks_total": state["defined_tasks"] or len(state["tasks"]),
+        "tasks_succeeded": sum(1 for t in tasks if t["status"] in _SUCCEEDED),
+        "tasks_failed": sum(1 for t in tasks if t["status"] == TaskStatus.FAILED),
+        "retry_count": sum(max(0, int(t["attempts"]) - 1) for t in tasks),
+    }
+    return {name: derived[name] if name in derived else state[name] for name in SUMMARY_FIELDS}
+
+
+def param_text(value: Any) -> str:
+    """How a parameter value is compared with ``param.<name>=<value>`` (strings as they are)."""
+    return value if isinstance(value, str) else json.dumps(value)
