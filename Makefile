@@ -20,8 +20,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/runledger serve
 
+LINT_PATHS := ledger projections api executor cli tests bench
+
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check ledger projections api executor cli tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
