@@ -2,26 +2,42 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Every dependency pinned at the version the suite last passed with; `make lock` rewrites it.
+LOCK := constraints.txt
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install -q -c $(LOCK) -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install -q -c $(LOCK) -e '.[dev]'
 	touch $@ $(VENV)/.installed
+
+# The newest versions pyproject.toml allows, resolved in a scratch venv (so nothing left over
+# in .venv gets pinned), written to the lock; the next make installs them.
+lock:
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install -q --upgrade pip
+	$(VENV)-lock/bin/pip install -q -e '.[dev]'
+	{ echo "# Every dependency of runledger[dev], pinned: written by \`make lock\`, installed by make."; \
+	  $(VENV)-lock/bin/pip freeze --exclude-editable; } > $(LOCK)
+	rm -rf $(VENV)-lock
 
 run: $(VENV)/.installed
 	$(BIN)/runledger serve
 
+LINT_PATHS := ledger projections api executor cli tests bench
+
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check ledger projections api executor cli tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -35,4 +51,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .runledger .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-lock .runledger .mypy_cache .ruff_cache

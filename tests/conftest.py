@@ -1,5 +1,9 @@
 """Shared fixtures: a ``backend`` parametrised over a real SQLite file and a real PostgreSQL
-schema of its own (dropped afterwards)."""
+schema of its own (dropped afterwards).
+
+Marks: every test under ``tests/e2e`` is ``e2e`` (it starts real servers); every test on
+PostgreSQL is ``postgres``, through :data:`BACKENDS` (collection refuses one that is not).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,24 @@ from ledger.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("RUNLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("RUNLEDGER_REQUIRE_POSTGRES") == "1"
+
+#: A fixture's params over both backends, the PostgreSQL one marked.
+POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+BACKENDS = ["sqlite", POSTGRES]
+E2E_TESTS = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(E2E_TESTS):
+            item.add_marker(pytest.mark.e2e)
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and "postgres" in callspec.params.values()
+        if on_postgres and item.get_closest_marker("postgres") is None:
+            raise pytest.UsageError(
+                f"{item.nodeid} runs on PostgreSQL without the postgres mark "
+                "(parametrise with tests.conftest.BACKENDS or POSTGRES)"
+            )
 
 
 def _postgres_available() -> bool:
@@ -42,7 +64,7 @@ def postgres_or_skip() -> None:
         pytest.skip("PostgreSQL is not reachable")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "postgres":
         postgres_or_skip()

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import fresh_database_url
+from tests.conftest import BACKENDS, fresh_database_url
 
 RUNLEDGER = str(Path(sys.executable).with_name("runledger"))
 START_TIMEOUT = 30.0
@@ -33,23 +33,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def eventually(check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    """Call ``check`` until it returns something truthy (or stops raising AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        else:
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout} s: {result!r}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -63,6 +46,7 @@ class Server:
     stdout_path: Path
     stderr_path: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    clients: list[httpx.Client] = field(default_factory=list, repr=False)
 
     def cli(
         self, *args: str, check: bool = True, timeout: float = 60.0, input: str | None = None
@@ -102,12 +86,21 @@ class Server:
         return token
 
     def client(self, role: str | None = "admin", *, token: str | None = None) -> httpx.Client:
+        """A client of this server as ``role`` (or with ``token``); the fixture that started
+        the server closes it afterwards, if the test did not."""
         headers = {}
         if token is None and role is not None:
             token = self.admin_token if role == "admin" else self.token(role)
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        client = httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        self.clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
 
     def logs(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -136,6 +129,7 @@ def serving(
             yield server
         finally:
             server.stop()
+            server.close_clients()
 
 
 def start_server(
@@ -218,6 +212,7 @@ def server_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., 
     finally:
         for server in started:
             server.stop()
+            server.close_clients()
 
 
 @pytest.fixture
@@ -225,7 +220,7 @@ def server(server_factory: Callable[..., Server]) -> Server:
     return server_factory()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+@pytest.fixture(scope="session", params=BACKENDS)
 def shared_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:

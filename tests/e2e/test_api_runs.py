@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, eventually
+from tests.builders import eventually
+from tests.e2e.conftest import Server
 from tests.e2e.helpers import assert_problem, pipeline, register, trigger
 
 STDOUT = b"fetched 3 urls\n"

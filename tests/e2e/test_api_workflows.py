@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ledger.hashing import definition_hash
-from tests.e2e.conftest import Server, eventually
+from tests.builders import eventually
+from tests.e2e.conftest import Server
 from tests.e2e.helpers import assert_problem, pipeline, register, trigger
 
 

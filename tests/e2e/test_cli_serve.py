@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RUNLEDGER, Server, eventually
+from tests.builders import eventually
+from tests.conftest import POSTGRES
+from tests.e2e.conftest import RUNLEDGER, Server
 from tests.e2e.helpers import pipeline, register, trigger
 
 
@@ -36,7 +38,7 @@ def test_first_serve_prints_an_admin_token_once_and_stops_cleanly_on_sigterm(
         assert client.get("/api/workflows").status_code == 200
 
 
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # several writers: PostgreSQL
+@pytest.mark.parametrize("backend", [POSTGRES], indirect=True)  # several writers: PostgreSQL
 def test_serve_with_two_worker_processes_answers_and_stops_on_sigterm(
     server_factory: Callable[..., Server],
 ) -> None:

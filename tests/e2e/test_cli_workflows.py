@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RUNLEDGER, Server, eventually
+from tests.builders import eventually
+from tests.e2e.conftest import RUNLEDGER, Server
 from tests.e2e.test_api_runs import claim, successful_reports, upload
 
 #: Argument handling is the same whatever the database; one backend is enough for it.
 SQLITE_ONLY = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)
 
-DEFINITION = """\
+#: A two-task workflow as a YAML file (``{name}`` filled in per test).
+DEFINITION_YAML = """\
 name: {name}
 params:
   query: {{type: string, required: true}}
@@ -36,7 +38,7 @@ tasks:
 def definition_file(tmp_path: Path) -> tuple[str, Path]:
     name = f"cli-{uuid.uuid4().hex[:10]}"
     path = tmp_path / f"{name}.yaml"
-    path.write_text(DEFINITION.format(name=name))
+    path.write_text(DEFINITION_YAML.format(name=name))
     return name, path
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, eventually, serving
-
-pytestmark = pytest.mark.e2e
+from tests.builders import eventually
+from tests.conftest import BACKENDS
+from tests.e2e.conftest import Server, serving
 
 TERMINAL = {"success", "failed", "killed"}
 
@@ -92,7 +92,7 @@ def register_and_trigger(
     return str(triggered.json()["run_id"])
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def executing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One ``runledger serve`` with its executor per module and backend; every test uses a
     workflow name of its own."""

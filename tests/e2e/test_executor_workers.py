@@ -15,14 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import RUNLEDGER, Server, eventually, serving
-
-pytestmark = pytest.mark.e2e
+from tests.builders import eventually
+from tests.conftest import BACKENDS
+from tests.e2e.conftest import RUNLEDGER, Server, serving
 
 LEASE = {"RUNLEDGER_LEASE_SECONDS": "3"}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def leased_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:

@@ -14,7 +14,8 @@ from ledger.integrity.bundle_verify import verify_bundle
 from ledger.integrity.merkle import verify_consistency
 from ledger.integrity.signing import load_public_key
 from ledger.settings import Settings
-from tests.e2e.conftest import Server, eventually
+from tests.builders import eventually
+from tests.e2e.conftest import Server
 from tests.e2e.helpers import assert_problem, pipeline, register, trigger
 from tests.integration.integrity.conftest import Attacker
 from tests.unit.test_merkle import ref_verify_inclusion

@@ -10,7 +10,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-pytestmark = pytest.mark.e2e
 #: One shared server per module and backend (tests use run ids of their own); most tests
 #: exercise the HTTP layer and run on SQLite only.
 SQLITE_ONLY = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)

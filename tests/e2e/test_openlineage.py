@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +16,8 @@ from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, R
 from openlineage.client.facet_v2 import parent_run, schema_dataset
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
-pytestmark = pytest.mark.e2e
+from tests.builders import eventually
+
 #: One shared server per module and backend (tests use run ids of their own); most tests
 #: exercise the HTTP layer and run on SQLite only.
 SQLITE_ONLY = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)
@@ -53,16 +52,6 @@ def ol_event(
         outputs=outputs or [],
         producer="https://example.com/runledger-e2e",
     )
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll ``check`` until it returns something truthy (the projections catch up)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
 
 
 def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datasets(
@@ -106,7 +95,7 @@ def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datas
         ).json()
         return [r for r in page["runs"] if r["run_id"] == run_id and r["status"] == "success"]
 
-    assert eventually(listed), "the run never appeared as successful in GET /api/runs"
+    assert eventually(listed, timeout=20), "the run never appeared as successful in GET /api/runs"
 
     def datasets() -> set[str]:
         graph = httpx.get(f"{server.url}/api/runs/{run_id}/lineage", headers=headers)
@@ -114,7 +103,7 @@ def test_a_run_reported_by_the_openlineage_client_is_a_ledger_run_with_its_datas
             return set()
         return {n["id"] for n in graph.json()["nodes"] if n["kind"] == "dataset"}
 
-    assert eventually(lambda: len(datasets()) == 2)
+    assert eventually(lambda: len(datasets()) == 2, timeout=20)
     assert datasets() == {
         "dataset:postgres://warehouse:5432/public.raw_orders",
         "dataset:s3://reports/daily/orders.parquet",

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-pytestmark = pytest.mark.e2e
 #: One shared server per module and backend (tests use run ids of their own); most tests
 #: exercise the HTTP layer and run on SQLite only.
 SQLITE_ONLY = pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)

@@ -43,7 +43,7 @@ def legacy_settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
     schema = f"rl_legacy_{uuid.uuid4().hex[:12]}"
     script = (FIXTURES / "legacy-v0.1.pg.sql").read_text().replace("legacy_fixture", schema)
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(script)  # type: ignore[arg-type]
+        conn.execute(script)
     try:
         yield Settings(database_url=f"{PG_ADMIN_URL}?schema={schema}", data_dir=tmp_path / "s")
     finally:

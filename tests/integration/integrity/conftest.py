@@ -12,14 +12,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.domain.reports import ReportBatch
 from ledger.hashing import event_hash
 from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.event_record import decode_row
 from ledger.store.setup import postgres_conninfo
+from tests.builders import reports
 
-DEFINITION: dict[str, Any] = {
+#: The integrity tests' workflow: one task, so a run finishes in three reports.
+ONE_TASK_DEFINITION: dict[str, Any] = {
     "name": "etl",
     "params": {"query": {"type": "string", "required": True}},
     "tasks": [{"name": "extract", "command": ["echo", "{{ params.query }}"]}],
@@ -29,22 +30,21 @@ DEFINITION: dict[str, Any] = {
 def finish_run(ledger: Ledger, query: str) -> str:
     run_id = ledger.trigger(workflow="etl", parameters={"query": query}, principal="carol").run_id
     assert ledger.claim(run_id, worker_id="w1") is not None
-    reports = ReportBatch.model_validate(
-        {
-            "events": [
-                {"type": "task_started", "task": "extract"},
-                {"type": "task_finished", "task": "extract", "exit_code": 0, "output_vars": {"n": 1}},
-                {"type": "run_succeeded"},
-            ]
-        }
-    ).events
-    ledger.report(run_id, worker_id="w1", reports=list(reports))
+    ledger.report(
+        run_id,
+        worker_id="w1",
+        reports=reports(
+            {"type": "task_started", "task": "extract"},
+            {"type": "task_finished", "task": "extract", "exit_code": 0, "output_vars": {"n": 1}},
+            {"type": "run_succeeded"},
+        ),
+    )
     return run_id
 
 
 @pytest.fixture
 def populated(ledger: Ledger) -> Ledger:
-    ledger.register_workflow(DEFINITION, principal="alice")
+    ledger.register_workflow(ONE_TASK_DEFINITION, principal="alice")
     for query in ("a", "b", "c"):
         finish_run(ledger, query)
     return ledger

@@ -27,9 +27,9 @@ def rewrite(bundle: Path, name: str, change: bytes | None = None, *, flip_at: in
     with tarfile.open(bundle) as tar:
         contents = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     if flip_at is not None:
-        data = bytearray(contents[name])
-        data[flip_at] ^= 0x01
-        contents[name] = bytes(data)
+        flipped = bytearray(contents[name])
+        flipped[flip_at] ^= 0x01
+        contents[name] = bytes(flipped)
     elif change is not None:
         contents[name] = change
     with tarfile.open(bundle, "w") as tar:

@@ -5,29 +5,15 @@ from __future__ import annotations
 import itertools
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
-from ledger.domain.reports import ReportBatch
 from ledger.domain.status import RunStatus
 from ledger.errors import Conflict, IllegalTransition, InvalidParameters, InvalidRequest, NotFound
 from ledger.hashing import definition_hash
 from ledger.service import Ledger
 from ledger.settings import Settings
-
-DEFINITION: dict[str, Any] = {
-    "name": "etl",
-    "params": {"query": {"type": "string", "required": True}, "limit": {"type": "integer", "default": 5}},
-    "tasks": [
-        {"name": "extract", "command": ["echo", "{{ params.query }}"]},
-        {"name": "load", "depends_on": ["extract"], "command": ["true"]},
-    ],
-}
-
-
-def reports(*events: dict[str, Any]) -> list[Any]:
-    return list(ReportBatch.model_validate({"events": list(events)}).events)
+from tests.builders import DEFINITION, reports
 
 
 def test_registering_a_definition_records_version_1_and_its_hash(ledger: Ledger) -> None:

@@ -16,7 +16,8 @@ from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.setup import events_table, postgres_conninfo
 
-DEFINITION: dict[str, Any] = {
+#: A workflow whose runs differ only in ``i``: many small writes at once.
+GROUP_COMMIT_DEFINITION: dict[str, Any] = {
     "name": "gc",
     "params": {"i": {"type": "integer", "required": True}},
     "tasks": [{"name": "a", "command": ["true"]}],
@@ -62,7 +63,7 @@ def run_in_threads(calls: list[Callable[[], Any]]) -> tuple[list[threading.Threa
 
 
 def test_writes_that_arrive_during_a_commit_share_the_next_transaction(ledger: Ledger) -> None:
-    ledger.register_workflow(DEFINITION, principal="t")
+    ledger.register_workflow(GROUP_COMMIT_DEFINITION, principal="t")
     groups_before = ledger.group_commit.groups
 
     def trigger(i: int) -> Callable[[], Any]:
@@ -80,7 +81,7 @@ def test_writes_that_arrive_during_a_commit_share_the_next_transaction(ledger: L
 
 
 def test_a_conflict_inside_a_shared_transaction_fails_only_the_loser(ledger: Ledger) -> None:
-    ledger.register_workflow(DEFINITION, principal="t")
+    ledger.register_workflow(GROUP_COMMIT_DEFINITION, principal="t")
     contested = ledger.trigger(workflow="gc", parameters={"i": 0}, principal="t").run_id
     with table_locked(ledger):
         threads, results = run_in_threads(
@@ -107,7 +108,7 @@ def test_the_events_table_refuses_update_and_delete(ledger: Ledger) -> None:
 
 
 def refuses_change(ledger: Ledger) -> None:
-    ledger.register_workflow(DEFINITION, principal="t")
+    ledger.register_workflow(GROUP_COMMIT_DEFINITION, principal="t")
     db = ledger.settings.database
     table = events_table(ledger.recorder)
     statements = ["UPDATE {t} SET topic = 'forged'", "DELETE FROM {t}"]

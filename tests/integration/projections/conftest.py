@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from ledger.domain.reports import ReportBatch
 from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.runner import ProjectionRunner
+from tests.builders import reports
 
-DEFINITION: dict[str, Any] = {
+#: The read-side tests' workflow: ``extract`` writes ``data.txt``, which ``load`` reads (so
+#: runs have files and lineage).
+FILE_PASSING_DEFINITION: dict[str, Any] = {
     "name": "etl",
     "params": {"query": {"type": "string", "required": True}, "limit": {"type": "integer", "default": 5}},
     "tasks": [
@@ -22,10 +24,6 @@ DEFINITION: dict[str, Any] = {
         {"name": "load", "depends_on": ["extract"], "command": ["true"], "inputs": ["data.txt"]},
     ],
 }
-
-
-def reports(*events: dict[str, Any]) -> list[Any]:
-    return list(ReportBatch.model_validate({"events": list(events)}).events)
 
 
 def sha(char: str) -> str:
@@ -37,7 +35,7 @@ class Driver:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        ledger.register_workflow(DEFINITION, principal="alice")
+        ledger.register_workflow(FILE_PASSING_DEFINITION, principal="alice")
 
     def trigger(self, query: str = "q", *, principal: str = "carol", **extra: Any) -> str:
         params = {"query": query} | extra

@@ -14,7 +14,7 @@ from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.runner import ProjectionRunner
-from tests.integration.projections.conftest import DEFINITION, Driver, sha
+from tests.integration.projections.conftest import FILE_PASSING_DEFINITION, Driver, sha
 
 
 def test_a_summary_carries_every_spec_field_with_outputs_and_retries(
@@ -220,7 +220,7 @@ def test_a_lapsed_lease_shows_as_worker_lost_in_the_audit_trail(
     now = [datetime(2030, 1, 1, tzinfo=UTC)]
     ledger = Ledger(settings, clock=lambda: now[0])
     try:
-        ledger.register_workflow(DEFINITION, principal="alice")
+        ledger.register_workflow(FILE_PASSING_DEFINITION, principal="alice")
         run_id = ledger.trigger(workflow="etl", parameters={"query": "q"}, principal="carol").run_id
         ledger.claim(run_id, worker_id="w1")
         runner.catch_up()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -22,16 +21,8 @@ from projections.views.audit import AuditView
 from projections.views.lineage import LineageView
 from projections.views.stats import StatsView
 from projections.views.summaries import SummariesView
+from tests.builders import eventually
 from tests.integration.projections.conftest import Driver, sha
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def dump(settings: Settings, view: View) -> dict[str, list[tuple[Any, ...]]]:

@@ -8,7 +8,7 @@ from ledger.store.event_record import EventRecord
 from projections.views.rundetail import compare, files_of, find_task, log_ref, tasks_of
 
 SHA_A, SHA_B, SHA_LOG, SHA_PARAM = "a" * 64, "b" * 64, "c" * 64, "d" * 64
-DEFINITION = {
+THREE_TASK_DEFINITION = {
     "name": "wf",
     "params": {"seed": {"type": "file"}, "n": {"type": "integer"}},
     "tasks": [
@@ -57,7 +57,7 @@ def run(stream: str, n: int, out_sha: str) -> list[EventRecord]:
             stream,
             1,
             "Run.Triggered",
-            definition=DEFINITION,
+            definition=THREE_TASK_DEFINITION,
             definition_hash="h",
             parameters={"seed": SHA_PARAM, "n": n},
         ),

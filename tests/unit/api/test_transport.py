@@ -15,6 +15,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.transport import NoDelayH11Protocol
 
+#: A real uvicorn server on a loopback port (serving a stub app), so: e2e.
+pytestmark = pytest.mark.e2e
+
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     assert scope["type"] == "http"

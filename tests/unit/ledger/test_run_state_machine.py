@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 
+from ledger.domain.aggregate import StreamEvent
 from ledger.domain.reports import TaskFinishedReport
 from ledger.domain.run import Run
 from ledger.domain.status import LEGAL_TRANSITIONS, RunStatus
 from ledger.errors import Conflict, IllegalTransition
 
 AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+
+
+def chain_of(run: Run) -> list[StreamEvent]:
+    """The run's pending events, typed as the hash chain's events they are."""
+    return cast(list[StreamEvent], run.collect_events())
 
 
 def pending_run() -> Run:
@@ -75,7 +82,7 @@ def test_only_the_legal_transitions_are_recorded(start: RunStatus, target: RunSt
 
 def test_a_new_run_is_pending_and_its_first_event_opens_the_chain() -> None:
     run = pending_run()
-    [event] = run.collect_events()
+    [event] = chain_of(run)
     assert run.status == RunStatus.PENDING
     assert event.prev_hash is None and run.last_hash == event.hash
 
@@ -92,7 +99,7 @@ def test_every_recorded_event_chains_to_the_one_before() -> None:
         started_at="2026-11-22T03:00:00.000000Z",
         at=AT,
     )
-    events = run.collect_events()
+    events = chain_of(run)
     assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
 
 

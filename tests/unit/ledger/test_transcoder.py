@@ -103,7 +103,7 @@ def test_the_mapper_stores_chain_events_byte_for_byte_as_the_library_s_mapper() 
         idempotency_key=None,
     )
     event = run.collect_events()[0]
-    assert LedgerMapper(ours).to_stored_event(event) == Mapper(ours).to_stored_event(event)
+    assert LedgerMapper(ours).to_stored_event(event) == Mapper[str](ours).to_stored_event(event)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
@@ -140,5 +140,5 @@ def test_any_other_event_still_gets_the_check() -> None:
     library, ours = transcoders()
     event = Thing(x=float("nan")).collect_events()[0]
     stored = LedgerMapper(ours).to_stored_event(event)
-    assert stored.state == Mapper(library).to_stored_event(event).state
+    assert stored.state == Mapper[Any](library).to_stored_event(event).state
     assert b"NaN" in stored.state
