@@ -33,8 +33,9 @@ import structlog
 
 from ledger.settings import Settings
 from ledger.store.event_record import EventRecord
+from ledger.store.reader import POSTGRES_CHANNEL
 from projections import state as st
-from projections.db import POSTGRES_CHANNEL, Connection, connect, max_position, read_events
+from projections.db import Connection, connect, max_position, read_events
 from projections.view import Rebuilder, Tables, View
 from projections.views.audit import AuditView
 from projections.views.lineage import LineageView
