@@ -6,7 +6,6 @@ Nothing connects at import time: :func:`create_app` returns an app whose lifespa
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,29 +16,24 @@ from api.errors import PROBLEM_RESPONSES, install_error_handlers
 from api.logging import RequestLoggingMiddleware, configure_logging
 from api.metrics import MetricsMiddleware
 from api.models import Health
+from api.routes import (
+    batches,
+    export,
+    files,
+    openlineage,
+    ops,
+    runs,
+    stats,
+    stream,
+    tokens,
+    workers,
+    workflows,
+)
+from api.routes import ledger as ledger_routes  # (not the ledger package)
+from api.routes import projections as projections_routes  # (nor the projections package)
 from api.runtime import Runtime
 from ledger import __version__
 from ledger.settings import Settings
-
-#: Modules under ``api.routes`` whose ``router`` the app includes, in this order. Other
-#: engineers add their module here with a one-line edit. ``workers`` comes before ``runs`` so
-#: that ``POST /api/runs/claim`` is never read as a run id.
-ROUTER_MODULES: tuple[str, ...] = (
-    "workflows",
-    "workers",
-    "runs",
-    "files",
-    "batches",
-    "stats",
-    "projections",
-    "tokens",
-    "openlineage",
-    "stream",
-    "ops",
-    "ledger",
-    "export",
-)
-
 
 API_DESCRIPTION = """\
 Authenticate with `Authorization: Bearer <token>` (`runledger tokens create`, or
@@ -78,9 +72,21 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         """Liveness: the process answers. Needs no token."""
         return Health(status="ok", version=__version__)
 
-    for name in ROUTER_MODULES:
-        module = importlib.import_module(f"api.routes.{name}")
-        app.include_router(module.router, responses=PROBLEM_RESPONSES)
+    # One router per resource. ``workers`` before ``runs``: ``POST /api/runs/claim`` must never
+    # be read as a run id.
+    app.include_router(workflows.router, responses=PROBLEM_RESPONSES)
+    app.include_router(workers.router, responses=PROBLEM_RESPONSES)
+    app.include_router(runs.router, responses=PROBLEM_RESPONSES)
+    app.include_router(files.router, responses=PROBLEM_RESPONSES)
+    app.include_router(batches.router, responses=PROBLEM_RESPONSES)
+    app.include_router(stats.router, responses=PROBLEM_RESPONSES)
+    app.include_router(projections_routes.router, responses=PROBLEM_RESPONSES)
+    app.include_router(tokens.router, responses=PROBLEM_RESPONSES)
+    app.include_router(openlineage.router, responses=PROBLEM_RESPONSES)
+    app.include_router(stream.router, responses=PROBLEM_RESPONSES)
+    app.include_router(ops.router, responses=PROBLEM_RESPONSES)
+    app.include_router(ledger_routes.router, responses=PROBLEM_RESPONSES)
+    app.include_router(export.router, responses=PROBLEM_RESPONSES)
     # Outermost first: request logging (and 500s) wraps the body limit.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLoggingMiddleware)

@@ -44,7 +44,7 @@ from bench.common import latency_ms, machine, scratch_database
 from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
-from projections.db import Connection, connect, events_table_for, read_events
+from projections.db import Connection, connect, events_of, read_events
 from projections.runner import ProjectionRunner, default_views
 
 SCAN_BATCH = 5000
@@ -56,10 +56,11 @@ GOAL_LAG_P99_MS = 100.0
 def raw_scan(conn: Connection) -> tuple[int, float]:
     """Every stored row fetched in batches of SCAN_BATCH as ``read_events`` fetches them
     (tuples; binary on PostgreSQL), not decoded: (rows, seconds)."""
-    column = "notification_id" if conn.is_postgres else "rowid"
+    events = events_of(conn).events
+    column = events.position
     statement = (
         f"SELECT {column} AS n, originator_id, originator_version, topic, state "
-        f"FROM {events_table_for(conn)} WHERE {column} > ? ORDER BY {column} LIMIT ?"
+        f"FROM {events.table} WHERE {column} > ? ORDER BY {column} LIMIT ?"
     )
     started = time.perf_counter()
     last, rows = 0, 0

@@ -192,12 +192,12 @@ def step(name: str, directory: Path, url: str | None) -> dict[str, Any]:
 
         result["events"] = MerkleStore(settings).catch_up().tree_size
     elif name == "baseline":
-        from ledger.store.rowscan import RawStore
+        from ledger.store.rawstore import RawStore
 
         raw = RawStore(settings)
         count = 0
         with raw.connect() as conn:
-            for row in raw.scan(conn):
+            for row in raw.rows.scan(conn):
                 hashlib.sha256(row.state).digest()
                 count += 1
         result["events"] = count

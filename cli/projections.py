@@ -14,7 +14,8 @@ import structlog
 
 from api.logging import configure_logging
 from cli.common import settings_from
-from projections.runner import ProjectionRunner, default_views, view_named
+from projections.runner import ProjectionRunner
+from projections.views import default_views, view_named
 
 log = structlog.get_logger()
 

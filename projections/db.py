@@ -1,32 +1,25 @@
 """Connections for the read side: its own SQLite or PostgreSQL connections to the ledger's
-database, one SQL dialect for both (``?`` placeholders, translated for psycopg), and plain
-reads of stored event rows (decoded by :func:`ledger.store.decode.decode`, never through
-aggregates).
+database, one SQL dialect for both (``?`` placeholders, translated for psycopg), and the
+events read on them through the store's :class:`~ledger.store.reader.RowReader` (decoded
+from the stored rows, never through aggregates).
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
-from psycopg.rows import dict_row, tuple_row
+from psycopg.rows import dict_row
 
-from ledger.settings import DatabaseConfig, Settings
-from ledger.store.decode import decode
+from ledger.settings import Settings
 from ledger.store.event_record import EventRecord
+from ledger.store.reader import EventsSQL, RowReader
 from ledger.store.setup import postgres_conninfo, prepare_database
-
-#: The library names the events table after the application (see ``ledger.store.setup``).
-SQLITE_EVENTS_TABLE = "stored_events"
-POSTGRES_EVENTS_TABLE = "runledger_events"
-#: The channel the library NOTIFYs on every insert into the events table.
-POSTGRES_CHANNEL = POSTGRES_EVENTS_TABLE
 
 Row = dict[str, Any]
 #: From this many rows on, a PostgreSQL insert goes through COPY.
@@ -159,10 +152,6 @@ def connect(settings: Settings, *, autocommit: bool = True) -> Connection:
     return Connection("postgres", raw_pg)
 
 
-def events_table(db: DatabaseConfig) -> str:
-    return SQLITE_EVENTS_TABLE if db.kind == "sqlite" else POSTGRES_EVENTS_TABLE
-
-
 def table_exists(conn: Connection, name: str) -> bool:
     """Whether the table exists (on PostgreSQL: on the connection's search path)."""
     if conn.is_postgres:
@@ -171,8 +160,17 @@ def table_exists(conn: Connection, name: str) -> bool:
     return conn.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?", (name,)) is not None
 
 
+#: The events as the read side's connections name them (unqualified: on PostgreSQL their
+#: search path is the ledger's schema).
+_EVENTS = {kind: RowReader(EventsSQL.on_search_path(kind)) for kind in ("sqlite", "postgres")}
+
+
+def events_of(conn: Connection) -> RowReader:
+    return _EVENTS[conn.kind]
+
+
 def events_table_exists(conn: Connection) -> bool:
-    return table_exists(conn, events_table_for(conn))
+    return table_exists(conn, events_of(conn).events.name)
 
 
 def read_events(
@@ -184,60 +182,15 @@ def read_events(
     part: tuple[int, int] | None = None,
 ) -> list[EventRecord]:
     """Events with position > ``after`` (and <= ``upto``; at most ``limit`` of them, or all
-    with None), oldest first (position = notification id - 1); with ``part=(k, n)`` only those
-    of the streams in part ``k`` of ``n`` (every stream's events fall in one part, so per-run
-    folds can be split by part; read a part over bounded position ranges, so the scan stays
-    an index range scan whatever the part's share of the rows).
-
-    Rows come back as plain tuples, and on PostgreSQL in binary format (the state is
-    ``bytea``: text format would hex-encode it on the server and decode it here)."""
-    column = "notification_id" if conn.is_postgres else "rowid"
-    where, params = [f"{column} > ?"], [after + 1]
-    if upto is not None:
-        where.append(f"{column} <= ?")
-        params.append(upto + 1)
-    if part is not None:
-        where.append(f"{stream_hash(conn)} = ?")
-        params += [part[1], part[0]]
-    statement = (
-        f"SELECT {column} - 1, originator_id, originator_version, topic, state "
-        f"FROM {events_table_for(conn)} WHERE {' AND '.join(where)} "
-        f"ORDER BY {column}"
-    )
-    if limit is not None:
-        statement += " LIMIT ?"
-        params.append(limit)
-    if conn.is_postgres:
-        with conn.raw.cursor(row_factory=tuple_row) as cursor:
-            rows = cursor.execute(conn.sql(statement), params, binary=True).fetchall()
-    else:
-        cursor = conn.raw.cursor()
-        cursor.row_factory = None
-        rows = cursor.execute(statement, params).fetchall()
-    return [decode(*row) for row in rows]
-
-
-def stream_hash(conn: Connection) -> str:
-    """SQL for an event's stream (``originator_id``) hashed into ``0 .. ?-1``."""
-    if conn.is_postgres:
-        return "mod(hashtext(originator_id) & 2147483647, ?)"
-    conn.raw.create_function("rl_stream_hash", 2, _stream_hash, deterministic=True)
-    return "rl_stream_hash(originator_id, ?)"
-
-
-def _stream_hash(stream: str, parts: int) -> int:
-    return zlib.crc32(stream.encode()) % parts
+    with None), oldest first; with ``part=(k, n)`` only those of the streams in part ``k`` of
+    ``n`` (every stream's events fall in one part, so per-run folds can be split by part; read
+    a part over bounded position ranges, so the scan stays an index range scan whatever the
+    part's share of the rows). One query, rows decoded by :meth:`RowReader.records`."""
+    return events_of(conn).records(conn.raw, after, limit, upto=upto, part=part)
 
 
 def max_position(conn: Connection) -> int:
     """The newest event's position, or -1 when there are none (or no events table yet)."""
     if not events_table_exists(conn):
         return -1
-    column = "notification_id" if conn.is_postgres else "rowid"
-    row = conn.one(f"SELECT MAX({column}) AS m FROM {events_table_for(conn)}")
-    value = row["m"] if row is not None else None
-    return -1 if value is None else int(value) - 1
-
-
-def events_table_for(conn: Connection) -> str:
-    return POSTGRES_EVENTS_TABLE if conn.is_postgres else SQLITE_EVENTS_TABLE
+    return events_of(conn).max_position(conn.raw)

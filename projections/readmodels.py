@@ -21,9 +21,8 @@ from ledger.settings import Settings
 from ledger.store.setup import postgres_conninfo
 from projections import state as st
 from projections.db import Connection, connect
-from projections.runner import default_views, projection_status
 from projections.view import Tables
-from projections.views import audit, lineage_queries, stats, summaries_queries
+from projections.views import audit, default_views, lineage_queries, stats, summaries_queries
 
 T = TypeVar("T")
 
@@ -79,7 +78,7 @@ class ReadModels:
             with self._connection() as conn:
                 pointer = st.read_pointer(conn, view)
                 if pointer is None:
-                    raise LookupError(f"projection {view!r} does not exist")
+                    raise LookupError(f"view {view!r} does not exist")
                 try:
                     return fn(conn, pointer.live)
                 except (sqlite3.Error, psycopg.Error):
@@ -161,4 +160,4 @@ class ReadModels:
 
     def status(self) -> list[dict[str, Any]]:
         with self._connection() as conn:
-            return projection_status(conn, self.views)
+            return st.view_status(conn, self.views)

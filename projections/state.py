@@ -11,10 +11,11 @@ transaction rolls back).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from projections.db import Connection, table_exists
+from projections.db import Connection, max_position, table_exists
 from projections.tracking import StaleTracking as StaleTracking
 from projections.tracking import tracking
 from projections.view import Tables, View
@@ -163,6 +164,31 @@ def live_positions(conn: Connection) -> dict[str, tuple[Pointer, int | None]]:
 
 def position_of(conn: Connection, tables: Tables) -> int | None:
     return tracking(conn).position(conn, tables.prefix)
+
+
+def view_status(conn: Connection, views: Sequence[View]) -> list[dict[str, Any]]:
+    """Each view's name, schema version, position, lag behind the newest event, and state
+    (``live`` or ``rebuilding``): what ``GET /api/projections`` shows."""
+    newest = max_position(conn)
+    result = []
+    for view in views:
+        pointer = read_pointer(conn, view.name)
+        if pointer is None:  # not created yet: nothing read
+            version, position, state = view.schema_version, -1, "live"
+        else:
+            read = position_of(conn, pointer.live)
+            version, position = pointer.schema_version, -1 if read is None else read
+            state = "rebuilding" if pointer.building is not None else "live"
+        result.append(
+            {
+                "name": view.name,
+                "schema_version": version,
+                "position": position,
+                "lag": max(0, newest - position),
+                "state": state,
+            }
+        )
+    return result
 
 
 def advance(conn: Connection, tables: Tables, *, expected: int, to: int) -> None:

@@ -1,4 +1,4 @@
-"""What every read model is: a name, a schema version, its tables, and a batch handler.
+"""What every view (one read model) is: a name, a schema version, its tables, and a batch handler.
 
 A view's tables are named ``rl_<name>_v<schema_version>_g<generation>_<table>``: the schema
 version is part of the name (a changed schema builds new tables), and the generation lets a
@@ -34,7 +34,7 @@ class Tables:
 
 
 class View(ABC):
-    """One read model: its DDL, its event handler, and (in the module) its queries."""
+    """One view: its DDL, its event handler, and (in its module) its queries."""
 
     name: ClassVar[str]
     schema_version: ClassVar[int]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from api.deps import Auditor, RuntimeDep
 from api.models import BatchPublic
-from api.routes.runs import summary
+from api.reads import run_summary
 from projections.views.rundetail import batch_progress
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
@@ -23,5 +23,5 @@ def show_batch(batch_id: BatchId, runtime: RuntimeDep, _: Auditor) -> dict[str, 
         return dict(progress)
     # The view has not seen the batch yet: answer from the batch's own stream and its runs.
     batch = runtime.ledger.get_batch(batch_id)
-    statuses = [summary(runtime, run_id)["status"] for run_id in batch.run_ids]
+    statuses = [run_summary(runtime, run_id)["status"] for run_id in batch.run_ids]
     return batch_progress(batch_id, list(batch.run_ids), statuses)

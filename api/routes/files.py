@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Auditor, Operator, RuntimeDep
 from api.models import FileStored
-from api.routes.runs import read_checked
+from api.reads import read_file_checked
 
 router = APIRouter(prefix="/api/files", tags=["files"])
 log = structlog.get_logger()
@@ -43,5 +43,7 @@ async def upload_file(request: Request, runtime: RuntimeDep, principal: Operator
 def download_file(sha256: Sha256Path, runtime: RuntimeDep, _: Auditor) -> Response:
     """The stored bytes; the hash is checked again before they are served."""
     return Response(
-        read_checked(runtime, sha256), media_type="application/octet-stream", headers={"ETag": f'"{sha256}"'}
+        read_file_checked(runtime, sha256),
+        media_type="application/octet-stream",
+        headers={"ETag": f'"{sha256}"'},
     )

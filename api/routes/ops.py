@@ -1,9 +1,9 @@
 """Operational endpoints: ``GET /readyz`` and ``GET /metrics`` (no token, like ``/healthz``:
 probes and Prometheus scrapers carry none, and neither answer holds run data).
 
-Ready means the database answers and every projection is within ``READY_MAX_LAG`` events of
-the ledger (and none is missing). ``/metrics`` is the Prometheus text format (see
-``api.metrics``).
+Ready means the database answers and every view is within ``READY_MAX_LAG`` events of the
+ledger (and none is missing); the answer lists them under ``projections``, the contract's
+word. ``/metrics`` is the Prometheus text format (see ``api.metrics``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from api.metrics import CONTENT_TYPE, render
 router = APIRouter(tags=["ops"])
 log = structlog.get_logger()
 
-#: The most events a projection may trail the ledger by while the service counts as ready.
+#: The most events a view may trail the ledger by while the service counts as ready.
 READY_MAX_LAG = 1000
 
 
@@ -33,14 +33,11 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     except Exception as exc:  # any driver error means "not ready", never a 500
         log.warning("readiness_check_failed", part="database", error=str(exc))
         return JSONResponse(body, status_code=503)
-    if runtime.views_ is None:
-        body["projections_error"] = "read models not available"
-        return JSONResponse(body, status_code=503)
     try:
         projections = [
-            {"name": p["name"], "lag": int(p["lag"]), "state": p["state"]} for p in runtime.views_.status()
+            {"name": v["name"], "lag": int(v["lag"]), "state": v["state"]} for v in runtime.views.status()
         ]
-    except Exception as exc:  # projection tables missing or unreadable
+    except Exception as exc:  # view tables missing or unreadable
         log.warning("readiness_check_failed", part="projections", error=str(exc))
         body["projections_error"] = str(exc)
         return JSONResponse(body, status_code=503)

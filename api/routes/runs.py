@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import Auditor, Operator, RuntimeDep
 from api.models import (
@@ -25,39 +25,14 @@ from api.models import (
     TaskPublic,
     TasksPublic,
 )
-from api.runtime import Runtime
+from api.params import RunId, Status, TaskName, iso_timestamp
+from api.reads import read_file_checked, run_summary
 from ledger.errors import InvalidRequest
-from ledger.hashing import parse_timestamp
+from projections.views.prov import to_prov
 from projections.views.rundetail import compare, files_of, find_task, log_ref, run_events, tasks_of
-from projections.views.summaries_fold import summary_from_events
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = structlog.get_logger()
-
-RunId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
-TaskName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
-Status = Literal["pending", "running", "success", "failed", "killed"]
-
-
-def iso_timestamp(value: str | None, name: str) -> str | None:
-    """A query parameter that must be ISO 8601 (422 otherwise)."""
-    if value is None:
-        return None
-    try:
-        parse_timestamp(value)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an ISO 8601 timestamp, got {value!r}") from None
-    return value
-
-
-def summary(runtime: Runtime, run_id: str) -> dict[str, Any]:
-    """The run's summary, folded from its own events with the same fold the summaries view
-    uses: a single run is always read-your-writes (after a trigger, a cancel, a report), even
-    while the view lags. Cross-run queries go to the view."""
-    found = summary_from_events(run_events(runtime.ledger, run_id))
-    if found is None:  # pragma: no cover - run_events raised already
-        raise InvalidRequest(f"no run {run_id!r}")
-    return dict(found)
 
 
 @router.get("", response_model=RunsPublic)
@@ -108,7 +83,7 @@ def compare_runs(
 
 @router.get("/{run_id}", response_model=RunPublic)
 def show_run(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
-    return summary(runtime, run_id)
+    return run_summary(runtime, run_id)
 
 
 @router.get("/{run_id}/tasks", response_model=TasksPublic)
@@ -137,19 +112,8 @@ def task_logs(
     """The text a task attempt wrote to stdout or stderr (the latest attempt by default)."""
     task = find_task(run_events(runtime.ledger, run_id), task_name)
     ref = log_ref(task, stream, attempt)
-    data = read_checked(runtime, str(ref["sha256"]))
+    data = read_file_checked(runtime, str(ref["sha256"]))
     return Response(data.decode("utf-8", errors="replace"), media_type="text/plain; charset=utf-8")
-
-
-def read_checked(runtime: Runtime, sha256: str) -> bytes:
-    from ledger.store.filestore import CorruptFile
-
-    try:
-        data: bytes = runtime.files.read(sha256)
-    except CorruptFile as exc:
-        log.error("stored_file_corrupt", sha256=sha256)
-        raise HTTPException(500, str(exc)) from None
-    return data
 
 
 @router.get("/{run_id}/files", response_model=FilesPublic)
@@ -171,12 +135,7 @@ def lineage(
         run_events(runtime.ledger, run_id)  # 404 for an unknown run
         graph = {"nodes": [], "edges": []}
     if format == "prov":
-        try:
-            from projections.views.prov import to_prov  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise InvalidRequest("unsupported format 'prov' in this build") from None
-        document: dict[str, Any] = to_prov(graph)
-        return document
+        return to_prov(graph)
     return dict(graph)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import Auditor, RuntimeDep
 from api.models import StatsPublic
-from api.routes.runs import iso_timestamp
+from api.params import iso_timestamp
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 

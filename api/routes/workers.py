@@ -6,19 +6,16 @@ one (several processes may share a worker token). The same identity must report 
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import structlog
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 
 from api.auth import Principal
 from api.deps import RuntimeDep, Worker
 from api.models import ClaimedRun, ClaimRequest, ReportAccepted, ReportRequest
+from api.params import RunId
 
 router = APIRouter(prefix="/api/runs", tags=["workers"])
 log = structlog.get_logger()
-
-RunId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 def worker_identity(principal: Principal, worker_id: str | None) -> str:

@@ -38,7 +38,7 @@ from ledger.integrity.signing import Signer
 from ledger.settings import Settings
 from ledger.store.decode import decode
 from ledger.store.event_record import EventRecord
-from ledger.store.rowscan import RawStore
+from ledger.store.reader import RowReader, topic_like
 
 log = structlog.get_logger()
 
@@ -133,14 +133,14 @@ def write_bundle(
         store.raw.connect() as side,
     ):
         head = store.catch_up_on(conn)
-        runs = _selected_runs(store.raw, side, filters, head.last_position)
+        runs = _selected_runs(store.raw.rows, side, filters, head.last_position)
         directory = Path(tmp)
         events = _HashingWriter(directory, "events.jsonl")
         proofs = _HashingWriter(directory, "proofs.jsonl")
         leaves = store.iter_leaves(side, batch=batch)
         leaf = next(leaves, None)
         cache = ProofCache(store, side, head.tree_size)
-        for row in store.raw.scan(conn, upto=head.last_position, batch=batch):
+        for row in store.raw.rows.scan(conn, upto=head.last_position, batch=batch):
             while leaf is not None and leaf[1] < row.position:
                 leaf = next(leaves, None)
             if row.stream not in runs:
@@ -162,7 +162,7 @@ def write_bundle(
                 }
             )
         summaries = _HashingWriter(directory, "runs.jsonl")
-        for run_events in _run_streams(store.raw, side, sorted(runs), head.last_position):
+        for run_events in _run_streams(store.raw.rows, side, sorted(runs), head.last_position):
             summary = summarise(run_events) if summarise is not None else None
             summaries.line(summary if summary is not None else {"run_id": run_events[0].stream})
         files = {
@@ -195,14 +195,11 @@ def write_bundle(
     return ExportResult(out, events.lines, summaries.lines, manifest)
 
 
-def _selected_runs(raw: RawStore, conn: Any, filters: ExportFilters, upto: int) -> set[str]:
+def _selected_runs(rows: RowReader, conn: Any, filters: ExportFilters, upto: int) -> set[str]:
     """Ids of the runs whose ``Run.Triggered`` event matches the filters."""
-    query = raw.sql(
-        f"SELECT originator_id, state FROM {raw.events_table} WHERE originator_version = 1 "
-        f"AND topic LIKE ? AND {raw.position_column} <= ?"
-    )
+    query = rows.events.first_events_like()
     selected: set[str] = set()
-    for stream, state in raw.stream(conn, query, ("%:Run.Triggered", upto + 1), batch=2000):
+    for stream, state in rows.stream(conn, query, (topic_like("Run.Triggered"), upto + 1), batch=2000):
         payload = json.loads(bytes(state))
         stamp = payload.get("timestamp")
         text = str(stamp.get("_data_") if isinstance(stamp, dict) else stamp)
@@ -212,20 +209,15 @@ def _selected_runs(raw: RawStore, conn: Any, filters: ExportFilters, upto: int) 
 
 
 def _run_streams(
-    raw: RawStore, conn: Any, run_ids: list[str], upto: int, chunk: int = 500
+    rows: RowReader, conn: Any, run_ids: list[str], upto: int, chunk: int = 500
 ) -> Iterator[list[EventRecord]]:
     """Each run's events (sequence order), read a few hundred runs per query."""
     for start in range(0, len(run_ids), chunk):
         ids = run_ids[start : start + chunk]
-        marks = ", ".join("?" for _ in ids)
-        query = raw.sql(
-            f"SELECT {raw.position_column}, originator_id, originator_version, topic, state "
-            f"FROM {raw.events_table} WHERE originator_id IN ({marks}) "
-            f"AND {raw.position_column} <= ? ORDER BY originator_id, originator_version"
-        )
+        query = rows.events.sql(rows.events.rows_of_streams(len(ids)))
         current: list[EventRecord] = []
-        for nid, stream, seq, topic, state in conn.execute(query, (*ids, upto + 1)).fetchall():
-            record = decode(int(nid) - 1, stream, seq, topic, bytes(state))
+        for position, stream, seq, topic, state in conn.execute(query, (*ids, upto + 1)).fetchall():
+            record = decode(int(position), stream, seq, topic, bytes(state))
             if current and current[0].stream != record.stream:
                 yield current
                 current = []

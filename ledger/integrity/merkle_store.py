@@ -26,7 +26,7 @@ import structlog
 from ledger.hashing import format_timestamp
 from ledger.integrity import merkle
 from ledger.settings import Settings
-from ledger.store.rowscan import RawStore
+from ledger.store.rawstore import RawStore
 
 log = structlog.get_logger()
 
@@ -239,7 +239,9 @@ class MerkleStore:
         frontier = self.frontier(conn, head.tree_size)
         appended = 0
         while True:
-            rows = list(self.raw.scan(conn, after=head.last_position, batch=self.chunk, limit=self.chunk))
+            rows = list(
+                self.raw.rows.scan(conn, after=head.last_position, batch=self.chunk, limit=self.chunk)
+            )
             if not rows:
                 break
             start_size = frontier.size

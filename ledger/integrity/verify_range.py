@@ -50,7 +50,7 @@ def check_range(settings: Settings, spec: RangeSpec, batch: int = 10000) -> Rang
     store = MerkleStore(settings)
     with store.raw.connect() as conn, store.raw.connect() as leaves_conn:
         leaves = store.iter_leaves(leaves_conn, batch=batch, start=spec.leaf_start, stop=spec.leaf_stop)
-        rows = store.raw.scan_tuples(conn, after=spec.after, upto=spec.upto, batch=batch)
+        rows = store.raw.rows.scan_tuples(conn, after=spec.after, upto=spec.upto, batch=batch)
         return _check(rows, leaves, spec, dense=store.raw.is_sqlite)
 
 

@@ -29,10 +29,10 @@ from ledger.service.runcache import RunCache, TriggeredHere
 from ledger.settings import Settings
 from ledger.store.event_record import EventRecord
 from ledger.store.groupcommit import GroupCommitRecorder, with_expect
+from ledger.store.reader import EventReader
 from ledger.store.recorders import StaleRead
 from ledger.store.setup import (
     APPLICATION_NAME,
-    EventReader,
     eventsourcing_env,
     install_immutability_guard,
     prepare_database,

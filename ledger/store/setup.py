@@ -1,5 +1,5 @@
-"""The event store: configuring the ``eventsourcing`` recorders from our settings, the
-immutability guard, and plain reads of stored rows with their positions.
+"""Setting up the event store: configuring the ``eventsourcing`` recorders from our settings,
+creating what they expect, and the immutability guard. (Reading the events: :mod:`ledger.store.reader`.)
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from eventsourcing.persistence import (
@@ -17,7 +16,6 @@ from eventsourcing.persistence import (
 from psycopg import sql
 
 from ledger.settings import DatabaseConfig, Settings
-from ledger.store.event_record import EventRecord, decode_row
 
 APPLICATION_NAME = "runledger"
 
@@ -170,100 +168,3 @@ def install_immutability_guard(recorder: ApplicationRecorder, db: DatabaseConfig
                 "EXECUTE FUNCTION {schema}.runledger_refuse_change()"
             ).format(schema=schema, table=sql.Identifier(table))
         )
-
-
-# ---- plain reads -----------------------------------------------------------------------------
-class EventReader:
-    """Reads stored rows with their positions (the store's notification ids, minus one)."""
-
-    def __init__(self, recorder: ApplicationRecorder, db: DatabaseConfig) -> None:
-        self.recorder = recorder
-        self.db = db
-        table_name = events_table(recorder)
-        if db.kind == "sqlite":
-            self._stream_sql: Any = (
-                f"SELECT rowid AS notification_id, originator_id, originator_version, topic, "
-                f"state FROM {table_name} WHERE originator_id = ? ORDER BY originator_version"
-            )
-            self._range_sql: Any = (
-                f"SELECT rowid AS notification_id, originator_id, originator_version, topic, "
-                f"state FROM {table_name} WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
-            )
-            self._max_sql: Any = f"SELECT MAX(rowid) AS m FROM {table_name}"
-        else:
-            table = sql.SQL("{}.{}").format(sql.Identifier(db.schema or "public"), sql.Identifier(table_name))
-            self._stream_sql = sql.SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {} WHERE originator_id = %s ORDER BY originator_version"
-            ).format(table)
-            self._range_sql = sql.SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {} WHERE notification_id > %s AND notification_id <= %s "
-                "ORDER BY notification_id LIMIT %s"
-            ).format(table)
-            self._max_sql = sql.SQL("SELECT MAX(notification_id) AS m FROM {}").format(table)
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
-            yield cursor
-
-    @staticmethod
-    def _decode(row: Any) -> EventRecord:
-        return decode_row(
-            row["notification_id"],
-            row["originator_id"],
-            row["originator_version"],
-            row["topic"],
-            row["state"],
-        )
-
-    def stream(self, stream: str) -> list[EventRecord]:
-        with self._cursor() as cursor:
-            cursor.execute(self._stream_sql, (stream,))
-            rows = cursor.fetchall()
-        return [self._decode(row) for row in rows]
-
-    def max_position(self) -> int:
-        """The newest event's position, or -1 for an empty ledger."""
-        with self._cursor() as cursor:
-            cursor.execute(self._max_sql)
-            row = cursor.fetchone()
-        value = row["m"] if row is not None else None
-        return -1 if value is None else int(value) - 1
-
-    def after(self, position: int, *, limit: int = 1000, upto: int | None = None) -> list[EventRecord]:
-        """Events with ``position`` > ``position`` (and <= ``upto``), oldest first."""
-        high = (upto if upto is not None else 2**62) + 1
-        with self._cursor() as cursor:
-            cursor.execute(self._range_sql, (position + 1, high, limit))
-            rows = cursor.fetchall()
-        return [self._decode(row) for row in rows]
-
-    def stream_ids(self, prefix: str) -> list[str]:
-        """Ids of the streams whose id starts with ``prefix`` (e.g. ``workflow:``), sorted."""
-        table_name = events_table(self.recorder)
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        if self.db.kind == "sqlite":
-            query: Any = (
-                f"SELECT originator_id FROM {table_name} WHERE originator_version = 1 "
-                f"AND originator_id LIKE ? ESCAPE '\\' ORDER BY originator_id"
-            )
-        else:
-            query = sql.SQL(
-                "SELECT originator_id FROM {}.{} WHERE originator_version = 1 "
-                "AND originator_id LIKE %s ESCAPE '\\' ORDER BY originator_id"
-            ).format(sql.Identifier(self.db.schema or "public"), sql.Identifier(table_name))
-        with self._cursor() as cursor:
-            cursor.execute(query, (pattern,))
-            rows = cursor.fetchall()
-        return [str(row["originator_id"]) for row in rows]
-
-    def iterate(self, *, batch: int = 5000, upto: int | None = None) -> Iterator[EventRecord]:
-        position = -1
-        while True:
-            records = self.after(position, limit=batch, upto=upto)
-            if not records:
-                return
-            yield from records
-            position = records[-1].position

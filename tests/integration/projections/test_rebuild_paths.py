@@ -8,7 +8,7 @@ import pytest
 import structlog.testing
 
 from ledger.settings import Settings
-from projections import runner as runner_module
+from projections import fill as fill_module
 from projections import state as st
 from projections.db import connect
 from projections.runner import ProjectionRunner, default_views
@@ -144,7 +144,7 @@ def test_a_rebuild_logs_its_progress_as_it_reads(
     driver: Driver, runner: ProjectionRunner, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     more_history(driver)
-    monkeypatch.setattr(runner_module, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(fill_module, "PROGRESS_SECONDS", 0.0)
     with structlog.testing.capture_logs() as logs:
         ProjectionRunner(settings, rebuild_batch_size=4, rebuild_parts=1).rebuild()
     progress = [e for e in logs if e["event"] == "projection_rebuild_progress"]
