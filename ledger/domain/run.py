@@ -3,6 +3,10 @@
 Run states and their legal transitions are SPEC section 1's, in :mod:`ledger.domain.status`,
 which every event's ``apply`` asks; a command checks first, then records, so an illegal
 request raises and leaves nothing pending.
+
+Past 300 lines on purpose: the stored event classes are nested in :class:`Run` (their
+topics and their ``TYPE``, which every event hash covers, name them ``Run.<Event>``), so they
+cannot move to modules of their own; the commands stay beside the events they record.
 """
 
 from __future__ import annotations

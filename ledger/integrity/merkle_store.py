@@ -10,6 +10,9 @@ catch up at once); proofs read O(log n) stored nodes: nothing is recomputed per 
 The leaf index is the event's ordinal among existing events in position order: PostgreSQL can
 leave gaps in positions (rolled-back inserts), the tree never does. Because the tree remembers
 every position it has seen, a row deleted later shows up as a leaf without an event.
+
+Past 300 lines on purpose: the tables, the catch-up and the proofs read one another's rows
+under the same compare-and-set rule; kept together so that rule is read in one place.
 """
 
 from __future__ import annotations
