@@ -62,6 +62,7 @@ def fresh_env(clone: Path) -> dict[str, str]:
 
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
+    assert (REPO / ".venv" / "bin" / "runledger").exists(), "run the suite through make (it builds .venv)"
     root = tmp_path / "runledger"
     root.mkdir()
     for name in CLONE_FILES:
