@@ -30,8 +30,9 @@ lock:
 	  $(VENV)-lock/bin/pip freeze --exclude-editable; } > $(LOCK)
 	rm -rf $(VENV)-lock
 
+# `make run PORT=9000` picks the port; without PORT, serve uses $$RUNLEDGER_PORT or 8000.
 run: $(VENV)/.installed
-	$(BIN)/runledger serve
+	$(BIN)/runledger serve $(if $(PORT),--port $(PORT))
 
 LINT_PATHS := ledger projections api executor cli tests bench
 

@@ -1,7 +1,9 @@
 """``runledger verify [--digest FILE]``, ``runledger digest``, ``runledger export --out BUNDLE``
 and ``runledger verify-bundle BUNDLE [--public-key FILE]`` (SPEC section 3).
 
-Exit 0 when the checks pass, 1 with each problem on stderr when they do not, 2 on bad usage.
+Exit 0 when the checks pass, 1 when they do not, 2 on bad usage. Results (each problem, then
+one summary line) go to stdout, logs and warnings to stderr; with ``verify --json`` stdout holds
+the JSON report alone and the summary line goes to stderr.
 """
 
 from __future__ import annotations
@@ -81,17 +83,22 @@ def verify_command(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     report = verify_ledger(_open_ledger(args), digest=digest, workers=args.workers)
+    out = sys.stderr if args.json else sys.stdout  # --json: stdout holds the report alone
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     for problem in report.problems:
-        print(str(problem), file=sys.stderr)
+        print(str(problem), file=out)
     if report.problem_count > len(report.problems):
-        print(f"... and {report.problem_count - len(report.problems)} more problems", file=sys.stderr)
+        print(f"... and {_count(report.problem_count - len(report.problems), 'more problem')}", file=out)
     summary = (
         f"{report.events_checked} events checked, tree size {report.tree_size}, root {report.root_hash}: "
     )
-    print(summary + ("ok" if report.ok else f"{report.problem_count} problems"), file=sys.stderr)
+    print(summary + ("ok" if report.ok else _count(report.problem_count, "problem")), file=out)
     return 0 if report.ok else 1
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def digest_command(args: argparse.Namespace) -> int:
@@ -106,7 +113,7 @@ def export_command(args: argparse.Namespace) -> int:
         workflow=args.workflow,
     )
     result = write_bundle(_open_ledger(args), args.out, filters=filters, summarise=summary_from_events)
-    print(f"exported {result.events} events of {result.runs} runs to {result.path}", file=sys.stderr)
+    print(f"exported {_count(result.events, 'event')} of {_count(result.runs, 'run')} to {result.path}")
     return 0
 
 
@@ -121,6 +128,18 @@ def verify_bundle_command(args: argparse.Namespace) -> int:
         raise UsageError(f"no bundle at {args.bundle}")
     problems = verify_bundle(args.bundle, public_key=key)
     for problem in problems:
-        print(problem, file=sys.stderr)
-    print(f"{args.bundle}: " + ("ok" if not problems else f"{len(problems)} problems"), file=sys.stderr)
-    return 1 if problems else 0
+        print(problem)
+    if problems:
+        print(f"{args.bundle}: {_count(len(problems), 'problem')}")
+        return 1
+    if key is None:
+        print(f"{args.bundle}: ok, but only against the public key inside the bundle itself")
+        print(
+            "warning: whoever can rewrite a bundle can re-sign it with a key of their own; to show "
+            "it came from your ledger, get the ledger's public key separately (GET "
+            "/api/ledger/public-key with 'Accept: application/x-pem-file') and pass --public-key FILE",
+            file=sys.stderr,
+        )
+    else:
+        print(f"{args.bundle}: ok, signed by the key in {args.public_key}")
+    return 0

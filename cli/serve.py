@@ -34,7 +34,7 @@ log = structlog.get_logger()
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="run the HTTP API (and runner and executor)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=None, help="TCP port (default: $RUNLEDGER_PORT or 8000)")
     parser.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     parser.add_argument("--concurrency", type=int, default=2, help="runs executed at once")
     parser.add_argument("--no-executor", action="store_true", help="do not execute runs here")
@@ -55,8 +55,7 @@ def start_background(
         else:
             runner = ProjectionRunner(settings)
             runner.start()
-            stops.append(runner.stop)
-            log.info("projection_runner_started")
+            stops.append(runner.stop)  # the runner logs projection_runner_started itself
     from ledger.integrity.merkle_follow import TreeFollower  # keeps the Merkle tree caught up
 
     follower = TreeFollower(settings)
@@ -85,6 +84,15 @@ def _note_signal(sig: int, frame: FrameType | None) -> None:
     log.info("shutdown_signal_received", signal=signal.Signals(sig).name)
 
 
+def banner(base_url: str, app: Any) -> str:
+    """What ``serve`` prints once it listens: its URL, the docs URL, and the UI URL when the
+    app serves one at ``/`` (none does yet, so the line is left out rather than point at a 404)."""
+    lines = [f"runledger is serving at {base_url}", f"  API docs: {base_url}/docs"]
+    if any(getattr(route, "path", None) == "/" for route in app.routes):
+        lines.append(f"  web UI:   {base_url}/")
+    return "\n".join(lines)
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here so that other commands start fast
 
@@ -96,7 +104,8 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     configure_logging(settings.log_format, settings.log_level)
-    if args.workers < 1 or not 0 <= args.port <= 65535:
+    port = settings.port if args.port is None else args.port
+    if args.workers < 1 or not 0 <= port <= 65535:
         raise ValueError("--workers must be at least 1 and --port a TCP port")
     try:
         runtime = Runtime.open(settings)
@@ -112,20 +121,22 @@ def serve(args: argparse.Namespace) -> int:
         executor=not args.no_executor,
         concurrency=args.concurrency,
     )
-    log.info("server_starting", host=args.host, port=args.port, workers=args.workers)
+    log.info("server_starting", host=args.host, port=port, workers=args.workers)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal against the
     # handlers that were installed before it; ours only note it, so the cleanup below runs
     # and the process exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _note_signal)
+    app = create_app(settings, runtime=runtime)
     try:
         if args.workers > 1:
             os.environ["RUNLEDGER_DATABASE_URL"] = settings.database_url
+            print(banner(f"http://{_url_host(args.host)}:{port}", app), flush=True)
             uvicorn.run(
                 "api.app:create_app_from_env",
                 factory=True,
                 host=args.host,
-                port=args.port,
+                port=port,
                 workers=args.workers,
                 log_config=None,
                 access_log=False,
@@ -133,18 +144,38 @@ def serve(args: argparse.Namespace) -> int:
             )
         else:
             config = uvicorn.Config(
-                create_app(settings, runtime=runtime),
+                app,
                 host=args.host,
-                port=args.port,
+                port=port,
                 log_config=None,
                 access_log=False,
                 lifespan="on",
                 http=NoDelayH11Protocol,
             )
-            uvicorn.Server(config).run()
+            _announcing_server(config, app).run()
     finally:
         for stop in reversed(stops):
             stop()
         runtime.close()
         log.info("server_stopped")
     return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _announcing_server(config: Any, app: Any) -> Any:
+    """A uvicorn server that prints the banner once it listens (with the real port, should
+    ``--port 0`` have let the system choose one). Built here: uvicorn is imported lazily."""
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.should_exit or not self.servers:
+                return
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            print(banner(f"http://{_url_host(str(host))}:{port}", app), flush=True)
+
+    return AnnouncingServer(config)

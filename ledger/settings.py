@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     #: Aggregates (runs, workflows) the write side keeps in memory; 0 turns the cache off.
     aggregate_cache_size: int = Field(default=1000, ge=0)
     runs_dir: Path | None = None
+    #: The TCP port ``runledger serve`` listens on unless ``--port`` says otherwise.
+    port: int = Field(default=8000, ge=0, le=65535)
 
     @property
     def database(self) -> DatabaseConfig:

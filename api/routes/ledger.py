@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse, Response
 
 from api.deps import Auditor, RuntimeDep
 from ledger.errors import InvalidRequest, NotFound
@@ -69,10 +70,20 @@ def verify(runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
     return verify_ledger(runtime.settings, workers=1).to_json()  # no process pool in a server
 
 
-@router.get("/public-key")
-def public_key(runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
-    """The Ed25519 key that signs compliance bundles (PEM and raw hex)."""
+PEM = "application/x-pem-file"
+
+
+@router.get(
+    "/public-key",
+    response_model=None,
+    responses={200: {"content": {PEM: {"schema": {"type": "string"}}}}},
+)
+def public_key(request: Request, runtime: RuntimeDep, _: Auditor) -> dict[str, Any] | Response:
+    """The Ed25519 key that signs compliance bundles: JSON with the PEM and the raw hex, or
+    the PEM file alone with ``Accept: application/x-pem-file`` (``curl ... > ledger.pub``)."""
     signer = Signer(runtime.settings)
+    if PEM in request.headers.get("accept", ""):
+        return PlainTextResponse(signer.public_key_pem(), media_type=PEM)
     return {
         "algorithm": "Ed25519",
         "public_key": signer.public_key_pem(),

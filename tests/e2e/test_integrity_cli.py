@@ -85,14 +85,14 @@ def test_cli_verify_passes_then_names_the_tampered_row_and_rejects_a_forged_dige
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(json.loads(done.stdout) | {"root_hash": "00" * 32}))
     rejected = server.cli("verify", "--digest", str(forged), check=False)
-    assert rejected.returncode == 1 and "append-only" in rejected.stderr
+    assert rejected.returncode == 1 and "append-only" in rejected.stdout
     attacker = Attacker(Settings(database_url=server.database_url))
     attacker.disable_guard()
     position, stream, sequence, _, state = attacker.row_of("Run.Triggered", 1)
     attacker.set_state(position, state.replace(b'"query"', b'"QUERY"'))
     tampered = server.cli("verify", check=False)
     assert tampered.returncode == 1
-    assert f"stream {stream}, sequence {sequence}, position {position}" in tampered.stderr
+    assert f"stream {stream}, sequence {sequence}, position {position}" in tampered.stdout
     with server.client("admin") as client:
         body = client.post("/api/ledger/verify").json()
         assert body["ok"] is False and body["problems"][0]["stream"] == stream
@@ -130,7 +130,7 @@ def test_an_exported_bundle_verifies_offline_and_an_edited_one_does_not(
     data[index + 1] = ord("X")
     bundle.write_bytes(bytes(data))
     edited = server.cli("verify-bundle", str(bundle), "--public-key", str(key), check=False)
-    assert edited.returncode == 1 and "events.jsonl" in edited.stderr
+    assert edited.returncode == 1 and "events.jsonl" in edited.stdout
     assert (
         main(
             [

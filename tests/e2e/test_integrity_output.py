@@ -1,0 +1,119 @@
+"""What the integrity commands tell a person: results on stdout, logs on stderr (readable text
+on a terminal, JSON otherwise), which key ``verify-bundle`` trusted, and the public key as a
+PEM file for ``curl ... > ledger.pub``."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import RUNLEDGER, Server
+from tests.e2e.helpers import pipeline, register, trigger
+
+PEM = "application/x-pem-file"
+
+
+def populate(server: Server) -> None:
+    with server.client("admin") as client:
+        trigger(client, register(client, pipeline())["name"])
+
+
+def pem_key(server: Server) -> str:
+    with server.client("auditor") as client:
+        response = client.get("/api/ledger/public-key", headers={"Accept": PEM})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(PEM)
+    return response.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_public_key_comes_as_a_pem_file_when_asked_for_and_as_json_otherwise(server: Server) -> None:
+    pem = pem_key(server)
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----\n") and pem.endswith("-----END PUBLIC KEY-----\n")
+    with server.client("auditor") as client:
+        body = client.get("/api/ledger/public-key").json()
+    assert body["public_key"] == pem and body["algorithm"] == "Ed25519"
+    with server.client(None) as anonymous:
+        assert anonymous.get("/api/ledger/public-key", headers={"Accept": PEM}).status_code == 401
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_verify_bundle_says_which_key_it_trusted_and_warns_without_a_key_of_ones_own(
+    server: Server, tmp_path: Path
+) -> None:
+    populate(server)
+    bundle, key = tmp_path / "q4.tar", tmp_path / "ledger.pub"
+    exported = server.cli("export", "--out", str(bundle))
+    assert exported.stdout == f"exported 1 event of 1 run to {bundle}\n"  # the run's Run.Triggered
+    key.write_text(pem_key(server))  # what `curl -H 'Accept: application/x-pem-file' ... > ledger.pub` saves
+
+    trusted = server.cli("verify-bundle", str(bundle), "--public-key", str(key))
+    assert trusted.stdout == f"{bundle}: ok, signed by the key in {key}\n"
+    assert "warning" not in trusted.stderr
+
+    unanchored = server.cli("verify-bundle", str(bundle))
+    assert unanchored.returncode == 0
+    assert unanchored.stdout == f"{bundle}: ok, but only against the public key inside the bundle itself\n"
+    assert "warning:" in unanchored.stderr and "--public-key" in unanchored.stderr
+    assert "/api/ledger/public-key" in unanchored.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_verify_and_export_write_results_to_stdout_and_only_json_logs_to_a_captured_stderr(
+    server: Server, tmp_path: Path
+) -> None:
+    populate(server)
+    env = {**server.env, "RUNLEDGER_LOG_FORMAT": "auto"}
+    for args in (["verify"], ["export", "--out", str(tmp_path / "b.tar")]):
+        done = subprocess.run(
+            [RUNLEDGER, *args], env=env, capture_output=True, text=True, timeout=60, check=True
+        )
+        assert len(done.stdout.splitlines()) == 1, done.stdout  # the result line alone
+        logs = [json.loads(line) for line in done.stderr.splitlines()]  # every line a JSON log
+        assert logs and all("event" in entry for entry in logs)
+    verified = server.cli("verify")
+    assert re.fullmatch(r"3 events checked, tree size 3, root [0-9a-f]{64}: ok\n", verified.stdout)
+    as_json = server.cli("verify", "--json")
+    assert json.loads(as_json.stdout)["ok"] is True  # stdout holds the report alone
+    assert as_json.stderr.splitlines()[-1].endswith(": ok")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_on_a_terminal_verify_logs_readable_text_and_keeps_the_result_on_stdout(server: Server) -> None:
+    populate(server)
+    env = {**server.env, "RUNLEDGER_LOG_FORMAT": "auto"}
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [RUNLEDGER, "verify"], env=env, stdout=subprocess.PIPE, stderr=terminal, timeout=60, check=True
+        )
+        os.close(terminal)
+        terminal = -1
+        shown = _read_all(controller)
+    finally:
+        if terminal != -1:
+            os.close(terminal)
+        os.close(controller)
+    assert done.stdout.decode().endswith(": ok\n") and b"ledger_verified" not in done.stdout
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # the console renderer's colours
+    assert "ledger_verified" in shown and "events_checked=3" in shown
+    assert '{"' not in shown  # console lines, not JSON
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO once the other side is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
