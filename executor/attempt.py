@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from executor.container import ContainerError, ContainerRunner, ResolvedImage, container_name
 from executor.evidence import (
     HOST,
     EvidenceError,
@@ -40,10 +41,17 @@ class AttemptPlan:
     started_at: str
     timeout: float | None
     extra_inputs: list[dict[str, Any]]
+    #: A container task's image ID as recorded by the run this one replays (or resumes).
+    pinned_image_id: str | None = None
 
 
 def execute_attempt(
-    plan: AttemptPlan, *, files: FileStore, hasher: ExecutableHasher, stop: threading.Event
+    plan: AttemptPlan,
+    *,
+    files: FileStore,
+    hasher: ExecutableHasher,
+    stop: threading.Event,
+    containers: ContainerRunner | None = None,
 ) -> TaskFinishedReport:
     """Run one attempt to its end and return its evidence (never raises for task problems)."""
     began = time.monotonic()
@@ -55,41 +63,65 @@ def execute_attempt(
     env = dict(plan.env)
     env["RUNLEDGER_OUTPUTS"] = str(outputs_path)
     env["RUNLEDGER_ATTEMPT"] = str(plan.attempt)
-    executable = hasher.resolve(plan.command[0], cwd=plan.run_dir, env=env)
     evidence: dict[str, Any] = {
         "type": "task_finished",
         "task": plan.task.name,
         "attempt": plan.attempt,
         "command": plan.command,
-        "image": None,
+        "image": plan.task.image,
         "image_hash": None,
-        "executable": executable,
-        "executable_sha256": hasher.sha256(executable) if executable else None,
+        "executable": None,
+        "executable_sha256": None,
         "host": HOST,
         "started_at": plan.started_at,
     }
-    exit_code: int | None = None
+    image: ResolvedImage | None = None
     error: str | None = None
+    if plan.task.image is None:
+        executable = hasher.resolve(plan.command[0], cwd=plan.run_dir, env=env)
+        evidence["executable"] = executable
+        evidence["executable_sha256"] = hasher.sha256(executable) if executable else None
+    elif containers is None:
+        error = f"task asks for container image {plan.task.image!r}; this executor runs local processes only"
+    else:
+        try:
+            image = containers.resolve(plan.task.image, pinned_id=plan.pinned_image_id)
+            evidence["image_hash"] = image.image_id
+            found = containers.executable(image, plan.command[0], plan.run_dir)
+            evidence["executable"], evidence["executable_sha256"] = found
+        except ContainerError as exc:
+            error = str(exc)
+    exit_code: int | None = None
     outputs: list[dict[str, Any]] = []
     try:
         inputs = plan.extra_inputs + hash_inputs(plan.run_dir, plan.task.inputs)
     except EvidenceError as exc:
         inputs, error = list(plan.extra_inputs), str(exc)
-    if plan.task.image is not None:
-        # No container runtime is wired in: running the command as a local process instead
-        # would record evidence of something other than what the definition asked for.
-        evidence["image"] = plan.task.image
-        error = f"task asks for container image {plan.task.image!r}; this executor runs local processes only"
     if error is None:
-        result = run_process(
-            plan.command,
-            cwd=plan.run_dir,
-            env=env,
-            stdout=stdout_path,
-            stderr=stderr_path,
-            timeout=plan.timeout,
-            stop=stop,
-        )
+        if image is not None and containers is not None:
+            result = containers.run(
+                plan.task,
+                image,
+                name=container_name(plan.run_id, plan.task.name, plan.attempt),
+                command=plan.command,
+                env=env,
+                run_dir=plan.run_dir,
+                outputs_file=outputs_path,
+                stdout=stdout_path,
+                stderr=stderr_path,
+                timeout=plan.timeout,
+                stop=stop,
+            )
+        else:
+            result = run_process(
+                plan.command,
+                cwd=plan.run_dir,
+                env=env,
+                stdout=stdout_path,
+                stderr=stderr_path,
+                timeout=plan.timeout,
+                stop=stop,
+            )
         exit_code, error = result.exit_code, result.error
         if error is None and exit_code != 0:
             error = f"exited with code {exit_code}"
