@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from executor.container import ContainerError, ContainerRunner, ResolvedImage, container_name
+from executor.container import ContainerRunner, container_name
 from executor.evidence import (
     HOST,
     EvidenceError,
@@ -19,11 +19,12 @@ from executor.evidence import (
     store_log,
     store_outputs,
 )
-from executor.process import run_process
+from executor.runner import Identity, Launch, LocalRunner, RunnerError, TaskRunner
 from executor.templating import parse_output_vars
 from ledger.domain.definition import TaskSpec
 from ledger.domain.reports import TaskFinishedReport
 from ledger.hashing import format_timestamp
+from ledger.settings import get_settings
 from ledger.store.filestore import FileStore
 
 
@@ -63,34 +64,35 @@ def execute_attempt(
     env = dict(plan.env)
     env["RUNLEDGER_OUTPUTS"] = str(outputs_path)
     env["RUNLEDGER_ATTEMPT"] = str(plan.attempt)
+    launch = Launch(
+        task=plan.task,
+        command=plan.command,
+        name=container_name(plan.run_id, plan.task.name, plan.attempt),
+        env=env,
+        run_dir=plan.run_dir,
+        outputs_file=outputs_path,
+        stdout=stdout_path,
+        stderr=stderr_path,
+        timeout=plan.timeout,
+        pinned_image_id=plan.pinned_image_id,
+    )
+    runner: TaskRunner = LocalRunner(hasher)
+    if plan.task.image is not None:
+        runner = containers if containers is not None else ContainerRunner.from_settings(get_settings())
+    error: str | None = None
+    try:
+        identity = runner.identify(launch)
+    except RunnerError as exc:
+        identity, error = Identity(image=plan.task.image), str(exc)
     evidence: dict[str, Any] = {
         "type": "task_finished",
         "task": plan.task.name,
         "attempt": plan.attempt,
         "command": plan.command,
-        "image": plan.task.image,
-        "image_hash": None,
-        "executable": None,
-        "executable_sha256": None,
+        **asdict(identity),
         "host": HOST,
         "started_at": plan.started_at,
     }
-    image: ResolvedImage | None = None
-    error: str | None = None
-    if plan.task.image is None:
-        executable = hasher.resolve(plan.command[0], cwd=plan.run_dir, env=env)
-        evidence["executable"] = executable
-        evidence["executable_sha256"] = hasher.sha256(executable) if executable else None
-    elif containers is None:
-        error = f"task asks for container image {plan.task.image!r}; this executor runs local processes only"
-    else:
-        try:
-            image = containers.resolve(plan.task.image, pinned_id=plan.pinned_image_id)
-            evidence["image_hash"] = image.image_id
-            found = containers.executable(image, plan.command[0], plan.run_dir)
-            evidence["executable"], evidence["executable_sha256"] = found
-        except ContainerError as exc:
-            error = str(exc)
     exit_code: int | None = None
     outputs: list[dict[str, Any]] = []
     try:
@@ -98,30 +100,7 @@ def execute_attempt(
     except EvidenceError as exc:
         inputs, error = list(plan.extra_inputs), str(exc)
     if error is None:
-        if image is not None and containers is not None:
-            result = containers.run(
-                plan.task,
-                image,
-                name=container_name(plan.run_id, plan.task.name, plan.attempt),
-                command=plan.command,
-                env=env,
-                run_dir=plan.run_dir,
-                outputs_file=outputs_path,
-                stdout=stdout_path,
-                stderr=stderr_path,
-                timeout=plan.timeout,
-                stop=stop,
-            )
-        else:
-            result = run_process(
-                plan.command,
-                cwd=plan.run_dir,
-                env=env,
-                stdout=stdout_path,
-                stderr=stderr_path,
-                timeout=plan.timeout,
-                stop=stop,
-            )
+        result = runner.run(launch, identity, stop)
         exit_code, error = result.exit_code, result.error
         if error is None and exit_code != 0:
             error = f"exited with code {exit_code}"

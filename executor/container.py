@@ -26,9 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from executor.container_image import ImageFiles
 from executor.evidence import EvidenceError, inside
 from executor.process import ProcessResult, run_process
+from executor.runner import Identity, Launch, RunnerError
 from ledger.domain.definition import TaskSpec
 from ledger.settings import Settings
 
@@ -39,9 +42,10 @@ PASSED_VARIABLES = ("RUNLEDGER_OUTPUTS", "RUNLEDGER_ATTEMPT", "RUNLEDGER_RUN_ID"
 CLI_TIMEOUT_SECONDS = 60.0
 #: A kill that did not end the runtime's client within this long: the client is killed too.
 KILL_WAIT_SECONDS = 10.0
+log = structlog.get_logger()
 
 
-class ContainerError(Exception):
+class ContainerError(RunnerError):
     """The task cannot run in a container: no runtime, no such image, a digest mismatch."""
 
 
@@ -72,6 +76,14 @@ class ContainerRunner:
             return self._runtime
 
     # ---- before the task starts ---------------------------------------------------------
+    def identify(self, launch: Launch) -> Identity:
+        """The image ID (resolved now, or pinned by the run replayed) and argv[0] in it."""
+        if launch.task.image is None:
+            raise ContainerError(f"task {launch.task.name!r} names no image")
+        image = self.resolve(launch.task.image, pinned_id=launch.pinned_image_id)
+        executable, digest = self.executable(image, launch.command[0], launch.run_dir)
+        return Identity(launch.task.image, image.image_id, executable, digest)
+
     def resolve(self, image: str, *, pinned_id: str | None = None) -> ResolvedImage:
         """The image ``image`` names now, or (replay) the recorded image ID ``pinned_id``."""
         reference = pinned_id or image
@@ -117,25 +129,20 @@ class ContainerRunner:
         return ImageFiles(self.runtime).find(image.image_id, program, image.path)
 
     # ---- the attempt ----------------------------------------------------------------------
-    def run(
-        self,
-        task: TaskSpec,
-        image: ResolvedImage,
-        *,
-        name: str,
-        command: list[str],
-        env: dict[str, str],
-        run_dir: Path,
-        outputs_file: Path,
-        stdout: Path,
-        stderr: Path,
-        timeout: float | None,
-        stop: threading.Event,
-    ) -> ProcessResult:
+    def run(self, launch: Launch, identity: Identity, stop: threading.Event) -> ProcessResult:
+        task, run_dir, outputs_file, timeout = (
+            launch.task,
+            launch.run_dir,
+            launch.outputs_file,
+            launch.timeout,
+        )
+        name, stdout, stderr = launch.name, launch.stdout, launch.stderr
+        if identity.image_hash is None:
+            return ProcessResult(None, None, error="no image resolved for the container")
         for mounted in (run_dir, outputs_file):
             if ":" in str(mounted) or "," in str(mounted):
                 return ProcessResult(None, None, error=f"cannot mount {mounted}: ':' or ',' in the path")
-        client_env = dict(env) | {"RUNLEDGER_OUTPUTS": OUTPUTS}
+        client_env = dict(launch.env) | {"RUNLEDGER_OUTPUTS": OUTPUTS}
         passed = sorted(k for k in client_env if k.startswith("PARAM_")) + list(PASSED_VARIABLES)
         argv = [
             self.runtime, "run", "--rm", "--name", name, "--pull=never", "--entrypoint=",
@@ -146,7 +153,7 @@ class ContainerRunner:
             "--workdir", WORKDIR,
             *[flag for key in passed if key in client_env for flag in ("--env", key)],
             *_limits(task),
-            image.image_id, *command,
+            identity.image_hash, *launch.command,
         ]  # fmt: skip
         finished = threading.Event()
         watcher = _Watcher(self, name, timeout, stop, finished)
@@ -246,6 +253,7 @@ class _Watcher(threading.Thread):
                 self.killed = "timeout"
             if self.killed:
                 self.runner.remove(self.container)
+                log.info("container_killed", container=self.container, reason=self.killed)
                 if not self.finished.wait(KILL_WAIT_SECONDS):
                     self.gave_up.set()
                 return

@@ -267,3 +267,32 @@ def test_replay_reruns_the_recorded_image_after_the_tag_was_moved_to_another(
     assert replay["image"] == tag and replay["image_hash"] == first_id
     assert replay["outputs"][0]["sha256"] == sha(b"before\n")
     assert latest["image_hash"] == second_id and latest["outputs"][0]["sha256"] == sha(b"after\n")
+
+
+def test_resume_reuses_done_container_tasks_and_reruns_the_rest_in_the_recorded_image(
+    executing: Server, images: Images
+) -> None:
+    tag, first_id = images.build("before")
+    client = executing.client("operator")
+    definition = {
+        "name": name(),
+        "tasks": [
+            {"name": "a", "image": tag, "command": ["sh", "-c", "cat /marker > a.txt"], "outputs": ["a.txt"]},
+            {"name": "b", "depends_on": ["a"], "image": tag, "inputs": ["a.txt"],
+             "command": ["sh", "-c", "cat a.txt /marker > b.txt"], "outputs": ["b.txt"]},
+        ],
+    }  # fmt: skip
+    original = register_and_trigger(client, definition)
+    assert wait_done(client, original)["status"] == "success"
+    images.build("after", tag=tag)
+
+    resumed = client.post(f"/api/runs/{original}/resume", json={"from_task": "b"})
+    assert resumed.status_code == 202, resumed.text
+    resume_id = resumed.json()["run_id"]
+
+    assert wait_done(client, resume_id)["status"] == "success"
+    a = client.get(f"/api/runs/{resume_id}/tasks/a").json()
+    assert a["status"] == "reused" and original in str(a)
+    b = attempts(client, resume_id)["b"]
+    assert b["image_hash"] == first_id
+    assert b["outputs"][0]["sha256"] == sha(b"before\nbefore\n")
