@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from executor.container import ContainerRunner, container_name
 from executor.evidence import (
     HOST,
     EvidenceError,
@@ -18,11 +19,12 @@ from executor.evidence import (
     store_log,
     store_outputs,
 )
-from executor.process import run_process
+from executor.runner import Identity, Launch, LocalRunner, RunnerError, TaskRunner
 from executor.templating import parse_output_vars
 from ledger.domain.definition import TaskSpec
 from ledger.domain.reports import TaskFinishedReport
 from ledger.hashing import format_timestamp
+from ledger.settings import get_settings
 from ledger.store.filestore import FileStore
 
 
@@ -40,10 +42,17 @@ class AttemptPlan:
     started_at: str
     timeout: float | None
     extra_inputs: list[dict[str, Any]]
+    #: A container task's image ID as recorded by the run this one replays (or resumes).
+    pinned_image_id: str | None = None
 
 
 def execute_attempt(
-    plan: AttemptPlan, *, files: FileStore, hasher: ExecutableHasher, stop: threading.Event
+    plan: AttemptPlan,
+    *,
+    files: FileStore,
+    hasher: ExecutableHasher,
+    stop: threading.Event,
+    containers: ContainerRunner | None = None,
 ) -> TaskFinishedReport:
     """Run one attempt to its end and return its evidence (never raises for task problems)."""
     began = time.monotonic()
@@ -55,41 +64,43 @@ def execute_attempt(
     env = dict(plan.env)
     env["RUNLEDGER_OUTPUTS"] = str(outputs_path)
     env["RUNLEDGER_ATTEMPT"] = str(plan.attempt)
-    executable = hasher.resolve(plan.command[0], cwd=plan.run_dir, env=env)
+    launch = Launch(
+        task=plan.task,
+        command=plan.command,
+        name=container_name(plan.run_id, plan.task.name, plan.attempt),
+        env=env,
+        run_dir=plan.run_dir,
+        outputs_file=outputs_path,
+        stdout=stdout_path,
+        stderr=stderr_path,
+        timeout=plan.timeout,
+        pinned_image_id=plan.pinned_image_id,
+    )
+    runner: TaskRunner = LocalRunner(hasher)
+    if plan.task.image is not None:
+        runner = containers if containers is not None else ContainerRunner.from_settings(get_settings())
+    error: str | None = None
+    try:
+        identity = runner.identify(launch)
+    except RunnerError as exc:
+        identity, error = Identity(image=plan.task.image), str(exc)
     evidence: dict[str, Any] = {
         "type": "task_finished",
         "task": plan.task.name,
         "attempt": plan.attempt,
         "command": plan.command,
-        "image": None,
-        "image_hash": None,
-        "executable": executable,
-        "executable_sha256": hasher.sha256(executable) if executable else None,
+        **asdict(identity),
         "host": HOST,
         "started_at": plan.started_at,
     }
     exit_code: int | None = None
-    error: str | None = None
     outputs: list[dict[str, Any]] = []
     try:
         inputs = plan.extra_inputs + hash_inputs(plan.run_dir, plan.task.inputs)
     except EvidenceError as exc:
         inputs, error = list(plan.extra_inputs), str(exc)
-    if plan.task.image is not None:
-        # No container runtime is wired in: running the command as a local process instead
-        # would record evidence of something other than what the definition asked for.
-        evidence["image"] = plan.task.image
-        error = f"task asks for container image {plan.task.image!r}; this executor runs local processes only"
     if error is None:
-        result = run_process(
-            plan.command,
-            cwd=plan.run_dir,
-            env=env,
-            stdout=stdout_path,
-            stderr=stderr_path,
-            timeout=plan.timeout,
-            stop=stop,
-        )
+        result = runner.run(launch, identity, stop)
         exit_code, error = result.exit_code, result.error
         if error is None and exit_code != 0:
             error = f"exited with code {exit_code}"

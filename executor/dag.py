@@ -39,7 +39,9 @@ from typing import Any
 import structlog
 
 from executor.attempt import AttemptPlan, execute_attempt
+from executor.container import ContainerRunner
 from executor.evidence import HOST, ExecutableHasher
+from executor.image_pins import recorded_image_ids
 from executor.reuse import ReuseError, restore_reused_tasks
 from executor.templating import (
     TemplateError,
@@ -95,6 +97,8 @@ class RunExecution:
         self.worker_id = worker_id
         self.task_slots = max(1, task_slots)
         self.hasher = hasher
+        self.containers = ContainerRunner.from_settings(ledger.settings)
+        self.image_pins: dict[str, str] = {}
         self.stop_event = threading.Event()  # stops every running process of the run
         self.abort_reason: str | None = None
         self.log = log.bind(run_id=run.id, worker_id=worker_id)
@@ -143,6 +147,8 @@ class RunExecution:
             return self._finish_failed(f"file parameter: {exc}")
         states = {t.name: _TaskState(t) for t in definition.tasks}
         order = topological_order(definition)
+        if any(t.image for t in definition.tasks):
+            self.image_pins = recorded_image_ids(self.ledger, self.run)
         if self.run.trigger_kind == "resume" and self.run.resume_of and self.run.resume_from_task:
             try:
                 reused = restore_reused_tasks(
@@ -331,9 +337,17 @@ class RunExecution:
                 if name in referenced_params(spec.command)
                 or (not spec.depends_on and not _referenced_anywhere(definition, name))
             ],
+            pinned_image_id=self.image_pins.get(spec.name),
         )
         self.log.debug("task_started", task=spec.name, attempt=state.attempts)
-        return pool.submit(execute_attempt, plan, files=self.files, hasher=self.hasher, stop=self.stop_event)
+        return pool.submit(
+            execute_attempt,
+            plan,
+            files=self.files,
+            hasher=self.hasher,
+            stop=self.stop_event,
+            containers=self.containers,
+        )
 
     def _settle(
         self, definition: WorkflowDefinition, state: _TaskState, report: TaskFinishedReport, stopping: bool

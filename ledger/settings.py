@@ -12,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./.runledger/ledger.db"
+DEFAULT_CONTAINER_RUN_FLAGS = "--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 
 
 class Settings(BaseSettings):
@@ -34,6 +35,13 @@ class Settings(BaseSettings):
     runs_dir: Path | None = None
     #: The TCP port ``runledger serve`` listens on unless ``--port`` says otherwise.
     port: int = Field(default=8000, ge=0, le=65535)
+    #: ``podman`` or ``docker`` (a name on PATH or a path) for tasks that name an ``image``;
+    #: unset: podman if installed, else docker.
+    container_runtime: str | None = None
+    #: Extra flags for every ``<runtime> run`` (split like a shell would, never run by one).
+    #: The default fits hosts where crun cannot drive hybrid cgroups and the default ulimits
+    #: cannot be set inside a container.
+    container_run_flags: str = DEFAULT_CONTAINER_RUN_FLAGS
 
     @property
     def database(self) -> DatabaseConfig:

@@ -63,6 +63,20 @@ class ParamSpec(_Strict):
         return self
 
 
+#: ``name:tag`` or ``name@sha256:<64 hex>`` (a registry host and path may lead the name).
+IMAGE_PATTERN = (
+    r"^[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0-9._-]*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
+)
+
+
+class Resources(_Strict):
+    """Limits a container task runs under (``--cpus``, ``--memory``)."""
+
+    cpus: Annotated[float, Field(gt=0, le=1024)] | None = None
+    memory_mb: Annotated[int, Field(ge=6, le=1024 * 1024)] | None = None
+
+
 class TaskSpec(_Strict):
     name: Annotated[str, Field(pattern=TASK_NAME_PATTERN)]
     command: Annotated[list[Annotated[str, Field(max_length=65536)]], Field(min_length=1)]
@@ -73,13 +87,23 @@ class TaskSpec(_Strict):
     max_retries: Annotated[int, Field(ge=0, le=100)] | None = None
     retry_delay_seconds: Annotated[float, Field(ge=0)] | None = None
     on_failure: Literal["fail", "continue"] = "fail"
-    image: str | None = None
+    image: Annotated[str, Field(max_length=512, pattern=IMAGE_PATTERN)] | None = None
+    network: Literal["none", "host"] = "none"
+    resources: Resources | None = None
     description: str | None = None
 
     @model_validator(mode="after")
     def _paths_stay_inside(self) -> TaskSpec:
         for path in [*self.inputs, *self.outputs]:
             check_relative_path(path)
+        return self
+
+    @model_validator(mode="after")
+    def _container_keys_need_an_image(self) -> TaskSpec:
+        if self.image is None and ("network" in self.model_fields_set or self.resources is not None):
+            raise ValueError(
+                f"task {self.name!r}: network and resources apply to container tasks (image) only"
+            )
         return self
 
 

@@ -201,9 +201,10 @@ def test_a_task_that_exits_zero_without_its_declared_output_fails(
     assert tasks["escape"][0]["outputs"] == []
 
 
-def test_a_task_asking_for_a_container_image_is_failed_rather_than_run_as_a_local_process(
+def test_a_container_task_without_a_container_runtime_fails_clearly_rather_than_running_locally(
     ledger: Ledger, settings: Settings, start_executor: StartExecutor
 ) -> None:
+    settings.container_runtime = "runledger-no-such-runtime"  # the executor's settings
     definition = {
         "name": "boxed",
         "tasks": [{"name": "inside", "command": ["touch", "ran-locally"], "image": "alpine:3"}],
@@ -215,6 +216,8 @@ def test_a_task_asking_for_a_container_image_is_failed_rather_than_run_as_a_loca
 
     assert run.status == "failed"
     attempt = finished(ledger, run_id)["inside"][0]
-    assert attempt["image"] == "alpine:3" and attempt["exit_code"] is None
-    assert "container image" in attempt["error"]
+    assert attempt["image"] == "alpine:3" and attempt["exit_code"] is None and attempt["image_hash"] is None
+    assert attempt["error"] == (
+        "container runtime 'runledger-no-such-runtime' (RUNLEDGER_CONTAINER_RUNTIME) is not installed"
+    )
     assert not (settings.run_work_dir / run_id / "ran-locally").exists()

@@ -79,12 +79,41 @@ def test_yaml_is_parsed_to_the_same_object_as_json() -> None:
         ({"tasks": [{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}]}, "duplicate"),
         ({"params": {"n": {"type": "integer", "default": "five"}}}, "default"),
         ({"params": {"n": {"type": "date"}}}, "type"),
+        ({"tasks": [{"name": "a", "command": ["x"], "image": "busybox"}]}, "image"),
+        ({"tasks": [{"name": "a", "command": ["x"], "image": "Bad Image:1"}]}, "image"),
+        ({"tasks": [{"name": "a", "command": ["x"], "image": "x@sha256:abc"}]}, "image"),
+        ({"tasks": [{"name": "a", "command": ["x"], "image": "x:1", "network": "bridge"}]}, "network"),
+        ({"tasks": [{"name": "a", "command": ["x"], "network": "host"}]}, "container tasks"),
+        ({"tasks": [{"name": "a", "command": ["x"], "resources": {"cpus": 1}}]}, "container tasks"),
+        (
+            {"tasks": [{"name": "a", "command": ["x"], "image": "x:1", "resources": {"memory_mb": 1}}]},
+            "memory_mb",
+        ),
+        ({"tasks": [{"name": "a", "command": ["x"], "image": "x:1", "resources": {"gpus": 1}}]}, "gpus"),
     ],
 )
 def test_bad_definitions_are_refused_with_a_clear_error(change: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidDefinition) as raised:
         parse_definition(definition(**change))
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "busybox:1.36",
+        "localhost/rl-test:1",
+        "registry.example.com:5000/team/tool:v1.2",
+        f"x@sha256:{'a' * 64}",
+    ],
+)
+def test_container_tasks_name_an_image_by_tag_or_digest_with_network_and_limits(image: str) -> None:
+    task = {"name": "a", "command": ["x"], "image": image, "network": "host"}
+    parsed = parse_definition(definition(tasks=[task | {"resources": {"cpus": 0.5, "memory_mb": 64}}]))
+    spec = parsed.tasks[0]
+    assert (spec.image, spec.network) == (image, "host")
+    assert spec.resources is not None and (spec.resources.cpus, spec.resources.memory_mb) == (0.5, 64)
+    assert parse_definition(definition(tasks=[{"name": "b", "command": ["x"]}])).tasks[0].network == "none"
 
 
 def test_a_task_may_only_template_outputs_of_tasks_upstream_of_it() -> None:
