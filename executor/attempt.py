@@ -18,7 +18,9 @@ from executor.evidence import (
     store_log,
     store_outputs,
 )
+from executor.groups import record_group
 from executor.process import run_process
+from executor.sandbox import TaskUser, create_private
 from executor.templating import parse_output_vars
 from ledger.domain.definition import TaskSpec
 from ledger.domain.reports import TaskFinishedReport
@@ -40,6 +42,7 @@ class AttemptPlan:
     started_at: str
     timeout: float | None
     extra_inputs: list[dict[str, Any]]
+    user: TaskUser | None = None
 
 
 def execute_attempt(
@@ -51,9 +54,11 @@ def execute_attempt(
     stdout_path = plan.logs_dir / f"{stem}.stdout"
     stderr_path = plan.logs_dir / f"{stem}.stderr"
     outputs_path = plan.logs_dir / f"{stem}.outputs"
-    outputs_path.write_bytes(b"")
+    # Read back through these descriptors, never the paths: a task may replace the files.
+    outputs_fd = _fresh(outputs_path, plan.user)
     env = dict(plan.env)
     env["RUNLEDGER_OUTPUTS"] = str(outputs_path)
+    env["RUNLEDGER_TASK"] = plan.task.name
     env["RUNLEDGER_ATTEMPT"] = str(plan.attempt)
     executable = hasher.resolve(plan.command[0], cwd=plan.run_dir, env=env)
     evidence: dict[str, Any] = {
@@ -71,6 +76,7 @@ def execute_attempt(
     exit_code: int | None = None
     error: str | None = None
     outputs: list[dict[str, Any]] = []
+    logs: dict[str, dict[str, Any] | None] = {"stdout": None, "stderr": None}
     try:
         inputs = plan.extra_inputs + hash_inputs(plan.run_dir, plan.task.inputs)
     except EvidenceError as exc:
@@ -81,15 +87,24 @@ def execute_attempt(
         evidence["image"] = plan.task.image
         error = f"task asks for container image {plan.task.image!r}; this executor runs local processes only"
     if error is None:
-        result = run_process(
-            plan.command,
-            cwd=plan.run_dir,
-            env=env,
-            stdout=stdout_path,
-            stderr=stderr_path,
-            timeout=plan.timeout,
-            stop=stop,
-        )
+        note = plan.logs_dir / f"{stem}.pgid"
+        with (
+            os.fdopen(_fresh(stdout_path, None), "w+b") as out,
+            os.fdopen(_fresh(stderr_path, None), "w+b") as err,
+        ):
+            result = run_process(
+                plan.command,
+                cwd=plan.run_dir,
+                env=env,
+                stdout=out,
+                stderr=err,
+                timeout=plan.timeout,
+                stop=stop,
+                user=plan.user,
+                started=lambda pgid: record_group(note, pgid=pgid, run_id=plan.run_id),
+            )
+            note.unlink(missing_ok=True)
+            logs = {"stdout": store_log(out, files), "stderr": store_log(err, files)}
         exit_code, error = result.exit_code, result.error
         if error is None and exit_code != 0:
             error = f"exited with code {exit_code}"
@@ -98,7 +113,7 @@ def execute_attempt(
                 outputs = store_outputs(plan.run_dir, plan.task.outputs, files)
             except EvidenceError as exc:
                 error = str(exc)
-    output_vars = _read_output_vars(outputs_path)
+    output_vars = _read_output_vars(outputs_fd, outputs_path)
     ended = datetime.now(UTC)
     return TaskFinishedReport.model_validate(
         evidence
@@ -108,8 +123,7 @@ def execute_attempt(
             "inputs": inputs,
             "outputs": outputs,
             "output_vars": output_vars,
-            "stdout": store_log(stdout_path, files),
-            "stderr": store_log(stderr_path, files),
+            **logs,
             "ended_at": format_timestamp(ended),
             "duration_seconds": round(time.monotonic() - began, 6),
             "error": error,
@@ -117,12 +131,13 @@ def execute_attempt(
     )
 
 
-def _read_output_vars(path: Path) -> dict[str, str]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    finally:
-        if path.exists():
-            os.unlink(path)
+def _fresh(path: Path, user: TaskUser | None) -> int:
+    path.unlink(missing_ok=True)
+    return create_private(path, user)
+
+
+def _read_output_vars(fd: int, path: Path) -> dict[str, str]:
+    with os.fdopen(fd, "rb") as handle:
+        text = handle.read().decode("utf-8", errors="replace")
+    path.unlink(missing_ok=True)
     return parse_output_vars(text)

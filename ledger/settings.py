@@ -32,6 +32,17 @@ class Settings(BaseSettings):
     #: Aggregates (runs, workflows) the write side keeps in memory; 0 turns the cache off.
     aggregate_cache_size: int = Field(default=1000, ge=0)
     runs_dir: Path | None = None
+    #: Run tasks as this user (name or uid) when the server runs as root: tasks then cannot
+    #: read the data directory's secrets (README, "What a task can see").
+    task_user: str | None = None
+    #: Names of further server environment variables a task may see (comma-separated); the
+    #: server's own ``RUNLEDGER_*`` variables are never passed on.
+    task_env_allow: str = ""
+
+    @property
+    def task_env_names(self) -> list[str]:
+        names = [n.strip() for n in self.task_env_allow.split(",") if n.strip()]
+        return [n for n in names if not n.upper().startswith("RUNLEDGER_")]
 
     @property
     def database(self) -> DatabaseConfig:
