@@ -88,6 +88,11 @@ def harden_data_dir(settings: Settings) -> None:
         if secret.is_symlink() or secret == settings.run_work_dir:
             continue
         os.chmod(secret, 0o700 if secret.is_dir() else 0o600)
+    database = settings.database.sqlite_path
+    if database is not None and database != ":memory:":  # wherever it lives
+        for path in (Path(database), Path(f"{database}-wal"), Path(f"{database}-shm")):
+            if path.is_file():
+                os.chmod(path, 0o600)
 
 
 def _relative_parts(relative: str) -> list[str]:
