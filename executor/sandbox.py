@@ -122,7 +122,8 @@ def open_inside(run_dir: Path, relative: str, *, single_link: bool = False) -> I
         raise
     except OSError as exc:
         raise UnsafeFile(
-            f"{relative!r} is a symbolic link (never followed: it could leave the run directory) or no plain path"
+            f"{relative!r} is a symbolic link (never followed: it could leave the run directory)"
+            " or no plain path"
         ) from exc
     finally:
         for descriptor in opened[:-1]:
