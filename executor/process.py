@@ -2,9 +2,12 @@
 
 The command is exec'd (``shell=False``) in a new session, so it and everything it spawns
 share one process group that can be signalled as a whole: SIGTERM first, SIGKILL after a
-grace period. The command's own process also gets SIGKILL when the executor dies (a
-parent-death signal set in the child, after it dropped to the task user: a change of user
-clears it); what it spawned is reached through its group (:mod:`executor.groups`).
+grace period. The command's own process also gets SIGKILL when the executor dies: a
+parent-death signal, set after the child dropped to the task user (a change of user clears
+it), by ``setpriv --pdeathsig`` exec'ing the command (``preexec_fn`` would do, but it makes
+every spawn a full ``fork`` instead of a ``vfork``: about 15 ms more per task), else in
+``preexec_fn`` where there is no ``setpriv``. What the command spawned is reached through
+its group (:mod:`executor.groups`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -25,6 +29,7 @@ from executor.sandbox import TaskUser
 KILL_GRACE_SECONDS = 2.0
 PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
+SETPRIV = shutil.which("setpriv")
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,14 @@ def _die_with(parent: int) -> Callable[[], None]:
     return preexec
 
 
+def _program(name: str, cwd: str | os.PathLike[str], env: dict[str, str]) -> str | None:
+    """Where ``exec`` would find ``name`` (None: nowhere), as ``setpriv`` will look."""
+    if os.sep in name:
+        path = os.path.join(cwd, name)
+        return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    return shutil.which(name, path=env.get("PATH", os.defpath))
+
+
 def run_process(
     argv: list[str],
     *,
@@ -120,9 +133,12 @@ def run_process(
 ) -> ProcessResult:
     """Run ``argv`` to completion, or until ``timeout`` seconds pass or ``stop`` is set;
     ``started`` hears the new process group's id."""
+    if SETPRIV is not None and _program(argv[0], cwd, env) is None:
+        return ProcessResult(exit_code=None, pid=None, error=f"could not start: no program {argv[0]!r}")
+    launch = argv if SETPRIV is None else [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
     try:
         proc = subprocess.Popen(
-            argv,
+            launch,
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -134,7 +150,7 @@ def run_process(
             user=None if user is None else user.uid,
             group=None if user is None else user.gid,
             extra_groups=None if user is None else [],
-            preexec_fn=_die_with(os.getpid()),
+            preexec_fn=_die_with(os.getpid()) if SETPRIV is None else None,
         )
     except OSError as exc:
         return ProcessResult(exit_code=None, pid=None, error=f"could not start: {exc}")
