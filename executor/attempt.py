@@ -18,7 +18,6 @@ from executor.evidence import (
     store_log,
     store_outputs,
 )
-from executor.groups import record_group
 from executor.process import run_process
 from executor.sandbox import TaskUser, create_private
 from executor.templating import parse_output_vars
@@ -87,7 +86,6 @@ def execute_attempt(
         evidence["image"] = plan.task.image
         error = f"task asks for container image {plan.task.image!r}; this executor runs local processes only"
     if error is None:
-        note = plan.logs_dir / f"{stem}.pgid"
         with (
             os.fdopen(_fresh(stdout_path, None), "w+b") as out,
             os.fdopen(_fresh(stderr_path, None), "w+b") as err,
@@ -101,9 +99,7 @@ def execute_attempt(
                 timeout=plan.timeout,
                 stop=stop,
                 user=plan.user,
-                started=lambda pgid: record_group(note, pgid=pgid, run_id=plan.run_id),
             )
-            note.unlink(missing_ok=True)
             logs = {"stdout": store_log(out, files), "stderr": store_log(err, files)}
         exit_code, error = result.exit_code, result.error
         if error is None and exit_code != 0:

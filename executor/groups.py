@@ -1,23 +1,25 @@
-"""Task process groups outliving their executor, and how a restarted executor ends them.
+"""Task processes outliving their executor, and how a starting executor ends them.
 
-A task's direct process gets SIGKILL the moment its executor dies (``PR_SET_PDEATHSIG``, in
-:mod:`executor.process`); what it spawned in its group is only reached through the group.
-So each running attempt leaves a note, ``<logs dir>/<task>.<attempt>.pgid``, naming its group,
-its run and the executor process; an executor starting on the same run directories kills
-every noted group whose executor is gone and which still holds a process of that run (its
-environment names the run: a reused process group id is never touched).
+A task's own process gets SIGKILL the moment its executor dies (a parent-death signal, in
+:mod:`executor.process`); what it spawned is only reached through its process group. Every
+task's environment names its executor (``RUNLEDGER_EXECUTOR``: the executor's pid and its
+start time, so a reused pid is told apart), and an executor starting kills the process group
+of every process whose named executor is gone. Nothing is written per task: the marker
+travels with the processes themselves.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
+from functools import cache
 from pathlib import Path
 
 import structlog
 
 log = structlog.get_logger()
+
+MARKER = "RUNLEDGER_EXECUTOR"
 
 
 def _start_time(pid: int) -> str | None:
@@ -28,48 +30,41 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def record_group(note: Path, *, pgid: int, run_id: str) -> None:
-    owner = os.getpid()
-    facts = {"pgid": pgid, "run_id": run_id, "owner_pid": owner, "owner_start": _start_time(owner)}
-    note.write_text(json.dumps(facts))
+@cache
+def _identity(pid: int) -> str:
+    return f"{pid}:{_start_time(pid)}"
 
 
-def _members(pgid: int, run_id: str) -> list[int]:
-    """Live processes of group ``pgid`` whose environment names ``run_id``."""
-    marker = f"RUNLEDGER_RUN_ID={run_id}".encode()
-    members = []
+def executor_identity() -> str:
+    """This process as tasks name it in ``RUNLEDGER_EXECUTOR``."""
+    return _identity(os.getpid())
+
+
+def _alive(identity: str) -> bool:
+    pid, _, started = identity.partition(":")
+    return pid.isdigit() and _start_time(int(pid)) == started
+
+
+def reap_leftover_groups() -> list[int]:
+    """SIGKILL the process groups of task processes whose executor is dead; those groups."""
+    prefix = f"{MARKER}=".encode()
+    orphaned: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if fields[0] == "Z" or int(fields[2]) != pgid:
-                continue
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                members.append(int(entry.name))
-        except (OSError, IndexError, ValueError):
+            marks = [v for v in (entry / "environ").read_bytes().split(b"\0") if v.startswith(prefix)]
+        except (OSError, IndexError):
             continue
-    return members
-
-
-def reap_leftover_groups(run_work_dir: Path) -> list[int]:
-    """SIGKILL the task groups that executors now dead left behind; the groups killed."""
-    killed = []
-    for note in sorted(run_work_dir.glob(".logs/*/*.pgid")):
+        if fields[0] != "Z" and marks:
+            owner = marks[0][len(prefix) :].decode(errors="replace")
+            if not _alive(owner):
+                orphaned[int(fields[2])] = owner
+    for pgid, owner in orphaned.items():
         try:
-            facts = json.loads(note.read_text())
-            pgid, run_id = int(facts["pgid"]), str(facts["run_id"])
-            owner, owner_start = int(facts["owner_pid"]), facts.get("owner_start")
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if owner_start is not None and _start_time(owner) == owner_start:
-            continue  # its executor still runs: the group is that executor's to end
-        if _members(pgid, run_id):
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-                killed.append(pgid)
-                log.info("leftover_task_group_killed", run_id=run_id, pgid=pgid)
-            except (ProcessLookupError, PermissionError):
-                pass
-        note.unlink(missing_ok=True)
-    return killed
+            os.killpg(pgid, signal.SIGKILL)
+            log.info("leftover_task_group_killed", pgid=pgid, executor=owner)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return sorted(orphaned)

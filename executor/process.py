@@ -129,10 +129,8 @@ def run_process(
     timeout: float | None,
     stop: threading.Event,
     user: TaskUser | None = None,
-    started: Callable[[int], None] | None = None,
 ) -> ProcessResult:
-    """Run ``argv`` to completion, or until ``timeout`` seconds pass or ``stop`` is set;
-    ``started`` hears the new process group's id."""
+    """Run ``argv`` to completion, or until ``timeout`` seconds pass or ``stop`` is set."""
     if SETPRIV is not None and _program(argv[0], cwd, env) is None:
         return ProcessResult(exit_code=None, pid=None, error=f"could not start: no program {argv[0]!r}")
     launch = argv if SETPRIV is None else [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
@@ -154,8 +152,6 @@ def run_process(
         )
     except OSError as exc:
         return ProcessResult(exit_code=None, pid=None, error=f"could not start: {exc}")
-    if started is not None:
-        started(proc.pid)
     deadline = None if timeout is None else time.monotonic() + timeout
     timed_out = stopped = False
     exited = _ExitWaiter(proc)

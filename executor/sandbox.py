@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from executor.groups import MARKER, executor_identity
 from ledger.settings import Settings
 
 #: Server variables a task sees (when set): a search path, a language and a time zone.
@@ -62,6 +63,7 @@ def task_environment(
     env.update(params)
     env["HOME"] = str(run_dir)
     env["RUNLEDGER_RUN_ID"] = run_id
+    env[MARKER] = executor_identity()  # which executor's: see executor.groups
     return env
 
 

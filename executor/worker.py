@@ -77,7 +77,7 @@ class Executor:
     def start(self) -> None:
         self._stopping.clear()
         harden_data_dir(self.settings)
-        reap_leftover_groups(self.settings.run_work_dir)
+        reap_leftover_groups()
         for target, name in ((self._dispatch, "dispatcher"), (self._monitor, "lease-monitor")):
             thread = threading.Thread(target=target, name=f"executor-{name}", daemon=True)
             thread.start()
