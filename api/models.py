@@ -120,6 +120,8 @@ class AttemptPublic(Public):
     attempt: int
     status: str
     exit_code: int | None = None
+    #: The signal that ended the attempt (``SIGTERM``), when it was ended by one.
+    signal: str | None = None
     command: list[str] | None = None
 
 

@@ -24,7 +24,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import structlog
 
@@ -269,7 +269,7 @@ def _limits(task: TaskSpec) -> list[str]:
     return flags
 
 
-def _exit_error(task: TaskSpec, result: ProcessResult, stderr: Path) -> str | None:
+def _exit_error(task: TaskSpec, result: ProcessResult, stderr: BinaryIO) -> str | None:
     code = result.exit_code
     if code == 0 or code is None:
         return None
@@ -301,10 +301,11 @@ def _last_line(text: str) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def _read_tail(path: Path, size: int = 4096) -> str:
+def _read_tail(handle: BinaryIO, size: int = 4096) -> str:
+    """The end of a capture file, read through the executor's own descriptor."""
     try:
-        with path.open("rb") as handle:
-            handle.seek(max(0, os.path.getsize(path) - size))
-            return handle.read().decode("utf-8", errors="replace")
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, end - size))
+        return handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""

@@ -21,12 +21,15 @@ Failure semantics (what Airflow and Dagster users expect):
   fails that attempt (which may then be retried).
 * Cancellation (``Run.Killed`` recorded by an operator) is noticed within
   ``STATUS_POLL_SECONDS``; every running task's process group is stopped (SIGTERM, then
-  SIGKILL) and nothing more is written for the run.
+  SIGKILL) and each attempt the ledger shows running is closed as ``killed`` with the
+  evidence gathered up to the kill (exit status or signal, end time, stdout and stderr).
+  Nothing else is written for the run. A run timeout closes its running attempts as
+  ``killed`` too, then fails the run. Tasks that never started are ``skipped`` in the read
+  model (derived there: nothing is recorded for a task that did not run).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -43,6 +46,7 @@ from executor.container import ContainerRunner
 from executor.evidence import HOST, ExecutableHasher
 from executor.image_pins import recorded_image_ids
 from executor.reuse import ReuseError, restore_reused_tasks
+from executor.sandbox import TaskUser, prepare_run_dir, task_environment
 from executor.templating import (
     TemplateError,
     parameter_env,
@@ -52,7 +56,7 @@ from executor.templating import (
 from ledger.domain.definition import TaskSpec, WorkflowDefinition, parse_definition, topological_order
 from ledger.domain.reports import Report, RunStateReport, TaskFinishedReport, TaskStartedReport
 from ledger.domain.run import Run
-from ledger.domain.status import RunStatus
+from ledger.domain.status import RunStatus, TaskStatus
 from ledger.errors import Conflict, IllegalTransition, LedgerError, NotFound
 from ledger.hashing import format_timestamp
 from ledger.service import Ledger
@@ -89,8 +93,10 @@ class RunExecution:
         worker_id: str,
         task_slots: int,
         hasher: ExecutableHasher,
+        user: TaskUser | None = None,
     ) -> None:
         self.ledger = ledger
+        self.user = user
         self.files = files
         self.run = run
         self.run_id = run.id
@@ -110,6 +116,9 @@ class RunExecution:
         self._pending_since: float | None = None
         self._last_renewal = time.monotonic()
         self._last_poll = time.monotonic()
+        #: Set once the run was cancelled under us: the attempts the ledger shows running
+        #: (task -> attempt), which are all that may still be written, as ``killed``.
+        self.cancelled: dict[str, int] | None = None
 
     # ---- entry point --------------------------------------------------------------------
     def abort(self, reason: str) -> None:
@@ -165,6 +174,7 @@ class RunExecution:
                 states[report.task].status = "reused"
                 states[report.task].output_vars = dict(report.output_vars)
                 self._pending.append(report)
+        prepare_run_dir(self.run_dir, self.user)
         return self._schedule(definition, order, states, params, file_inputs)
 
     # ---- the DAG ------------------------------------------------------------------------
@@ -179,7 +189,9 @@ class RunExecution:
         deadline = (
             None if definition.timeout_seconds is None else time.monotonic() + definition.timeout_seconds
         )
-        env = {**os.environ, **parameter_env(params), "RUNLEDGER_RUN_ID": self.run_id}
+        env = task_environment(
+            self.ledger.settings, params=parameter_env(params), run_id=self.run_id, run_dir=self.run_dir
+        )
         running: dict[Future[TaskFinishedReport], _TaskState] = {}
         blocking_failure: str | None = None
         failures: list[str] = []
@@ -242,9 +254,11 @@ class RunExecution:
                 for future in done:
                     state = running.pop(future)
                     report = future.result()
-                    if stopping and report.status == "failed":
+                    if stopping and report.status != "success":
                         reason = "run timed out" if timed_out else (self.abort_reason or "stopped")
-                        report = report.model_copy(update={"error": reason})
+                        if self.cancelled is not None:
+                            reason = "run cancelled"
+                        report = report.model_copy(update={"status": "killed", "error": reason})
                     self._pending.append(report)
                     failure = self._settle(definition, state, report, stopping)
                     if failure is not None:
@@ -252,6 +266,10 @@ class RunExecution:
                         if state.spec.on_failure == "fail":
                             blocking_failure = failure
                 self._poll_status()
+        if self.cancelled is not None:
+            self._flush(force=True)
+            self.log.info("run_cancel_honoured", unclosed=sorted(self.cancelled))
+            return RunStatus.KILLED.value
         if self.abort_reason is not None:
             return self._finish_failed(self.abort_reason)
         if timed_out:
@@ -260,6 +278,9 @@ class RunExecution:
             return self._finish_failed(blocking_failure or "; ".join(failures))
         self._pending.append(RunStateReport(type="run_succeeded"))
         self._flush(force=True)
+        if self.cancelled is not None:  # cancelled as its last task ended
+            self._flush(force=True)
+            return RunStatus.KILLED.value
         self.log.info("run_succeeded")
         return RunStatus.SUCCESS.value
 
@@ -331,6 +352,7 @@ class RunExecution:
             logs_dir=self.logs_dir,
             started_at=started_at,
             timeout=None if spec.timeout_seconds is None and deadline is None else timeout,
+            user=self.user,
             extra_inputs=[
                 ref
                 for name, ref in file_inputs.items()
@@ -376,6 +398,9 @@ class RunExecution:
     # ---- writes -------------------------------------------------------------------------
     def _flush(self, *, force: bool = False) -> None:
         """Send the reports gathered so far in one atomic write (and renew the lease)."""
+        if self.cancelled is not None:
+            self._flush_cancelled()
+            return
         ending = any(isinstance(r, RunStateReport) and r.type != "lease_renewed" for r in self._pending)
         if not ending and time.monotonic() - self._last_renewal >= self.lease_every:
             self._pending.append(RunStateReport(type="lease_renewed"))
@@ -394,6 +419,9 @@ class RunExecution:
             self.ledger.report(self.run_id, worker_id=self.worker_id, reports=reports)
         except (Conflict, IllegalTransition) as exc:
             self._check_still_ours()
+            if self.cancelled is not None:  # cancelled meanwhile: keep what may still be said
+                self._pending = reports + self._pending
+                return
             raise RuntimeError(f"report refused while the run is still ours: {exc}") from exc
         if any(isinstance(r, RunStateReport) and r.type == "lease_renewed" for r in reports):
             self._last_renewal = time.monotonic()
@@ -410,9 +438,38 @@ class RunExecution:
             run = self.ledger.get_run(self.run_id)
         except NotFound as exc:  # pragma: no cover - runs are never deleted
             raise RunAborted("run vanished") from exc
+        if run.status == RunStatus.KILLED and run.worker_id == self.worker_id:
+            if self.cancelled is None:
+                self.cancelled = {
+                    name: state.attempts
+                    for name, state in run.tasks.items()
+                    if state.status == TaskStatus.RUNNING
+                }
+                self.stop_event.set()
+                self.log.info("run_cancel_noticed", running=sorted(self.cancelled))
+            return
         if run.status != RunStatus.RUNNING or run.worker_id != self.worker_id:
             self.stop_event.set()
             raise RunAborted(f"run is {run.status.value}")
+
+    def _flush_cancelled(self) -> None:
+        """After a cancel: close the attempts the ledger shows running, as ``killed``."""
+        assert self.cancelled is not None
+        closing = [
+            r.model_copy(update={"status": "killed", "error": r.error or "run cancelled"})
+            for r in self._pending
+            if isinstance(r, TaskFinishedReport) and self.cancelled.get(r.task) == r.attempt
+        ]
+        self._pending, self._pending_since = [], None
+        if not closing:
+            return
+        try:
+            self.ledger.report(self.run_id, worker_id=self.worker_id, reports=closing)
+        except LedgerError as exc:
+            self.log.warning("killed_attempts_not_recorded", error=str(exc))
+            return
+        for report in closing:
+            self.cancelled.pop(report.task, None)
 
     def _finish_failed(self, error: str) -> str:
         self._pending.append(RunStateReport(type="run_failed", error=error[:10000]))

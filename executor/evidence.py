@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from ledger.store.filestore import FileStore, sha256_of_path
+from executor.sandbox import UnsafeFile, open_inside
+from ledger.store.filestore import CHUNK, FileStore, sha256_of_path
 
 HOST = socket.gethostname()
 
 
 class EvidenceError(Exception):
-    """A declared file is missing or lies outside the run directory."""
+    """A declared file is missing, lies outside the run directory, or is a link."""
 
 
 def inside(run_dir: Path, relative: str) -> Path:
@@ -27,32 +29,53 @@ def inside(run_dir: Path, relative: str) -> Path:
     return path
 
 
+def _hash_fd(fd: int) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := os.read(fd, CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
 def hash_inputs(run_dir: Path, paths: list[str]) -> list[dict[str, Any]]:
     refs = []
     for relative in paths:
-        path = inside(run_dir, relative)
-        if not path.is_file():
-            raise EvidenceError(f"declared input {relative!r} does not exist")
-        sha256, size = sha256_of_path(path)
+        try:
+            with open_inside(run_dir, relative) as fd:
+                sha256, size = _hash_fd(fd)
+        except FileNotFoundError:
+            raise EvidenceError(f"declared input {relative!r} does not exist") from None
+        except UnsafeFile as exc:
+            raise EvidenceError(f"declared input {exc}") from None
         refs.append({"path": relative, "sha256": sha256, "size": size})
     return refs
 
 
 def store_outputs(run_dir: Path, paths: list[str], files: FileStore) -> list[dict[str, Any]]:
+    """Each declared output stored, read through a descriptor that followed no link: a
+    symlink, or a hard link to a file elsewhere, is refused rather than read."""
     refs = []
     for relative in paths:
-        path = inside(run_dir, relative)
-        if not path.is_file():
-            raise EvidenceError(f"declared output {relative!r} was not produced")
-        sha256, size = files.put_path(path)
+        try:
+            with (
+                open_inside(run_dir, relative, single_link=True) as fd,
+                os.fdopen(os.dup(fd), "rb") as handle,
+            ):
+                sha256, size = files.put_file(handle)
+        except FileNotFoundError:
+            raise EvidenceError(f"declared output {relative!r} was not produced") from None
+        except UnsafeFile as exc:
+            raise EvidenceError(f"declared output {exc}") from None
         refs.append({"path": relative, "sha256": sha256, "size": size})
     return refs
 
 
-def store_log(path: Path, files: FileStore) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    sha256, size = files.put_path(path)
+def store_log(handle: BinaryIO, files: FileStore) -> dict[str, Any]:
+    """A capture file the executor opened itself, stored from its start (whatever a task
+    did to the path meanwhile)."""
+    handle.seek(0)
+    sha256, size = files.put_file(handle)
     return {"sha256": sha256, "size": size}
 
 

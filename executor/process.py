@@ -2,21 +2,34 @@
 
 The command is exec'd (``shell=False``) in a new session, so it and everything it spawns
 share one process group that can be signalled as a whole: SIGTERM first, SIGKILL after a
-grace period.
+grace period. The command's own process also gets SIGKILL when the executor dies: a
+parent-death signal, set after the child dropped to the task user (a change of user clears
+it), by ``setpriv --pdeathsig`` exec'ing the command (``preexec_fn`` would do, but it makes
+every spawn a full ``fork`` instead of a ``vfork``: about 15 ms more per task), else in
+``preexec_fn`` where there is no ``setpriv``. What the command spawned is reached through
+its group (:mod:`executor.groups`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
+import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
+
+from executor.sandbox import TaskUser
 
 KILL_GRACE_SECONDS = 2.0
+PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+SETPRIV = shutil.which("setpriv")
 
 
 @dataclass(frozen=True)
@@ -89,32 +102,56 @@ class _ExitWaiter:
             self.fd = None
 
 
+def _die_with(parent: int) -> Callable[[], None]:
+    def preexec() -> None:  # in the child, between fork and exec: no locks, no allocation
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the executor died before the signal was set
+            os._exit(137)
+
+    return preexec
+
+
+def _program(name: str, cwd: str | os.PathLike[str], env: dict[str, str]) -> str | None:
+    """Where ``exec`` would find ``name`` (None: nowhere), as ``setpriv`` will look."""
+    if os.sep in name:
+        path = os.path.join(cwd, name)
+        return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    return shutil.which(name, path=env.get("PATH", os.defpath))
+
+
 def run_process(
     argv: list[str],
     *,
-    cwd: Path,
+    cwd: str | os.PathLike[str],
     env: dict[str, str],
-    stdout: Path,
-    stderr: Path,
+    stdout: BinaryIO,
+    stderr: BinaryIO,
     timeout: float | None,
     stop: threading.Event,
+    user: TaskUser | None = None,
 ) -> ProcessResult:
     """Run ``argv`` to completion, or until ``timeout`` seconds pass or ``stop`` is set."""
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                shell=False,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
-            return ProcessResult(exit_code=None, pid=None, error=f"could not start: {exc}")
+    if SETPRIV is not None and _program(argv[0], cwd, env) is None:
+        return ProcessResult(exit_code=None, pid=None, error=f"could not start: no program {argv[0]!r}")
+    launch = argv if SETPRIV is None else [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    try:
+        proc = subprocess.Popen(
+            launch,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            shell=False,
+            start_new_session=True,
+            close_fds=True,
+            user=None if user is None else user.uid,
+            group=None if user is None else user.gid,
+            extra_groups=None if user is None else [],
+            preexec_fn=_die_with(os.getpid()) if SETPRIV is None else None,
+        )
+    except OSError as exc:
+        return ProcessResult(exit_code=None, pid=None, error=f"could not start: {exc}")
     deadline = None if timeout is None else time.monotonic() + timeout
     timed_out = stopped = False
     exited = _ExitWaiter(proc)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from executor.evidence import ExecutableHasher
 from executor.process import ProcessResult, run_process
+from executor.sandbox import TaskUser
 from ledger.domain.definition import TaskSpec
 
 
@@ -40,11 +41,14 @@ class Launch:
     env: dict[str, str]
     run_dir: Path
     outputs_file: Path
-    stdout: Path
-    stderr: Path
+    #: The capture files, opened by the executor: the task writes to these descriptors.
+    stdout: BinaryIO
+    stderr: BinaryIO
     timeout: float | None
     #: A container task's image ID as recorded by the run this one replays (or resumes).
     pinned_image_id: str | None = None
+    #: A local task runs as this user (``RUNLEDGER_TASK_USER``) when the server is root.
+    user: TaskUser | None = None
 
 
 class TaskRunner(Protocol):
@@ -73,4 +77,5 @@ class LocalRunner:
             stderr=launch.stderr,
             timeout=launch.timeout,
             stop=stop,
+            user=launch.user,
         )

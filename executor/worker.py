@@ -23,6 +23,8 @@ import structlog
 
 from executor.dag import RunExecution
 from executor.evidence import ExecutableHasher
+from executor.groups import reap_leftover_groups
+from executor.sandbox import harden_data_dir, task_user
 from ledger.domain.run import Run
 from ledger.domain.status import RunStatus
 from ledger.errors import LedgerError
@@ -63,6 +65,7 @@ class Executor:
         self.worker_id = worker_id or default_worker_id()
         self.poll_seconds = poll_seconds
         self.hasher = ExecutableHasher()
+        self.task_user = task_user(settings)  # a name that is no user fails here, at start
         self._stopping = threading.Event()
         self._wake = threading.Event()  # set when a slot frees up or on stop
         self._threads: list[threading.Thread] = []
@@ -73,6 +76,8 @@ class Executor:
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
         self._stopping.clear()
+        harden_data_dir(self.settings)
+        reap_leftover_groups()
         for target, name in ((self._dispatch, "dispatcher"), (self._monitor, "lease-monitor")):
             thread = threading.Thread(target=target, name=f"executor-{name}", daemon=True)
             thread.start()
@@ -161,6 +166,7 @@ class Executor:
             worker_id=self.worker_id,
             task_slots=self.concurrency,
             hasher=self.hasher,
+            user=self.task_user,
         )
         thread = threading.Thread(target=self._run, args=(execution,), name=f"run-{run.id[:8]}", daemon=True)
         with self._lock:

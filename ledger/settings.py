@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     #: The default fits hosts where crun cannot drive hybrid cgroups and the default ulimits
     #: cannot be set inside a container.
     container_run_flags: str = DEFAULT_CONTAINER_RUN_FLAGS
+    #: Run tasks as this user (name or uid) when the server runs as root: tasks then cannot
+    #: read the data directory's secrets (README, "What a task can see").
+    task_user: str | None = None
+    #: Names of further server environment variables a task may see (comma-separated); the
+    #: server's own ``RUNLEDGER_*`` variables are never passed on.
+    task_env_allow: str = ""
+
+    @property
+    def task_env_names(self) -> list[str]:
+        names = [n.strip() for n in self.task_env_allow.split(",") if n.strip()]
+        return [n for n in names if not n.upper().startswith("RUNLEDGER_")]
 
     @property
     def database(self) -> DatabaseConfig:

@@ -73,7 +73,8 @@ class TaskFinishedReport(_Report):
     type: Literal["task_finished"]
     task: TaskName
     attempt: Annotated[int, Field(ge=1, le=1000)] = 1
-    status: Literal["success", "failed"] | None = None
+    #: ``killed``: stopped by a cancel, a run timeout or the worker stopping (SPEC section 5).
+    status: Literal["success", "failed", "killed"] | None = None
     exit_code: Annotated[int, Field(ge=-(2**31), le=2**31)] | None = None
     command: list[str] | None = None
     image: str | None = None

@@ -33,7 +33,7 @@ TRIGGER_KINDS = frozenset({"name", "hash", "replay", "resume", "batch", "openlin
 
 @dataclass
 class TaskState:
-    status: str = TaskStatus.PENDING  # pending | running | success | failed | reused
+    status: str = TaskStatus.PENDING  # pending | running | success | failed | reused | killed
     attempts: int = 0
     output_vars: dict[str, Any] = field(default_factory=dict)
     outputs: list[dict[str, Any]] = field(default_factory=list)
@@ -268,7 +268,14 @@ class Run(ChainedAggregate):
         )
 
     def finish_task(self, *, worker_id: str, at: datetime, **evidence: Any) -> None:
-        self._check_worker(worker_id)
+        """Close a running attempt with its evidence. Once an operator has cancelled the run,
+        the worker that held it may still close its attempts, as ``killed`` only (SPEC
+        section 5: a killed attempt is closed with the evidence gathered so far)."""
+        if self.status == RunStatus.KILLED and evidence["status"] == TaskStatus.KILLED:
+            if self.worker_id != worker_id:
+                raise Conflict(f"run {self.id} is held by another worker")
+        else:
+            self._check_worker(worker_id)
         task = evidence["task"]
         state = self.tasks.get(task)
         if state is None or state.status != TaskStatus.RUNNING:
@@ -277,8 +284,8 @@ class Run(ChainedAggregate):
             raise IllegalTransition(
                 f"task {task!r}: attempt {evidence['attempt']} is not the running attempt"
             )
-        if evidence["status"] not in {TaskStatus.SUCCESS, TaskStatus.FAILED}:
-            raise InvalidRequest("a finished task's status is success or failed")
+        if evidence["status"] not in {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.KILLED}:
+            raise InvalidRequest("a finished task's status is success, failed or killed")
         self.record(self.TaskFinished, at=at, **evidence)
 
     def reuse_task(

@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from ledger.errors import NotFound
 from ledger.hashing import is_sha256_hex
@@ -63,14 +64,19 @@ class FileStore:
 
     def put_path(self, path: Path | str) -> tuple[str, int]:
         """Store a file from disk (streamed: large files are never held in memory)."""
-        source = Path(path)
+        with Path(path).open("rb") as handle:
+            return self.put_file(handle)
+
+    def put_file(self, handle: BinaryIO) -> tuple[str, int]:
+        """Store what is left to read in ``handle`` (streamed), e.g. a descriptor the caller
+        opened without following links."""
         directory = self.root / "tmp"
         directory.mkdir(exist_ok=True)
         digest = hashlib.sha256()
         size = 0
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix="put-")
         try:
-            with os.fdopen(fd, "wb") as out, source.open("rb") as handle:
+            with os.fdopen(fd, "wb") as out:
                 while chunk := handle.read(CHUNK):
                     digest.update(chunk)
                     size += len(chunk)

@@ -5,10 +5,11 @@ run's files, where its logs are, and the comparison of two runs. Pure functions 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from typing import Any
 
-from ledger.domain.status import TERMINAL, RunStatus, TaskStatus, task_status_after
+from ledger.domain.status import TERMINAL, RunStatus, TaskStatus, status_after, task_status_after
 from ledger.errors import NotFound
 from ledger.service import Ledger
 from ledger.store.event_record import EventRecord
@@ -50,6 +51,7 @@ def _task_names(trigger: EventRecord) -> list[str]:
 def tasks_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
     """Every task of the run (definition order), each attempt's evidence oldest first."""
     tasks: dict[str, dict[str, Any]] = {name: _pending_task(name) for name in _task_names(events[0])}
+    status: RunStatus | None = None
     for event in events:
         data = event.data
         match event.type:
@@ -92,7 +94,35 @@ def tasks_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
                 )
             case _:
                 pass
+        status = status_after(status, event.type, data)
+    if status in TERMINAL:
+        for task in tasks.values():
+            _settle_after_end(task)
+    for task in tasks.values():
+        for attempt in task["attempts"]:
+            code = attempt.get("exit_code")
+            attempt["signal"] = _signal_name(-code) if isinstance(code, int) and code < 0 else None
     return list(tasks.values())
+
+
+def _settle_after_end(task: dict[str, Any]) -> None:
+    """SPEC section 5: when a run ends no task is left ``pending`` or ``running``. A task that
+    never started is ``skipped``; one whose attempt was never closed (its worker was lost, or
+    a ledger written before killed attempts were closed) is shown ``killed``, with no evidence
+    beyond what its start recorded."""
+    if task["status"] == TaskStatus.PENDING:
+        task["status"] = TaskStatus.SKIPPED.value
+    elif task["status"] == TaskStatus.RUNNING:
+        task["status"] = TaskStatus.KILLED.value
+        if task["attempts"] and task["attempts"][-1].get("status") == TaskStatus.RUNNING:
+            task["attempts"][-1]["status"] = TaskStatus.KILLED.value
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def _pending_task(name: Any) -> dict[str, Any]:

@@ -195,3 +195,41 @@ def test_a_run_kept_as_saved_refuses_commands_and_its_copies_take_them() -> None
             at=AT,
         )
         assert clone.tasks["a"].status == "running" and "a" not in run.tasks
+
+
+def _cancelled_with_task_running() -> Run:
+    run = to(RunStatus.RUNNING)
+    run.start_task(
+        worker_id="w",
+        task="a",
+        attempt=1,
+        command=None,
+        host=None,
+        started_at="2026-11-22T03:00:00.000000Z",
+        at=AT,
+    )
+    run.cancel(by="ops", reason=None, at=AT)
+    run.collect_events()
+    return run
+
+
+def _closing(status: str) -> dict[str, object]:
+    report = TaskFinishedReport(type="task_finished", task="a", attempt=1, status=status, exit_code=-15)
+    return report.evidence(AT)
+
+
+def test_after_a_cancel_only_the_holding_worker_may_close_a_running_attempt_and_only_as_killed() -> None:
+    run = _cancelled_with_task_running()
+    with pytest.raises(Conflict):
+        run.finish_task(worker_id="other", at=AT, **_closing("killed"))
+    for status in ("success", "failed"):
+        with pytest.raises(Conflict):
+            run.finish_task(worker_id="w", at=AT, **_closing(status))
+    assert run.collect_events() == []
+
+    run.finish_task(worker_id="w", at=AT, **_closing("killed"))
+
+    assert run.status == RunStatus.KILLED
+    assert run.tasks["a"].status == "killed"
+    with pytest.raises(IllegalTransition):  # closed once: a second close is refused
+        run.finish_task(worker_id="w", at=AT, **_closing("killed"))
