@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from ledger.loops import Backoff, Health
 from ledger.settings import Settings
 from ledger.store.event_record import EventRecord
 from ledger.store.reader import POSTGRES_CHANNEL
@@ -54,6 +55,7 @@ class ProjectionRunner:
         rebuild_parts: int | None = None,
         poll_interval: float = 0.02,
         linger: float = 0.02,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
         self.views = list(views) if views is not None else default_views()
@@ -73,6 +75,8 @@ class ProjectionRunner:
         self._step_lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Where this runner reports itself down (a step failed) and up again, for ``/readyz``.
+        self.health = health if health is not None else Health()
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,16 +102,20 @@ class ProjectionRunner:
 
     def _run(self) -> None:
         log.info("projection_runner_started", views=[v.name for v in self.views])
+        backoff = Backoff()
         while not self._stopping.is_set():
-            try:
+            try:  # waiting too: a LISTEN connection's notifies() raises when the database goes
                 moved = self.step()
-            except Exception:  # log, reconnect, retry: the runner must live on
+                if moved < self.batch_size:  # caught up: the next events are still to come
+                    self._wait()
+            except Exception as exc:  # log, reconnect, retry: the runner must live on
                 log.exception("projection_batch_failed")
+                self.health.failed("projections", exc)
                 self._reset_connections()
-                self._stopping.wait(0.5)
+                self._stopping.wait(backoff.failed())
                 continue
-            if moved < self.batch_size:  # caught up: the next events are still to come
-                self._wait()
+            backoff.succeeded()
+            self.health.ok("projections")
         log.info("projection_runner_stopped")
 
     def _wait(self) -> None:
