@@ -167,7 +167,26 @@ class ProjectionRunner:
             if row is not None and row["ok"]:
                 self._owned.add(view.name)
                 log.info("view_lock_acquired", view=view.name)
+                self._abandoned(conn, view)
         return [v for v in self.views if v.name in self._owned]
+
+    def _abandoned(self, conn: Connection, view: View) -> None:
+        """PostgreSQL: a view marked ``rebuilding`` with no rebuild holding its lock was left by
+        a rebuild that died (SIGKILL): mark it as not rebuilding (and drop the half-built
+        tables), so its state does not say ``rebuilding`` until the next rebuild."""
+        pointer = st.read_pointer(conn, view.name)
+        if pointer is None or pointer.building is None:
+            return
+        key = st.advisory_key(conn, f"rebuild:{view.name}")
+        row = conn.one("SELECT pg_try_advisory_lock(?) AS ok", (key,))
+        if row is None or not row["ok"]:
+            return  # a rebuild is running now
+        try:
+            dropped = st.abandon_building(conn, view)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(?)", (key,))
+        if dropped is not None:
+            log.info("abandoned_rebuild_cleared", view=view.name, tables=dropped.prefix)
 
     # ---- processing -----------------------------------------------------------------------
     def step(self) -> int:

@@ -1,6 +1,7 @@
 """Fault injection: a real ``runledger serve`` is SIGKILLed several times while clients write
 to it concurrently; after each restart every acknowledged write (a 202 with a run id) is in
-the ledger, and at the end ``runledger verify`` passes. Both backends; a round is under a second of writing plus a restart."""
+the ledger, and at the end ``runledger verify`` passes. Both backends; a round is under a
+second of writing plus a restart."""
 
 from __future__ import annotations
 
