@@ -117,7 +117,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 # Dense positions: the table is locked, so its maximum + 1 is the next id, and
                 # an append that fails (a conflict, a rollback) leaves no hole, where the
                 # sequence's nextval would have been consumed.
-                "SELECT COALESCE(max(notification_id), 0) INTO base FROM {schema}.{table}; "
+                # (Or from the sequence, where a writer that still uses it, v2 during an
+                # upgrade or the library's own insert, went further: never an id it handed out.)
+                "SELECT GREATEST(COALESCE(max(notification_id), 0), COALESCE(pg_sequence_last_value("
+                "pg_get_serial_sequence({qualified}, 'notification_id')::regclass), 0)) "
+                "INTO base FROM {schema}.{table}; "
                 "NOTIFY {channel}; "
                 "RETURN QUERY INSERT INTO {schema}.{table} "
                 "(notification_id, originator_id, originator_version, topic, state) "
