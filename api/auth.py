@@ -36,6 +36,8 @@ TOKEN_PREFIX = "rl_"
 class Principal:
     name: str
     role: Role
+    #: The token's id: what identifies a worker (names are free text and may repeat).
+    token_id: str = ""
 
     def has(self, required: Role) -> bool:
         return self.role in GRANTED_BY[required]
@@ -113,11 +115,11 @@ class TokenStore:
 
     def authenticate(self, token: str) -> Principal | None:
         rows = self._read(
-            "SELECT name, role FROM {t} WHERE token_hash = ? AND revoked_at IS NULL", (hash_token(token),)
+            "SELECT id, name, role FROM {t} WHERE token_hash = ? AND revoked_at IS NULL", (hash_token(token),)
         )
         if not rows:
             return None
-        return Principal(name=str(rows[0]["name"]), role=rows[0]["role"])
+        return Principal(name=str(rows[0]["name"]), role=rows[0]["role"], token_id=str(rows[0]["id"]))
 
     def list(self) -> list[TokenInfo]:
         rows = self._read("SELECT id, name, role, created_at, revoked_at FROM {t} ORDER BY created_at, id")

@@ -1,13 +1,15 @@
 """What a running API holds: settings, the ledger service, the views (through their query
-facade, :class:`~projections.ReadModels`), the file store and the token store. Built by the
+facade, :class:`~projections.ReadModels`), the file store, the token store and the health of
+the process's long-lived loops. Built by the
 app's lifespan (or by ``runledger serve``), never at import time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from api.auth import TokenStore
+from ledger.loops import Health
 from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.filestore import FileStore
@@ -21,6 +23,9 @@ class Runtime:
     tokens: TokenStore
     views: ReadModels
     files: FileStore
+    #: The long-lived loops of this process (runner, executor, lease monitor, follower):
+    #: which are down, for ``/readyz``.
+    health: Health = field(default_factory=Health)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:

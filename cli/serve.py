@@ -3,7 +3,9 @@ same process unless disabled.
 
 With ``--workers N`` (N > 1) uvicorn runs N API processes from the app factory
 ``api.app:create_app_from_env``; the projection runner and the executor then run once, in the
-parent (supervisor) process, so there is one runner and one executor per ``serve``.
+parent (supervisor) process, so there is one runner and one executor per ``serve``. The lease
+monitor runs in every ``serve`` (in the executor, or on its own with ``--no-executor``: outside
+engines claim runs through the API), one active per database.
 SIGTERM or SIGINT stops uvicorn gracefully; then the executor, the runner and the ledger stop.
 """
 
@@ -53,12 +55,12 @@ def start_background(
         except ImportError as exc:
             log.warning("projection_runner_unavailable", error=str(exc))
         else:
-            runner = ProjectionRunner(settings)
+            runner = ProjectionRunner(settings, health=runtime.health)
             runner.start()
             stops.append(runner.stop)  # the runner logs projection_runner_started itself
     from ledger.integrity.merkle_follow import TreeFollower  # keeps the Merkle tree caught up
 
-    follower = TreeFollower(settings)
+    follower = TreeFollower(settings, health=runtime.health)
     follower.start()
     stops.append(follower.stop)
     if executor:
@@ -74,9 +76,20 @@ def start_background(
                 candidates=runtime.views.pending_run_ids,
                 lapsed=runtime.views.lapsed_run_ids,
                 concurrency=concurrency,
+                health=runtime.health,
             )
             worker.start()
             stops.append(worker.stop)
+            return stops
+    # No executor here, but outside engines claim runs through this API: their leases must
+    # lapse all the same (the monitor is one per database, see executor.leases).
+    from executor.leases import LeaseMonitor
+
+    monitor = LeaseMonitor(
+        runtime.ledger, settings, lapsed=runtime.views.lapsed_run_ids, health=runtime.health
+    )
+    monitor.start()
+    stops.append(monitor.stop)
     return stops
 
 

@@ -3,8 +3,10 @@
 Threads: one dispatcher that claims runs while a slot is free (``concurrency`` runs at once,
 each run's ready tasks also running up to ``concurrency`` at a time), one coordinator per
 claimed run (see :mod:`executor.dag`, which also renews the run's lease), and a lease
-monitor that records ``worker_lost`` for runs whose lease lapsed (any worker's, so a run is
-not left ``running`` when its worker was killed).
+monitor (:mod:`executor.leases`) that records ``worker_lost`` for runs whose lease lapsed
+(any worker's, so a run is not left ``running`` when its worker was killed). A failed claim
+(the database went away) is retried with backoff, and reported on the process's
+:class:`~ledger.loops.Health` until a claim goes through again.
 
 Claiming is optimistic: ``Ledger.claim`` appends ``Run.Started`` at the run's next sequence
 number, so when two workers race for one run exactly one write succeeds.
@@ -17,18 +19,18 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import structlog
 
 from executor.dag import RunExecution
 from executor.evidence import ExecutableHasher
 from executor.groups import reap_leftover_groups
+from executor.leases import Lapsed, LeaseMonitor
 from executor.sandbox import harden_data_dir, task_user
 from ledger.domain.run import Run
 from ledger.domain.status import RunStatus
 from ledger.errors import LedgerError
-from ledger.hashing import format_timestamp
+from ledger.loops import Backoff, Health
 from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.filestore import FileStore
@@ -36,7 +38,6 @@ from ledger.store.filestore import FileStore
 log = structlog.get_logger()
 
 Candidates = Callable[[int], list[str]]
-Lapsed = Callable[[str], list[str]]
 
 
 def default_worker_id() -> str:
@@ -55,6 +56,7 @@ class Executor:
         concurrency: int = 1,
         worker_id: str | None = None,
         poll_seconds: float = 0.2,
+        health: Health | None = None,
     ) -> None:
         self.ledger = ledger
         self.files = files
@@ -72,16 +74,20 @@ class Executor:
         self._active: dict[str, tuple[threading.Thread, RunExecution]] = {}
         self._lock = threading.Lock()
         self.log = log.bind(worker_id=self.worker_id)
+        self.health = health if health is not None else Health()
+        self.leases = LeaseMonitor(
+            ledger, settings, lapsed=lapsed, active=self.active_ids, health=self.health
+        )
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
         self._stopping.clear()
         harden_data_dir(self.settings)
         reap_leftover_groups()
-        for target, name in ((self._dispatch, "dispatcher"), (self._monitor, "lease-monitor")):
-            thread = threading.Thread(target=target, name=f"executor-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        thread = threading.Thread(target=self._dispatch, name="executor-dispatcher", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        self.leases.start()
         self.log.info("executor_started", concurrency=self.concurrency)
 
     def stop(self, *, drain_seconds: float = 10.0) -> None:
@@ -91,6 +97,7 @@ class Executor:
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+        self.leases.stop()
         for thread, _ in self._snapshot():
             thread.join(drain_seconds)
         for thread, execution in self._snapshot():
@@ -104,18 +111,26 @@ class Executor:
 
     @property
     def active_run_ids(self) -> list[str]:
+        return self.active_ids()
+
+    def active_ids(self) -> list[str]:
         with self._lock:
             return list(self._active)
 
     # ---- claiming -----------------------------------------------------------------------
     def _dispatch(self) -> None:
+        backoff = Backoff()
         while not self._stopping.is_set():
             self._wake.clear()
             try:
                 claimed = self.claim_one() if self._free_slots() > 0 else None
-            except Exception:
+            except Exception as exc:  # the database went away: back off, then try again
                 self.log.exception("claim_failed")
-                claimed = None
+                self.health.failed("executor", exc)
+                self._stopping.wait(backoff.failed())
+                continue
+            backoff.succeeded()
+            self.health.ok("executor")
             if claimed is None:
                 self._wake.wait(self.poll_seconds)
 
@@ -183,25 +198,6 @@ class Executor:
             self._wake.set()
 
     # ---- lease monitor ------------------------------------------------------------------
-    def _monitor(self) -> None:
-        interval = min(1.0, self.settings.lease_seconds / 3)
-        while not self._stopping.wait(interval):
-            try:
-                self.expire_lapsed()
-            except Exception:
-                self.log.exception("lease_check_failed")
-
     def expire_lapsed(self) -> list[str]:
         """Fail every running run whose lease lapsed with ``worker_lost``; the ones it failed."""
-        now_iso = format_timestamp(datetime.now(UTC))
-        expired = []
-        for run_id in self.lapsed(now_iso):
-            if run_id in self.active_run_ids:
-                continue  # ours and alive: its coordinator renews it
-            try:
-                if self.ledger.expire_lease(run_id):
-                    expired.append(run_id)
-                    self.log.info("lease_expired", run_id=run_id)
-            except LedgerError:
-                continue
-        return expired
+        return self.leases.expire_lapsed()

@@ -7,7 +7,11 @@ processes, the part's streams over bounded position ranges, with the part's own 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 
@@ -62,6 +66,28 @@ def fill_part(
             for rebuilder, tables in work:
                 rebuilder.flush(conn, tables)
         return position
+
+
+#: Linux prctl option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """A rebuild part's process initializer: never outlive the rebuild that spawned it (a
+    SIGKILLed rebuild left its parts writing for a minute). On Linux the kernel sends SIGKILL
+    when the parent goes (``PR_SET_PDEATHSIG``); everywhere, a thread checks every half second
+    that the parent is still ours and ends the process if not."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # it died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def fill_part_process(

@@ -43,6 +43,9 @@ class ReadModels:
                 min_size=1,
                 max_size=pool_size,
                 open=True,
+                # A connection the server ended (a restart, pg_terminate_backend) is found out
+                # and replaced before a query gets it, instead of failing that query.
+                check=ConnectionPool.check_connection,
                 kwargs={"autocommit": True, "row_factory": dict_row, "options": options},
             )
         with self._connection() as conn:

@@ -25,7 +25,7 @@ import structlog
 from ledger.settings import Settings
 from projections import state as st
 from projections.db import Connection, connect, max_position, read_events
-from projections.fill import fill_part, fill_part_process
+from projections.fill import die_with_parent, fill_part, fill_part_process
 from projections.view import Rebuilder, Tables, View
 
 log = structlog.get_logger()
@@ -198,7 +198,9 @@ class Rebuild:
             st.start_parts(conn, tables, parts)
         work = [(v, building[v.name]) for v in self.views]
         context = multiprocessing.get_context("spawn")  # never fork a process with threads
-        with ProcessPoolExecutor(max_workers=parts - 1, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=parts - 1, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             others = [
                 pool.submit(fill_part_process, self.settings, work, index, parts, upto, self.batch)
                 for index in range(1, parts)

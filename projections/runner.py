@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from ledger.loops import Backoff, Health
 from ledger.settings import Settings
 from ledger.store.event_record import EventRecord
 from ledger.store.reader import POSTGRES_CHANNEL
@@ -54,6 +55,7 @@ class ProjectionRunner:
         rebuild_parts: int | None = None,
         poll_interval: float = 0.02,
         linger: float = 0.02,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
         self.views = list(views) if views is not None else default_views()
@@ -73,6 +75,8 @@ class ProjectionRunner:
         self._step_lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Where this runner reports itself down (a step failed) and up again, for ``/readyz``.
+        self.health = health if health is not None else Health()
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,16 +102,20 @@ class ProjectionRunner:
 
     def _run(self) -> None:
         log.info("projection_runner_started", views=[v.name for v in self.views])
+        backoff = Backoff()
         while not self._stopping.is_set():
-            try:
+            try:  # waiting too: a LISTEN connection's notifies() raises when the database goes
                 moved = self.step()
-            except Exception:  # log, reconnect, retry: the runner must live on
+                if moved < self.batch_size:  # caught up: the next events are still to come
+                    self._wait()
+            except Exception as exc:  # log, reconnect, retry: the runner must live on
                 log.exception("projection_batch_failed")
+                self.health.failed("projections", exc)
                 self._reset_connections()
-                self._stopping.wait(0.5)
+                self._stopping.wait(backoff.failed())
                 continue
-            if moved < self.batch_size:  # caught up: the next events are still to come
-                self._wait()
+            backoff.succeeded()
+            self.health.ok("projections")
         log.info("projection_runner_stopped")
 
     def _wait(self) -> None:
@@ -159,7 +167,26 @@ class ProjectionRunner:
             if row is not None and row["ok"]:
                 self._owned.add(view.name)
                 log.info("view_lock_acquired", view=view.name)
+                self._abandoned(conn, view)
         return [v for v in self.views if v.name in self._owned]
+
+    def _abandoned(self, conn: Connection, view: View) -> None:
+        """PostgreSQL: a view marked ``rebuilding`` with no rebuild holding its lock was left by
+        a rebuild that died (SIGKILL): mark it as not rebuilding (and drop the half-built
+        tables), so its state does not say ``rebuilding`` until the next rebuild."""
+        pointer = st.read_pointer(conn, view.name)
+        if pointer is None or pointer.building is None:
+            return
+        key = st.advisory_key(conn, f"rebuild:{view.name}")
+        row = conn.one("SELECT pg_try_advisory_lock(?) AS ok", (key,))
+        if row is None or not row["ok"]:
+            return  # a rebuild is running now
+        try:
+            dropped = st.abandon_building(conn, view)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(?)", (key,))
+        if dropped is not None:
+            log.info("abandoned_rebuild_cleared", view=view.name, tables=dropped.prefix)
 
     # ---- processing -----------------------------------------------------------------------
     def step(self) -> int:

@@ -239,6 +239,24 @@ def start_building(conn: Connection, view: View, *, defer_unique: bool = False) 
     return tables, deferred.indexes
 
 
+def abandon_building(conn: Connection, view: View) -> Tables | None:
+    """Forget a generation a rebuild left half built (its process died): drop its tables and
+    positions and mark the view as not rebuilding. The caller makes sure no rebuild of the view
+    runs (the rebuild's advisory lock). Returns the tables dropped, if any."""
+    with conn.transaction():
+        pointer = read_pointer(conn, view.name)
+        stale = pointer.building if pointer is not None else None
+        if stale is None:
+            return None
+        view.drop(conn, stale)
+        _delete_tracking(conn, stale)
+        conn.execute(
+            f"UPDATE {STATE_TABLE} SET building_version = NULL, building_generation = NULL WHERE name = ?",
+            (view.name,),
+        )
+    return stale
+
+
 def _delete_tracking(conn: Connection, tables: Tables) -> None:
     """Forget a generation's position and those of its parts (see :func:`part`)."""
     tracking(conn).forget(conn, tables.prefix, parts=True)

@@ -1,7 +1,8 @@
 """``POST /api/v1/lineage``: OpenLineage RunEvents from any OpenLineage client (its HTTP
 transport posts here with ``Authorization: Bearer <token>``; ``Content-Encoding: gzip`` is
-accepted). Needs an ``operator`` (or ``admin``) or a ``worker`` token: outside engines report
-like workers do, operators may backfill.
+accepted). Needs an ``operator`` (or ``admin``) token: an OpenLineage event creates a run,
+which is the operator's right (SPEC section 2: worker tokens claim runs and report on them,
+nothing else). An outside engine that posts OpenLineage uses an operator token.
 
 Answers 201 ``{run_id, status, recorded: true}`` when the event was recorded, 200 with
 ``recorded: false`` for a repeat (same runId, eventType and eventTime), 422 for a malformed
@@ -36,8 +37,8 @@ class LineageAccepted(BaseModel):
     recorded: bool
 
 
-#: An operator, admin or worker token (401 without a valid one, 403 for an auditor).
-Reporter = Annotated[Principal, Depends(require_role("operator", "worker"))]
+#: An operator or admin token (401 without a valid one, 403 for an auditor or a worker).
+Reporter = Annotated[Principal, Depends(require_role("operator"))]
 
 
 def _decode(body: bytes, encoding: str, limit: int) -> Any:

@@ -7,7 +7,9 @@ for the ledger's newest position (one cheap query in a worker thread, shared by 
 of the process through :class:`NewestPosition`), and reads the run's stream only when that
 moved. A client that reconnects with ``Last-Event-ID`` resumes
 after that sequence. A client too slow to take an event within ``SEND_TIMEOUT_SECONDS`` is
-dropped.
+dropped. When the database goes away the follower keeps the stream open (pings go on) and
+tries again with backoff (up to ``MAX_BACKOFF_SECONDS``); it goes on from where it was once the
+database answers.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ POLL_SECONDS = 0.15
 PING_SECONDS = 15
 SEND_TIMEOUT_SECONDS = 30
 REREAD_EVERY = 20
+MAX_BACKOFF_SECONDS = 5.0
 
 
 def _status_after(status: RunStatus, event: EventRecord) -> RunStatus:
@@ -134,11 +137,19 @@ async def _follow(
             return
         events = []
         polls = 0
+        pause = POLL_SECONDS
         while not events:
-            await anyio.sleep(POLL_SECONDS)
+            await anyio.sleep(pause)
             polls += 1
-            newest = await newest_of.get()
-            if newest > seen_position or polls % REREAD_EVERY == 0:
-                seen_position = max(seen_position, newest)
-                stream = await anyio.to_thread.run_sync(ledger.stream_events, run_id)
-                events = [e for e in stream if e.sequence > sent]
+            try:
+                newest = await newest_of.get()
+                if newest > seen_position or polls % REREAD_EVERY == 0:
+                    stream = await anyio.to_thread.run_sync(ledger.stream_events, run_id)
+                    seen_position = max(seen_position, newest)
+                    events = [e for e in stream if e.sequence > sent]
+            except Exception as exc:  # the database went away: keep the stream, retry later
+                if pause == POLL_SECONDS:
+                    log.warning("run_events_follow_interrupted", run_id=run_id, error=str(exc)[:200])
+                pause = min(MAX_BACKOFF_SECONDS, pause * 2)
+                continue
+            pause = POLL_SECONDS

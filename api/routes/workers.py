@@ -1,7 +1,10 @@
 """Worker endpoints: ``POST /api/runs/claim`` and ``POST /api/runs/{run_id}/events``.
 
-A worker's identity is its token's name, or ``<token name>/<worker_id>`` when the body names
-one (several processes may share a worker token). The same identity must report on the run.
+A worker is identified by its token, never by the token's name (names are free text: two
+tokens may share one, and a name may hold a ``/``): its identity is ``token:<token id>``, or
+``token:<token id>/<worker_id>`` when the body names a worker id (several processes may share
+a worker token). Token ids are fixed-length UUIDs, so no token's identity can be spelled by
+another token with whatever name or worker id. The same identity must report on the run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ log = structlog.get_logger()
 
 
 def worker_identity(principal: Principal, worker_id: str | None) -> str:
-    return principal.name if worker_id is None else f"{principal.name}/{worker_id}"
+    assert principal.token_id, "an authenticated principal carries its token's id"
+    base = f"token:{principal.token_id}"
+    return base if worker_id is None else f"{base}/{worker_id}"
 
 
 @router.post("/claim", response_model=ClaimedRun, responses={204: {"description": "no run is waiting"}})
@@ -30,7 +35,7 @@ def claim(runtime: RuntimeDep, principal: Worker, body: ClaimRequest | None = No
     run = runtime.ledger.claim_first(candidates, worker_id=worker)
     if run is None:
         return Response(status_code=204)
-    log.info("run_claimed", run_id=run.id, worker_id=worker)
+    log.info("run_claimed", run_id=run.id, worker_id=worker, token_name=principal.name)
     return ClaimedRun(
         run_id=run.id,
         worker_id=worker,

@@ -64,8 +64,10 @@ from psycopg.rows import tuple_row
 from ledger.domain.aggregate import StreamEvent
 
 #: The append function's name; a new body gets a new name, so old and new servers can
-#: run side by side during an upgrade.
-APPEND_FUNCTION = "runledger_append_events_v2"
+#: run side by side during an upgrade. v3 numbers the rows itself (dense positions, below);
+#: v2 (still in older ledgers, and in a server not yet upgraded) takes them from the
+#: sequence, which v3 keeps ahead of the table so that the two never collide.
+APPEND_FUNCTION = "runledger_append_events_v3"
 #: The SQLSTATE the append function raises for a failed ``expect``.
 STALE_READ_SQLSTATE = "RLS01"
 
@@ -109,21 +111,39 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "CREATE OR REPLACE FUNCTION {schema}.{function}("
                 "ids text[], versions bigint[], topics text[], states bytea[], "
                 "expect_ids text[], expect_versions bigint[]) "
-                "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ BEGIN "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ DECLARE base bigint; BEGIN "
                 "SET LOCAL lock_timeout = '{timeout}s'; "
                 "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
                 "IF EXISTS (SELECT 1 FROM unnest(expect_ids, expect_versions) AS e(id, v) "
                 "JOIN {schema}.{table} t ON t.originator_id = e.id AND t.originator_version > e.v) "
                 "THEN RAISE EXCEPTION 'a stream this write read has newer events' "
                 "USING ERRCODE = '{stale}'; END IF; "
+                # Dense positions: the table is locked, so its maximum + 1 is the next id, and
+                # an append that fails (a conflict, a rollback) leaves no hole, where the
+                # sequence's nextval would have been consumed.
+                # (Or from the sequence, where a writer that still uses it, v2 during an
+                # upgrade or the library's own insert, went further: never an id it handed out.)
+                "SELECT GREATEST(COALESCE(max(notification_id), 0), COALESCE(pg_sequence_last_value("
+                "pg_get_serial_sequence({qualified}, 'notification_id')::regclass), 0)) "
+                "INTO base FROM {schema}.{table}; "
                 "NOTIFY {channel}; "
                 "RETURN QUERY INSERT INTO {schema}.{table} "
-                "(originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(ids, versions, topics, states) "
+                "(notification_id, originator_id, originator_version, topic, state) "
+                "SELECT base + e.n, e.id, e.v, e.topic, e.state "
+                "FROM unnest(ids, versions, topics, states) WITH ORDINALITY AS e(id, v, topic, state, n) "
                 "RETURNING notification_id; "
+                # Keep the sequence at the table's maximum, for writers that still use it (v2,
+                # the library's own insert): their next id is then never one v3 took.
+                "PERFORM setval(pg_get_serial_sequence({qualified}, 'notification_id'), "
+                "base + cardinality(ids)); "
                 "END $body$"
             ).format(
-                timeout=sql.Literal(self.datastore.lock_timeout), stale=sql.SQL(STALE_READ_SQLSTATE), **names
+                timeout=sql.Literal(self.datastore.lock_timeout),
+                stale=sql.SQL(STALE_READ_SQLSTATE),
+                qualified=sql.Literal(
+                    sql.SQL("{schema}.{table}").format(**names).as_string()  # quoted identifiers
+                ),
+                **names,
             )
         )
         # Binary parameters: arrays of plain types, no text escaping of the states.

@@ -58,6 +58,9 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_POOL_SIZE": str(settings.pool_size),
             "POSTGRES_MAX_OVERFLOW": str(settings.pool_size),
             "POSTGRES_CONNECT_TIMEOUT": "10",
+            # The pool checks a connection before lending it (psycopg_pool's check_connection),
+            # so one the server ended is replaced instead of failing the request that got it.
+            "POSTGRES_PRE_PING": "y",
             # Never POSTGRES_ENABLE_DB_FUNCTIONS: it breaks tracking.
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         }

@@ -206,7 +206,7 @@ def test_a_malformed_event_is_refused_and_writes_nothing(shared_server: Any) -> 
 
 
 @SQLITE_ONLY
-def test_lineage_needs_an_operator_or_worker_token(shared_server: Any) -> None:
+def test_lineage_needs_an_operator_token_and_a_worker_token_cannot_create_runs(shared_server: Any) -> None:
     server = shared_server
     body = json.dumps(
         {
@@ -220,4 +220,5 @@ def test_lineage_needs_an_operator_or_worker_token(shared_server: Any) -> None:
     ).encode()
     assert httpx.post(f"{server.url}/api/v1/lineage", content=body).status_code == 401
     assert _post(server, server.token("auditor"), body).status_code == 403
-    assert _post(server, server.token("worker"), body).status_code == 201
+    assert _post(server, server.token("worker"), body).status_code == 403
+    assert _post(server, server.token("operator"), body).status_code == 201
