@@ -8,6 +8,7 @@ an ``errors`` entry of type ``json_invalid``.
 from __future__ import annotations
 
 import errno
+import re
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -133,7 +134,32 @@ async def _on_http_error(request: Request, exc: Exception) -> ProblemResponse:
         detail = f"no route {request.url.path}"
     elif exc.status_code == 405 and detail == "Method Not Allowed":
         detail = f"{request.method} is not allowed on {request.url.path}"
-    return problem(exc.status_code, detail, headers=dict(exc.headers or {}) or None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem(exc.status_code, detail, headers=headers or None)
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents on this path (RFC 9110 15.5.6: a 405 carries ``Allow``;
+    a path may be served by several routes, one per method), read from the OpenAPI paths."""
+    methods: set[str] = set()
+    openapi = getattr(request.app, "openapi", None)
+    paths: dict[str, dict[str, Any]] = openapi().get("paths", {}) if callable(openapi) else {}
+    path = request.url.path
+    if path in paths:  # a literal path (``/api/runs/claim``) before any template it also fits
+        matching = [paths[path]]
+    else:
+        pattern = {t: re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(t)) for t in paths}
+        matching = [ops for t, ops in paths.items() if re.fullmatch(pattern[t], path)]
+    for operations in matching:
+        methods |= {method.upper() for method in operations if method in _HTTP_METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> ProblemResponse:
