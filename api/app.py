@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from api.bodylimit import BodyLimitMiddleware
 from api.errors import PROBLEM_RESPONSES, install_error_handlers
+from api.inputguard import InputGuardMiddleware
 from api.logging import RequestLoggingMiddleware, configure_logging
 from api.metrics import MetricsMiddleware
 from api.models import Health
@@ -87,7 +88,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(ops.router, responses=PROBLEM_RESPONSES)
     app.include_router(ledger_routes.router, responses=PROBLEM_RESPONSES)
     app.include_router(export.router, responses=PROBLEM_RESPONSES)
-    # Outermost first: request logging (and 500s) wraps the body limit.
+    # Added innermost first: request logging (and 500s) wraps the body limit, which wraps the
+    # input guard (so the body it reads whole is bounded).
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLoggingMiddleware)
     app.add_middleware(MetricsMiddleware)

@@ -1,6 +1,7 @@
 """structlog set-up (JSON when stderr is not a terminal, console when it is) and the request
 logging middleware: one ``request_handled`` line per request with method, path, status,
-duration_ms and request_id (and run_id when the path names a run).
+duration_ms and request_id (and run_id when the path names a run). Every line passes
+``api.redact.redact_secrets``: nothing shaped like a token is ever written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.redact import redact_secrets
 
 _RUN_PATH = re.compile(r"^/api/runs/(?P<run_id>[0-9a-fA-F-]{36})(?:/|$)")
 _configured = False
@@ -31,6 +34,7 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info if use_json else _identity,
+            redact_secrets,  # last before rendering: also covers formatted tracebacks
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -13,6 +13,8 @@ from ledger.domain.reports import Report
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 JSONDict = dict[str, Any]
+#: An RFC 3339 UTC timestamp (``2026-01-02T03:04:05.000000Z``), typed so in the OpenAPI schema.
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class Request(BaseModel):
@@ -37,7 +39,7 @@ class WorkflowRegistered(Public):
 class WorkflowVersionPublic(Public):
     version: int
     definition_hash: str
-    registered_at: str
+    registered_at: Timestamp
     registered_by: str
 
 
@@ -45,7 +47,7 @@ class WorkflowSummary(Public):
     name: str
     active_version: int
     definition_hash: str
-    registered_at: str
+    registered_at: Timestamp
     versions: int
 
 
@@ -96,9 +98,9 @@ class RunPublic(Public):
     triggered_by: str | None = None
     trigger_kind: str | None = None
     parameters: JSONDict = {}
-    created_at: str | None = None
-    started_at: str | None = None
-    completed_at: str | None = None
+    created_at: Timestamp | None = None
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
     duration_seconds: float | None = None
     tasks_total: int | None = None
     tasks_succeeded: int | None = None
@@ -159,7 +161,7 @@ class LineagePublic(Public):
 
 
 class AuditEntry(Public):
-    at: str
+    at: Timestamp
     actor: str | None
     action: str
     from_status: str | None = None
@@ -242,7 +244,7 @@ class ClaimRequest(Request):
 class ClaimedRun(Public):
     run_id: str
     worker_id: str
-    lease_expires_at: str | None
+    lease_expires_at: Timestamp | None
     workflow: str
     version: int
     definition_hash: str
@@ -278,8 +280,8 @@ class TokenPublic(Public):
     id: str
     name: str
     role: str
-    created_at: str
-    revoked_at: str | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
 
 
 class TokenCreated(TokenPublic):

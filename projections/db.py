@@ -32,6 +32,20 @@ _INSERT = re.compile(
 )
 
 
+#: What a NUL character in a stored string becomes in a view (PostgreSQL text cannot hold
+#: NUL; SQLite gets the same, so both backends' views agree). The ledger keeps the original.
+NUL_STAND_IN = "\ufffd"
+
+
+def text_safe(row: Sequence[Any]) -> Sequence[Any]:
+    """``row`` with NUL in its strings replaced by :data:`NUL_STAND_IN` (itself when none has
+    one: the common case costs one scan). Every value a view writes passes through here."""
+    for value in row:
+        if value.__class__ is str and "\x00" in value:
+            return tuple(v.replace("\x00", NUL_STAND_IN) if v.__class__ is str else v for v in row)
+    return row
+
+
 @dataclass
 class Connection:
     """One DB-API connection with the dialect it speaks; rows come back as dicts."""
@@ -56,11 +70,12 @@ class Connection:
         return statement.replace("?", "%s") if self.is_postgres else statement
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(self.sql(statement), tuple(params))
+        return self.raw.execute(self.sql(statement), tuple(text_safe(params)))
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
+        rows = [text_safe(row) for row in rows]
         if self.is_postgres:
             insert = _INSERT.match(statement)
             if insert is not None and len(rows) >= COPY_THRESHOLD:
@@ -92,6 +107,7 @@ class Connection:
         on PostgreSQL, a plain batched INSERT on SQLite. For tables nobody else writes."""
         if not rows:
             return
+        rows = [text_safe(row) for row in rows]
         names = ", ".join(columns)
         if self.is_postgres:
             with self.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import Auditor, Operator, RuntimeDep
 from api.models import FileStored
 from api.reads import read_file_checked
+from ledger.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/files", tags=["files"])
 log = structlog.get_logger()
@@ -26,8 +27,11 @@ _RAW_BODY = {
 
 @router.post("", status_code=201, response_model=FileStored, openapi_extra=_RAW_BODY)
 async def upload_file(request: Request, runtime: RuntimeDep, principal: Operator) -> FileStored:
-    """Store the raw body; a ``file`` parameter can then name it by its sha256."""
+    """Store the raw body (at least one byte; 422 for an empty one); a ``file`` parameter can
+    then name it by its sha256."""
     data = await request.body()
+    if not data:
+        raise InvalidRequest("the body is empty: send the file's bytes")
     sha256, size = await run_in_threadpool(runtime.files.put_bytes, data)
     log.info("file_stored", sha256=sha256, size=size, by=principal.name)
     return FileStored(sha256=sha256, size=size)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from api.deps import Auditor, RuntimeDep
+from api.params import MAX_POSITION
 from ledger.errors import InvalidRequest, NotFound
 from ledger.integrity.merkle_store import MerkleStore
 from ledger.integrity.signing import Signer
@@ -37,8 +38,8 @@ def inclusion_proof(
     request: Request,
     runtime: RuntimeDep,
     _: Auditor,
-    position: Annotated[int, Query(ge=0)],
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    position: Annotated[int, Query(ge=0, le=MAX_POSITION)],
+    tree_size: Annotated[int | None, Query(ge=1, le=MAX_POSITION)] = None,
 ) -> dict[str, Any]:
     """RFC 9162 2.1.3 audit path of the event at ``position`` in the tree of ``tree_size``."""
     try:
@@ -54,8 +55,8 @@ def consistency_proof(
     request: Request,
     runtime: RuntimeDep,
     _: Auditor,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int | None, Query(ge=1)] = None,
+    first: Annotated[int, Query(ge=1, le=MAX_POSITION)],
+    second: Annotated[int | None, Query(ge=1, le=MAX_POSITION)] = None,
 ) -> dict[str, Any]:
     """RFC 9162 2.1.4 proof that the tree of size ``second`` extends the one of ``first``."""
     try:

@@ -12,7 +12,6 @@ run. How the event is stored is described in ``ledger.domain.openlineage``.
 
 from __future__ import annotations
 
-import json
 import zlib
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from pydantic import BaseModel
 
 from api.auth import Principal
 from api.deps import RuntimeDep, require_role
+from ledger.domain.inputs import loads_json
 from ledger.domain.openlineage import parse_run_event
 from ledger.errors import InvalidRequest
 
@@ -53,8 +53,8 @@ def _decode(body: bytes, encoding: str, limit: int) -> Any:
     elif encoding not in {"", "identity"}:
         raise HTTPException(415, f"unsupported Content-Encoding {encoding!r}")
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return loads_json(body)
+    except ValueError as exc:  # orjson.JSONDecodeError: malformed JSON or UTF-8
         raise InvalidRequest(f"the body is not JSON: {exc}") from None
 
 

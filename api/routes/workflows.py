@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import structlog
@@ -27,6 +26,7 @@ from api.models import (
 )
 from api.runtime import Runtime
 from ledger.domain.definition import load_definition_text
+from ledger.domain.inputs import loads_json
 from ledger.domain.workflow import Workflow
 from ledger.errors import InvalidDefinition, InvalidRequest
 
@@ -64,8 +64,8 @@ def _parse_registration(body: bytes, content_type: str) -> dict[str, Any]:
     if media in YAML_TYPES:
         return load_definition_text(text)
     try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
+        payload = loads_json(text)
+    except ValueError as exc:  # orjson.JSONDecodeError
         raise InvalidDefinition(f"the body is not valid JSON: {exc}") from None
     try:
         request = RegisterWorkflow.model_validate(payload)

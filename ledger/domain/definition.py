@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ledger.domain.inputs import check_value, load_yaml
 from ledger.errors import InvalidDefinition, InvalidParameters
 from ledger.hashing import is_sha256_hex
 
@@ -205,11 +206,12 @@ def parse_definition(raw: object) -> WorkflowDefinition:
 def load_definition_text(text: str) -> dict[str, Any]:
     """Parse YAML (a superset of JSON) into the JSON object that gets hashed."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise InvalidDefinition(f"definition is not valid YAML or JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidDefinition("a workflow definition must be a mapping")
+    check_value(raw, "definition")
     ensure_json_compatible(raw)
     return raw
 

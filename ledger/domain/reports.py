@@ -39,7 +39,11 @@ def _safe_output_values(values: dict[str, OutputValue]) -> dict[str, OutputValue
     return values
 
 
-Timestamp = Annotated[str | None, AfterValidator(_normalise_timestamp)]
+#: An ISO 8601 timestamp, normalised to UTC ``...ffffffZ``; ``format: date-time`` in schemas.
+Timestamp = Annotated[
+    Annotated[str, Field(json_schema_extra={"format": "date-time"})] | None,
+    AfterValidator(_normalise_timestamp),
+]
 OutputVars = Annotated[
     dict[Annotated[str, Field(max_length=200)], OutputValue], AfterValidator(_safe_output_values)
 ]
