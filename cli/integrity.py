@@ -86,11 +86,13 @@ def verify_command(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(str(problem), file=sys.stderr)
     if report.problem_count > len(report.problems):
-        print(f"... and {report.problem_count - len(report.problems)} more problems", file=sys.stderr)
+        print(
+            f"... and {plural(report.problem_count - len(report.problems), 'more problem')}", file=sys.stderr
+        )
     summary = (
         f"{report.events_checked} events checked, tree size {report.tree_size}, root {report.root_hash}: "
     )
-    print(summary + ("ok" if report.ok else f"{report.problem_count} problems"), file=sys.stderr)
+    print(summary + ("ok" if report.ok else plural(report.problem_count, "problem")), file=sys.stderr)
     return 0 if report.ok else 1
 
 
@@ -122,5 +124,10 @@ def verify_bundle_command(args: argparse.Namespace) -> int:
     problems = verify_bundle(args.bundle, public_key=key)
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(f"{args.bundle}: " + ("ok" if not problems else f"{len(problems)} problems"), file=sys.stderr)
+    print(f"{args.bundle}: " + ("ok" if not problems else plural(len(problems), "problem")), file=sys.stderr)
     return 1 if problems else 0
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 problem``, ``2 problems``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
