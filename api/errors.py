@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from api.wording import validation_message
 from ledger.errors import (
     Conflict,
     IllegalTransition,
@@ -104,13 +105,13 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"request body exceeds the limit of {limit} bytes")
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _validation_errors(request: Request, exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
         out.append(
             {
                 "loc": ".".join(str(part) for part in err.get("loc", ())),
-                "msg": str(err.get("msg", "")),
+                "msg": validation_message(request, err),
                 "type": str(err.get("type", "")),
             }
         )
@@ -129,7 +130,7 @@ async def _on_http_error(request: Request, exc: Exception) -> ProblemResponse:
 
 async def _on_validation_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = _validation_errors(exc)
+    errors = _validation_errors(request, exc)
     summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
     detail = f"request does not validate: {summary}"
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -102,3 +102,18 @@ def test_a_batch_answers_each_item_with_its_run_and_status(shared_server: Server
             zip(["a", "b"], batch["run_ids"], strict=True)
         )
         assert all(i["status"] in {"pending", "running", "success", "failed", "killed"} for i in items)
+
+
+def test_an_unknown_key_in_a_request_body_is_named_with_the_key_it_is_likely_to_mean(
+    shared_server: Server,
+) -> None:
+    definition = pipeline()
+    with shared_server.client("operator") as client:
+        register(client, definition)
+        url = f"/api/workflows/{definition['name']}/trigger"
+        body = assert_problem(client.post(url, json={"paramters": {"query": "x"}}), 422)
+        assert "unknown key 'paramters' (did you mean 'parameters'?)" in body["detail"]
+        nested = {"batch": {"itms": ["a"], "input_param": "query"}}
+        body = assert_problem(client.post(url, json=nested), 422)
+        assert "unknown key 'itms' (did you mean 'items'?)" in body["detail"]
+        assert "Extra inputs are not permitted" not in body["detail"]
