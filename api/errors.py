@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from api.wording import validation_message
 from ledger.errors import (
     Conflict,
     IllegalTransition,
@@ -41,6 +42,8 @@ class Unavailable(LedgerError):
 
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: Content types of HTML forms: what ``curl -d`` sends unless told otherwise.
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 #: Domain error -> HTTP status. The one place where that decision is made.
 STATUS_OF: dict[type[LedgerError], int] = {
@@ -85,8 +88,10 @@ def problem(
     title: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> ProblemResponse:
     body: dict[str, Any] = {
+        **(extensions or {}),
         "type": "about:blank",
         "title": title or TITLES.get(status, "Error"),
         "status": status,
@@ -114,13 +119,13 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"request body exceeds the limit of {limit} bytes")
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _validation_errors(request: Request, exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
         out.append(
             {
                 "loc": ".".join(str(part) for part in err.get("loc", ())),
-                "msg": str(err.get("msg", "")),
+                "msg": validation_message(request, err),
                 "type": str(err.get("type", "")),
             }
         )
@@ -164,16 +169,24 @@ def _allowed_methods(request: Request) -> list[str]:
 
 async def _on_validation_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = _validation_errors(exc)
+    errors = _validation_errors(request, exc)
     summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
-    return problem(422, f"request does not validate: {summary}", errors=errors)
+    detail = f"request does not validate: {summary}"
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in FORM_TYPES:
+        detail = (
+            f"the body was sent as {content_type}, but this route takes JSON: send it with "
+            "'Content-Type: application/json' (curl: -H 'Content-Type: application/json' or "
+            f"--json); {detail}"
+        )
+    return problem(422, detail, errors=errors)
 
 
 async def _on_ledger_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, LedgerError)
     status = status_for(exc)
     errors = [{str(k): v for k, v in e.items()} for e in exc.errors] or None
-    return problem(status, exc.detail, title=exc.title, errors=errors)
+    return problem(status, exc.detail, title=exc.title, errors=errors, extensions=exc.extensions)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

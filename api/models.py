@@ -215,11 +215,18 @@ class BatchProgress(Public):
     failed_items: int
 
 
+class BatchItemPublic(Public):
+    item: Any
+    run_id: str
+    status: str
+
+
 class BatchPublic(Public):
     batch_id: str
     status: str
     progress: BatchProgress
     run_ids: list[str]
+    items: list[BatchItemPublic]
 
 
 class ProjectionPublic(Public):

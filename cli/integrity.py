@@ -89,16 +89,17 @@ def verify_command(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(str(problem), file=out)
     if report.problem_count > len(report.problems):
-        print(f"... and {_count(report.problem_count - len(report.problems), 'more problem')}", file=out)
+        print(f"... and {plural(report.problem_count - len(report.problems), 'more problem')}", file=out)
     summary = (
         f"{report.events_checked} events checked, tree size {report.tree_size}, root {report.root_hash}: "
     )
-    print(summary + ("ok" if report.ok else _count(report.problem_count, "problem")), file=out)
+    print(summary + ("ok" if report.ok else plural(report.problem_count, "problem")), file=out)
     return 0 if report.ok else 1
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def plural(count: int, noun: str) -> str:
+    """``1 problem``, ``2 problems``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def digest_command(args: argparse.Namespace) -> int:
@@ -113,7 +114,7 @@ def export_command(args: argparse.Namespace) -> int:
         workflow=args.workflow,
     )
     result = write_bundle(_open_ledger(args), args.out, filters=filters, summarise=summary_from_events)
-    print(f"exported {_count(result.events, 'event')} of {_count(result.runs, 'run')} to {result.path}")
+    print(f"exported {plural(result.events, 'event')} of {plural(result.runs, 'run')} to {result.path}")
     return 0
 
 
@@ -130,7 +131,7 @@ def verify_bundle_command(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{args.bundle}: {_count(len(problems), 'problem')}")
+        print(f"{args.bundle}: {plural(len(problems), 'problem')}")
         return 1
     if key is None:
         print(f"{args.bundle}: ok, but only against the public key inside the bundle itself")

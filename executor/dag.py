@@ -353,11 +353,12 @@ class RunExecution:
             started_at=started_at,
             timeout=None if spec.timeout_seconds is None and deadline is None else timeout,
             user=self.user,
+            # A file parameter is an input of the tasks that name it in their command; one
+            # that declares ``params/<name>`` in ``inputs`` hashes it with its other inputs.
             extra_inputs=[
                 ref
                 for name, ref in file_inputs.items()
-                if name in referenced_params(spec.command)
-                or (not spec.depends_on and not _referenced_anywhere(definition, name))
+                if name in referenced_params(spec.command) and ref["path"] not in spec.inputs
             ],
             pinned_image_id=self.image_pins.get(spec.name),
         )
@@ -501,10 +502,6 @@ class RunExecution:
             inputs[name] = {"path": relative, "sha256": sha256, "size": size}
             params[name] = relative
         return params, inputs
-
-
-def _referenced_anywhere(definition: WorkflowDefinition, param: str) -> bool:
-    return any(param in referenced_params(t.command) for t in definition.tasks)
 
 
 def run_dir_for(ledger: Ledger, run_id: str) -> Path:

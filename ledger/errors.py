@@ -8,10 +8,18 @@ class LedgerError(Exception):
 
     title = "Ledger error"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, object]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, object]] | None = None,
+        extensions: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        #: Extra members of the problem document (RFC 9457 section 3.2), e.g. ``run_id``.
+        self.extensions = extensions or {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.detail!r})"
@@ -41,3 +49,17 @@ class Conflict(LedgerError):
     """Another writer got there first (optimistic concurrency), or a stale worker."""
 
     title = "Conflict"
+
+
+class IdempotencyKeyReused(Conflict):
+    """An idempotency key sent again with other parameters than its first run's."""
+
+    title = "Idempotency key reused"
+
+    def __init__(self, *, key: str, run_id: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was first used for run {run_id} with other parameters; "
+            "use a new key for other parameters",
+            extensions={"run_id": run_id},
+        )
+        self.run_id = run_id

@@ -23,6 +23,7 @@ from projections import state as st
 from projections.db import Connection, connect
 from projections.view import Tables
 from projections.views import audit, default_views, lineage_queries, stats, summaries_queries
+from projections.views.rundetail import batch_progress
 
 T = TypeVar("T")
 
@@ -127,8 +128,15 @@ class ReadModels:
     def lapsed_run_ids(self, now_iso: str) -> list[str]:
         return self._query("summaries", lambda c, t: summaries_queries.lapsed_run_ids(c, t, now_iso))
 
+    def batch_statuses(self, batch_id: str) -> dict[str, str] | None:
+        """Each run's status by run id, or None when the view has not seen the batch."""
+        return self._query("summaries", lambda c, t: summaries_queries.batch_statuses(c, t, batch_id))
+
     def batch_progress(self, batch_id: str) -> dict[str, Any] | None:
-        return self._query("summaries", lambda c, t: summaries_queries.batch_progress(c, t, batch_id))
+        statuses = self.batch_statuses(batch_id)
+        if statuses is None:
+            return None
+        return batch_progress(batch_id, list(statuses), list(statuses.values()))
 
     # ---- stats, lineage, audit ------------------------------------------------------------
     def stats(

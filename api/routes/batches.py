@@ -18,10 +18,9 @@ BatchId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-
 
 @router.get("/{batch_id}", response_model=BatchPublic)
 def show_batch(batch_id: BatchId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
-    progress = runtime.views.batch_progress(batch_id)
-    if progress is not None:
-        return dict(progress)
-    # The view has not seen the batch yet: answer from the batch's own stream and its runs.
-    batch = runtime.ledger.get_batch(batch_id)
-    statuses = [run_summary(runtime, run_id)["status"] for run_id in batch.run_ids]
-    return batch_progress(batch_id, list(batch.run_ids), statuses)
+    batch = runtime.ledger.get_batch(batch_id)  # its items, in run order; 404 for no batch
+    run_ids = list(batch.run_ids)
+    known = runtime.views.batch_statuses(batch_id) or {}
+    # Runs the view has not seen yet are answered from their own streams.
+    statuses = [known[r] if r in known else run_summary(runtime, r)["status"] for r in run_ids]
+    return batch_progress(batch_id, run_ids, statuses, batch.items)

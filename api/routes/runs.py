@@ -28,8 +28,9 @@ from api.models import (
 from api.params import RunId, Status, TaskName, iso_timestamp
 from api.reads import read_file_checked, run_summary
 from ledger.errors import InvalidRequest
+from projections.views.compare import compare
 from projections.views.prov import to_prov
-from projections.views.rundetail import compare, files_of, find_task, log_ref, run_events, tasks_of
+from projections.views.rundetail import files_of, find_task, log_ref, run_events, tasks_of
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = structlog.get_logger()
@@ -118,7 +119,7 @@ def task_logs(
 
 @router.get("/{run_id}/files", response_model=FilesPublic)
 def list_files(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
-    return {"files": files_of(run_events(runtime.ledger, run_id))}
+    return {"files": files_of(run_events(runtime.ledger, run_id), size_of=runtime.files.size)}
 
 
 @router.get("/{run_id}/lineage", response_model=LineagePublic | dict[str, Any])

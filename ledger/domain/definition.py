@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import posixpath
 import re
@@ -132,15 +133,21 @@ class WorkflowDefinition(_Strict):
                     raise ValueError(f"task {task.name!r} depends on itself")
         topological_order(self)  # raises on a cycle
         for task in self.tasks:
-            for arg in task.command:
-                for ref in TEMPLATE_RE.findall(arg):
-                    self._check_template(task, ref)
+            for index, arg in enumerate(task.command):
+                unbalanced = unbalanced_template(arg)
+                if unbalanced is not None:
+                    offset, what = unbalanced
+                    raise ValueError(
+                        f"task {task.name!r}: command[{index}] character {offset}: {what} in {arg!r}"
+                    )
+                for found in TEMPLATE_RE.finditer(arg):
+                    self._check_template(task, found[1], f"command[{index}] character {found.start()}")
         return self
 
-    def _check_template(self, task: TaskSpec, ref: str) -> None:
+    def _check_template(self, task: TaskSpec, ref: str, where: str) -> None:
         match = TEMPLATE_REF_RE.match(ref)
         if match is None:
-            raise ValueError(f"task {task.name!r}: unknown template {{{{ {ref} }}}}")
+            raise ValueError(f"task {task.name!r}: {where}: unknown template {{{{ {ref} }}}}")
         if match["param"] and match["param"] not in self.params:
             raise ValueError(f"task {task.name!r}: unknown parameter {match['param']!r}")
         if match["task"] and match["task"] not in upstream_of(self, task.name):
@@ -153,6 +160,21 @@ class WorkflowDefinition(_Strict):
             if task.name == name:
                 return task
         raise KeyError(name)
+
+
+def unbalanced_template(arg: str) -> tuple[int, str] | None:
+    """The character offset and kind of the first ``{{`` left open in one argv item, or None.
+    (A lone ``}}`` is left alone: Python or awk code in an argv item may hold one.)"""
+    offset = 0
+    while True:
+        opening = arg.find("{{", offset)
+        if opening == -1:
+            return None
+        end = arg.find("}}", opening + 2)
+        inner = arg.find("{{", opening + 2)
+        if end == -1 or (inner != -1 and inner < end):
+            return opening, "'{{' is never closed with '}}'"
+        offset = end + 2
 
 
 def topological_order(definition: WorkflowDefinition) -> list[str]:
@@ -186,9 +208,37 @@ def upstream_of(definition: WorkflowDefinition, task_name: str) -> set[str]:
 
 def _format_validation_error(exc: ValidationError) -> list[dict[str, object]]:
     return [
-        {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"], "type": err["type"]}
+        {"loc": ".".join(str(p) for p in err["loc"]), "msg": _message(err), "type": err["type"]}
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
+
+
+def _message(err: Any) -> str:
+    """pydantic's message, or for an unknown key one that names it and the nearest known key."""
+    if err["type"] != "extra_forbidden" or not err["loc"]:
+        return str(err["msg"])
+    return unknown_key_message(str(err["loc"][-1]), _allowed_keys(err["loc"][:-1]))
+
+
+def unknown_key_message(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(allowed))})"
+    return f"unknown key {key!r}{hint}"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the definition allows where ``loc`` points (a path of keys and list indexes)."""
+    model: type[BaseModel] = WorkflowDefinition
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if part == "params":
+            model = ParamSpec
+            parts = parts[1:]  # the parameter's name
+        elif part == "tasks":
+            model = TaskSpec
+            parts = parts[1:]  # the task's index
+    return list(model.model_fields)
 
 
 def parse_definition(raw: object) -> WorkflowDefinition:
@@ -290,7 +340,8 @@ def coerce_parameter_text(definition: WorkflowDefinition, name: str, text: str) 
         if spec.type == "number":
             return float(text)
     except ValueError:
-        raise InvalidParameters(f"parameter {name!r} must be a {spec.type}, got {text!r}") from None
+        article = "an" if spec.type == "integer" else "a"
+        raise InvalidParameters(f"parameter {name!r} must be {article} {spec.type}, got {text!r}") from None
     if spec.type == "boolean":
         lowered = text.lower()
         if lowered in {"true", "1", "yes"}:

@@ -176,6 +176,8 @@ class Run(ChainedAggregate):
         source_run_id: str
         outputs: list[dict[str, Any]]
         output_vars: dict[str, Any]
+        #: The worker that recorded it (the run's holder); None in events stored before 0.x.
+        by: str | None = None
 
         def apply(self, run: Run) -> None:
             state = _move_task(run, self)
@@ -309,6 +311,7 @@ class Run(ChainedAggregate):
             source_run_id=source_run_id,
             outputs=outputs,
             output_vars=output_vars,
+            by=worker_id,
         )
 
     def succeed(self, *, worker_id: str, at: datetime) -> None:

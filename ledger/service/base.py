@@ -24,10 +24,11 @@ from ledger.domain.aggregate import ChainedAggregate
 from ledger.domain.definition import WorkflowDefinition, parse_definition
 from ledger.domain.run import Run
 from ledger.domain.workflow import DefinitionIndex, Workflow, definition_stream, workflow_stream
-from ledger.errors import Conflict, LedgerError, NotFound
+from ledger.errors import Conflict, InvalidParameters, LedgerError, NotFound
 from ledger.service.runcache import RunCache, TriggeredHere
 from ledger.settings import Settings
 from ledger.store.event_record import EventRecord
+from ledger.store.filestore import FileStore
 from ledger.store.groupcommit import GroupCommitRecorder, with_expect
 from ledger.store.reader import EventReader
 from ledger.store.recorders import StaleRead
@@ -72,6 +73,7 @@ class LedgerBase(Application[str]):
         self._definitions_lock = threading.Lock()
         self.run_cache = RunCache(settings.aggregate_cache_size)
         self.triggered_here = TriggeredHere()
+        self._files: FileStore | None = None
 
     def construct_event_store(self) -> EventStore[str]:
         self.group_commit = GroupCommitRecorder(self.recorder)
@@ -147,6 +149,29 @@ class LedgerBase(Application[str]):
                 self._definitions.pop(next(iter(self._definitions)))
             self._definitions[digest] = found
         return found
+
+    def _check_files_stored(self, definition: WorkflowDefinition, parameters: Mapping[str, Any]) -> None:
+        """Refuse ``file`` parameters naming no stored file (SPEC 5: 422, nothing written)."""
+        missing: list[dict[str, object]] = [
+            {"loc": f"parameters.{name}", "msg": f"no stored file with sha256 {parameters[name]}"}
+            for name, spec in definition.params.items()
+            if spec.type == "file"
+            and parameters.get(name) is not None
+            and not self.files.exists(str(parameters[name]))
+        ]
+        if missing:
+            summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in missing)
+            raise InvalidParameters(
+                f"parameters do not match the definition: {summary} (upload it with POST /api/files)",
+                errors=missing,
+            )
+
+    @property
+    def files(self) -> FileStore:
+        """The content-addressed file store ``file`` parameters name."""
+        if self._files is None:
+            self._files = FileStore(self.settings.file_store_dir)
+        return self._files
 
     # ---- shared reads -----------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:

@@ -53,6 +53,8 @@ class BatchCommands(LedgerBase):
             raise InvalidRequest(f"input_param {input_param!r} is not a parameter of {name!r}")
         base = dict(parameters or {})
         resolved = [resolve_parameters(definition, base | {input_param: item}) for item in items]
+        for params in resolved:
+            self._check_files_stored(definition, params)
         at = self.clock()
         batch_id = str(uuid.uuid4())
         runs = [

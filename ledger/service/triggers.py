@@ -18,7 +18,7 @@ from ledger.domain.definition import parse_definition, resolve_parameters, upstr
 from ledger.domain.idempotency import IdempotencyKey, idempotency_stream
 from ledger.domain.run import Run
 from ledger.domain.workflow import Workflow, WorkflowVersion, workflow_stream
-from ledger.errors import Conflict, InvalidRequest, NotFound
+from ledger.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
 from ledger.service.base import LedgerBase, looks_like_run_id
 from ledger.store.event_record import EventRecord
 from ledger.store.groupcommit import with_expect
@@ -122,11 +122,11 @@ class TriggerCommands(LedgerBase):
     ) -> Triggered:
         definition = self._definition(digest, raw)
         parameters = resolve_parameters(definition, supplied)
+        self._check_files_stored(definition, parameters)
         if idempotency_key is not None:
             existing = self._get(idempotency_stream(name, idempotency_key))
             if isinstance(existing, IdempotencyKey):
-                first = self.get_run(existing.run_id)
-                return Triggered(first.id, first.definition_hash, created=False)
+                return self._first_run(existing.run_id, idempotency_key, parameters)
         at = self.clock()
         run = new_run(
             name=name,
@@ -153,10 +153,17 @@ class TriggerCommands(LedgerBase):
             winner = self._get(idempotency_stream(name, idempotency_key))
             if not isinstance(winner, IdempotencyKey):
                 raise Conflict("concurrent trigger; retry") from None
-            first = self.get_run(winner.run_id)
-            return Triggered(first.id, first.definition_hash, created=False)
+            return self._first_run(winner.run_id, idempotency_key, parameters)
         self._triggered(run, links)
         return Triggered(run.id, digest, created=True)
+
+    def _first_run(self, run_id: str, key: str, parameters: Mapping[str, Any]) -> Triggered:
+        """The run an idempotency key first triggered, when asked again with the same
+        (resolved) parameters; :class:`IdempotencyKeyReused` naming it for other ones."""
+        first = self.get_run(run_id)
+        if dict(first.parameters) != dict(parameters):
+            raise IdempotencyKeyReused(key=key, run_id=first.id)
+        return Triggered(first.id, first.definition_hash, created=False)
 
     def _triggered(self, run: Run, links: Mapping[str, Any]) -> None:
         """A new pending run: kept for the next command on it, and offered to claims."""

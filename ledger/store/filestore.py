@@ -56,6 +56,10 @@ class FileStore:
     def exists(self, sha256: str) -> bool:
         return is_sha256_hex(sha256) and self.path_for(sha256).is_file()
 
+    def size(self, sha256: str) -> int | None:
+        """The stored file's size in bytes, or None when no such file is stored."""
+        return self.path_for(sha256).stat().st_size if self.exists(sha256) else None
+
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         sha256 = hashlib.sha256(data).hexdigest()
         if not self.exists(sha256):

@@ -154,7 +154,12 @@ def _entry(event: EventRecord, status: str | None) -> Entry | None:
         case "Run.Killed":
             return _ended(event, status, "killed")
         case "Run.TaskReused":
-            return None, "task_reused", None, {"task": d.get("task"), "source_run_id": d.get("source_run_id")}
+            return (
+                d.get("by"),
+                "task_reused",
+                None,
+                {"task": d.get("task"), "source_run_id": d.get("source_run_id")},
+            )
         case "Run.LineageReported":
             return (
                 d.get("producer"),

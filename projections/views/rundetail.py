@@ -1,14 +1,16 @@
 """Per-run detail folded from one run's own events: tasks with every attempt's evidence, the
-run's files, where its logs are, and the comparison of two runs. Pure functions over
+run's files, where its logs are, and a batch's progress (the comparison of two runs is
+:mod:`projections.views.compare`). Pure functions over
 ``EventRecord`` lists, so they read what was recorded, not today's aggregate code.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ledger.domain.definition import TEMPLATE_RE, TEMPLATE_REF_RE
 from ledger.domain.status import TERMINAL, RunStatus, TaskStatus, status_after, task_status_after
 from ledger.errors import NotFound
 from ledger.service import Ledger
@@ -147,10 +149,40 @@ def log_ref(task: dict[str, Any], stream: str, attempt: int | None) -> dict[str,
     return ref
 
 
-def files_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
-    """File parameters and every input and output recorded by the run's tasks."""
+def file_param_readers(definition: Mapping[str, Any]) -> dict[str, set[str]]:
+    """For each ``file`` parameter, the tasks that read it: those declaring ``params/<name>``
+    in ``inputs`` or naming ``{{ params.<name> }}`` in their command (SPEC 5: it counts as
+    an input of those tasks, and of no other)."""
+    params = definition.get("params") or {}
+    tasks = [t for t in definition.get("tasks") or [] if isinstance(t, dict)]
+    readers: dict[str, set[str]] = {}
+    for name, spec in params.items():
+        if not isinstance(spec, dict) or spec.get("type") != "file":
+            continue
+        readers[name] = {
+            str(task.get("name"))
+            for task in tasks
+            if f"params/{name}" in (task.get("inputs") or [])
+            or any(name in _params_named(arg) for arg in task.get("command") or [])
+        }
+    return readers
+
+
+def _params_named(arg: Any) -> set[str]:
+    refs = (TEMPLATE_REF_RE.match(inner) for inner in TEMPLATE_RE.findall(str(arg)))
+    return {ref["param"] for ref in refs if ref is not None and ref["param"]}
+
+
+def files_of(
+    events: Sequence[EventRecord], size_of: Callable[[str], int | None] | None = None
+) -> list[dict[str, Any]]:
+    """Every input and output recorded by the run's tasks. A ``file`` parameter is listed
+    as an input of each task that read it; until one has (or when none does), once with
+    ``task: null`` and its size from ``size_of``."""
     trigger = events[0].data
-    params = trigger.get("definition", {}).get("params", {}) or {}
+    values = trigger.get("parameters") or {}
+    readers = file_param_readers(trigger.get("definition") or {})
+    param_paths = {f"params/{name}": name for name in readers}
     seen: set[tuple[Any, ...]] = set()
     files: list[dict[str, Any]] = []
 
@@ -160,14 +192,13 @@ def files_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
             seen.add(key)
             files.append({"path": path, "sha256": sha256, "size": size, "role": role, "task": task})
 
-    for name, spec in params.items():
-        value = (trigger.get("parameters") or {}).get(name)
-        if isinstance(spec, dict) and spec.get("type") == "file" and value:
-            add(f"params/{name}", value, None, "input", None)
-
     def add_refs(event: EventRecord, key: str, role: str) -> None:
+        task = str(event.data["task"])
         for ref in event.data.get(key) or []:
-            add(ref.get("path"), ref.get("sha256"), ref.get("size"), role, str(event.data["task"]))
+            param = param_paths.get(ref.get("path")) if role == "input" else None
+            if param is not None and task not in readers[param]:
+                continue  # recorded before 0.x for a task that never read it
+            add(ref.get("path"), ref.get("sha256"), ref.get("size"), role, task)
 
     for event in events:
         match event.type:
@@ -178,63 +209,45 @@ def files_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
                 add_refs(event, "outputs", "output")
             case _:
                 pass
-    return files
+    listed = {(f["path"], f["sha256"]) for f in files if f["role"] == "input"}
+    unread = [
+        {"path": path, "sha256": values[name], "size": None, "role": "input", "task": None}
+        for path, name in param_paths.items()
+        if values.get(name) and (path, values[name]) not in listed
+    ]
+    for entry in unread:
+        entry["size"] = size_of(str(entry["sha256"])) if size_of is not None else None
+    return unread + files
 
 
-def _task_facts(task: dict[str, Any] | None) -> dict[str, Any] | None:
-    if task is None:
-        return None
-    last = task["attempts"][-1] if task["attempts"] else {}
-    return {
-        "status": task["status"],
-        "exit_code": last.get("exit_code"),
-        "duration_seconds": last.get("duration_seconds"),
-        "inputs": {f.get("path"): f.get("sha256") for f in last.get("inputs") or []},
-        "outputs": {f.get("path"): f.get("sha256") for f in last.get("outputs") or []},
-        "output_vars": last.get("output_vars") or {},
-    }
+def batch_status(statuses: Sequence[str]) -> str:
+    """A batch's status from its runs': ``failed`` when any run failed, else ``killed`` when
+    any was killed, else ``success`` once all ended; ``running`` or ``pending`` before."""
+    if all(s in TERMINAL for s in statuses):
+        if RunStatus.FAILED in statuses:
+            return RunStatus.FAILED.value
+        if RunStatus.KILLED in statuses:
+            return RunStatus.KILLED.value
+        return RunStatus.SUCCESS.value
+    return "running" if any(s != "pending" for s in statuses) else "pending"
 
 
-def compare(a: Sequence[EventRecord], b: Sequence[EventRecord]) -> dict[str, Any]:
-    """Parameter differences, definition equality and per-task differences of two runs."""
-    ta, tb = a[0].data, b[0].data
-    pa, pb = ta.get("parameters") or {}, tb.get("parameters") or {}
-    parameters = {
-        name: {"a": pa.get(name), "b": pb.get(name)}
-        for name in sorted(set(pa) | set(pb))
-        if pa.get(name) != pb.get(name)
-    }
-    tasks_a = {t["name"]: t for t in tasks_of(a)}
-    tasks_b = {t["name"]: t for t in tasks_of(b)}
-    tasks = []
-    for name in list(dict.fromkeys([*tasks_a, *tasks_b])):
-        fa, fb = _task_facts(tasks_a.get(name)), _task_facts(tasks_b.get(name))
-        differences = ["presence"]
-        if fa is not None and fb is not None:
-            differences = [key for key in fa if fa[key] != fb[key]]
-        tasks.append({"task": name, "a": fa, "b": fb, "differences": differences, "same": not differences})
-    return {
-        "a": a[0].stream,
-        "b": b[0].stream,
-        "definition_hash_a": ta.get("definition_hash"),
-        "definition_hash_b": tb.get("definition_hash"),
-        "definition_hash_equal": ta.get("definition_hash") == tb.get("definition_hash"),
-        "parameters": parameters,
-        "tasks": tasks,
-    }
-
-
-def batch_progress(batch_id: str, run_ids: list[str], statuses: list[str]) -> dict[str, Any]:
-    """A batch's progress from its runs' statuses (the same shape as the batches view)."""
+def batch_progress(
+    batch_id: str, run_ids: list[str], statuses: list[str], items: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """A batch's progress from its runs' statuses; with ``items`` (the batch's inputs, in
+    ``run_ids`` order) also each item's run and status."""
     processed = sum(1 for s in statuses if s in TERMINAL)
     failed = sum(1 for s in statuses if s in {RunStatus.FAILED, RunStatus.KILLED})
-    if processed == len(statuses):
-        status = "failed" if failed else "success"
-    else:
-        status = "running" if any(s != "pending" for s in statuses) else "pending"
-    return {
+    progress: dict[str, Any] = {
         "batch_id": batch_id,
-        "status": status,
+        "status": batch_status(statuses),
         "progress": {"total_items": len(statuses), "processed_items": processed, "failed_items": failed},
         "run_ids": run_ids,
     }
+    if items is not None:
+        progress["items"] = [
+            {"item": item, "run_id": run_id, "status": status}
+            for item, run_id, status in zip(items, run_ids, statuses, strict=True)
+        ]
+    return progress

@@ -8,7 +8,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ledger.domain.status import TERMINAL
 from ledger.errors import InvalidRequest
 from ledger.hashing import format_timestamp, parse_timestamp
 from projections.db import Connection
@@ -157,28 +156,15 @@ def lapsed_run_ids(conn: Connection, t: Tables, now_iso: str) -> list[str]:
     return [r["run_id"] for r in rows]
 
 
-def batch_progress(conn: Connection, t: Tables, batch_id: str) -> dict[str, Any] | None:
+def batch_statuses(conn: Connection, t: Tables, batch_id: str) -> dict[str, str] | None:
+    """The status of each run of the batch (``run_ids`` order), or None before the view has
+    seen the batch."""
     batch = conn.one(f"SELECT batch_id, run_ids FROM {t('batches')} WHERE batch_id = ?", (batch_id,))
     if batch is None:
         return None
     run_ids: list[str] = loads(batch["run_ids"])
-    counts = {
-        r["status"]: int(r["n"])
-        for r in conn.all(
-            f"SELECT status, COUNT(*) AS n FROM {t('runs')} WHERE batch_id = ? GROUP BY status", (batch_id,)
-        )
+    known = {
+        r["run_id"]: str(r["status"])
+        for r in conn.all(f"SELECT run_id, status FROM {t('runs')} WHERE batch_id = ?", (batch_id,))
     }
-    processed = sum(counts.get(s, 0) for s in TERMINAL)
-    failed = counts.get("failed", 0) + counts.get("killed", 0)
-    if processed == len(run_ids):
-        status = "failed" if failed else "success"
-    elif processed or counts.get("running"):
-        status = "running"
-    else:
-        status = "pending"
-    return {
-        "batch_id": batch_id,
-        "status": status,
-        "progress": {"total_items": len(run_ids), "processed_items": processed, "failed_items": failed},
-        "run_ids": run_ids,
-    }
+    return {run_id: known.get(run_id, "pending") for run_id in run_ids}

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ledger.errors import IdempotencyKeyReused
 from ledger.integrity.merkle import leaf_hash, root_from_leaf_hashes
 from ledger.integrity.verify import verify_ledger
 from ledger.service import Ledger
@@ -110,9 +111,13 @@ def test_a_ledger_written_before_the_layout_change_verifies_reads_projects_and_a
 
         # New events go on the old streams and new ones, under the new topics.
         again = ledger.trigger(
-            workflow="legacy_etl", parameters={"query": "new"}, principal="carol", idempotency_key="key-1"
+            workflow="legacy_etl", parameters={"query": "a"}, principal="carol", idempotency_key="key-1"
         )
         assert again.run_id == runs[0] and not again.created
+        with pytest.raises(IdempotencyKeyReused):  # the same key with other parameters
+            ledger.trigger(
+                workflow="legacy_etl", parameters={"query": "new"}, principal="carol", idempotency_key="key-1"
+            )
         fresh = ledger.trigger(workflow="legacy_etl", parameters={"query": "new"}, principal="carol")
         assert ledger.claim(fresh.run_id, worker_id="w9") is not None
         pending = next(r for r in runs if ledger.get_run(r).status.value == "pending")

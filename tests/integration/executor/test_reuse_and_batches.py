@@ -116,6 +116,8 @@ def test_resume_restores_upstream_outputs_by_hash_and_reruns_only_the_rest(
     assert reused[0].data["source_run_id"] == first
     assert reused[0].data["outputs"] == original["outputs"]
     assert reused[0].data["output_vars"] == original["output_vars"]
+    [claimed] = events_of(ledger, resumed, "Run.Started")
+    assert reused[0].data["by"] == claimed.data["worker_id"]  # the run's holder recorded it
     started = [e.data["task"] for e in events_of(ledger, resumed, "Run.TaskStarted")]
     assert started == ["finish"]
     restored = (settings.run_work_dir / resumed / "upper.txt").read_bytes()

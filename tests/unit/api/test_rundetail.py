@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ledger.store.event_record import EventRecord
-from projections.views.rundetail import compare, files_of, find_task, log_ref, tasks_of
+from projections.views.compare import compare
+from projections.views.rundetail import batch_progress, files_of, find_task, log_ref, tasks_of
 
 SHA_A, SHA_B, SHA_LOG, SHA_PARAM = "a" * 64, "b" * 64, "c" * 64, "d" * 64
 THREE_TASK_DEFINITION = {
@@ -117,3 +120,94 @@ def test_compare_reports_parameter_and_per_task_differences() -> None:
     by_task = {t["task"]: t for t in result["tasks"]}
     assert by_task["make"]["differences"] == ["outputs", "output_vars"]
     assert by_task["use"]["same"] is True
+
+
+SEED_DEFINITION = {
+    "name": "wf",
+    "params": {"seed": {"type": "file"}, "extra": {"type": "file"}},
+    "tasks": [
+        {"name": "first", "command": ["true"]},
+        {"name": "reads", "depends_on": ["first"], "command": ["wc", "-c"], "inputs": ["params/seed"]},
+        {"name": "names", "depends_on": ["first"], "command": ["cat", "{{ params.seed }}"]},
+    ],
+}
+SEED_REF = {"path": "params/seed", "sha256": SHA_PARAM, "size": 9}
+
+
+def seeded_run(*finished_tasks: EventRecord) -> list[EventRecord]:
+    trigger = record(
+        "r1", 1, "Run.Triggered", definition=SEED_DEFINITION, parameters={"seed": SHA_PARAM, "extra": SHA_A}
+    )
+    return [trigger, *finished_tasks]
+
+
+def test_a_file_parameter_is_listed_once_per_task_that_read_it_with_its_size() -> None:
+    events = seeded_run(
+        # Before 0.x the executor also recorded the file as an input of the first task.
+        finished("r1", 2, "first", 1, "success", inputs=[SEED_REF]),
+        finished("r1", 3, "reads", 1, "success", inputs=[SEED_REF]),
+        finished("r1", 4, "names", 1, "success", inputs=[SEED_REF]),
+    )
+    files = files_of(events, size_of={SHA_A: 4}.get)
+    assert files == [
+        {"path": "params/extra", "sha256": SHA_A, "size": 4, "role": "input", "task": None},
+        {"path": "params/seed", "sha256": SHA_PARAM, "size": 9, "role": "input", "task": "reads"},
+        {"path": "params/seed", "sha256": SHA_PARAM, "size": 9, "role": "input", "task": "names"},
+    ]
+
+
+def test_a_file_parameter_no_task_has_read_yet_is_listed_once_without_a_task() -> None:
+    files = files_of(seeded_run(finished("r1", 2, "first", 1, "success")), size_of={SHA_PARAM: 9}.get)
+    assert [(f["path"], f["size"], f["task"]) for f in files] == [
+        ("params/seed", 9, None),
+        ("params/extra", None, None),
+    ]
+
+
+def vars_run(stream: str, value: str) -> list[EventRecord]:
+    return [
+        record(stream, 1, "Run.Triggered", definition=THREE_TASK_DEFINITION, parameters={}),
+        finished(stream, 2, "make", 1, "success", output_vars={"n": value, "label": "x"}),
+    ]
+
+
+def test_compare_reads_output_variables_that_are_numbers_as_numbers() -> None:
+    same = compare(vars_run("r1", "7"), vars_run("r2", "7.0"))
+    make = next(t for t in same["tasks"] if t["task"] == "make")
+    assert make["same"] is True
+    assert make["output_vars"]["n"] == {"a": "7", "b": "7.0", "numeric": True, "equal": True, "delta": 0}
+    assert make["output_vars"]["label"]["numeric"] is False
+    moved = compare(vars_run("r1", "7"), vars_run("r2", "9.5"))
+    make = next(t for t in moved["tasks"] if t["task"] == "make")
+    assert make["differences"] == ["output_vars"]
+    assert make["output_vars"]["n"]["delta"] == 2.5
+    text = compare(vars_run("r1", "7"), vars_run("r2", "seven"))
+    make = next(t for t in text["tasks"] if t["task"] == "make")
+    assert make["output_vars"]["n"] == {
+        "a": "7",
+        "b": "seven",
+        "numeric": False,
+        "equal": False,
+        "delta": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        (["success", "killed", "success"], "killed"),
+        (["failed", "killed", "success"], "failed"),
+        (["success", "success"], "success"),
+        (["success", "running"], "running"),
+        (["pending", "pending"], "pending"),
+    ],
+)
+def test_a_batch_is_killed_when_an_item_was_killed_and_none_failed(
+    statuses: list[str], expected: str
+) -> None:
+    run_ids = [f"r{i}" for i in range(len(statuses))]
+    progress = batch_progress("b", run_ids, statuses, [f"item-{i}" for i in range(len(statuses))])
+    assert progress["status"] == expected
+    assert progress["items"] == [
+        {"item": f"item-{i}", "run_id": run_ids[i], "status": status} for i, status in enumerate(statuses)
+    ]

@@ -166,3 +166,49 @@ def test_yaml_values_json_cannot_express_are_refused() -> None:
         load_definition_text("name: x\nwhen: 2026-01-01\ntasks: []\n")
     with pytest.raises(InvalidDefinition):
         load_definition_text("- just\n- a list\n")
+
+
+def test_an_integer_the_command_line_cannot_read_is_named_with_an_article_that_fits() -> None:
+    parsed = parse_definition(definition())
+    with pytest.raises(InvalidParameters, match="must be an integer, got 'seven'"):
+        coerce_parameter_text(parsed, "max_urls", "seven")
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "message"),
+    [
+        ("params", "requird", "params.query.requird: unknown key 'requird' (did you mean 'required'?)"),
+        ("tasks", "depend_on", "tasks.0.depend_on: unknown key 'depend_on' (did you mean 'depends_on'?)"),
+        ("top", "descripton", "descripton: unknown key 'descripton' (did you mean 'description'?)"),
+    ],
+)
+def test_an_unknown_key_is_named_with_the_nearest_known_key(where: str, key: str, message: str) -> None:
+    raw = definition()
+    if where == "params":
+        raw["params"]["query"][key] = True
+    elif where == "tasks":
+        raw["tasks"][0][key] = []
+    else:
+        raw[key] = "x"
+    with pytest.raises(InvalidDefinition) as refused:
+        parse_definition(raw)
+    assert message in refused.value.detail
+    assert "Extra inputs are not permitted" not in refused.value.detail
+
+
+@pytest.mark.parametrize(
+    ("argument", "offset"),
+    [("{{ params.query ", 0), ("--q={{ params.query", 4), ("{{ params.query }} and {{ params.query", 23)],
+)
+def test_a_template_left_open_is_refused_with_task_argv_index_and_offset(argument: str, offset: int) -> None:
+    raw = definition()
+    raw["tasks"][0]["command"] = ["echo", "ok", argument]
+    with pytest.raises(InvalidDefinition) as refused:
+        parse_definition(raw)
+    assert f"task 'discover': command[2] character {offset}: '{{{{' is never closed" in refused.value.detail
+
+
+def test_a_closing_brace_pair_alone_is_code_not_a_template() -> None:
+    raw = definition()
+    raw["tasks"][0]["command"] = ["python3", "-c", "print({'a': {'b': 1}})"]
+    assert parse_definition(raw).tasks[0].command[2] == "print({'a': {'b': 1}})"
