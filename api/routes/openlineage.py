@@ -4,7 +4,7 @@ accepted). Needs an ``operator`` (or ``admin``) or a ``worker`` token: outside e
 like workers do, operators may backfill.
 
 Answers 201 ``{run_id, status, recorded: true}`` when the event was recorded, 200 with
-``recorded: false`` for a repeat (same runId, eventType and eventTime), 422 for a malformed
+``recorded: false`` for a repeat (identical to an event already recorded), 422 for a malformed
 event (nothing written), 409 when the runId names a run of another job or a non-OpenLineage
 run. How the event is stored is described in ``ledger.domain.openlineage``.
 """
@@ -64,7 +64,7 @@ def _decode(body: bytes, encoding: str, limit: int) -> Any:
     responses={
         200: {
             "model": LineageAccepted,
-            "description": "A repeated event (same runId, eventType, eventTime): nothing recorded",
+            "description": "An event identical to one recorded: nothing recorded",
         }
     },
     summary="Record an OpenLineage RunEvent (spec 2-0-2)",

@@ -7,13 +7,16 @@ canonical lowercase form), its workflow is ``<namespace>/<job name>``, and it is
 are kept in each ``Run.LineageReported`` rather than hashed into an identity). Every RunEvent is
 recorded verbatim (facets untouched) as one ``Run.LineageReported``; see :func:`lineage_facts`.
 
-Repeated and out-of-order events, as Marquez treats them: a repeat (same runId, eventType and
-eventTime) records nothing; any other event is recorded in arrival order (its ``event_time``
-kept), and the status follows :func:`ledger.domain.status.status_after`: START/RUNNING -> running,
+Repeated and out-of-order events: a repeat (identical to an event already recorded, by the
+canonical hash of :mod:`ledger.domain.lineage_identity`) records nothing; any other event is
+recorded in arrival order (its ``event_time`` kept), and the status follows :func:`ledger.domain.status.status_after`: START/RUNNING -> running,
 COMPLETE -> success, FAIL -> failed, ABORT -> killed, OTHER -> unchanged, except that a terminal
 run stays terminal. So a COMPLETE that arrives before its START leaves the run ``success``
 (Marquez keeps the latest state by event time; a run ends once, so "terminal wins" gives the same
-answer without trusting producers' clocks). A runId already used by another job, or by a run
+answer without trusting producers' clocks). The summary's ``started_at`` is the earliest
+START/RUNNING ``eventTime`` whenever it arrived, and a terminal event after the end is listed in
+its ``late_events`` (and marked ``late`` in the audit trail). The job is ``(namespace, name)``;
+the workflow string joined from them is for display only. A runId already used by another job, or by a run
 runledger executes itself, is refused (409). OpenLineage runs are never claimed by workers.
 
 Validation follows the spec's JSON schema where a malformed event would otherwise be stored:

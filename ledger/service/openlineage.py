@@ -26,7 +26,7 @@ class LineageCommands(LedgerBase):
     def record_openlineage(self, event: RunEvent, *, principal: str) -> LineageRecorded:
         """Record one OpenLineage RunEvent, creating its run on the first event seen.
 
-        A repeated event (same runId, eventType and eventTime) records nothing. When two
+        An event identical to one already recorded records nothing; any other is recorded. When two
         requests create the same run at once, the loser retries against the stored run.
         """
         facts = lineage_facts(event)

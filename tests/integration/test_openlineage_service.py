@@ -129,3 +129,38 @@ def test_a_pending_openlineage_run_is_never_claimed_by_a_worker(ledger: Ledger) 
     assert ledger.claim(run_id, worker_id="w1") is None
     assert ledger.claim_first([run_id], worker_id="w1") is None
     assert [e.type for e in ledger.stream_events(run_id)] == ["Run.Triggered", "Run.LineageReported"]
+
+
+def test_an_event_differing_only_in_a_facet_is_recorded_not_dropped_as_a_repeat(
+    ledger: Ledger,
+) -> None:
+    run_id = str(uuid.uuid4())
+    record(ledger, ol_event(run_id, "START", "2026-01-01T00:00:00Z"))
+    richer = ol_event(run_id, "START", "2026-01-01T00:00:00Z")
+    richer["run"]["facets"]["nominalTime"] = {
+        "_producer": "t",
+        "_schemaURL": "u",
+        "nominalStartTime": "2026-01-01T00:00:00Z",
+    }
+    assert record(ledger, richer).recorded is True
+    assert record(ledger, richer).recorded is False
+    reported = [e.data for e in ledger.stream_events(run_id)[1:]]
+    assert len(reported) == 2
+    assert "nominalTime" in reported[1]["run_facets"]
+
+
+def test_jobs_whose_joined_names_collide_are_two_jobs_and_a_run_keeps_its_own(
+    ledger: Ledger,
+) -> None:
+    run_id = str(uuid.uuid4())
+    first = ol_event(run_id, "START", "2026-01-01T00:00:00Z")
+    first["job"] = {"namespace": "team/x", "name": "job"}
+    record(ledger, first)
+    other = ol_event(run_id, "COMPLETE", "2026-01-01T00:01:00Z")
+    other["job"] = {"namespace": "team", "name": "x/job"}
+    with pytest.raises(Conflict):
+        record(ledger, other)
+    events = ledger.stream_events(run_id)
+    assert len(events) == 2
+    assert events[0].data["workflow"] == "team/x/job"  # the display name, unchanged
+    assert (events[1].data["job"]["namespace"], events[1].data["job"]["name"]) == ("team/x", "job")
