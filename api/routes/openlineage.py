@@ -1,7 +1,7 @@
-"""``POST /api/v1/lineage``: OpenLineage RunEvents from any OpenLineage client (its HTTP
-transport posts here with ``Authorization: Bearer <token>``; ``Content-Encoding: gzip`` is
-accepted). Needs an ``operator`` (or ``admin``) or a ``worker`` token: outside engines report
-like workers do, operators may backfill.
+"""``POST /api/v1/lineage``: OpenLineage RunEvents, DatasetEvents and JobEvents from any
+OpenLineage client (its HTTP transport posts here with ``Authorization: Bearer <token>``;
+``Content-Encoding: gzip`` is accepted). Needs an ``operator`` (or ``admin``) or a ``worker``
+token: outside engines report like workers do, operators may backfill.
 
 Answers 201 ``{run_id, status, recorded: true}`` when the event was recorded, 200 with
 ``recorded: false`` for a repeat (identical to an event already recorded), 422 for a malformed
@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from api.auth import Principal
 from api.deps import RuntimeDep, require_role
-from ledger.domain.openlineage import parse_run_event
+from ledger.domain.openlineage import RunEvent, parse_lineage_event
 from ledger.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/v1", tags=["openlineage"])
@@ -31,8 +31,10 @@ log = structlog.get_logger()
 
 
 class LineageAccepted(BaseModel):
-    run_id: str
-    status: str
+    """``run_id`` and ``status`` are None for a DatasetEvent or JobEvent (they name no run)."""
+
+    run_id: str | None
+    status: str | None
     recorded: bool
 
 
@@ -83,14 +85,24 @@ async def post_lineage(request: Request, runtime: RuntimeDep, principal: Reporte
         request.headers.get("content-encoding", "").lower(),
         runtime.settings.max_body_bytes,
     )
-    event = parse_run_event(raw)
+    event = parse_lineage_event(raw)
+    if not isinstance(event, RunEvent):
+        recorded = await anyio.to_thread.run_sync(lambda: runtime.ledger.record_static_lineage(event))
+        log.info(
+            "openlineage_static_event_recorded" if recorded else "openlineage_static_event_repeated",
+            kind=type(event).__name__,
+        )
+        return JSONResponse(
+            {"run_id": None, "status": None, "recorded": recorded}, status_code=201 if recorded else 200
+        )
+    run_event = event
     result = await anyio.to_thread.run_sync(
-        lambda: runtime.ledger.record_openlineage(event, principal=principal.name)
+        lambda: runtime.ledger.record_openlineage(run_event, principal=principal.name)
     )
     log.info(
         "openlineage_event_recorded" if result.recorded else "openlineage_event_repeated",
         run_id=result.run_id,
-        event_type=event.event_type,
+        event_type=run_event.event_type,
         status=result.status,
     )
     return JSONResponse(
