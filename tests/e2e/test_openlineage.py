@@ -12,8 +12,19 @@ from typing import Any
 import httpx
 import pytest
 from openlineage.client import OpenLineageClient
-from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
-from openlineage.client.facet_v2 import parent_run, schema_dataset
+from openlineage.client.event_v2 import (
+    DatasetEvent,
+    InputDataset,
+    Job,
+    JobEvent,
+    OutputDataset,
+    Run,
+    RunEvent,
+    RunState,
+    StaticDataset,
+)
+from openlineage.client.facet_v2 import nominal_time_run, parent_run, schema_dataset
+from openlineage.client.serde import Serde
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
 from tests.builders import eventually
@@ -221,3 +232,54 @@ def test_lineage_needs_an_operator_or_worker_token(shared_server: Any) -> None:
     assert httpx.post(f"{server.url}/api/v1/lineage", content=body).status_code == 401
     assert _post(server, server.token("auditor"), body).status_code == 403
     assert _post(server, server.token("worker"), body).status_code == 201
+
+
+def test_the_client_s_static_lineage_and_richer_repeats_are_recorded_and_late_events_shown(
+    shared_server: Any,
+) -> None:
+    """Issue 24 through the real client on both backends: a DatasetEvent and a JobEvent are
+    recorded; a START differing only in a nominalTime facet is recorded (201, recorded true);
+    a late START dates the run; a FAIL after COMPLETE is listed in ``late_events``."""
+    server = shared_server
+    token = server.admin_token
+    headers = {"Authorization": f"Bearer {token}"}
+    client = ol_client(server, token)
+    producer = "https://example.com/runledger-e2e"
+    static = f"static-{uuid.uuid4()}"
+    client.emit(
+        DatasetEvent(
+            eventTime=T0.isoformat(),
+            producer=producer,
+            dataset=StaticDataset(namespace=NAMESPACE, name=static),
+        )
+    )
+    client.emit(
+        JobEvent(
+            eventTime=T0.isoformat(),
+            producer=producer,
+            job=Job(namespace=NAMESPACE, name=static),
+            outputs=[OutputDataset(namespace=NAMESPACE, name=static)],
+        )
+    )
+    page = httpx.get(f"{server.url}/api/runs", headers=headers, params={"workflow": f"{NAMESPACE}/{static}"})
+    assert page.json()["runs"] == []  # static lineage creates no run
+
+    run_id = str(uuid.uuid4())
+    start = ol_event(RunState.START, run_id, "richer", T0)
+    body = Serde.to_json(start).encode()
+    assert _post(server, token, body).json()["recorded"] is True
+    nominal = {"nominalTime": nominal_time_run.NominalTimeRunFacet(nominalStartTime=T0.isoformat())}
+    richer = Serde.to_json(ol_event(RunState.START, run_id, "richer", T0, facets=nominal)).encode()
+    answer = _post(server, token, richer)
+    assert (answer.status_code, answer.json()["recorded"]) == (201, True)
+    assert _post(server, token, richer).json()["recorded"] is False  # identical: a repeat
+
+    late_id = str(uuid.uuid4())
+    client.emit(ol_event(RunState.COMPLETE, late_id, "late-fail", T0 + timedelta(minutes=5)))
+    client.emit(ol_event(RunState.START, late_id, "late-fail", T0))
+    client.emit(ol_event(RunState.FAIL, late_id, "late-fail", T0 + timedelta(minutes=6)))
+    summary = httpx.get(f"{server.url}/api/runs/{late_id}", headers=headers).json()
+    assert summary["status"] == "success"
+    assert summary["started_at"] == "2026-03-01T12:00:00.000000Z"
+    assert summary["duration_seconds"] == 300.0
+    assert [e["event_type"] for e in summary["late_events"]] == ["FAIL"]

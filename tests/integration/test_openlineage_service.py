@@ -184,7 +184,9 @@ def test_a_dataset_event_is_recorded_on_the_dataset_stream_once_and_creates_no_r
     event = parse_lineage_event(raw)
     assert isinstance(event, DatasetEvent)
     assert ledger.record_static_lineage(event) is True
-    assert ledger.record_static_lineage(parse_lineage_event(raw)) is False
+    again = parse_lineage_event(raw)
+    assert isinstance(again, DatasetEvent)
+    assert ledger.record_static_lineage(again) is False
     events = ledger.stream_events(dataset_stream("db", "raw.events"))
     assert [e.type for e in events] == ["DatasetLineage.Declared", "DatasetLineage.Reported"]
     assert events[1].data["facets"]["schema"]["fields"] == [{"name": "id"}]
@@ -202,7 +204,9 @@ def test_a_job_event_is_recorded_on_the_job_stream_with_its_datasets(ledger: Led
     assert isinstance(event, JobEvent)
     assert ledger.record_static_lineage(event) is True
     changed = raw | {"eventTime": "2026-01-01T00:00:01Z"}
-    assert ledger.record_static_lineage(parse_lineage_event(changed)) is True
+    later = parse_lineage_event(changed)
+    assert isinstance(later, JobEvent)
+    assert ledger.record_static_lineage(later) is True
     events = ledger.stream_events(job_stream("team", "x/job"))
     assert [e.type for e in events] == ["JobLineage.Declared", "JobLineage.Reported", "JobLineage.Reported"]
     assert events[0].data == {"namespace": "team", "name": "x/job"}
