@@ -56,8 +56,10 @@ class DatasetLineage(_Static):
         name: str
 
     class Reported(StreamEvent):
-        """One DatasetEvent: its time, producer and the dataset's facets, verbatim."""
+        """One DatasetEvent: the dataset, its time, producer and facets, verbatim."""
 
+        namespace: str
+        name: str
         event_time: str
         producer: str
         schema_url: str
@@ -74,7 +76,7 @@ class DatasetLineage(_Static):
 
     def report(self, *, at: datetime, **facts: Any) -> bool:
         """Record one DatasetEvent; False when an identical one was recorded."""
-        return self._report(self.Reported, at, facts)
+        return self._report(self.Reported, at, {"namespace": self.namespace, "name": self.name} | facts)
 
 
 class JobLineage(_Static):
@@ -85,8 +87,10 @@ class JobLineage(_Static):
         name: str
 
     class Reported(StreamEvent):
-        """One JobEvent: its time, producer, the job's facets and its datasets, verbatim."""
+        """One JobEvent: the job, its time, producer, facets and datasets, verbatim."""
 
+        namespace: str
+        name: str
         event_time: str
         producer: str
         schema_url: str
@@ -105,4 +109,4 @@ class JobLineage(_Static):
 
     def report(self, *, at: datetime, **facts: Any) -> bool:
         """Record one JobEvent; False when an identical one was recorded."""
-        return self._report(self.Reported, at, facts)
+        return self._report(self.Reported, at, {"namespace": self.namespace, "name": self.name} | facts)
