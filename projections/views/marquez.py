@@ -39,6 +39,8 @@ def dataset_version(namespace: str, name: str, run_id: str | None, position: int
 class MarquezView(View):
     name: ClassVar[str] = "marquez"
     schema_version: ClassVar[int] = 1
+    #: Datasets and jobs are rows many runs write: rebuilt in ledger order, in one process.
+    splittable: ClassVar[bool] = False
     table_names: ClassVar[tuple[str, ...]] = (
         "jobs",
         "runs",
