@@ -283,3 +283,61 @@ def test_the_client_s_static_lineage_and_richer_repeats_are_recorded_and_late_ev
     assert summary["started_at"] == "2026-03-01T12:00:00.000000Z"
     assert summary["duration_seconds"] == 300.0
     assert [e["event_type"] for e in summary["late_events"]] == ["FAIL"]
+
+
+def test_marquez_read_endpoints_answer_what_the_client_reported(shared_server: Any) -> None:
+    """Marquez's read API over runs the real client reported, on both backends: namespaces,
+    colliding job names kept apart, jobs with their latest run state, dataset fields from the
+    schema facet and versions, lineage from a dataset node, the event feed and search."""
+    server = shared_server
+    token = server.token("auditor", name="marquez-reader")
+    client = ol_client(server, server.admin_token)
+    ns = f"mq-{uuid.uuid4().hex[:8]}"
+    fields = schema_dataset.SchemaDatasetFacet(
+        fields=[schema_dataset.SchemaDatasetFacetFields(name="id", type="int")]
+    )
+    source = InputDataset(namespace=ns, name="raw")
+    target = OutputDataset(namespace=ns, name="clean", facets={"schema": fields})
+    for job_ns, job_name, state in ((f"{ns}/x", "job", RunState.COMPLETE), (ns, "x/job", RunState.FAIL)):
+        run_id = str(uuid.uuid4())
+        event = RunEvent(
+            eventType=state,
+            eventTime=T0.isoformat(),
+            run=Run(runId=run_id),
+            job=Job(namespace=job_ns, name=job_name),
+            inputs=[source],
+            outputs=[target],
+            producer="https://example.com/runledger-e2e",
+        )
+        client.emit(event)
+    base = f"{server.url}/api/v1"
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def get(path: str, **params: Any) -> Any:
+        answer = httpx.get(f"{base}{path}", headers=headers, params=params)
+        return answer.json() if answer.status_code == 200 else None
+
+    assert eventually(lambda: get(f"/namespaces/{ns}/jobs/x%2Fjob") is not None, timeout=20)
+    names = {n["name"] for n in get("/namespaces")["namespaces"]}
+    assert {ns, f"{ns}/x"} <= names
+    assert get(f"/namespaces/{ns}/jobs/x%2Fjob")["latestRun"]["state"] == "FAILED"
+    assert get(f"/namespaces/{ns}%2Fx/jobs/job")["latestRun"]["state"] == "COMPLETED"
+    assert [j["name"] for j in get(f"/namespaces/{ns}/jobs")["jobs"]] == ["x/job"]
+    assert get(f"/namespaces/{ns}/jobs/x%2Fjob/runs")["totalCount"] == 1
+    clean = get(f"/namespaces/{ns}/datasets/clean")
+    assert [(f["name"], f["type"]) for f in clean["fields"]] == [("id", "int")]
+    assert get(f"/namespaces/{ns}/datasets/clean/versions")["totalCount"] == 2
+    graph = get("/lineage", nodeId=f"dataset:{ns}:raw", depth=2)["graph"]
+    assert {n["id"] for n in graph} == {
+        f"dataset:{ns}:raw",
+        f"dataset:{ns}:clean",
+        f"job:{ns}/x:job",
+        f"job:{ns}:x/job",
+    }
+    assert get("/lineage", nodeId=f"dataset:{ns}:nope") is None
+    bad = httpx.get(f"{base}/lineage", headers=headers, params={"nodeId": "table:x"})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    feed = get("/events/lineage", limit=500)["events"]
+    assert sum(1 for e in feed if e.get("job", {}).get("namespace") in {ns, f"{ns}/x"}) == 2
+    assert f"job:{ns}:x/job" in {r["nodeId"] for r in get("/search", q="x/JOB", limit=100)["results"]}
+    assert httpx.get(f"{base}/namespaces", headers={"Authorization": "Bearer nope"}).status_code == 401
