@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from projections.db import Connection
-from projections.view import Tables, chunks, loads
+from projections.view import Tables, chunks, loads, placeholders
 from projections.views.marquez_queries import MAX_NODES, Key, _dataset, _run, node_id, parse_node
 
 
@@ -22,6 +22,24 @@ def _where(columns: tuple[str, str], count: int) -> str:
 
 def _flat(keys: list[Key]) -> list[str]:
     return [part for key in keys for part in key]
+
+
+def _rows(conn: Connection, table: str, columns: tuple[str, str], keys: list[Key]) -> list[dict[str, Any]]:
+    """The rows of ``table`` whose ``columns`` are one of ``keys``: on PostgreSQL one join with
+    the keys as two arrays (one plan, whatever their number), on SQLite ORs of 200 at a time."""
+    if not keys:
+        return []
+    a, b = columns
+    if conn.is_postgres:
+        return conn.all(
+            f"SELECT x.* FROM unnest(?::text[], ?::text[]) AS k(a, b) JOIN {table} x "
+            f'ON x.{a} = k.a COLLATE "C" AND x.{b} = k.b COLLATE "C"',
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
+    rows: list[dict[str, Any]] = []
+    for part in chunks(keys, 200):
+        rows.extend(conn.all(f"SELECT * FROM {table} WHERE {_where(columns, len(part))}", _flat(part)))
+    return rows
 
 
 def lineage(conn: Connection, t: Tables, start: str, depth: int) -> dict[str, Any] | None:
@@ -37,18 +55,10 @@ def lineage(conn: Connection, t: Tables, start: str, depth: int) -> dict[str, An
     steps = 2 * depth + (1 if kind == "job" else 0)  # depth: jobs beyond the node, each way
     for _ in range(steps):
         found: dict[str, list[Key]] = {"dataset": [], "job": []}
-        for part in chunks(frontier["dataset"], 200):
-            for e in conn.all(
-                f"SELECT * FROM {t('edges')} WHERE {_where(('ds_namespace', 'ds_name'), len(part))}",
-                _flat(part),
-            ):
-                _edge(e, edges, seen, found, "job", (e["job_namespace"], e["job_name"]))
-        for part in chunks(frontier["job"], 200):
-            for e in conn.all(
-                f"SELECT * FROM {t('edges')} WHERE {_where(('job_namespace', 'job_name'), len(part))}",
-                _flat(part),
-            ):
-                _edge(e, edges, seen, found, "dataset", (e["ds_namespace"], e["ds_name"]))
+        for e in _rows(conn, t("edges"), ("ds_namespace", "ds_name"), frontier["dataset"]):
+            _edge(e, edges, seen, found, "job", (e["job_namespace"], e["job_name"]))
+        for e in _rows(conn, t("edges"), ("job_namespace", "job_name"), frontier["job"]):
+            _edge(e, edges, seen, found, "dataset", (e["ds_namespace"], e["ds_name"]))
         frontier = found
         if (not found["dataset"] and not found["job"]) or sum(map(len, seen.values())) >= MAX_NODES:
             break
@@ -75,38 +85,26 @@ def _nodes(
     conn: Connection, t: Tables, seen: dict[str, set[Key]], edges: set[tuple[str, str]]
 ) -> list[dict[str, Any]]:
     data: dict[str, dict[str, Any]] = {}
-    for part in chunks(sorted(seen["dataset"]), 200):
-        for row in conn.all(
-            f"SELECT * FROM {t('datasets')} WHERE {_where(('namespace', 'name'), len(part))}", _flat(part)
-        ):
-            data[node_id("dataset", (row["namespace"], row["name"]))] = _dataset(row)
-    for part in chunks(sorted(seen["job"]), 200):
-        rows = conn.all(
-            f"SELECT * FROM {t('jobs')} WHERE {_where(('namespace', 'name'), len(part))}", _flat(part)
-        )
-        latest = (
-            {
-                r["run_id"]: r
-                for r in conn.all(
-                    f"SELECT * FROM {t('runs')} WHERE run_id IN ({', '.join('?' * len(rows))})",
-                    [r["latest_run_id"] for r in rows],
-                )
-            }
-            if any(r["latest_run_id"] for r in rows)
-            else {}
-        )
-        for row in rows:
-            run = latest.get(row["latest_run_id"])
-            data[node_id("job", (row["namespace"], row["name"]))] = {
-                "id": {"namespace": row["namespace"], "name": row["name"]},
-                "type": "BATCH",
-                "name": row["name"],
-                "namespace": row["namespace"],
-                "createdAt": row["created_at"],
-                "updatedAt": row["updated_at"],
-                "facets": loads(row["facets"]),
-                "latestRun": None if run is None else _run(run),
-            }
+    for row in _rows(conn, t("datasets"), ("namespace", "name"), sorted(seen["dataset"])):
+        data[node_id("dataset", (row["namespace"], row["name"]))] = _dataset(row)
+    rows = _rows(conn, t("jobs"), ("namespace", "name"), sorted(seen["job"]))
+    wanted = sorted({r["latest_run_id"] for r in rows if r["latest_run_id"]})
+    latest: dict[str, dict[str, Any]] = {}
+    for part in chunks(wanted, 500):
+        for r in conn.all(f"SELECT * FROM {t('runs')} WHERE run_id IN ({placeholders(len(part))})", part):
+            latest[r["run_id"]] = r
+    for row in rows:
+        run = latest.get(row["latest_run_id"])
+        data[node_id("job", (row["namespace"], row["name"]))] = {
+            "id": {"namespace": row["namespace"], "name": row["name"]},
+            "type": "BATCH",
+            "name": row["name"],
+            "namespace": row["namespace"],
+            "createdAt": row["created_at"],
+            "updatedAt": row["updated_at"],
+            "facets": loads(row["facets"]),
+            "latestRun": None if run is None else _run(run),
+        }
     ins: dict[str, list[dict[str, str]]] = {}
     outs: dict[str, list[dict[str, str]]] = {}
     for origin, destination in sorted(edges):
