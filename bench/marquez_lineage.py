@@ -35,7 +35,9 @@ def fill(conn: Any, t: Tables, jobs: int, runs_per_job: int, rng: random.Random)
         (NS, f"schema.table_{k}", AT, AT, dumps([{"name": "id", "type": "int"}]), "{}", None)
         for k in range(2 * jobs)
     ]
-    job_rows, run_rows, edges = [], [], []
+    job_rows: list[tuple[Any, ...]] = []
+    run_rows: list[tuple[str, str, str, int]] = []
+    edges: list[tuple[str, ...]] = []
     for j in range(jobs):
         run_ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(runs_per_job)]
         job_rows.append(("bench", f"job_{j}", AT, AT, run_ids[-1], "{}"))
