@@ -21,6 +21,7 @@ from api.routes import (
     batches,
     export,
     files,
+    marquez,
     openlineage,
     ops,
     runs,
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(projections_routes.router, responses=PROBLEM_RESPONSES)
     app.include_router(tokens.router, responses=PROBLEM_RESPONSES)
     app.include_router(openlineage.router, responses=PROBLEM_RESPONSES)
+    app.include_router(marquez.router, responses=PROBLEM_RESPONSES)
     app.include_router(stream.router, responses=PROBLEM_RESPONSES)
     app.include_router(ops.router, responses=PROBLEM_RESPONSES)
     app.include_router(ledger_routes.router, responses=PROBLEM_RESPONSES)

@@ -111,6 +111,7 @@ class RunPublic(Public):
     replay_of: str | None = None
     resume_of: str | None = None
     batch_id: str | None = None
+    late_events: list[JSONDict] = []
 
 
 class RunsPublic(Public):

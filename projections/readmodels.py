@@ -166,6 +166,10 @@ class ReadModels:
     def lineage(self, run_id: str, depth: int = 1) -> dict[str, Any] | None:
         return self._query("lineage", lambda c, t: lineage_queries.query_lineage(c, t, run_id, depth))
 
+    def marquez(self, fn: Callable[[Connection, Tables], T]) -> T:
+        """Run one of :mod:`projections.views.marquez_queries`' (or ``marquez_graph``'s) queries."""
+        return self._query("marquez", fn)
+
     def audit(self, run_id: str) -> list[dict[str, Any]]:
         return self._query("audit", lambda c, t: audit.query_audit(c, t, run_id))
 

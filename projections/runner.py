@@ -235,8 +235,20 @@ class ProjectionRunner:
         return [v.name for v in targets]
 
     def _build(self, views: list[View]) -> None:
-        rebuild = Rebuild(self.settings, views, batch=self.rebuild_batch_size, parts=self.rebuild_parts)
-        self.last_rebuild = rebuild.run()
+        """One pass over the events; but a view a rebuild must not split by stream
+        (``View.splittable``) gets an unsplit pass of its own when the others may be split."""
+        whole = [v for v in views if not v.splittable]
+        split = [v for v in views if v.splittable]
+        if not whole or self.rebuild_parts == 1:
+            passes = [(views, self.rebuild_parts)]
+        elif not split:
+            passes = [(whole, 1)]
+        else:
+            passes = [(split, self.rebuild_parts), (whole, 1)]
+        done = [
+            Rebuild(self.settings, part, batch=self.rebuild_batch_size, parts=n).run() for part, n in passes
+        ]
+        self.last_rebuild = done[0] | {"views": [name for d in done for name in d["views"]]}
 
     # ---- status ---------------------------------------------------------------------------
     def status(self) -> list[dict[str, Any]]:

@@ -43,6 +43,9 @@ class View(ABC):
     #: Tables a rebuild only ANALYZEs on PostgreSQL (read through their heap anyway); the
     #: others are also VACUUMed, for a visibility map that allows index-only scans.
     analyze_only: ClassVar[frozenset[str]] = frozenset()
+    #: Whether a rebuild may split the view's events by stream between processes: not for a
+    #: view whose rows several streams write (they must be folded in ledger order).
+    splittable: ClassVar[bool] = True
 
     @abstractmethod
     def create(self, conn: Connection, t: Tables) -> None:

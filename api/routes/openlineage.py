@@ -1,11 +1,12 @@
-"""``POST /api/v1/lineage``: OpenLineage RunEvents from any OpenLineage client (its HTTP
-transport posts here with ``Authorization: Bearer <token>``; ``Content-Encoding: gzip`` is
-accepted). Needs an ``operator`` (or ``admin``) token: an OpenLineage event creates a run,
-which is the operator's right (SPEC section 2: worker tokens claim runs and report on them,
-nothing else). An outside engine that posts OpenLineage uses an operator token.
+"""``POST /api/v1/lineage``: OpenLineage RunEvents, DatasetEvents and JobEvents from any
+OpenLineage client (its HTTP transport posts here with ``Authorization: Bearer <token>``;
+``Content-Encoding: gzip`` is accepted). Needs an ``operator`` (or ``admin``) token: an
+OpenLineage run event creates a run, which is the operator's right (SPEC section 2: worker
+tokens claim runs and report on them, nothing else). An outside engine that posts OpenLineage
+uses an operator token.
 
 Answers 201 ``{run_id, status, recorded: true}`` when the event was recorded, 200 with
-``recorded: false`` for a repeat (same runId, eventType and eventTime), 422 for a malformed
+``recorded: false`` for a repeat (identical to an event already recorded), 422 for a malformed
 event (nothing written), 409 when the runId names a run of another job or a non-OpenLineage
 run. How the event is stored is described in ``ledger.domain.openlineage``.
 """
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 from api.auth import Principal
 from api.deps import RuntimeDep, require_role
 from ledger.domain.inputs import loads_json
-from ledger.domain.openlineage import parse_run_event
+from ledger.domain.openlineage import RunEvent, parse_lineage_event
 from ledger.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/v1", tags=["openlineage"])
@@ -32,8 +33,10 @@ log = structlog.get_logger()
 
 
 class LineageAccepted(BaseModel):
-    run_id: str
-    status: str
+    """``run_id`` and ``status`` are None for a DatasetEvent or JobEvent (they name no run)."""
+
+    run_id: str | None
+    status: str | None
     recorded: bool
 
 
@@ -65,7 +68,7 @@ def _decode(body: bytes, encoding: str, limit: int) -> Any:
     responses={
         200: {
             "model": LineageAccepted,
-            "description": "A repeated event (same runId, eventType, eventTime): nothing recorded",
+            "description": "An event identical to one recorded: nothing recorded",
         }
     },
     summary="Record an OpenLineage RunEvent (spec 2-0-2)",
@@ -84,14 +87,24 @@ async def post_lineage(request: Request, runtime: RuntimeDep, principal: Reporte
         request.headers.get("content-encoding", "").lower(),
         runtime.settings.max_body_bytes,
     )
-    event = parse_run_event(raw)
+    event = parse_lineage_event(raw)
+    if not isinstance(event, RunEvent):
+        recorded = await anyio.to_thread.run_sync(lambda: runtime.ledger.record_static_lineage(event))
+        log.info(
+            "openlineage_static_event_recorded" if recorded else "openlineage_static_event_repeated",
+            kind=type(event).__name__,
+        )
+        return JSONResponse(
+            {"run_id": None, "status": None, "recorded": recorded}, status_code=201 if recorded else 200
+        )
+    run_event = event
     result = await anyio.to_thread.run_sync(
-        lambda: runtime.ledger.record_openlineage(event, principal=principal.name)
+        lambda: runtime.ledger.record_openlineage(run_event, principal=principal.name)
     )
     log.info(
         "openlineage_event_recorded" if result.recorded else "openlineage_event_repeated",
         run_id=result.run_id,
-        event_type=event.event_type,
+        event_type=run_event.event_type,
         status=result.status,
     )
     return JSONResponse(

@@ -7,13 +7,17 @@ canonical lowercase form), its workflow is ``<namespace>/<job name>``, and it is
 are kept in each ``Run.LineageReported`` rather than hashed into an identity). Every RunEvent is
 recorded verbatim (facets untouched) as one ``Run.LineageReported``; see :func:`lineage_facts`.
 
-Repeated and out-of-order events, as Marquez treats them: a repeat (same runId, eventType and
-eventTime) records nothing; any other event is recorded in arrival order (its ``event_time``
-kept), and the status follows :func:`ledger.domain.status.status_after`: START/RUNNING -> running,
-COMPLETE -> success, FAIL -> failed, ABORT -> killed, OTHER -> unchanged, except that a terminal
-run stays terminal. So a COMPLETE that arrives before its START leaves the run ``success``
-(Marquez keeps the latest state by event time; a run ends once, so "terminal wins" gives the same
-answer without trusting producers' clocks). A runId already used by another job, or by a run
+Repeated and out-of-order events: a repeat (identical to an event already recorded, by the
+canonical hash of :mod:`ledger.domain.lineage_identity`) records nothing; any other event is
+recorded in arrival order (its ``event_time`` kept), and the status follows
+:func:`ledger.domain.status.status_after`: START/RUNNING -> running, COMPLETE -> success, FAIL
+-> failed, ABORT -> killed, OTHER -> unchanged, except that a terminal run stays terminal. So a
+COMPLETE that arrives before its START leaves the run ``success`` (Marquez keeps the latest
+state by event time; a run ends once, so "terminal wins" gives the same answer without trusting
+producers' clocks). The summary's ``started_at`` is the earliest START/RUNNING ``eventTime``
+whenever it arrived, and a terminal event after the end is listed in its ``late_events`` (and
+marked ``late`` in the audit trail). The job is ``(namespace, name)``; the workflow string
+joined from them is for display only. A runId already used by another job, or by a run
 runledger executes itself, is refused (409). OpenLineage runs are never claimed by workers.
 
 Validation follows the spec's JSON schema where a malformed event would otherwise be stored:
@@ -28,7 +32,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -136,26 +140,75 @@ class RunEvent(_Model):
         return OLParentFacet.model_validate(raw, strict=False)
 
 
+class OLStaticDataset(_Model):
+    namespace: Name
+    name: Name
+    facets: Facets = Field(default_factory=dict)
+
+
+class DatasetEvent(_Model):
+    """An OpenLineage DatasetEvent (static lineage, spec 2-0-2): a dataset's facets, no run."""
+
+    event_time: EventTime = Field(alias="eventTime")
+    dataset: OLStaticDataset
+    producer: Name
+    schema_url: Name = Field(alias="schemaURL")
+
+
+class JobEvent(_Model):
+    """An OpenLineage JobEvent (static lineage, spec 2-0-2): a job and its datasets, no run."""
+
+    event_time: EventTime = Field(alias="eventTime")
+    job: OLJob
+    inputs: list[OLInputDataset] = Field(default_factory=list, max_length=10_000)
+    outputs: list[OLOutputDataset] = Field(default_factory=list, max_length=10_000)
+    producer: Name
+    schema_url: Name = Field(alias="schemaURL")
+
+
+LineageEvent = RunEvent | DatasetEvent | JobEvent
+M = TypeVar("M", bound=_Model)
+
+
 def parse_run_event(raw: Any) -> RunEvent:
     """Validate a decoded JSON body; a malformed event raises :class:`InvalidRequest`."""
+    event = _validated(RunEvent, raw)
+    try:
+        event.parent()  # a malformed parent facet is a malformed event
+    except ValidationError as exc:
+        raise _malformed(exc) from None
+    return event
+
+
+def parse_lineage_event(raw: Any) -> LineageEvent:
+    """Any of the three kinds (spec 2-0-2): a RunEvent has a ``run``, a DatasetEvent a
+    ``dataset`` and no ``job``, a JobEvent a ``job`` and no ``run``."""
+    if isinstance(raw, dict) and "run" not in raw:
+        if "dataset" in raw and "job" not in raw:
+            return _validated(DatasetEvent, raw)
+        if "job" in raw:
+            return _validated(JobEvent, raw)
+    return parse_run_event(raw)
+
+
+def _validated(model: type[M], raw: Any) -> M:
     problem = _json_problem(raw, "event")
     if problem is not None:
         raise InvalidRequest(f"malformed OpenLineage event: {problem}")
     try:
-        event = RunEvent.model_validate(raw)
-        event.parent()  # a malformed parent facet is a malformed event
+        return model.model_validate(raw)
     except ValidationError as exc:
-        errors: list[dict[str, object]] = [
-            {"loc": [str(part) for part in error["loc"]], "msg": error["msg"]}
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidRequest(
-            f"malformed OpenLineage event: {where}: {first['msg']}",
-            errors=errors,
-        ) from None
-    return event
+        raise _malformed(exc) from None
+
+
+def _malformed(exc: ValidationError) -> InvalidRequest:
+    errors: list[dict[str, object]] = [
+        {"loc": [str(part) for part in error["loc"]], "msg": error["msg"]}
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return InvalidRequest(f"malformed OpenLineage event: {where}: {first['msg']}", errors=errors)
 
 
 def _json_problem(value: object, where: str) -> str | None:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain.aggregate import ChainedAggregate, StreamCreated, StreamEvent
+from ledger.domain.lineage_identity import LINEAGE_FIELDS, job_key, lineage_digest
 from ledger.domain.status import (
     LEGAL_TRANSITIONS,
     TERMINAL,
@@ -74,6 +75,8 @@ class Run(ChainedAggregate):
         self.lease_expires_at: str | None = None
         self.tasks: dict[str, TaskState] = {}
         self.error: str | None = None
+        #: The OpenLineage job ``(namespace, name)`` of the run's first event (None: not one).
+        self.lineage_job: tuple[str, str] | None = None
 
     #: Set by the trigger and never changed after: copies share them.
     _SHARED_ON_COPY = frozenset({"definition", "parameters"})
@@ -355,23 +358,30 @@ class Run(ChainedAggregate):
         parent: dict[str, Any] | None
 
         def apply(self, run: Run) -> None:
-            run.lineage_keys().add((self.event_type, self.event_time))
+            facts = {name: getattr(self, name) for name in LINEAGE_FIELDS}
+            run.lineage_digests().add(lineage_digest(facts))
+            run.lineage_job = run.lineage_job or job_key(self.job)
             _move(run, self)
 
-    def lineage_keys(self) -> set[tuple[str, str]]:
-        """``(eventType, eventTime)`` of every RunEvent recorded, to ignore repeats."""
-        keys: set[tuple[str, str]] = self.__dict__.setdefault("_lineage_keys", set())
-        return keys
+    def lineage_digests(self) -> set[str]:
+        """The canonical SHA-256 of every RunEvent recorded, to drop exact repeats only."""
+        digests: set[str] = self.__dict__.setdefault("_lineage_digests", set())
+        return digests
 
     def record_lineage(self, *, at: datetime, **facts: Any) -> bool:
-        """Record one OpenLineage RunEvent; False (nothing recorded) when it is a repeat.
+        """Record one OpenLineage RunEvent; False (nothing recorded) when an identical event
+        (same canonical JSON, :func:`~ledger.domain.openlineage.lineage_digest`) was recorded.
 
         OpenLineage runs have no worker: the only rule is that a terminal run stays terminal
-        (the event is still recorded, its status change is not applied).
+        (the event is still recorded, its status change is not applied). The run's job is
+        its namespace and name as two values: an event of another job is refused.
         """
         if self.trigger_kind != "openlineage":
             raise Conflict(f"run {self.id} is not an OpenLineage run")
-        if (facts["event_type"], facts["event_time"]) in self.lineage_keys():
+        job = job_key(facts["job"])
+        if self.lineage_job is not None and self.lineage_job != job:
+            raise Conflict(f"run {self.id} is of job {self.lineage_job!r}, not {job!r}")
+        if lineage_digest(facts) in self.lineage_digests():
             return False
         self.record(self.LineageReported, at=at, **facts)
         return True

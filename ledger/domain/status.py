@@ -136,6 +136,21 @@ def transition_time(event_type: str, data: Mapping[str, Any], recorded_at: str) 
     return transition(event_type, data).at or recorded_at
 
 
+def started_time(event_type: str, data: Mapping[str, Any]) -> str | None:
+    """When an event says its run started, whatever order it arrived in: an OpenLineage
+    START or RUNNING's ``event_time`` (a run's ``started_at`` is the earliest of them); None
+    for any other event (a worker's start counts only as a transition)."""
+    if event_type == "Run.LineageReported" and transition(event_type, data).to is RunStatus.RUNNING:
+        at = data.get("event_time")
+        return None if at is None else str(at)
+    return None
+
+
+def ends_run(event_type: str, data: Mapping[str, Any]) -> bool:
+    """Whether an event, by its own rule, ends a run (a late one, after the end, moves nothing)."""
+    return transition(event_type, data).to in TERMINAL
+
+
 def task_status_after(event_type: str, data: Mapping[str, Any]) -> TaskStatus | None:
     """The status a task event moves its task (``data["task"]``) to; None for other events."""
     match event_type:

@@ -1,5 +1,6 @@
 """OpenLineage ingestion (issue 7): :class:`LineageCommands` records RunEvents another engine
-reports as the events of a run of ours.
+reports as the events of a run of ours, and (issue 24) DatasetEvents and JobEvents on the
+dataset's or job's own stream (:mod:`ledger.domain.static_lineage`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from ledger.domain.openlineage import (
     OPENLINEAGE_DEFINITION,
     OPENLINEAGE_DEFINITION_HASH,
     OPENLINEAGE_VERSION,
+    DatasetEvent,
+    JobEvent,
     LineageRecorded,
     RunEvent,
     lineage_facts,
 )
 from ledger.domain.run import Run
+from ledger.domain.static_lineage import DatasetLineage, JobLineage, dataset_stream, job_stream
 from ledger.errors import Conflict
 from ledger.service.base import LedgerBase
 
@@ -26,7 +30,7 @@ class LineageCommands(LedgerBase):
     def record_openlineage(self, event: RunEvent, *, principal: str) -> LineageRecorded:
         """Record one OpenLineage RunEvent, creating its run on the first event seen.
 
-        A repeated event (same runId, eventType and eventTime) records nothing. When two
+        An event identical to one already recorded records nothing; any other is recorded. When two
         requests create the same run at once, the loser retries against the stored run.
         """
         facts = lineage_facts(event)
@@ -63,3 +67,53 @@ class LineageCommands(LedgerBase):
                 continue
             return LineageRecorded(run.id, run.status.value, recorded=True)
         raise Conflict(f"run {event.run_id} is being written concurrently; retry")
+
+    def record_static_lineage(self, event: DatasetEvent | JobEvent) -> bool:
+        """Record a DatasetEvent or a JobEvent on its dataset's or job's stream (created on
+        the first event); False when an identical event was recorded. Creates no run."""
+        for _ in range(16):
+            at = self.clock()
+            stream: DatasetLineage | JobLineage
+            if isinstance(event, DatasetEvent):
+                ds = event.dataset
+                found = self._get(dataset_stream(ds.namespace, ds.name))
+                stream = found or DatasetLineage.declare(namespace=ds.namespace, name=ds.name, at=at)
+                recorded = stream.report(
+                    at=at,
+                    event_time=event.event_time,
+                    producer=event.producer,
+                    schema_url=event.schema_url,
+                    facets=ds.facets,
+                )
+            else:
+                job = event.job
+                found = self._get(job_stream(job.namespace, job.name))
+                stream = found or JobLineage.declare(namespace=job.namespace, name=job.name, at=at)
+                facts = lineage_facts_of_job(event)
+                recorded = stream.report(at=at, **facts)
+            if not recorded:
+                return False
+            try:
+                self.save(stream)
+            except IntegrityError:
+                continue
+            return True
+        raise Conflict("the dataset or job is being written concurrently; retry")
+
+
+def lineage_facts_of_job(event: JobEvent) -> dict[str, object]:
+    """The data of ``JobLineage.Reported``: the JobEvent as received, in our field names."""
+    return {
+        "event_time": event.event_time,
+        "producer": event.producer,
+        "schema_url": event.schema_url,
+        "job_facets": event.job.facets,
+        "inputs": [
+            {"namespace": d.namespace, "name": d.name, "facets": d.facets, "input_facets": d.input_facets}
+            for d in event.inputs
+        ],
+        "outputs": [
+            {"namespace": d.namespace, "name": d.name, "facets": d.facets, "output_facets": d.output_facets}
+            for d in event.outputs
+        ],
+    }

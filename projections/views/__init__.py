@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from projections.view import View
 from projections.views.audit import AuditView
 from projections.views.lineage import LineageView
+from projections.views.marquez import MarquezView
 from projections.views.stats import StatsView
 from projections.views.summaries import SummariesView
 
 
 def default_views() -> list[View]:
-    return [SummariesView(), StatsView(), LineageView(), AuditView()]
+    return [SummariesView(), StatsView(), LineageView(), AuditView(), MarquezView()]
 
 
 def view_named(views: Sequence[View], name: str) -> View:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, ClassVar
 
-from ledger.domain.status import status_after
+from ledger.domain.status import TERMINAL, RunStatus, ends_run, status_after
 from ledger.store.event_record import EventRecord
 from projections.db import Connection
 from projections.view import (
@@ -31,7 +31,8 @@ CARRY_RUNS = 200_000
 
 class AuditView(View):
     name: ClassVar[str] = "audit"
-    schema_version: ClassVar[int] = 2  # v2: keys compared byte by byte on PostgreSQL
+    # v2: keys compared byte by byte on PostgreSQL. v3: late terminal events say so ("late").
+    schema_version: ClassVar[int] = 3
     table_names: ClassVar[tuple[str, ...]] = ("entries", "status")
 
     def create(self, conn: Connection, t: Tables) -> None:
@@ -165,10 +166,16 @@ def _entry(event: EventRecord, status: str | None) -> Entry | None:
                 d.get("producer"),
                 "openlineage_" + str(d.get("event_type", "OTHER")).lower(),
                 _moved(event, status),
-                {"event_time": d.get("event_time"), "job": d.get("job")},
+                {"event_time": d.get("event_time"), "job": d.get("job")} | _late(event, status),
             )
         case _:
             return None
+
+
+def _late(event: EventRecord, status: str) -> dict[str, Any]:
+    """``{"late": True}`` for a terminal event after the run's end (recorded, moving nothing)."""
+    late = RunStatus(status) in TERMINAL and ends_run(event.type, event.data)
+    return {"late": True} if late else {}
 
 
 def _moved(event: EventRecord, status: str | None) -> str | None:

@@ -51,12 +51,13 @@ _COLUMNS = (
     "replay_of",
     "resume_of",
     "batch_id",
+    "late_events",
     "worker_id",
     "lease_expires_at",
     "position",
     "fold",
 )
-_JSON = frozenset({"parameters", "outputs"})
+_JSON = frozenset({"parameters", "outputs", "late_events"})
 _PARAM_COLUMNS = ("run_id", "name", "value_text", "created_at")
 _BATCH_COLUMNS = ("batch_id", "workflow", "parallelism", "run_ids", "created_at")
 
@@ -90,8 +91,8 @@ CARRY_RUNS = 20_000
 class SummariesView(View):
     name: ClassVar[str] = "summaries"
     # v2: params carry created_at for index-ordered pages. v3: keys compared byte by byte on
-    # PostgreSQL (see Connection.key_text).
-    schema_version: ClassVar[int] = 3
+    # PostgreSQL (see Connection.key_text). v4: late_events (terminal events after the end).
+    schema_version: ClassVar[int] = 4
     table_names: ClassVar[tuple[str, ...]] = ("runs", "params", "batches")
 
     def create(self, conn: Connection, t: Tables) -> None:
@@ -106,7 +107,8 @@ class SummariesView(View):
             "duration_seconds DOUBLE PRECISION, tasks_total BIGINT NOT NULL, "
             "tasks_succeeded BIGINT NOT NULL, tasks_failed BIGINT NOT NULL, "
             "retry_count BIGINT NOT NULL, error TEXT, outputs TEXT NOT NULL, replay_of TEXT, "
-            f"resume_of TEXT, batch_id {key}, worker_id TEXT, lease_expires_at {key}, "
+            f"resume_of TEXT, batch_id {key}, late_events TEXT NOT NULL, "
+            f"worker_id TEXT, lease_expires_at {key}, "
             "position BIGINT NOT NULL, fold TEXT NOT NULL)"
         )
         for name, columns in {

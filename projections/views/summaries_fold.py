@@ -16,7 +16,9 @@ from ledger.domain.status import (
     TERMINAL,
     RunStatus,
     TaskStatus,
+    ends_run,
     error_after,
+    started_time,
     status_after,
     task_status_after,
     transition_time,
@@ -54,6 +56,7 @@ SUMMARY_FIELDS = (
     "replay_of",
     "resume_of",
     "batch_id",
+    "late_events",
 )
 
 
@@ -126,6 +129,7 @@ def _triggered(event: EventRecord) -> State:
         "replay_of": d.get("replay_of"),
         "resume_of": d.get("resume_of"),
         "batch_id": d.get("batch_id"),
+        "late_events": [],
         "worker_id": None,
         "lease_expires_at": None,
         "tasks": {},
@@ -135,7 +139,17 @@ def _triggered(event: EventRecord) -> State:
 
 
 def _moved(state: State, event: EventRecord) -> None:
-    """The status rules applied: when the run started or ended, and its error."""
+    """The status rules applied: when the run started or ended, and its error. An OpenLineage
+    event may arrive out of order: ``started_at`` is the earliest start it reports
+    (:func:`~ledger.domain.status.started_time`), and a terminal event after the run's end
+    moves nothing but is kept in ``late_events``."""
+    started = started_time(event.type, event.data)
+    if started is not None and (state["started_at"] is None or started < state["started_at"]):
+        state["started_at"] = started
+    if RunStatus(state["status"]) in TERMINAL and ends_run(event.type, event.data):
+        late = {"event_type": event.data.get("event_type"), "event_time": event.data.get("event_time")}
+        state["late_events"] = [*state.get("late_events", []), late]
+        return
     status = status_after(state["status"], event.type, event.data)
     if status == state["status"]:
         return
@@ -189,6 +203,7 @@ def public(state: State) -> dict[str, Any]:
         "tasks_failed": sum(1 for t in tasks if t["status"] == TaskStatus.FAILED),
         "retry_count": sum(max(0, int(t["attempts"]) - 1) for t in tasks),
     }
+    state.setdefault("late_events", [])
     return {name: derived[name] if name in derived else state[name] for name in SUMMARY_FIELDS}
 
 

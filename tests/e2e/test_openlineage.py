@@ -12,8 +12,19 @@ from typing import Any
 import httpx
 import pytest
 from openlineage.client import OpenLineageClient
-from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
-from openlineage.client.facet_v2 import parent_run, schema_dataset
+from openlineage.client.event_v2 import (
+    DatasetEvent,
+    InputDataset,
+    Job,
+    JobEvent,
+    OutputDataset,
+    Run,
+    RunEvent,
+    RunState,
+    StaticDataset,
+)
+from openlineage.client.facet_v2 import nominal_time_run, parent_run, schema_dataset
+from openlineage.client.serde import Serde
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
 from tests.builders import eventually
@@ -222,3 +233,112 @@ def test_lineage_needs_an_operator_token_and_a_worker_token_cannot_create_runs(s
     assert _post(server, server.token("auditor"), body).status_code == 403
     assert _post(server, server.token("worker"), body).status_code == 403
     assert _post(server, server.token("operator"), body).status_code == 201
+
+
+def test_the_client_s_static_lineage_and_richer_repeats_are_recorded_and_late_events_shown(
+    shared_server: Any,
+) -> None:
+    """Issue 24 through the real client on both backends: a DatasetEvent and a JobEvent are
+    recorded; a START differing only in a nominalTime facet is recorded (201, recorded true);
+    a late START dates the run; a FAIL after COMPLETE is listed in ``late_events``."""
+    server = shared_server
+    token = server.admin_token
+    headers = {"Authorization": f"Bearer {token}"}
+    client = ol_client(server, token)
+    producer = "https://example.com/runledger-e2e"
+    static = f"static-{uuid.uuid4()}"
+    client.emit(
+        DatasetEvent(
+            eventTime=T0.isoformat(),
+            producer=producer,
+            dataset=StaticDataset(namespace=NAMESPACE, name=static),
+        )
+    )
+    client.emit(
+        JobEvent(
+            eventTime=T0.isoformat(),
+            producer=producer,
+            job=Job(namespace=NAMESPACE, name=static),
+            outputs=[OutputDataset(namespace=NAMESPACE, name=static)],
+        )
+    )
+    page = httpx.get(f"{server.url}/api/runs", headers=headers, params={"workflow": f"{NAMESPACE}/{static}"})
+    assert page.json()["runs"] == []  # static lineage creates no run
+
+    run_id = str(uuid.uuid4())
+    start = ol_event(RunState.START, run_id, "richer", T0)
+    body = Serde.to_json(start).encode()
+    assert _post(server, token, body).json()["recorded"] is True
+    nominal = {"nominalTime": nominal_time_run.NominalTimeRunFacet(nominalStartTime=T0.isoformat())}
+    richer = Serde.to_json(ol_event(RunState.START, run_id, "richer", T0, facets=nominal)).encode()
+    answer = _post(server, token, richer)
+    assert (answer.status_code, answer.json()["recorded"]) == (201, True)
+    assert _post(server, token, richer).json()["recorded"] is False  # identical: a repeat
+
+    late_id = str(uuid.uuid4())
+    client.emit(ol_event(RunState.COMPLETE, late_id, "late-fail", T0 + timedelta(minutes=5)))
+    client.emit(ol_event(RunState.START, late_id, "late-fail", T0))
+    client.emit(ol_event(RunState.FAIL, late_id, "late-fail", T0 + timedelta(minutes=6)))
+    summary = httpx.get(f"{server.url}/api/runs/{late_id}", headers=headers).json()
+    assert summary["status"] == "success"
+    assert summary["started_at"] == "2026-03-01T12:00:00.000000Z"
+    assert summary["duration_seconds"] == 300.0
+    assert [e["event_type"] for e in summary["late_events"]] == ["FAIL"]
+
+
+def test_marquez_read_endpoints_answer_what_the_client_reported(shared_server: Any) -> None:
+    """Marquez's read API over runs the real client reported, on both backends: namespaces,
+    colliding job names kept apart, jobs with their latest run state, dataset fields from the
+    schema facet and versions, lineage from a dataset node, the event feed and search."""
+    server = shared_server
+    token = server.token("auditor", name="marquez-reader")
+    client = ol_client(server, server.admin_token)
+    ns = f"mq-{uuid.uuid4().hex[:8]}"
+    fields = schema_dataset.SchemaDatasetFacet(
+        fields=[schema_dataset.SchemaDatasetFacetFields(name="id", type="int")]
+    )
+    source = InputDataset(namespace=ns, name="raw")
+    target = OutputDataset(namespace=ns, name="clean", facets={"schema": fields})
+    for job_ns, job_name, state in ((f"{ns}/x", "job", RunState.COMPLETE), (ns, "x/job", RunState.FAIL)):
+        run_id = str(uuid.uuid4())
+        event = RunEvent(
+            eventType=state,
+            eventTime=T0.isoformat(),
+            run=Run(runId=run_id),
+            job=Job(namespace=job_ns, name=job_name),
+            inputs=[source],
+            outputs=[target],
+            producer="https://example.com/runledger-e2e",
+        )
+        client.emit(event)
+    base = f"{server.url}/api/v1"
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def get(path: str, **params: Any) -> Any:
+        answer = httpx.get(f"{base}{path}", headers=headers, params=params)
+        return answer.json() if answer.status_code == 200 else None
+
+    assert eventually(lambda: get(f"/namespaces/{ns}/jobs/x%2Fjob") is not None, timeout=20)
+    names = {n["name"] for n in get("/namespaces")["namespaces"]}
+    assert {ns, f"{ns}/x"} <= names
+    assert get(f"/namespaces/{ns}/jobs/x%2Fjob")["latestRun"]["state"] == "FAILED"
+    assert get(f"/namespaces/{ns}%2Fx/jobs/job")["latestRun"]["state"] == "COMPLETED"
+    assert [j["name"] for j in get(f"/namespaces/{ns}/jobs")["jobs"]] == ["x/job"]
+    assert get(f"/namespaces/{ns}/jobs/x%2Fjob/runs")["totalCount"] == 1
+    clean = get(f"/namespaces/{ns}/datasets/clean")
+    assert [(f["name"], f["type"]) for f in clean["fields"]] == [("id", "int")]
+    assert get(f"/namespaces/{ns}/datasets/clean/versions")["totalCount"] == 2
+    graph = get("/lineage", nodeId=f"dataset:{ns}:raw", depth=2)["graph"]
+    assert {n["id"] for n in graph} == {
+        f"dataset:{ns}:raw",
+        f"dataset:{ns}:clean",
+        f"job:{ns}/x:job",
+        f"job:{ns}:x/job",
+    }
+    assert get("/lineage", nodeId=f"dataset:{ns}:nope") is None
+    bad = httpx.get(f"{base}/lineage", headers=headers, params={"nodeId": "table:x"})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    feed = get("/events/lineage", limit=500)["events"]
+    assert sum(1 for e in feed if e.get("job", {}).get("namespace") in {ns, f"{ns}/x"}) == 2
+    assert f"job:{ns}:x/job" in {r["nodeId"] for r in get("/search", q="x/JOB", limit=100)["results"]}
+    assert httpx.get(f"{base}/namespaces", headers={"Authorization": "Bearer nope"}).status_code == 401

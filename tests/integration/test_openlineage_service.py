@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from ledger.domain.openlineage import parse_run_event
+from ledger.domain.openlineage import DatasetEvent, JobEvent, parse_lineage_event, parse_run_event
+from ledger.domain.static_lineage import dataset_stream, job_stream
 from ledger.errors import Conflict
 from ledger.hashing import definition_hash
 from ledger.service import Ledger
@@ -129,3 +130,85 @@ def test_a_pending_openlineage_run_is_never_claimed_by_a_worker(ledger: Ledger) 
     assert ledger.claim(run_id, worker_id="w1") is None
     assert ledger.claim_first([run_id], worker_id="w1") is None
     assert [e.type for e in ledger.stream_events(run_id)] == ["Run.Triggered", "Run.LineageReported"]
+
+
+def test_an_event_differing_only_in_a_facet_is_recorded_not_dropped_as_a_repeat(
+    ledger: Ledger,
+) -> None:
+    run_id = str(uuid.uuid4())
+    record(ledger, ol_event(run_id, "START", "2026-01-01T00:00:00Z"))
+    richer = ol_event(run_id, "START", "2026-01-01T00:00:00Z")
+    richer["run"]["facets"]["nominalTime"] = {
+        "_producer": "t",
+        "_schemaURL": "u",
+        "nominalStartTime": "2026-01-01T00:00:00Z",
+    }
+    assert record(ledger, richer).recorded is True
+    assert record(ledger, richer).recorded is False
+    reported = [e.data for e in ledger.stream_events(run_id)[1:]]
+    assert len(reported) == 2
+    assert "nominalTime" in reported[1]["run_facets"]
+
+
+def test_jobs_whose_joined_names_collide_are_two_jobs_and_a_run_keeps_its_own(
+    ledger: Ledger,
+) -> None:
+    run_id = str(uuid.uuid4())
+    first = ol_event(run_id, "START", "2026-01-01T00:00:00Z")
+    first["job"] = {"namespace": "team/x", "name": "job"}
+    record(ledger, first)
+    other = ol_event(run_id, "COMPLETE", "2026-01-01T00:01:00Z")
+    other["job"] = {"namespace": "team", "name": "x/job"}
+    with pytest.raises(Conflict):
+        record(ledger, other)
+    events = ledger.stream_events(run_id)
+    assert len(events) == 2
+    assert events[0].data["workflow"] == "team/x/job"  # the display name, unchanged
+    assert (events[1].data["job"]["namespace"], events[1].data["job"]["name"]) == ("team/x", "job")
+
+
+STATIC = {"producer": "tests", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json"}
+
+
+def test_a_dataset_event_is_recorded_on_the_dataset_stream_once_and_creates_no_run(
+    ledger: Ledger,
+) -> None:
+    raw = STATIC | {
+        "eventTime": "2026-01-01T00:00:00Z",
+        "dataset": {
+            "namespace": "db",
+            "name": "raw.events",
+            "facets": {"schema": {"_producer": "t", "_schemaURL": "u", "fields": [{"name": "id"}]}},
+        },
+    }
+    event = parse_lineage_event(raw)
+    assert isinstance(event, DatasetEvent)
+    assert ledger.record_static_lineage(event) is True
+    again = parse_lineage_event(raw)
+    assert isinstance(again, DatasetEvent)
+    assert ledger.record_static_lineage(again) is False
+    events = ledger.stream_events(dataset_stream("db", "raw.events"))
+    assert [e.type for e in events] == ["DatasetLineage.Declared", "DatasetLineage.Reported"]
+    assert events[1].data["facets"]["schema"]["fields"] == [{"name": "id"}]
+    assert ledger.reader.stream_ids("") == [dataset_stream("db", "raw.events")]
+
+
+def test_a_job_event_is_recorded_on_the_job_stream_with_its_datasets(ledger: Ledger) -> None:
+    raw = STATIC | {
+        "eventTime": "2026-01-01T00:00:00Z",
+        "job": {"namespace": "team", "name": "x/job", "facets": {}},
+        "inputs": [{"namespace": "db", "name": "raw.events"}],
+        "outputs": [{"namespace": "db", "name": "clean.events"}],
+    }
+    event = parse_lineage_event(raw)
+    assert isinstance(event, JobEvent)
+    assert ledger.record_static_lineage(event) is True
+    changed = raw | {"eventTime": "2026-01-01T00:00:01Z"}
+    later = parse_lineage_event(changed)
+    assert isinstance(later, JobEvent)
+    assert ledger.record_static_lineage(later) is True
+    events = ledger.stream_events(job_stream("team", "x/job"))
+    assert [e.type for e in events] == ["JobLineage.Declared", "JobLineage.Reported", "JobLineage.Reported"]
+    assert events[0].data == {"namespace": "team", "name": "x/job"}
+    assert events[1].data["outputs"][0]["name"] == "clean.events"
+    assert job_stream("team", "x/job") != job_stream("team/x", "job")

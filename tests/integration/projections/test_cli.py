@@ -34,7 +34,7 @@ def test_rebuild_swaps_in_a_new_generation_and_status_reports_it(
     status = cli(settings, "projections", "status", "--json")
     assert status.returncode == 0, status.stderr
     rows = {row["name"]: row for row in json.loads(status.stdout)}
-    assert set(rows) == {"summaries", "stats", "lineage", "audit"}
+    assert set(rows) == {"summaries", "stats", "lineage", "audit", "marquez"}
     assert rows["summaries"]["lag"] == 0 and rows["summaries"]["state"] == "live"
     assert views.run_summary(run_id) is not None
 

@@ -61,7 +61,7 @@ def test_a_view_fed_stored_nul_strings_keeps_following_and_rebuilds(
     eventually(lambda: all(s["position"] == newest and s["state"] == "live" for s in views.status()))
     runner.stop()
 
-    assert runner.rebuild() == ["summaries", "stats", "lineage", "audit"]
+    assert runner.rebuild() == ["summaries", "stats", "lineage", "audit", "marquez"]
     assert all(s["lag"] == 0 for s in views.status())
     assert (views.run_summary(poisoned) or {}).get("triggered_by") == f"car{NUL_STAND_IN}ol"
     assert views.stats()["total_runs"] == 2

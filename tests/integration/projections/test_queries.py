@@ -48,6 +48,7 @@ def test_a_summary_carries_every_spec_field_with_outputs_and_retries(
         "replay_of",
         "resume_of",
         "batch_id",
+        "late_events",
     ]
     assert summary["status"] == "success" and summary["triggered_by"] == "carol"
     assert summary["parameters"] == {"query": "report", "limit": 5}

@@ -49,7 +49,7 @@ def test_a_rebuild_split_between_processes_equals_following(
     before = {view.name: dump(settings, view) for view in default_views()}
     split = ProjectionRunner(settings, rebuild_batch_size=4, rebuild_parts=2)
     try:
-        assert split.rebuild() == ["summaries", "stats", "lineage", "audit"]
+        assert split.rebuild() == ["summaries", "stats", "lineage", "audit", "marquez"]
     finally:
         split.stop()
     assert {view.name: dump(settings, view) for view in default_views()} == before

@@ -95,7 +95,7 @@ def test_catch_up_from_zero_projects_every_run_and_reaches_lag_zero(
     ]
     newest = ledger.reader.max_position()
     assert {s["name"]: (s["position"], s["lag"], s["state"]) for s in views.status()} == {
-        name: (newest, 0, "live") for name in ("summaries", "stats", "lineage", "audit")
+        name: (newest, 0, "live") for name in ("summaries", "stats", "lineage", "audit", "marquez")
     }
     assert views.stats()["total_runs"] == 4
 
@@ -244,7 +244,7 @@ def test_a_rebuild_produces_tables_equal_to_the_live_ones_row_for_row(
             generations[view.name] = st.read_pointer(conn, view.name).generation  # type: ignore[union-attr]
     finally:
         conn.close()
-    assert runner.rebuild() == ["summaries", "stats", "lineage", "audit"]
+    assert runner.rebuild() == ["summaries", "stats", "lineage", "audit", "marquez"]
     after = {view.name: dump(settings, view) for view in default_views()}
     assert after == before
     assert {
@@ -382,7 +382,7 @@ def test_two_runners_on_one_postgres_share_the_views_without_doubling_any_event(
         runs = some_history(driver)
         eventually(lambda: all(s["lag"] == 0 for s in views.status()))
         assert first._owned.isdisjoint(second._owned)
-        assert first._owned | second._owned == {"summaries", "stats", "lineage", "audit"}
+        assert first._owned | second._owned == {"summaries", "stats", "lineage", "audit", "marquez"}
         assert [len(views.audit(r)) for r in runs] == [3, 3, 3, 2]
     finally:
         first.stop()

@@ -1,0 +1,313 @@
+"""Marquez's read model (SPEC 13): namespaces, jobs with their latest run, runs, datasets with
+versions and the fields of their schema facet, job-dataset edges, column lineage from the
+columnLineage facet, and the feed of OpenLineage events, all from stored events.
+
+Jobs and datasets are keyed by ``(namespace, name)``, two columns, never one joined string.
+A run's state follows :mod:`ledger.domain.status` (terminal states are final) in Marquez's
+words (:data:`MARQUEZ_STATE`). Each RunEvent's outputs that carry facets make a dataset
+version (id: a UUID5 of the dataset and the run). Static lineage (``DatasetLineage.Reported``,
+``JobLineage.Reported``) adds datasets, jobs and edges without a run. The queries live in
+:mod:`projections.views.marquez_queries`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from ledger.domain.status import RunStatus, started_time, status_after, transition_time
+from ledger.store.event_record import EventRecord
+from projections.db import Connection
+from projections.view import Tables, View, dumps, loads
+
+#: Our run status -> Marquez's RunState.
+MARQUEZ_STATE = {
+    RunStatus.PENDING: "NEW",
+    RunStatus.RUNNING: "RUNNING",
+    RunStatus.SUCCESS: "COMPLETED",
+    RunStatus.FAILED: "FAILED",
+    RunStatus.KILLED: "ABORTED",
+}
+_VERSIONS = uuid.UUID("6f1d9a3e-24b0-4c4e-9a57-1a2b3c4d5e6f")
+
+
+def dataset_version(namespace: str, name: str, run_id: str | None, position: int) -> str:
+    """The id of the version a run (or, without one, the event at ``position``) wrote."""
+    return str(uuid.uuid5(_VERSIONS, f"{namespace}\x00{name}\x00{run_id or position}"))
+
+
+class MarquezView(View):
+    name: ClassVar[str] = "marquez"
+    schema_version: ClassVar[int] = 1
+    #: Datasets and jobs are rows many runs write: rebuilt in ledger order, in one process.
+    splittable: ClassVar[bool] = False
+    table_names: ClassVar[tuple[str, ...]] = (
+        "jobs",
+        "runs",
+        "datasets",
+        "versions",
+        "edges",
+        "columns",
+        "events",
+    )
+
+    def create(self, conn: Connection, t: Tables) -> None:
+        k = conn.key_text
+        for ddl in (
+            f"{t('jobs')} (namespace {k} NOT NULL, name {k} NOT NULL, created_at TEXT NOT NULL, "
+            "updated_at TEXT NOT NULL, latest_run_id TEXT, facets TEXT NOT NULL, "
+            "PRIMARY KEY (namespace, name))",
+            f"{t('runs')} (run_id {k} PRIMARY KEY, namespace {k} NOT NULL, name {k} NOT NULL, "
+            "status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+            "started_at TEXT, ended_at TEXT, facets TEXT NOT NULL, position BIGINT NOT NULL)",
+            f"{t('datasets')} (namespace {k} NOT NULL, name {k} NOT NULL, created_at TEXT NOT NULL, "
+            "updated_at TEXT NOT NULL, fields TEXT NOT NULL, facets TEXT NOT NULL, current_version TEXT, "
+            "PRIMARY KEY (namespace, name))",
+            f"{t('versions')} (version {k} PRIMARY KEY, namespace {k} NOT NULL, name {k} NOT NULL, "
+            "created_at TEXT NOT NULL, run_id TEXT, fields TEXT NOT NULL, facets TEXT NOT NULL, "
+            "position BIGINT NOT NULL)",
+            # direction: 'in' (dataset -> job) or 'out' (job -> dataset)
+            f"{t('edges')} (job_namespace {k} NOT NULL, job_name {k} NOT NULL, direction {k} NOT NULL, "
+            f"ds_namespace {k} NOT NULL, ds_name {k} NOT NULL, "
+            "PRIMARY KEY (job_namespace, job_name, direction, ds_namespace, ds_name))",
+            f"{t('columns')} (namespace {k} NOT NULL, name {k} NOT NULL, field {k} NOT NULL, "
+            f"in_namespace {k} NOT NULL, in_name {k} NOT NULL, in_field {k} NOT NULL, "
+            "transformation TEXT NOT NULL, "
+            "PRIMARY KEY (namespace, name, field, in_namespace, in_name, in_field))",
+            f"{t('events')} (position BIGINT PRIMARY KEY, event_time {k} NOT NULL, event TEXT NOT NULL)",
+        ):
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {ddl}")
+        for index in (
+            f"{t('runs')}_by_job ON {t('runs')} (namespace, name, created_at)",
+            f"{t('versions')}_by_dataset ON {t('versions')} (namespace, name, position)",
+            f"{t('edges')}_by_dataset ON {t('edges')} (ds_namespace, ds_name)",
+            f"{t('columns')}_by_input ON {t('columns')} (in_namespace, in_name)",
+            f"{t('events')}_by_time ON {t('events')} (event_time, position)",
+        ):
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {index}")
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        for event in events:
+            match event.type:
+                case "Run.LineageReported":
+                    self._run_event(conn, t, event)
+                case "DatasetLineage.Reported":
+                    self._dataset_event(conn, t, event)
+                case "JobLineage.Reported":
+                    self._job_event(conn, t, event)
+                case _:
+                    pass
+
+    # ---- handlers ---------------------------------------------------------------------------
+    def _run_event(self, conn: Connection, t: Tables, event: EventRecord) -> None:
+        d = event.data
+        job, at, run_id = d["job"], d["event_time"], event.stream
+        self._job(conn, t, job["namespace"], job["name"], at, job.get("facets") or {}, run_id)
+        row = conn.one(
+            f"SELECT status, started_at, ended_at, facets FROM {t('runs')} WHERE run_id = ?", (run_id,)
+        )
+        status = RunStatus.PENDING if row is None else RunStatus(row["status"])
+        after = status_after(status, event.type, d)
+        started = started_time(event.type, d)
+        started_at = row["started_at"] if row else None
+        if started is not None and (started_at is None or started < started_at):
+            started_at = started
+        ended_at = row["ended_at"] if row else None
+        if after != status and after in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.KILLED):
+            ended_at = transition_time(event.type, d, event.timestamp)
+        facets = (loads(row["facets"]) if row else {}) | (d.get("run_facets") or {})
+        conn.execute(
+            f"INSERT INTO {t('runs')} (run_id, namespace, name, status, created_at, updated_at, "
+            "started_at, ended_at, facets, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, "
+            "started_at = excluded.started_at, ended_at = excluded.ended_at, facets = excluded.facets",
+            (
+                run_id,
+                job["namespace"],
+                job["name"],
+                after.value,
+                at,
+                at,
+                started_at,
+                ended_at,
+                dumps(facets),
+                event.position,
+            ),
+        )
+        self._datasets(
+            conn, t, job, d.get("inputs") or [], d.get("outputs") or [], at, run_id, event.position
+        )
+        raw = {
+            "eventType": d.get("event_type"),
+            "eventTime": at,
+            "run": {"runId": run_id, "facets": d.get("run_facets") or {}},
+            "job": job,
+            "inputs": [_ol_dataset(x, "inputFacets", "input_facets") for x in d.get("inputs") or []],
+            "outputs": [_ol_dataset(x, "outputFacets", "output_facets") for x in d.get("outputs") or []],
+            "producer": d.get("producer"),
+            "schemaURL": d.get("schema_url"),
+        }
+        self._feed(conn, t, event.position, at, raw)
+
+    def _dataset_event(self, conn: Connection, t: Tables, event: EventRecord) -> None:
+        d, at = event.data, event.data["event_time"]
+        ns, name = d["namespace"], d["name"]
+        facets = d.get("facets") or {}
+        self._dataset(conn, t, ns, name, facets, at, None, event.position, versioned=bool(facets))
+        raw = {
+            "eventTime": at,
+            "dataset": {"namespace": ns, "name": name, "facets": d.get("facets") or {}},
+            "producer": d.get("producer"),
+            "schemaURL": d.get("schema_url"),
+        }
+        self._feed(conn, t, event.position, at, raw)
+
+    def _job_event(self, conn: Connection, t: Tables, event: EventRecord) -> None:
+        d, at = event.data, event.data["event_time"]
+        ns, name = d["namespace"], d["name"]
+        job = {"namespace": ns, "name": name, "facets": d.get("job_facets") or {}}
+        self._job(conn, t, ns, name, at, job["facets"], None)
+        self._datasets(conn, t, job, d.get("inputs") or [], d.get("outputs") or [], at, None, event.position)
+        raw = {
+            "eventTime": at,
+            "job": job,
+            "inputs": [_ol_dataset(x, "inputFacets", "input_facets") for x in d.get("inputs") or []],
+            "outputs": [_ol_dataset(x, "outputFacets", "output_facets") for x in d.get("outputs") or []],
+            "producer": d.get("producer"),
+            "schemaURL": d.get("schema_url"),
+        }
+        self._feed(conn, t, event.position, at, raw)
+
+    # ---- rows ---------------------------------------------------------------------------------
+    @staticmethod
+    def _job(
+        conn: Connection, t: Tables, ns: str, name: str, at: str, facets: dict[str, Any], run_id: str | None
+    ) -> None:
+        row = conn.one(
+            f"SELECT facets, latest_run_id FROM {t('jobs')} WHERE namespace = ? AND name = ?", (ns, name)
+        )
+        merged = (loads(row["facets"]) if row else {}) | facets
+        latest = run_id or (row["latest_run_id"] if row else None)
+        conn.execute(
+            f"INSERT INTO {t('jobs')} (namespace, name, created_at, updated_at, latest_run_id, facets) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, name) DO UPDATE SET "
+            "updated_at = excluded.updated_at, latest_run_id = excluded.latest_run_id, "
+            "facets = excluded.facets",
+            (ns, name, at, at, latest, dumps(merged)),
+        )
+
+    def _datasets(
+        self,
+        conn: Connection,
+        t: Tables,
+        job: dict[str, Any],
+        inputs: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+        at: str,
+        run_id: str | None,
+        position: int,
+    ) -> None:
+        for direction, datasets in (("in", inputs), ("out", outputs)):
+            for ds in datasets:
+                self._dataset(
+                    conn,
+                    t,
+                    ds["namespace"],
+                    ds["name"],
+                    ds.get("facets") or {},
+                    at,
+                    run_id,
+                    position,
+                    versioned=direction == "out",
+                )
+                conn.execute(
+                    f"INSERT INTO {t('edges')} (job_namespace, job_name, direction, ds_namespace, ds_name) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (job["namespace"], job["name"], direction, ds["namespace"], ds["name"]),
+                )
+
+    @staticmethod
+    def _dataset(
+        conn: Connection,
+        t: Tables,
+        ns: str,
+        name: str,
+        facets: dict[str, Any],
+        at: str,
+        run_id: str | None,
+        position: int,
+        *,
+        versioned: bool,
+    ) -> None:
+        """Upsert a dataset; an output (``versioned``) makes a version, the run's (or, without a
+        run, this event's)."""
+        row = conn.one(
+            f"SELECT fields, facets, current_version FROM {t('datasets')} WHERE namespace = ? AND name = ?",
+            (ns, name),
+        )
+        merged = (loads(row["facets"]) if row else {}) | facets
+        fields = (
+            _fields(facets.get("schema")) if "schema" in facets else (loads(row["fields"]) if row else [])
+        )
+        version = row["current_version"] if row else None
+        if versioned:
+            version = dataset_version(ns, name, run_id, position)
+            conn.execute(
+                f"INSERT INTO {t('versions')} (version, namespace, name, created_at, run_id, fields, facets, "
+                "position) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET "
+                "fields = excluded.fields, facets = excluded.facets",
+                (version, ns, name, at, run_id, dumps(fields), dumps(merged), position),
+            )
+        conn.execute(
+            f"INSERT INTO {t('datasets')} (namespace, name, created_at, updated_at, fields, facets, "
+            "current_version) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, name) DO UPDATE SET "
+            "updated_at = excluded.updated_at, fields = excluded.fields, facets = excluded.facets, "
+            "current_version = excluded.current_version",
+            (ns, name, at, at, dumps(fields), dumps(merged), version),
+        )
+        lineage = facets.get("columnLineage")
+        for field, spec in ((lineage or {}).get("fields") or {}).items() if isinstance(lineage, dict) else ():
+            for source in (spec or {}).get("inputFields") or []:
+                how = {k: spec.get(k) for k in ("transformationDescription", "transformationType")}
+                if source.get("transformations"):
+                    how["transformations"] = source["transformations"]
+                conn.execute(
+                    f"INSERT INTO {t('columns')} (namespace, name, field, in_namespace, in_name, in_field, "
+                    "transformation) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (
+                        ns,
+                        name,
+                        str(field),
+                        str(source.get("namespace")),
+                        str(source.get("name")),
+                        str(source.get("field")),
+                        dumps(how),
+                    ),
+                )
+
+    @staticmethod
+    def _feed(conn: Connection, t: Tables, position: int, at: str, raw: dict[str, Any]) -> None:
+        conn.execute(
+            f"INSERT INTO {t('events')} (position, event_time, event) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (position, at, dumps(raw)),
+        )
+
+
+def _fields(schema: Any) -> list[dict[str, Any]]:
+    """Marquez's dataset fields from a schema facet: ``{name, type, tags, description}``."""
+    fields = schema.get("fields") if isinstance(schema, dict) else None
+    return [
+        {"name": f.get("name"), "type": f.get("type"), "tags": [], "description": f.get("description")}
+        for f in fields or []
+        if isinstance(f, dict)
+    ]
+
+
+def _ol_dataset(ds: dict[str, Any], key: str, ours: str) -> dict[str, Any]:
+    return {
+        "namespace": ds["namespace"],
+        "name": ds["name"],
+        "facets": ds.get("facets") or {},
+        key: ds.get(ours) or {},
+    }

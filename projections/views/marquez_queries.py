@@ -1,0 +1,230 @@
+"""Queries over the Marquez read model (:mod:`projections.views.marquez`), in the shapes of
+Marquez's own API (``marquez.api.*Resource``): namespaces, jobs, runs, datasets and their
+versions, the lineage graph by node with a bounded depth both ways, column lineage, the event
+feed and search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.errors import InvalidRequest
+from ledger.hashing import parse_timestamp
+from projections.db import Connection
+from projections.view import Tables, loads
+from projections.views.marquez import MARQUEZ_STATE
+
+#: Marquez's default lineage depth, and the most a caller may ask for.
+DEFAULT_DEPTH = 20
+MAX_DEPTH = 20
+#: The most nodes a lineage graph returns (a walk stops growing there).
+MAX_NODES = 5_000
+
+Key = tuple[str, str]
+
+
+# ---- namespaces -------------------------------------------------------------------------------
+def namespaces(conn: Connection, t: Tables) -> list[dict[str, Any]]:
+    rows = conn.all(
+        f"SELECT namespace, MIN(created_at) AS created_at, MAX(updated_at) AS updated_at FROM ("
+        f"SELECT namespace, created_at, updated_at FROM {t('jobs')} UNION ALL "
+        f"SELECT namespace, created_at, updated_at FROM {t('datasets')}) AS n "
+        "GROUP BY namespace ORDER BY namespace"
+    )
+    return [_namespace(r) for r in rows]
+
+
+def namespace(conn: Connection, t: Tables, ns: str) -> dict[str, Any] | None:
+    return next((n for n in namespaces(conn, t) if n["name"] == ns), None)
+
+
+def _namespace(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": row["namespace"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "ownerName": "anonymous",
+        "description": None,
+        "isHidden": False,
+    }
+
+
+# ---- jobs and runs ----------------------------------------------------------------------------
+def jobs(conn: Connection, t: Tables, ns: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('jobs')} WHERE namespace = ?", (ns,))
+    rows = conn.all(
+        f"SELECT * FROM {t('jobs')} WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?", (ns, limit, offset)
+    )
+    return [_job(conn, t, r) for r in rows], int(total["n"] if total else 0)
+
+
+def job(conn: Connection, t: Tables, ns: str, name: str) -> dict[str, Any] | None:
+    row = conn.one(f"SELECT * FROM {t('jobs')} WHERE namespace = ? AND name = ?", (ns, name))
+    return None if row is None else _job(conn, t, row)
+
+
+def _job(conn: Connection, t: Tables, row: dict[str, Any]) -> dict[str, Any]:
+    edges = conn.all(
+        f"SELECT direction, ds_namespace, ds_name FROM {t('edges')} WHERE job_namespace = ? AND job_name = ? "
+        "ORDER BY ds_namespace, ds_name",
+        (row["namespace"], row["name"]),
+    )
+    latest = run(conn, t, row["latest_run_id"]) if row["latest_run_id"] else None
+    return {
+        "id": {"namespace": row["namespace"], "name": row["name"]},
+        "type": "BATCH",
+        "name": row["name"],
+        "simpleName": row["name"].rsplit(".", 1)[-1],
+        "namespace": row["namespace"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "inputs": [
+            {"namespace": e["ds_namespace"], "name": e["ds_name"]} for e in edges if e["direction"] == "in"
+        ],
+        "outputs": [
+            {"namespace": e["ds_namespace"], "name": e["ds_name"]} for e in edges if e["direction"] == "out"
+        ],
+        "location": None,
+        "description": None,
+        "facets": loads(row["facets"]),
+        "latestRun": latest,
+        "latestRuns": [] if latest is None else [latest],
+    }
+
+
+def runs(
+    conn: Connection, t: Tables, ns: str, name: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('runs')} WHERE namespace = ? AND name = ?", (ns, name))
+    rows = conn.all(
+        f"SELECT * FROM {t('runs')} WHERE namespace = ? AND name = ? ORDER BY created_at DESC, run_id "
+        "LIMIT ? OFFSET ?",
+        (ns, name, limit, offset),
+    )
+    return [_run(r) for r in rows], int(total["n"] if total else 0)
+
+
+def run(conn: Connection, t: Tables, run_id: str) -> dict[str, Any] | None:
+    row = conn.one(f"SELECT * FROM {t('runs')} WHERE run_id = ?", (run_id,))
+    return None if row is None else _run(row)
+
+
+def run_job_facets(conn: Connection, t: Tables, run_id: str) -> dict[str, Any] | None:
+    row = conn.one(
+        f"SELECT j.facets FROM {t('runs')} r JOIN {t('jobs')} j "
+        "ON j.namespace = r.namespace AND j.name = r.name WHERE r.run_id = ?",
+        (run_id,),
+    )
+    return None if row is None else loads(row["facets"])
+
+
+def _run(row: dict[str, Any]) -> dict[str, Any]:
+    facets = loads(row["facets"])
+    nominal = facets.get("nominalTime") or {}
+    started, ended = row["started_at"], row["ended_at"]
+    duration = None
+    if started and ended:
+        duration = max(0, int((parse_timestamp(ended) - parse_timestamp(started)).total_seconds() * 1000))
+    return {
+        "id": row["run_id"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "nominalStartTime": nominal.get("nominalStartTime"),
+        "nominalEndTime": nominal.get("nominalEndTime"),
+        "state": MARQUEZ_STATE[row["status"]],
+        "startedAt": started,
+        "endedAt": ended,
+        "durationMs": duration,
+        "args": {},
+        "jobVersion": {"namespace": row["namespace"], "name": row["name"]},
+        "facets": facets,
+    }
+
+
+# ---- datasets ---------------------------------------------------------------------------------
+def datasets(
+    conn: Connection, t: Tables, ns: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('datasets')} WHERE namespace = ?", (ns,))
+    rows = conn.all(
+        f"SELECT * FROM {t('datasets')} WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?",
+        (ns, limit, offset),
+    )
+    return [_dataset(r) for r in rows], int(total["n"] if total else 0)
+
+
+def dataset(conn: Connection, t: Tables, ns: str, name: str) -> dict[str, Any] | None:
+    row = conn.one(f"SELECT * FROM {t('datasets')} WHERE namespace = ? AND name = ?", (ns, name))
+    return None if row is None else _dataset(row)
+
+
+def _dataset(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": {"namespace": row["namespace"], "name": row["name"]},
+        "type": "DB_TABLE",
+        "name": row["name"],
+        "physicalName": row["name"],
+        "namespace": row["namespace"],
+        "sourceName": row["namespace"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "fields": loads(row["fields"]),
+        "tags": [],
+        "description": None,
+        "facets": loads(row["facets"]),
+        "currentVersion": row["current_version"],
+        "deleted": False,
+    }
+
+
+def versions(
+    conn: Connection, t: Tables, ns: str, name: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    total = conn.one(
+        f"SELECT COUNT(*) AS n FROM {t('versions')} WHERE namespace = ? AND name = ?", (ns, name)
+    )
+    rows = conn.all(
+        f"SELECT * FROM {t('versions')} WHERE namespace = ? AND name = ? "
+        "ORDER BY position DESC LIMIT ? OFFSET ?",
+        (ns, name, limit, offset),
+    )
+    return [
+        {
+            "id": {"namespace": r["namespace"], "name": r["name"], "version": r["version"]},
+            "type": "DB_TABLE",
+            "name": r["name"],
+            "physicalName": r["name"],
+            "namespace": r["namespace"],
+            "sourceName": r["namespace"],
+            "version": r["version"],
+            "createdAt": r["created_at"],
+            "fields": loads(r["fields"]),
+            "tags": [],
+            "description": None,
+            "createdByRun": None if r["run_id"] is None else {"id": r["run_id"]},
+            "facets": loads(r["facets"]),
+        }
+        for r in rows
+    ], int(total["n"] if total else 0)
+
+
+# ---- node ids -----------------------------------------------------------------------------------
+def parse_node(conn: Connection, t: Tables, node_id: str) -> tuple[str, Key] | None:
+    """``dataset:<ns>:<name>`` or ``job:<ns>:<name>`` as (kind, (ns, name)); None when no such
+    node. A namespace may hold ':' (``postgres://host:5432``): every split is tried, and the one
+    that names a stored node wins."""
+    kind, _, rest = node_id.partition(":")
+    table = {"dataset": "datasets", "job": "jobs"}.get(kind)
+    if table is None or not rest:
+        raise InvalidRequest(
+            f"nodeId must be dataset:<namespace>:<name> or job:<namespace>:<name>, not {node_id!r}"
+        )
+    for i, char in enumerate(rest):
+        if char == ":" and conn.one(
+            f"SELECT 1 AS x FROM {t(table)} WHERE namespace = ? AND name = ?", (rest[:i], rest[i + 1 :])
+        ):
+            return kind, (rest[:i], rest[i + 1 :])
+    return None
+
+
+def node_id(kind: str, key: Key) -> str:
+    return f"{kind}:{key[0]}:{key[1]}"
