@@ -48,6 +48,10 @@ def test_workflows_register_list_and_get_through_the_client(shared_server: Serve
         shown = client.workflows.get(definition["name"])
         assert (shown.version, shown.definition["description"]) == (2, "second version")
         assert [v.version for v in shown.versions] == [1, 2]
+        older = client.workflows.get(definition["name"], version=1)
+        assert (older.version, older.active_version, older.definition) == (1, 2, definition)
+        with pytest.raises(WorkflowNotFoundError):
+            client.workflows.get(definition["name"], version=9)
         with pytest.raises(WorkflowNotFoundError) as caught:
             client.workflows.get("no-such-workflow")
         assert caught.value.status == 404 and caught.value.detail
