@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     flat = "flat" if listed["flat"] else "GROWS"
     print(
         f"listed {listed['runs_listed']} runs in {listed['seconds']} s; heap "
-        f"{listed['heap_kb_at_10pct']} KiB at 10%, peak {listed['heap_peak_kb_after_10pct']} KiB after ({flat})"
+        f"{listed['heap_kb_at_10pct']} KiB at 10%, "
+        f"peak {listed['heap_peak_kb_after_10pct']} KiB after ({flat})"
     )
     write_json(args.json_path, summary)
     return 0
