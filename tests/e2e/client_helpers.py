@@ -6,9 +6,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import httpx
+
 from runledger import AsyncClient, Client
+from tests.builders import eventually
 from tests.e2e.conftest import Server
-from tests.e2e.test_api_runs import OUT_TXT, STDOUT, claim, successful_reports, upload
+from tests.e2e.test_api_runs import OUT_TXT, STDOUT, successful_reports, upload
+
+#: A claim takes the oldest pending run, so reaching ours may first take every run other tests
+#: of the shared server left pending; under load that is slow.
+CLAIM_TIMEOUT = 90.0
+
+
+def claim(worker: httpx.Client, run_id: str, worker_id: str) -> None:
+    def attempt() -> bool:
+        response = worker.post("/api/runs/claim", json={"worker_id": worker_id})
+        assert response.status_code in (200, 204), response.text
+        return response.status_code == 200 and response.json()["run_id"] == run_id
+
+    eventually(attempt, timeout=CLAIM_TIMEOUT, interval=0.05)
 
 
 def complete(server: Server, run_id: str, *, worker_id: str = "w1") -> None:

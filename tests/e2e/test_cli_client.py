@@ -143,8 +143,13 @@ def test_the_read_commands_of_a_run_answer_over_http(shared_server: Server, tmp_
     assert cancelled["status"] == "killed"
     again = rl(shared_server, "runs", "cancel", resumed, check=False)
     assert again.returncode == 2 and "409" in again.stderr
-    stats = json.loads(rl(shared_server, "stats", "--workflow", name, "--json").stdout)
-    assert stats["total_runs"] == 3
+
+    def counted() -> bool:  # stats come from a view that follows the ledger a moment behind
+        return bool(
+            json.loads(rl(shared_server, "stats", "--workflow", name, "--json").stdout)["total_runs"] == 3
+        )
+
+    assert eventually(counted, timeout=60)
 
 
 def test_files_batches_hashes_and_exports_over_http(shared_server: Server, tmp_path: Path) -> None:
