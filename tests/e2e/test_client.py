@@ -125,6 +125,8 @@ def test_runs_list_follows_cursors_lazily_with_filters(shared_server: Server, tm
     with client_for(shared_server, "operator", tmp_path) as client:
         client.workflows.register(definition)
         ids = [client.trigger(definition["name"], {"query": f"q{i}"}).run_id for i in range(5)]
+        # The list comes from a view that follows the ledger a moment behind: wait for all five.
+        eventually(lambda: len(list(client.runs.list(workflow=definition["name"]))) == 5, timeout=60)
         listed = client.runs.list(workflow=definition["name"], page_size=2)
         assert next(listed).run_id == ids[-1]  # newest first, one page fetched so far
         assert [r.run_id for r in listed] == ids[-2::-1]  # the rest, across two more pages

@@ -55,14 +55,14 @@ def test_the_async_client_drives_a_run_from_trigger_to_replay(shared_server: Ser
             assert pinned.trigger_kind == "hash"
             batch = await client.trigger_batch(definition["name"], ["a", "b"], "query")
             assert (await client.batch(batch.batch_id)).progress.total_items == 2
-            listed = [r.run_id async for r in client.runs.list(workflow=definition["name"], page_size=2)]
-            assert len(listed) == 6 and listed[-1] == run.run_id
-            for _ in range(600):  # stats come from a view that follows the ledger a moment behind
-                if (await client.stats(workflow=definition["name"])).total_runs == 6:
+            for _ in range(600):  # lists and stats come from views that follow the ledger a moment behind
+                listed = [r.run_id async for r in client.runs.list(workflow=definition["name"], page_size=2)]
+                if len(listed) == 6 and (await client.stats(workflow=definition["name"])).total_runs == 6:
                     break
                 await asyncio.sleep(0.1)
             else:
-                raise AssertionError("stats never counted the 6 runs")
+                raise AssertionError("the views never showed the 6 runs")
+            assert listed[-1] == run.run_id  # newest first, across three pages
             stored = await client.files.upload(b"bytes")
             assert stored.size == 5
             assert (await client.ledger.digest()).tree_size > 0
