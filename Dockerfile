@@ -6,6 +6,7 @@ COPY projections ./projections
 COPY api ./api
 COPY executor ./executor
 COPY cli ./cli
+COPY runledger ./runledger
 RUN pip install --no-cache-dir -c constraints.txt .
 USER nobody
 EXPOSE 8000

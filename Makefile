@@ -34,7 +34,7 @@ lock:
 run: $(VENV)/.installed
 	$(BIN)/runledger serve $(if $(PORT),--port $(PORT))
 
-LINT_PATHS := ledger projections api executor cli tests bench
+LINT_PATHS := ledger projections api executor cli runledger tests bench examples
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -1,6 +1,7 @@
 """Request and response models of the HTTP API (SPEC section 2), named by purpose.
 
-Response models allow extra fields (the SPEC permits them); request models forbid unknown ones.
+The response models live in :mod:`runledger.models` (the public client parses responses with
+the same classes); the request models, which forbid unknown fields, live here.
 """
 
 from __future__ import annotations
@@ -10,58 +11,53 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.domain.reports import Report
+from runledger.models import (
+    AttemptPublic,
+    AuditEntry,
+    AuditPublic,
+    BatchProgress,
+    BatchPublic,
+    BatchTriggered,
+    ClaimedRun,
+    ComparePublic,
+    FilePublic,
+    FilesPublic,
+    FileStored,
+    Health,
+    JSONDict,
+    LineagePublic,
+    ProjectionPublic,
+    ProjectionsPublic,
+    Public,
+    ReportAccepted,
+    RunAccepted,
+    RunCreated,
+    RunPublic,
+    RunsPublic,
+    RunTriggered,
+    StatsPublic,
+    TaskPublic,
+    TasksPublic,
+    TokenCreated,
+    TokenPublic,
+    TokensPublic,
+    WorkflowPublic,
+    WorkflowRegistered,
+    WorkflowsPublic,
+    WorkflowSummary,
+    WorkflowVersionPublic,
+)
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-JSONDict = dict[str, Any]
-#: An RFC 3339 UTC timestamp (``2026-01-02T03:04:05.000000Z``), typed so in the OpenAPI schema.
-Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Public(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
 # ---- workflows -------------------------------------------------------------------------------
 class RegisterWorkflow(Request):
     definition: JSONDict
-
-
-class WorkflowRegistered(Public):
-    name: str
-    version: int
-    definition_hash: str
-
-
-class WorkflowVersionPublic(Public):
-    version: int
-    definition_hash: str
-    registered_at: Timestamp
-    registered_by: str
-
-
-class WorkflowSummary(Public):
-    name: str
-    active_version: int
-    definition_hash: str
-    registered_at: Timestamp
-    versions: int
-
-
-class WorkflowsPublic(Public):
-    workflows: list[WorkflowSummary]
-
-
-class WorkflowPublic(Public):
-    name: str
-    active_version: int
-    version: int
-    definition_hash: str
-    definition: JSONDict
-    versions: list[WorkflowVersionPublic]
 
 
 class BatchSpec(Request):
@@ -76,104 +72,7 @@ class TriggerRequest(Request):
     batch: BatchSpec | None = None
 
 
-class RunTriggered(Public):
-    run_id: str
-    status: str
-    definition_hash: str
-
-
-class BatchTriggered(Public):
-    batch_id: str
-    run_ids: list[str]
-
-
 # ---- runs ------------------------------------------------------------------------------------
-class RunPublic(Public):
-    run_id: str
-    workflow: str
-    version: int | None = None
-    definition_hash: str | None = None
-    engine_version: str | None = None
-    status: str
-    triggered_by: str | None = None
-    trigger_kind: str | None = None
-    parameters: JSONDict = {}
-    created_at: Timestamp | None = None
-    started_at: Timestamp | None = None
-    completed_at: Timestamp | None = None
-    duration_seconds: float | None = None
-    tasks_total: int | None = None
-    tasks_succeeded: int | None = None
-    tasks_failed: int | None = None
-    retry_count: int | None = None
-    error: str | None = None
-    outputs: dict[str, JSONDict] = {}
-    replay_of: str | None = None
-    resume_of: str | None = None
-    batch_id: str | None = None
-    late_events: list[JSONDict] = []
-
-
-class RunsPublic(Public):
-    runs: list[RunPublic]
-    next_cursor: str | None
-
-
-class AttemptPublic(Public):
-    attempt: int
-    status: str
-    exit_code: int | None = None
-    #: The signal that ended the attempt (``SIGTERM``), when it was ended by one.
-    signal: str | None = None
-    command: list[str] | None = None
-
-
-class TaskPublic(Public):
-    name: str
-    status: str
-    attempts: list[AttemptPublic]
-    source_run_id: str | None = None
-
-
-class TasksPublic(Public):
-    tasks: list[TaskPublic]
-
-
-class FilePublic(Public):
-    path: str | None
-    sha256: str
-    size: int | None
-    role: Literal["input", "output"]
-    task: str | None
-
-
-class FilesPublic(Public):
-    files: list[FilePublic]
-
-
-class FileStored(Public):
-    sha256: str
-    size: int
-
-
-class LineagePublic(Public):
-    nodes: list[JSONDict]
-    edges: list[JSONDict]
-
-
-class AuditEntry(Public):
-    at: Timestamp
-    actor: str | None
-    action: str
-    from_status: str | None = None
-    to_status: str | None = None
-    detail: Any = None
-
-
-class AuditPublic(Public):
-    entries: list[AuditEntry]
-
-
 class ReplayRequest(Request):
     param_overrides: JSONDict = {}
 
@@ -183,81 +82,11 @@ class ResumeRequest(Request):
     param_overrides: JSONDict = {}
 
 
-class RunCreated(Public):
-    run_id: str
-
-
-class RunAccepted(Public):
-    run_id: str
-    status: str
-
-
-class ComparePublic(Public):
-    a: str
-    b: str
-    definition_hash_equal: bool
-    parameters: dict[str, JSONDict]
-    tasks: list[JSONDict]
-
-
-# ---- stats, batches, projections -------------------------------------------------------------
-class StatsPublic(Public):
-    total_runs: int
-    by_status: dict[str, int]
-    avg_duration_seconds: float | None
-    p50_duration_seconds: float | None
-    p95_duration_seconds: float | None
-    per_workflow: list[JSONDict]
-
-
-class BatchProgress(Public):
-    total_items: int
-    processed_items: int
-    failed_items: int
-
-
-class BatchItemPublic(Public):
-    item: Any
-    run_id: str
-    status: str
-
-
-class BatchPublic(Public):
-    batch_id: str
-    status: str
-    progress: BatchProgress
-    run_ids: list[str]
-    items: list[BatchItemPublic]
-
-
-class ProjectionPublic(Public):
-    name: str
-    schema_version: int | str
-    position: int
-    lag: int
-    state: str
-
-
-class ProjectionsPublic(Public):
-    projections: list[ProjectionPublic]
-
-
 # ---- workers ---------------------------------------------------------------------------------
 class ClaimRequest(Request):
     worker_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:@-]+$")] | None = (
         None
     )
-
-
-class ClaimedRun(Public):
-    run_id: str
-    worker_id: str
-    lease_expires_at: Timestamp | None
-    workflow: str
-    version: int
-    definition_hash: str
-    definition: JSONDict
-    parameters: JSONDict
 
 
 class ReportRequest(Request):
@@ -267,34 +96,55 @@ class ReportRequest(Request):
     )
 
 
-class ReportAccepted(Public):
-    run_id: str
-    status: str
-    events_appended: int
-
-
-class Health(Public):
-    status: str
-    version: str
-
-
 # ---- tokens ----------------------------------------------------------------------------------
 class TokenRequest(Request):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     role: Literal["auditor", "operator", "admin", "worker"]
 
 
-class TokenPublic(Public):
-    id: str
-    name: str
-    role: str
-    created_at: Timestamp
-    revoked_at: Timestamp | None
-
-
-class TokenCreated(TokenPublic):
-    token: str
-
-
-class TokensPublic(Public):
-    tokens: list[TokenPublic]
+__all__ = [
+    "AttemptPublic",
+    "AuditEntry",
+    "AuditPublic",
+    "BatchProgress",
+    "BatchPublic",
+    "BatchSpec",
+    "BatchTriggered",
+    "ClaimRequest",
+    "ClaimedRun",
+    "ComparePublic",
+    "FilePublic",
+    "FileStored",
+    "FilesPublic",
+    "Health",
+    "JSONDict",
+    "LineagePublic",
+    "ProjectionPublic",
+    "ProjectionsPublic",
+    "Public",
+    "RegisterWorkflow",
+    "ReplayRequest",
+    "ReportAccepted",
+    "ReportRequest",
+    "Request",
+    "ResumeRequest",
+    "RunAccepted",
+    "RunCreated",
+    "RunPublic",
+    "RunTriggered",
+    "RunsPublic",
+    "Sha256",
+    "StatsPublic",
+    "TaskPublic",
+    "TasksPublic",
+    "TokenCreated",
+    "TokenPublic",
+    "TokenRequest",
+    "TokensPublic",
+    "TriggerRequest",
+    "WorkflowPublic",
+    "WorkflowRegistered",
+    "WorkflowSummary",
+    "WorkflowVersionPublic",
+    "WorkflowsPublic",
+]

@@ -17,6 +17,8 @@ from typing import Any
 from api.logging import configure_logging
 from cli import UsageError
 from cli.common import settings_from
+from cli.files import export_over_http
+from cli.remote import client_options, server_url
 from ledger.integrity.bundle import ExportFilters, parse_time_filter, write_bundle
 from ledger.integrity.bundle_verify import verify_bundle
 from ledger.integrity.merkle_store import MerkleStore
@@ -46,7 +48,11 @@ def register(subparsers: Any) -> None:
     verify.set_defaults(handler=verify_command)
     digest = subparsers.add_parser("digest", help="print today's digest as JSON")
     digest.set_defaults(handler=digest_command)
-    export = subparsers.add_parser("export", help="write a signed compliance bundle")
+    export = subparsers.add_parser(
+        "export",
+        help="write a signed compliance bundle (through the API when --url/RUNLEDGER_URL is set)",
+        parents=[client_options()],
+    )
     export.add_argument("--out", required=True, type=Path, metavar="BUNDLE")
     export.add_argument("--created-after", metavar="ISO8601")
     export.add_argument("--created-before", metavar="ISO8601")
@@ -108,6 +114,8 @@ def digest_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    if server_url(args):
+        return export_over_http(args)
     filters = ExportFilters(
         created_after=parse_time_filter(args.created_after, "--created-after"),
         created_before=parse_time_filter(args.created_before, "--created-before"),

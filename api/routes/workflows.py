@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +28,7 @@ from api.runtime import Runtime
 from ledger.domain.definition import load_definition_text
 from ledger.domain.inputs import loads_json
 from ledger.domain.workflow import Workflow
-from ledger.errors import InvalidDefinition, InvalidRequest
+from ledger.errors import InvalidDefinition, InvalidRequest, NotFound
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 log = structlog.get_logger()
@@ -125,12 +125,22 @@ def list_workflows(runtime: RuntimeDep, _: Auditor) -> WorkflowsPublic:
 
 
 @router.get("/{name}", response_model=WorkflowPublic)
-def show_workflow(name: WorkflowName, runtime: RuntimeDep, _: Auditor) -> WorkflowPublic:
+def show_workflow(
+    name: WorkflowName,
+    runtime: RuntimeDep,
+    _: Auditor,
+    version: Annotated[int | None, Query(ge=1, description="a version other than the active one")] = None,
+) -> WorkflowPublic:
     workflow = runtime.ledger.get_workflow(name)
     active = workflow.active
+    if version is not None:
+        found = [v for v in workflow.versions if v.version == version]
+        if not found:
+            raise NotFound(f"workflow {name!r} has no version {version}")
+        active = found[0]
     return WorkflowPublic(
         name=workflow.name,
-        active_version=active.version,
+        active_version=workflow.active.version,
         version=active.version,
         definition_hash=active.definition_hash,
         definition=active.definition,
