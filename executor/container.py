@@ -12,6 +12,9 @@ outputs file at ``/runledger/outputs``, ``--network=none`` unless the task asks 
 and of the worker's environment only ``PARAM_*`` and the ``RUNLEDGER_*`` variables a task is
 given; the executor never pulls. A stop or timeout kills the container by the name given to
 this attempt and removes it.
+
+Past 300 lines on purpose: the runtime's CLI (resolve, run, kill, remove) and the watcher that
+stops a container are one lifecycle; split apart they would each hold half of it.
 """
 
 from __future__ import annotations

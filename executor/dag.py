@@ -26,6 +26,11 @@ Failure semantics (what Airflow and Dagster users expect):
   Nothing else is written for the run. A run timeout closes its running attempts as
   ``killed`` too, then fails the run. Tasks that never started are ``skipped`` in the read
   model (derived there: nothing is recorded for a task that did not run).
+
+Past 300 lines on purpose, for now: :class:`RunExecution` is one coordinator whose scheduling
+loop, report batching and cancel handling share the run's state under one thread (that is what
+keeps a run's writes from racing each other); splitting it means first giving that state an
+object of its own, which is left for a later change.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ kept by the ``eventsourcing`` library's tracking recorder (:mod:`projections.tra
 batch advances it in the same transaction as the view's rows, guarded by the position it
 started from, so a batch is applied exactly once even if two writers race (the loser's
 transaction rolls back).
+
+Past 300 lines on purpose: the live generation, the tracking positions and an abandoned
+rebuild's clean-up read and write the same state rows under one lock; kept together so that
+rule is read in one place.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Workflow definitions (SPEC section 5): parsing, validation and parameter resolution."""
+"""Workflow definitions (SPEC section 5): parsing, validation and parameter resolution.
+
+Past 300 lines on purpose: the whole definition format of SPEC section 5 (keys, types,
+templates, container options) is validated in one place, so one file says what a definition
+may hold.
+"""
 
 from __future__ import annotations
 
