@@ -28,35 +28,9 @@ from projections.view import (
 from projections.views.summaries_fold import SUMMARY_FIELDS, Fold, State, public
 
 # ---- the view -------------------------------------------------------------------------------
-_COLUMNS = (
-    "run_id",
-    "workflow",
-    "version",
-    "definition_hash",
-    "engine_version",
-    "status",
-    "triggered_by",
-    "trigger_kind",
-    "parameters",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "duration_seconds",
-    "tasks_total",
-    "tasks_succeeded",
-    "tasks_failed",
-    "retry_count",
-    "error",
-    "outputs",
-    "replay_of",
-    "resume_of",
-    "batch_id",
-    "late_events",
-    "worker_id",
-    "lease_expires_at",
-    "position",
-    "fold",
-)
+#: A run row: the summary, then what the view keeps to follow the run (its worker, lease,
+#: position and the fold's own state).
+_COLUMNS = (*SUMMARY_FIELDS, "worker_id", "lease_expires_at", "position", "fold")
 _JSON = frozenset({"parameters", "outputs", "late_events"})
 _PARAM_COLUMNS = ("run_id", "name", "value_text", "created_at")
 _BATCH_COLUMNS = ("batch_id", "workflow", "parallelism", "run_ids", "created_at")
