@@ -24,6 +24,7 @@ class CuttableProxy:
         self.port = int(self.listener.getsockname()[1])
         self.sockets: set[socket.socket] = set()
         self.lock = threading.Lock()
+        self.is_cut = False
         self._serve()
 
     @staticmethod
@@ -43,8 +44,11 @@ class CuttableProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
             with self.lock:
+                if self.is_cut:  # accepted as the listener was closing: refuse it too
+                    client.close()
+                    return
+                upstream = socket.create_connection(self.target)
                 self.sockets |= {client, upstream}
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -57,6 +61,12 @@ class CuttableProxy:
             sink.shutdown(socket.SHUT_WR)
 
     def cut(self) -> None:
+        with self.lock:
+            self.is_cut = True
+        # shutdown() wakes a thread blocked in accept(); close() alone does not on Linux, and
+        # a pool that replaces dead connections would then still get through.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         with self.lock:
             for sock in self.sockets:
