@@ -8,6 +8,7 @@ override, and export the evidence.
 from __future__ import annotations
 
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +30,13 @@ def main(out_dir: Path) -> int:
             print(f"run {run.run_id} {run.status} by {run.triggered_by} lines={lines}")
 
         week_ago = datetime.now(UTC) - timedelta(days=7)
-        failed = list(client.runs.list(status="failed", workflow="pipeline", created_after=week_ago))
+        # Listings come from the views, which may lag a run's own events by a moment.
+        deadline = time.monotonic() + 30
+        while True:
+            failed = list(client.runs.list(status="failed", workflow="pipeline", created_after=week_ago))
+            if broken.run_id in {r.run_id for r in failed} or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         print(f"failed in the last week: {[r.run_id for r in failed]}")
 
         diff = client.runs.compare(first.run_id, second.run_id)

@@ -44,8 +44,13 @@ def test_an_idempotency_key_reused_with_other_parameters_gets_409_naming_the_fir
         )
         assert body["run_id"] == first["run_id"]
         assert first["run_id"] in body["detail"]
-        runs = client.get("/api/runs", params={"workflow": definition["name"]}).json()["runs"]
-        assert [r["run_id"] for r in runs] == [first["run_id"]]
+
+        def listed() -> list[str]:
+            runs = client.get("/api/runs", params={"workflow": definition["name"]}).json()["runs"]
+            return [r["run_id"] for r in runs]
+
+        eventually(lambda: listed() != [], timeout=20)  # the listing's view may lag a moment
+        assert listed() == [first["run_id"]]
 
 
 def test_a_template_left_open_is_refused_at_registration_with_its_position(shared_server: Server) -> None:
