@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     #: Names of further server environment variables a task may see (comma-separated); the
     #: server's own ``RUNLEDGER_*`` variables are never passed on.
     task_env_allow: str = ""
+    #: Refuse cancel, replay, resume, labels, holds and expunge without a ``reason`` (SPEC 10).
+    require_reason: bool = False
 
     @property
     def task_env_names(self) -> list[str]:
