@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -105,6 +105,7 @@ class ReadModels:
         params: Mapping[str, str] | None = None,
         limit: int = summaries_queries.DEFAULT_LIMIT,
         cursor: str | None = None,
+        workspace: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         return self._query(
             "summaries",
@@ -119,11 +120,15 @@ class ReadModels:
                 params=params,
                 limit=limit,
                 cursor=cursor,
+                workspace=workspace,
             ),
         )
 
-    def pending_run_ids(self, limit: int = 50) -> list[str]:
-        return self._query("summaries", lambda c, t: summaries_queries.pending_run_ids(c, t, limit))
+    def pending_run_ids(self, limit: int = 50, workspaces: Collection[str] | None = None) -> list[str]:
+        """Pending runs to offer a claim (of ``workspaces`` only, when named)."""
+        return self._query(
+            "summaries", lambda c, t: summaries_queries.pending_run_ids(c, t, limit, workspaces)
+        )
 
     def lapsed_run_ids(self, now_iso: str) -> list[str]:
         return self._query("summaries", lambda c, t: summaries_queries.lapsed_run_ids(c, t, now_iso))
@@ -145,6 +150,7 @@ class ReadModels:
         workflow: str | None = None,
         created_after: str | None = None,
         created_before: str | None = None,
+        workspace: str | None = None,
     ) -> dict[str, Any]:
         after = (
             summaries_queries.normalise_time(created_after, "created_after")
@@ -159,12 +165,18 @@ class ReadModels:
         return self._query(
             "stats",
             lambda c, t: stats.query_stats(
-                c, t, workflow=workflow, created_after=after, created_before=before
+                c, t, workflow=workflow, created_after=after, created_before=before, workspace=workspace
             ),
         )
 
-    def lineage(self, run_id: str, depth: int = 1) -> dict[str, Any] | None:
-        return self._query("lineage", lambda c, t: lineage_queries.query_lineage(c, t, run_id, depth))
+    def lineage(self, run_id: str, depth: int = 1, workspace: str | None = None) -> dict[str, Any] | None:
+        return self._query(
+            "lineage", lambda c, t: lineage_queries.query_lineage(c, t, run_id, depth, workspace)
+        )
+
+    def file_in_workspace(self, sha256: str, workspace: str) -> bool:
+        """Whether a run of ``workspace`` consumed or produced the file (SPEC 9)."""
+        return self._query("lineage", lambda c, t: lineage_queries.file_in_workspace(c, t, sha256, workspace))
 
     def marquez(self, fn: Callable[[Connection, Tables], T]) -> T:
         """Run one of :mod:`projections.views.marquez_queries`' (or ``marquez_graph``'s) queries."""

@@ -92,6 +92,8 @@ class RunPublic(Public):
     resume_of: str | None = None
     batch_id: str | None = None
     late_events: list[JSONDict] = []
+    #: (SPEC 9) the run's workspace
+    workspace: str = "default"
 
 
 class RunsPublic(Public):
@@ -243,6 +245,8 @@ class TokenPublic(Public):
     role: str
     created_at: Timestamp
     revoked_at: Timestamp | None
+    #: (SPEC 9) the workspaces the token covers, or ``["*"]`` for all
+    workspaces: list[str] = ["*"]
 
 
 class TokenCreated(TokenPublic):
@@ -251,6 +255,18 @@ class TokenCreated(TokenPublic):
 
 class TokensPublic(Public):
     tokens: list[TokenPublic]
+
+
+# ---- workspaces (SPEC 9) --------------------------------------------------------------------
+class WorkspacePublic(Public):
+    name: str
+    #: None for ``default``, which exists without an event
+    created_at: Timestamp | None = None
+    created_by: str | None = None
+
+
+class WorkspacesPublic(Public):
+    workspaces: list[WorkspacePublic]
 
 
 # ---- events, ledger --------------------------------------------------------------------------

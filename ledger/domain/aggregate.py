@@ -26,6 +26,10 @@ ENVELOPE_FIELDS = frozenset(
 )
 
 
+#: Per event class, its data fields' defaults (see :meth:`StreamEvent.with_defaults`).
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
 class StreamEvent(CanMutateAggregate[str], metaclass=MetaDomainEvent):
     """Base of every stored event: envelope fields plus the hash chain."""
 
@@ -49,6 +53,21 @@ class StreamEvent(CanMutateAggregate[str], metaclass=MetaDomainEvent):
 
     def data(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.data_fields()}
+
+    @classmethod
+    def with_defaults(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with the defaults of the fields it leaves out (a field added later, such as
+        ``workspace``): the event stores them, so its hash must cover them too."""
+        defaults = _DEFAULTS.get(cls)
+        if defaults is None:
+            defaults = _DEFAULTS[cls] = {
+                f.name: f.default
+                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                if f.name not in ENVELOPE_FIELDS and f.default is not dataclasses.MISSING
+            }
+        if not defaults or defaults.keys() <= data.keys():
+            return data
+        return {name: value for name, value in defaults.items() if name not in data} | data
 
     def mutate(self, aggregate: Any) -> Any:
         aggregate = super().mutate(aggregate)
@@ -90,6 +109,7 @@ class ChainedAggregate(BaseAggregate[str]):
         cls: type[TAgg], event_class: type[StreamCreated], *, stream: str, at: datetime, **data: Any
     ) -> TAgg:
         """A new aggregate whose stream ``stream`` begins with ``event_class`` and ``data``."""
+        data = event_class.with_defaults(data)
         digest = event_hash(
             stream=stream,
             sequence=cls.INITIAL_VERSION,
@@ -104,6 +124,7 @@ class ChainedAggregate(BaseAggregate[str]):
         """Append ``event_class`` with ``data`` to this stream, chained to the previous event."""
         if self._frozen:
             raise FrozenAggregate(f"{self.id} is kept as saved: run commands on a copy of it")
+        data = event_class.with_defaults(data)
         digest = event_hash(
             stream=self.id,
             sequence=self.version + 1,

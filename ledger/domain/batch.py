@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain.aggregate import ChainedAggregate, StreamCreated
+from ledger.domain.workspace import DEFAULT_WORKSPACE
 
 
 class Batch(ChainedAggregate):
@@ -20,8 +21,10 @@ class Batch(ChainedAggregate):
         parallelism: int,
         run_ids: list[str],
         triggered_by: str,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> None:
         self.workflow = workflow
+        self.workspace = workspace
         self.items = items
         self.input_param = input_param
         self.parallelism = parallelism
@@ -35,6 +38,8 @@ class Batch(ChainedAggregate):
         parallelism: int
         run_ids: list[str]
         triggered_by: str
+        #: (absent from events written before workspaces: ``default``)
+        workspace: str = DEFAULT_WORKSPACE
 
     @classmethod
     def create(cls, *, batch_id: str, at: datetime, **facts: Any) -> Batch:

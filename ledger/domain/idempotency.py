@@ -6,10 +6,11 @@ import hashlib
 from datetime import datetime
 
 from ledger.domain.aggregate import ChainedAggregate, StreamCreated
+from ledger.domain.workspace import DEFAULT_WORKSPACE, scoped
 
 
-def idempotency_stream(workflow: str, key: str) -> str:
-    digest = hashlib.sha256(f"{workflow}\x00{key}".encode()).hexdigest()
+def idempotency_stream(workflow: str, key: str, workspace: str = DEFAULT_WORKSPACE) -> str:
+    digest = hashlib.sha256(f"{scoped(workspace, workflow)}\x00{key}".encode()).hexdigest()
     return f"idempotency:{digest}"
 
 
@@ -27,10 +28,12 @@ class IdempotencyKey(ChainedAggregate):
         run_id: str
 
     @classmethod
-    def claim(cls, *, workflow: str, key: str, run_id: str, at: datetime) -> IdempotencyKey:
+    def claim(
+        cls, *, workflow: str, key: str, run_id: str, at: datetime, workspace: str = DEFAULT_WORKSPACE
+    ) -> IdempotencyKey:
         return cls.create_stream(
             cls.Claimed,
-            stream=idempotency_stream(workflow, key),
+            stream=idempotency_stream(workflow, key, workspace),
             at=at,
             workflow=workflow,
             key=key,

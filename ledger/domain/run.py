@@ -27,6 +27,7 @@ from ledger.domain.status import (
     status_after,
     task_status_after,
 )
+from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import Conflict, IllegalTransition, InvalidRequest
 
 TRIGGER_KINDS = frozenset({"name", "hash", "replay", "resume", "batch", "openlineage"})
@@ -58,8 +59,10 @@ class Run(ChainedAggregate):
         resume_from_task: str | None,
         batch_id: str | None,
         idempotency_key: str | None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> None:
         self.workflow = workflow
+        self.workspace = workspace
         self.workflow_version = version
         self.definition_hash = definition_hash
         self.definition = definition
@@ -113,6 +116,8 @@ class Run(ChainedAggregate):
         resume_from_task: str | None
         batch_id: str | None
         idempotency_key: str | None
+        #: The run's workspace (SPEC 9); absent from events written before: ``default``.
+        workspace: str = DEFAULT_WORKSPACE
 
     class Started(StreamEvent):
         """A worker claimed the run and holds its lease."""

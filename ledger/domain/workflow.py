@@ -7,15 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain.aggregate import ChainedAggregate, StreamCreated, StreamEvent
+from ledger.domain.workspace import DEFAULT_WORKSPACE, scoped
 from ledger.hashing import format_timestamp
 
 
-def workflow_stream(name: str) -> str:
-    return f"workflow:{name}"
+def workflow_stream(name: str, workspace: str = DEFAULT_WORKSPACE) -> str:
+    """``workflow:<name>`` in ``default`` (as before workspaces), ``workflow:<ws>/<name>``."""
+    return f"workflow:{scoped(workspace, name)}"
 
 
-def definition_stream(definition_hash: str) -> str:
-    return f"definition:{definition_hash}"
+def definition_stream(definition_hash: str, workspace: str = DEFAULT_WORKSPACE) -> str:
+    return f"definition:{scoped(workspace, definition_hash)}"
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,10 @@ class Workflow(ChainedAggregate):
         definition: dict[str, Any],
         definition_hash: str,
         registered_by: str,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> None:
         self.name = name
+        self.workspace = workspace
         self.versions = [
             WorkflowVersion(
                 version, definition, definition_hash, format_timestamp(self.created_on), registered_by
@@ -51,6 +55,8 @@ class Workflow(ChainedAggregate):
         definition: dict[str, Any]
         definition_hash: str
         registered_by: str
+        #: (absent from events written before workspaces: ``default``)
+        workspace: str = DEFAULT_WORKSPACE
 
     class VersionRegistered(StreamEvent):
         version: int
@@ -71,17 +77,25 @@ class Workflow(ChainedAggregate):
 
     @classmethod
     def register(
-        cls, *, name: str, definition: dict[str, Any], definition_hash: str, principal: str, at: datetime
+        cls,
+        *,
+        name: str,
+        definition: dict[str, Any],
+        definition_hash: str,
+        principal: str,
+        at: datetime,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> Workflow:
         return cls.create_stream(
             cls.Registered,
-            stream=workflow_stream(name),
+            stream=workflow_stream(name, workspace),
             at=at,
             name=name,
             version=1,
             definition=definition,
             definition_hash=definition_hash,
             registered_by=principal,
+            workspace=workspace,
         )
 
     @property
@@ -119,10 +133,18 @@ class DefinitionIndex(ChainedAggregate):
         workflow_version: int
 
     @classmethod
-    def index(cls, *, definition_hash: str, workflow: str, version: int, at: datetime) -> DefinitionIndex:
+    def index(
+        cls,
+        *,
+        definition_hash: str,
+        workflow: str,
+        version: int,
+        at: datetime,
+        workspace: str = DEFAULT_WORKSPACE,
+    ) -> DefinitionIndex:
         return cls.create_stream(
             cls.Indexed,
-            stream=definition_stream(definition_hash),
+            stream=definition_stream(definition_hash, workspace),
             at=at,
             workflow=workflow,
             workflow_version=version,

@@ -30,6 +30,7 @@ import orjson
 import structlog
 
 from ledger import __version__
+from ledger.domain.workspace import DEFAULT_WORKSPACE, workspace_of
 from ledger.errors import InvalidRequest
 from ledger.hashing import canonical_json, format_timestamp, parse_timestamp
 from ledger.integrity.merkle_cache import ProofCache
@@ -62,9 +63,13 @@ class ExportFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     workflow: str | None = None
+    #: (SPEC 9) only this workspace's runs; None: every workspace (``runledger export``)
+    workspace: str | None = None
 
-    def matches(self, triggered_at: datetime, workflow: object) -> bool:
+    def matches(self, triggered_at: datetime, workflow: object, workspace: str = DEFAULT_WORKSPACE) -> bool:
         if self.workflow is not None and workflow != self.workflow:
+            return False
+        if self.workspace is not None and workspace != self.workspace:
             return False
         if self.created_after is not None and triggered_at < self.created_after:
             return False
@@ -75,6 +80,7 @@ class ExportFilters:
             "created_after": _iso(self.created_after),
             "created_before": _iso(self.created_before),
             "workflow": self.workflow,
+            "workspace": self.workspace,
         }
 
 
@@ -203,7 +209,7 @@ def _selected_runs(rows: RowReader, conn: Any, filters: ExportFilters, upto: int
         payload = json.loads(bytes(state))
         stamp = payload.get("timestamp")
         text = str(stamp.get("_data_") if isinstance(stamp, dict) else stamp)
-        if filters.matches(parse_timestamp(text), payload.get("workflow")):
+        if filters.matches(parse_timestamp(text), payload.get("workflow"), workspace_of(payload)):
             selected.add(str(stream))
     return selected
 

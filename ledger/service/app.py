@@ -12,7 +12,8 @@ transactions through :class:`~ledger.store.groupcommit.GroupCommitRecorder`.
 * :mod:`~ledger.service.batches`: triggering a batch and reading it;
 * :mod:`~ledger.service.workers`: claims, leases and reports;
 * :mod:`~ledger.service.operators`: cancel;
-* :mod:`~ledger.service.openlineage`: recording OpenLineage RunEvents.
+* :mod:`~ledger.service.openlineage`: recording OpenLineage RunEvents;
+* :mod:`~ledger.service.workspaces`: creating workspaces (SPEC 9).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ledger.service.operators import OperatorCommands
 from ledger.service.triggers import TriggerCommands
 from ledger.service.workers import WorkerCommands
 from ledger.service.workflows import WorkflowCommands
+from ledger.service.workspaces import WorkspaceCommands
 from ledger.store.setup import APPLICATION_NAME
 
 
@@ -34,6 +36,7 @@ class Ledger(
     WorkerCommands,
     OperatorCommands,
     LineageCommands,
+    WorkspaceCommands,
     LedgerBase,
 ):
     """runledger's write side on the ``eventsourcing`` library."""

@@ -24,6 +24,7 @@ from ledger.domain.aggregate import ChainedAggregate
 from ledger.domain.definition import WorkflowDefinition, parse_definition
 from ledger.domain.run import Run
 from ledger.domain.workflow import DefinitionIndex, Workflow, definition_stream, workflow_stream
+from ledger.domain.workspace import DEFAULT_WORKSPACE, workspace_of
 from ledger.errors import Conflict, InvalidParameters, LedgerError, NotFound
 from ledger.service.runcache import RunCache, TriggeredHere
 from ledger.settings import Settings
@@ -180,18 +181,31 @@ class LedgerBase(Application[str]):
             raise NotFound(f"no run {run_id!r}")
         return run
 
-    def get_workflow(self, name: str) -> Workflow:
+    def run_workspace(self, run_id: str) -> str | None:
+        """The workspace of run ``run_id`` (None: no such run), from the run this process
+        saved last when it holds it, else from the run's first event."""
+        cached = self.run_cache.workspace_of(run_id)
+        if cached is not None:
+            return cached
+        events = self.reader.stream(run_id) if looks_like_run_id(run_id) else []
+        if not events or events[0].type != "Run.Triggered":
+            return None
+        return workspace_of(events[0].data)
+
+    def get_workflow(self, name: str, workspace: str = DEFAULT_WORKSPACE) -> Workflow:
         """The workflow, to read (registering a version goes through ``_get``)."""
-        workflow = self._get(workflow_stream(name), copy=False)
+        workflow = self._get(workflow_stream(name, workspace), copy=False)
         if not isinstance(workflow, Workflow):
             raise NotFound(f"no workflow {name!r}")
         return workflow
 
-    def definition_by_hash(self, definition_hash: str) -> tuple[str, int, dict[str, Any]]:
-        index = self._get(definition_stream(definition_hash))
+    def definition_by_hash(
+        self, definition_hash: str, workspace: str = DEFAULT_WORKSPACE
+    ) -> tuple[str, int, dict[str, Any]]:
+        index = self._get(definition_stream(definition_hash, workspace))
         if not isinstance(index, DefinitionIndex):
             raise NotFound(f"no workflow definition with hash {definition_hash!r}")
-        workflow = self.get_workflow(index.workflow)
+        workflow = self.get_workflow(index.workflow, workspace)
         version = workflow.versions[index.workflow_version - 1]
         return workflow.name, version.version, version.definition
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ledger.domain.batch import Batch
 from ledger.domain.definition import resolve_parameters
+from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import InvalidRequest, NotFound
 from ledger.service.base import LedgerBase
 from ledger.service.triggers import new_run
@@ -35,12 +36,13 @@ class BatchCommands(LedgerBase):
         parallelism: int,
         parameters: Mapping[str, Any] | None = None,
         principal: str,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> BatchTriggered:
         if definition_hash is not None:
-            name, version, raw = self.definition_by_hash(definition_hash)
+            name, version, raw = self.definition_by_hash(definition_hash, workspace)
             digest = definition_hash
         elif workflow is not None:
-            active = self.get_workflow(workflow).active
+            active = self.get_workflow(workflow, workspace).active
             name, version, raw, digest = workflow, active.version, active.definition, active.definition_hash
         else:
             raise InvalidRequest("trigger by exactly one of workflow name or definition hash")
@@ -68,6 +70,7 @@ class BatchCommands(LedgerBase):
                 kind="batch",
                 at=at,
                 batch_id=batch_id,
+                workspace=workspace,
             )
             for params in resolved
         ]
@@ -80,6 +83,7 @@ class BatchCommands(LedgerBase):
             parallelism=parallelism,
             run_ids=[r.id for r in runs],
             triggered_by=principal,
+            workspace=workspace,
         )
         self._save(batch, *runs)
         return BatchTriggered(batch_id, [r.id for r in runs])

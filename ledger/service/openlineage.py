@@ -20,7 +20,8 @@ from ledger.domain.openlineage import (
 )
 from ledger.domain.run import Run
 from ledger.domain.static_lineage import DatasetLineage, JobLineage, dataset_stream, job_stream
-from ledger.errors import Conflict
+from ledger.domain.workspace import DEFAULT_WORKSPACE
+from ledger.errors import Conflict, NotFound
 from ledger.service.base import LedgerBase
 
 
@@ -57,6 +58,8 @@ class LineageCommands(LedgerBase):
                 )
             elif not isinstance(run, Run):
                 raise Conflict(f"{event.run_id!r} names a stream that is not a run")
+            elif run.workspace != DEFAULT_WORKSPACE:  # (SPEC 9: never disclosed; OpenLineage is in default)
+                raise NotFound(f"no run {run.id!r}")
             elif run.workflow != event.workflow:
                 raise Conflict(f"run {run.id} is of workflow {run.workflow!r}, not {event.workflow!r}")
             if not run.record_lineage(at=at, **facts):

@@ -41,6 +41,12 @@ class RunCache:
             self._runs.move_to_end(run_id)
         return copy.deepcopy(run)
 
+    def workspace_of(self, run_id: str) -> str | None:
+        """The workspace of the run as saved here, or None (a run never changes workspace)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+        return None if run is None else run.workspace
+
     def status_of(self, run_id: str) -> RunStatus | None:
         """The status of the run as last saved here, without a copy (entries are never
         changed in place), or None."""

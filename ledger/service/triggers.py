@@ -18,6 +18,7 @@ from ledger.domain.definition import parse_definition, resolve_parameters, upstr
 from ledger.domain.idempotency import IdempotencyKey, idempotency_stream
 from ledger.domain.run import Run
 from ledger.domain.workflow import Workflow, WorkflowVersion, workflow_stream
+from ledger.domain.workspace import DEFAULT_WORKSPACE, workspace_of
 from ledger.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
 from ledger.service.base import LedgerBase, looks_like_run_id
 from ledger.store.event_record import EventRecord
@@ -43,12 +44,14 @@ class TriggerCommands(LedgerBase):
         parameters: Mapping[str, Any] | None = None,
         principal: str,
         idempotency_key: str | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> Triggered:
         if (workflow is None) == (definition_hash is None):
             raise InvalidRequest("trigger by exactly one of workflow name or definition hash")
         if definition_hash is not None:
-            name, version, raw = self.definition_by_hash(definition_hash)
+            name, version, raw = self.definition_by_hash(definition_hash, workspace)
             return self._trigger(
+                workspace=workspace,
                 name=name,
                 version=version,
                 raw=raw,
@@ -59,13 +62,14 @@ class TriggerCommands(LedgerBase):
                 idempotency_key=idempotency_key,
             )
         assert workflow is not None
-        cached = self._cached_workflow(workflow)
+        cached = self._cached_workflow(workflow, workspace)
         if cached is not None:
             # The workflow as last read here, checked inside the write: a version registered
             # since (by any process) fails the write, and the trigger reads it again.
             stream_version, active = cached
             try:
                 return self._trigger(
+                    workspace=workspace,
                     name=workflow,
                     version=active.version,
                     raw=active.definition,
@@ -74,12 +78,13 @@ class TriggerCommands(LedgerBase):
                     principal=principal,
                     kind="name",
                     idempotency_key=idempotency_key,
-                    expect={workflow_stream(workflow): stream_version},
+                    expect={workflow_stream(workflow, workspace): stream_version},
                 )
             except StaleRead:
                 pass
-        active = self.get_workflow(workflow).active
+        active = self.get_workflow(workflow, workspace).active
         return self._trigger(
+            workspace=workspace,
             name=workflow,
             version=active.version,
             raw=active.definition,
@@ -90,13 +95,13 @@ class TriggerCommands(LedgerBase):
             idempotency_key=idempotency_key,
         )
 
-    def _cached_workflow(self, name: str) -> tuple[int, WorkflowVersion] | None:
+    def _cached_workflow(self, name: str, workspace: str) -> tuple[int, WorkflowVersion] | None:
         """The cached workflow's stream version and active version, without a query."""
         cache = self.repository.cache
         if cache is None:
             return None
         try:
-            workflow = cache.get(workflow_stream(name))
+            workflow = cache.get(workflow_stream(name, workspace))
         except KeyError:
             return None
         if not isinstance(workflow, Workflow):
@@ -118,13 +123,14 @@ class TriggerCommands(LedgerBase):
         kind: str,
         idempotency_key: str | None = None,
         expect: Mapping[str, int] | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
         **links: Any,
     ) -> Triggered:
         definition = self._definition(digest, raw)
         parameters = resolve_parameters(definition, supplied)
         self._check_files_stored(definition, parameters)
         if idempotency_key is not None:
-            existing = self._get(idempotency_stream(name, idempotency_key))
+            existing = self._get(idempotency_stream(name, idempotency_key, workspace))
             if isinstance(existing, IdempotencyKey):
                 return self._first_run(existing.run_id, idempotency_key, parameters)
         at = self.clock()
@@ -138,19 +144,22 @@ class TriggerCommands(LedgerBase):
             kind=kind,
             at=at,
             idempotency_key=idempotency_key,
+            workspace=workspace,
             **links,
         )
         if idempotency_key is None:
             self._save(run, expect=expect)
             self._triggered(run, links)
             return Triggered(run.id, digest, created=True)
-        key = IdempotencyKey.claim(workflow=name, key=idempotency_key, run_id=run.id, at=at)
+        key = IdempotencyKey.claim(
+            workflow=name, key=idempotency_key, run_id=run.id, at=at, workspace=workspace
+        )
         try:
             self.save(run, key, **with_expect(expect, {}))
         except StaleRead:
             raise
         except IntegrityError:
-            winner = self._get(idempotency_stream(name, idempotency_key))
+            winner = self._get(idempotency_stream(name, idempotency_key, workspace))
             if not isinstance(winner, IdempotencyKey):
                 raise Conflict("concurrent trigger; retry") from None
             return self._first_run(winner.run_id, idempotency_key, parameters)
@@ -182,6 +191,7 @@ class TriggerCommands(LedgerBase):
     def replay(self, run_id: str, *, overrides: Mapping[str, Any] | None = None, principal: str) -> Triggered:
         trigger = self._original_trigger(run_id).data
         return self._trigger(
+            workspace=workspace_of(trigger),
             name=trigger["workflow"],
             version=trigger["version"],
             raw=trigger["definition"],
@@ -208,6 +218,7 @@ class TriggerCommands(LedgerBase):
                     f"in run {run_id}"
                 )
         return self._trigger(
+            workspace=workspace_of(trigger),
             name=trigger["workflow"],
             version=trigger["version"],
             raw=trigger["definition"],
@@ -235,6 +246,7 @@ def new_run(
     resume_from_task: str | None = None,
     batch_id: str | None = None,
     idempotency_key: str | None = None,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> Run:
     """A pending run of version ``version`` of workflow ``name``, with a new run id."""
     return Run.trigger(
@@ -253,6 +265,7 @@ def new_run(
         resume_from_task=resume_from_task,
         batch_id=batch_id,
         idempotency_key=idempotency_key,
+        workspace=workspace,
     )
 
 

@@ -5,7 +5,7 @@ one report into the run's command.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from eventsourcing.persistence import IntegrityError
@@ -24,8 +24,9 @@ class WorkerCommands(LedgerBase):
     def lease_expiry(self, at: datetime) -> str:
         return format_timestamp(at + timedelta(seconds=self.settings.lease_seconds))
 
-    def claim(self, run_id: str, *, worker_id: str) -> Run | None:
-        """Start ``run_id`` for ``worker_id``; None when another worker claimed it first."""
+    def claim(self, run_id: str, *, worker_id: str, workspaces: Collection[str] | None = None) -> Run | None:
+        """Start ``run_id`` for ``worker_id``; None when another worker claimed it first, or
+        when the run is in none of ``workspaces`` (None: any workspace)."""
         known = self.run_cache.status_of(run_id)
         if known is not None and known != RunStatus.PENDING:
             self.triggered_here.discard(run_id)
@@ -35,6 +36,8 @@ class WorkerCommands(LedgerBase):
             if run.status != RunStatus.PENDING or run.trigger_kind == "openlineage":
                 # (an OpenLineage run is executed elsewhere: never claimed)
                 raise Conflict(f"run {run.id} is not pending")
+            if workspaces is not None and run.workspace not in workspaces:
+                raise NotFound(f"no run {run.id!r}")  # (a worker claims only its workspaces' runs)
             at = self.clock()
             run.claim(worker_id=worker_id, lease_expires_at=self.lease_expiry(at), at=at)
 
@@ -45,13 +48,18 @@ class WorkerCommands(LedgerBase):
         finally:
             self.triggered_here.discard(run_id)
 
-    def claim_first(self, candidates: Sequence[str], *, worker_id: str) -> Run | None:
+    def claim_first(
+        self, candidates: Sequence[str], *, worker_id: str, workspaces: Collection[str] | None = None
+    ) -> Run | None:
         """Claim the first of ``candidates`` still pending, then of the runs this process
-        triggered that the candidates (from a read model, a little behind) do not list yet."""
+        triggered that the candidates (from a read model, a little behind) do not list yet;
+        only runs of ``workspaces`` (None: any)."""
         listed = set(candidates)
         extra = [r for r in self.triggered_here.oldest(len(listed) + 50) if r not in listed]
         for run_id in [*candidates, *extra]:
-            run = self.claim(run_id, worker_id=worker_id)
+            if workspaces is not None and self.run_cache.workspace_of(run_id) not in (None, *workspaces):
+                continue  # (another workspace's run this process triggered: not even a read)
+            run = self.claim(run_id, worker_id=worker_id, workspaces=workspaces)
             if run is not None:
                 return run
         return None

@@ -14,6 +14,7 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.domain.definition import ensure_json_compatible, parse_definition
 from ledger.domain.workflow import DefinitionIndex, Workflow, workflow_stream
+from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import Conflict
 from ledger.hashing import definition_hash as compute_definition_hash
 from ledger.service.base import LedgerBase
@@ -30,13 +31,15 @@ class Registration:
 class WorkflowCommands(LedgerBase):
     """The commands of whoever registers workflows (the API and ``runledger workflows``)."""
 
-    def register_workflow(self, raw: Mapping[str, Any], *, principal: str) -> Registration:
+    def register_workflow(
+        self, raw: Mapping[str, Any], *, principal: str, workspace: str = DEFAULT_WORKSPACE
+    ) -> Registration:
         ensure_json_compatible(dict(raw))
         definition = parse_definition(raw)
         raw_dict = dict(raw)
         digest = compute_definition_hash(raw_dict)
         at = self.clock()
-        existing = self._get(workflow_stream(definition.name))
+        existing = self._get(workflow_stream(definition.name, workspace))
         if isinstance(existing, Workflow):
             known = existing.version_with_hash(digest)
             if known is not None:
@@ -45,16 +48,25 @@ class WorkflowCommands(LedgerBase):
             workflow = existing
         else:
             workflow = Workflow.register(
-                name=definition.name, definition=raw_dict, definition_hash=digest, principal=principal, at=at
+                name=definition.name,
+                definition=raw_dict,
+                definition_hash=digest,
+                principal=principal,
+                at=at,
+                workspace=workspace,
             )
         index = DefinitionIndex.index(
-            definition_hash=digest, workflow=definition.name, version=workflow.active.version, at=at
+            definition_hash=digest,
+            workflow=definition.name,
+            version=workflow.active.version,
+            at=at,
+            workspace=workspace,
         )
         try:
             self.save(workflow, index)
         except IntegrityError:
             # A concurrent registration of the same name won; answer from what it stored.
-            again = self.get_workflow(definition.name)
+            again = self.get_workflow(definition.name, workspace)
             known = again.version_with_hash(digest)
             if known is None:
                 raise Conflict(f"workflow {definition.name!r} changed concurrently; retry") from None

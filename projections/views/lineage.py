@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import psycopg
 import structlog
 
+from ledger.domain.workspace import DEFAULT_WORKSPACE, workspace_of
 from ledger.store.event_record import EventRecord
 from projections.db import Connection
 from projections.view import Rebuilder, Recent, Tables, View, placeholders
@@ -40,7 +41,7 @@ def task_node(run_id: str, task: str) -> str:
 
 #: (table, its columns, its unique key, the column that orders repeats: the first one wins).
 _TABLES = (
-    ("runs", ("run_id", "workflow", "position"), "run_id", "position"),
+    ("runs", ("run_id", "workflow", "position", "workspace"), "run_id", "position"),
     ("tasks", ("run_id", "task", "position"), "run_id, task", "position"),
     # ``task`` is '' for a link of the run itself (to its parent run).
     # ``name``/``namespace``/``size``: the node's data (a file's path and size, a dataset's
@@ -67,7 +68,8 @@ class LineageView(View):
     # v4: the edges' key leads with the run, artifacts are keyed by node. v5: one row per fact
     # (runs, tasks, links) instead of nodes, edges and artifacts: a third of the rows.
     # v6: keys compared byte by byte on PostgreSQL. v7: a link's node data in columns.
-    schema_version: ClassVar[int] = 7
+    # v8: a run's workspace (SPEC 9: a graph, and a file download, stay inside one).
+    schema_version: ClassVar[int] = 8
     table_names: ClassVar[tuple[str, ...]] = ("runs", "tasks", "links")
     #: Read through their heap (node data, a run's few links): no visibility map needed.
     analyze_only: ClassVar[frozenset[str]] = frozenset({"runs", "tasks", "links"})
@@ -76,7 +78,7 @@ class LineageView(View):
         key = conn.key_text
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t('runs')} (run_id {key} NOT NULL, "
-            "workflow TEXT, position BIGINT NOT NULL)"
+            f"workflow TEXT, position BIGINT NOT NULL, workspace {key} NOT NULL)"
         )
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t('tasks')} (run_id {key} NOT NULL, "
@@ -170,7 +172,7 @@ class _Facts:
     reported it (repeats collapse on insert)."""
 
     def __init__(self) -> None:
-        self.runs: dict[str, tuple[str, Any, int]] = {}
+        self.runs: dict[str, tuple[str, Any, int, str]] = {}
         self.tasks: dict[tuple[str, str], int] = {}
         self.links: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
         self.position = -1
@@ -189,9 +191,9 @@ class _Facts:
             list(self.links.values()),
         )
 
-    def run(self, run_id: str, workflow: Any) -> None:
+    def run(self, run_id: str, workflow: Any, workspace: str) -> None:
         if run_id not in self.runs:
-            self.runs[run_id] = (run_id, workflow, self.position)
+            self.runs[run_id] = (run_id, workflow, self.position, workspace)
 
     def link(
         self,
@@ -221,7 +223,7 @@ class _Facts:
         self.position = event.position
         match event.type:
             case "Run.Triggered":
-                self.run(run_id, d.get("workflow"))
+                self.run(run_id, d.get("workflow"), workspace_of(d))
             case "Run.TaskStarted" | "Run.TaskFinished" | "Run.TaskReused":
                 task = d["task"]
                 self.tasks.setdefault((run_id, task), self.position)
@@ -237,7 +239,9 @@ class _Facts:
                 if parent and parent.get("run_id") and parent["run_id"] != run_id:
                     # A child run is part of the run that started it; both share its node.
                     parent_id = str(parent["run_id"])
-                    self.run(parent_id, f"{parent.get('namespace', '')}/{parent.get('name', '')}")
+                    # (OpenLineage runs are all in ``default``: see ledger.service.openlineage)
+                    name = f"{parent.get('namespace', '')}/{parent.get('name', '')}"
+                    self.run(parent_id, name, DEFAULT_WORKSPACE)
                     self.link(run_id, "", "part_of", run_node(parent_id))
             case _:
                 pass

@@ -21,18 +21,45 @@ def _edge(link: dict[str, Any]) -> tuple[str, str, str]:
     return own, link["node_id"], link["kind"]
 
 
-def _select_in(conn: Connection, statement: str, keys: set[str]) -> list[dict[str, Any]]:
-    """``statement`` (ending in ``IN``) for every key, in chunks of placeholders."""
+def _select_in(conn: Connection, statement: str, keys: set[str], *first: Any) -> list[dict[str, Any]]:
+    """``statement`` (ending in ``IN``) for every key, in chunks of placeholders (after the
+    parameters ``first``)."""
     rows: list[dict[str, Any]] = []
     for part in chunks(sorted(keys)):
-        rows += conn.all(f"{statement} ({placeholders(len(part))})", part)
+        rows += conn.all(f"{statement} ({placeholders(len(part))})", [*first, *part])
     return rows
 
 
-def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1) -> dict[str, Any] | None:
+def file_in_workspace(conn: Connection, t: Tables, sha256: str, workspace: str) -> bool:
+    """Whether a run of ``workspace`` consumed or produced the file ``sha256``."""
+    row = conn.one(
+        f"SELECT l.run_id FROM {t('links')} l JOIN {t('runs')} r ON r.run_id = l.run_id "
+        "WHERE l.node_id = ? AND r.workspace = ? LIMIT 1",
+        (f"file:{sha256}", workspace),
+    )
+    return row is not None
+
+
+def _confined(conn: Connection, t: Tables, run_ids: set[str], workspace: str | None) -> set[str]:
+    """The runs of ``run_ids`` in ``workspace`` (None: all of them)."""
+    if workspace is None or not run_ids:
+        return run_ids
+    rows = _select_in(
+        conn, f"SELECT run_id FROM {t('runs')} WHERE workspace = ? AND run_id IN", run_ids, workspace
+    )
+    return {row["run_id"] for row in rows}
+
+
+def query_lineage(
+    conn: Connection, t: Tables, run_id: str, depth: int = 1, workspace: str | None = None
+) -> dict[str, Any] | None:
     """The run's graph plus the runs up to ``depth`` hops away through shared files, datasets
-    and parent runs."""
-    if conn.one(f"SELECT run_id FROM {t('runs')} WHERE run_id = ?", (run_id,)) is None:
+    and parent runs; with ``workspace``, only runs of that workspace (a file two workspaces
+    share links none of the other's runs, and its node shows a run of this one's data)."""
+    if (
+        not _confined(conn, t, {run_id}, workspace)
+        or conn.one(f"SELECT run_id FROM {t('runs')} WHERE run_id = ?", (run_id,)) is None
+    ):
         return None
     runs, frontier = {run_id}, {run_id}
     for _ in range(max(0, min(depth, MAX_DEPTH))):
@@ -47,7 +74,7 @@ def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1) -> d
             row["run_id"]
             for row in _select_in(conn, f"SELECT run_id FROM {t('links')} WHERE node_id IN", nodes)
         }
-        frontier = linked - runs
+        frontier = _confined(conn, t, linked - runs, workspace)
         runs |= frontier
     tasks = _select_in(conn, f"SELECT run_id, task FROM {t('tasks')} WHERE run_id IN", runs)
     links = _select_in(conn, f"SELECT run_id, task, kind, node_id FROM {t('links')} WHERE run_id IN", runs)
@@ -57,27 +84,34 @@ def query_lineage(conn: Connection, t: Tables, run_id: str, depth: int = 1) -> d
         {"id": task_node(r["run_id"], r["task"]), "kind": "task", "name": r["task"], "run_id": r["run_id"]}
         for r in tasks
     ]
-    run_ids = runs | {n.removeprefix("run:") for e in edges for n in e[:2] if n.startswith("run:")}
+    parents = {n.removeprefix("run:") for e in edges for n in e[:2] if n.startswith("run:")}
+    outside = parents - runs
+    foreign = outside - _confined(conn, t, outside, workspace)
+    edges = {e for e in edges if not any(n.startswith("run:") and n[4:] in foreign for n in e[:2])}
+    run_ids = runs | (parents - foreign)
     found += [
         {"id": run_node(r["run_id"]), "kind": "run", "run_id": r["run_id"], "workflow": r["workflow"]}
         for r in _select_in(conn, f"SELECT run_id, workflow FROM {t('runs')} WHERE run_id IN", run_ids)
     ]
     found += _first_links(
-        conn, t, {link["node_id"] for link in links if not link["node_id"].startswith("run:")}
+        conn, t, {link["node_id"] for link in links if not link["node_id"].startswith("run:")}, runs
     )
     found.sort(key=lambda n: (n["kind"], n["id"]))
     return {"nodes": found, "edges": [{"source": s, "target": g, "kind": k} for s, g, k in sorted(edges)]}
 
 
-def _first_links(conn: Connection, t: Tables, node_ids: set[str]) -> list[dict[str, Any]]:
-    """File and dataset nodes, each with the data of its earliest link (by event, and within
-    one event inputs before outputs, as they were reported)."""
+def _first_links(conn: Connection, t: Tables, node_ids: set[str], runs: set[str]) -> list[dict[str, Any]]:
+    """File and dataset nodes, each with the data of its earliest link of one of ``runs`` (by
+    event, and within one event inputs before outputs, as they were reported): a node never
+    shows what a run outside the graph (of another workspace) named it."""
     first: dict[str, tuple[int, str, dict[str, Any]]] = {}
     for row in _select_in(
         conn,
-        f"SELECT node_id, kind, name, namespace, size, position FROM {t('links')} WHERE node_id IN",
+        f"SELECT node_id, run_id, kind, name, namespace, size, position FROM {t('links')} WHERE node_id IN",
         node_ids,
     ):
+        if row["run_id"] not in runs:
+            continue
         candidate = (int(row["position"]), row["kind"], row)
         known = first.get(row["node_id"])
         if known is None or candidate[:2] < known[:2]:

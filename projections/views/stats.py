@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from ledger.domain.status import TERMINAL, RunStatus, status_after, transition_time
+from ledger.domain.workspace import workspace_of
 from ledger.hashing import parse_timestamp
 from ledger.store.event_record import EventRecord
 from projections.db import Connection
@@ -27,7 +28,8 @@ CARRY_RUNS = 50_000
 class StatsView(View):
     name: ClassVar[str] = "stats"
     # v2: covering indexes for SQL-side stats. v3: keys compared byte by byte on PostgreSQL.
-    schema_version: ClassVar[int] = 3
+    # v4: workspace (SPEC 9), leading every index.
+    schema_version: ClassVar[int] = 4
     table_names: ClassVar[tuple[str, ...]] = ("runs",)
 
     def create(self, conn: Connection, t: Tables) -> None:
@@ -36,17 +38,16 @@ class StatsView(View):
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {runs} (run_id {key} PRIMARY KEY, "
             f"workflow {key} NOT NULL, created_at {key} NOT NULL, status {key} NOT NULL, "
-            "started_at TEXT, duration_seconds DOUBLE PRECISION)"
+            f"started_at TEXT, duration_seconds DOUBLE PRECISION, workspace {key} NOT NULL)"
         )
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_created ON {runs} (created_at)")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_workflow ON {runs} (workflow, created_at)")
-        conn.execute(
-            f"CREATE INDEX IF NOT EXISTS {runs}_by_status ON {runs} (workflow, status, duration_seconds)"
-        )
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_duration ON {runs} (duration_seconds)")
-        conn.execute(
-            f"CREATE INDEX IF NOT EXISTS {runs}_by_workflow_duration ON {runs} (workflow, duration_seconds)"
-        )
+        for name, columns in {
+            "created": "created_at",
+            "workflow": "workflow, created_at",
+            "status": "workflow, status, duration_seconds",
+            "duration": "duration_seconds",
+            "workflow_duration": "workflow, duration_seconds",
+        }.items():
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_{name} ON {runs} (workspace, {columns})")
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         self.fold(conn, t, events, {})
@@ -85,6 +86,7 @@ class StatsView(View):
                         "status": RunStatus.PENDING.value,
                         "started_at": None,
                         "duration_seconds": None,
+                        "workspace": workspace_of(event.data),
                     }
                 case "Run.Started" | "Run.Succeeded" | "Run.Failed" | "Run.Killed" | "Run.LineageReported":
                     if event.stream in rows:
@@ -100,7 +102,7 @@ class StatsView(View):
         """Insert or update the rows of these runs."""
         conn.executemany(
             f"INSERT INTO {t('runs')} (run_id, workflow, created_at, status, started_at, "
-            "duration_seconds) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+            "duration_seconds, workspace) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
             "status = excluded.status, started_at = excluded.started_at, "
             "duration_seconds = excluded.duration_seconds",
             [
@@ -111,6 +113,7 @@ class StatsView(View):
                     r["status"],
                     r["started_at"],
                     r["duration_seconds"],
+                    r["workspace"],
                 )
                 for r in rows.values()
             ],
@@ -138,11 +141,16 @@ def query_stats(
     workflow: str | None = None,
     created_after: str | None = None,
     created_before: str | None = None,
+    workspace: str | None = None,
 ) -> dict[str, Any]:
     """Counts and averages by ``GROUP BY`` over a covering index; each percentile is two rows
-    picked by rank (``ORDER BY duration LIMIT 2 OFFSET k``), so no run rows reach Python."""
+    picked by rank (``ORDER BY duration LIMIT 2 OFFSET k``), so no run rows reach Python. Only
+    runs of ``workspace`` (None: every workspace; the indexes lead with it)."""
     runs = t("runs")
     where, params = ["1 = 1"], []
+    if workspace is not None:
+        where.append("workspace = ?")
+        params.append(workspace)
     if workflow is not None:
         where.append("workflow = ?")
         params.append(workflow)

@@ -23,6 +23,7 @@ from ledger.domain.status import (
     task_status_after,
     transition_time,
 )
+from ledger.domain.workspace import workspace_of
 from ledger.hashing import parse_timestamp
 from ledger.store.event_record import EventRecord
 from projections.view import dumps
@@ -57,6 +58,8 @@ SUMMARY_FIELDS = (
     "resume_of",
     "batch_id",
     "late_events",
+    # (SPEC 9) the run's workspace, ``default`` for runs triggered before workspaces
+    "workspace",
 )
 
 
@@ -130,6 +133,7 @@ def _triggered(event: EventRecord) -> State:
         "resume_of": d.get("resume_of"),
         "batch_id": d.get("batch_id"),
         "late_events": [],
+        "workspace": workspace_of(d),
         "worker_id": None,
         "lease_expires_at": None,
         "tasks": {},

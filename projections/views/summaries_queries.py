@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ledger.errors import InvalidRequest
@@ -59,14 +59,21 @@ def list_runs(
     params: Mapping[str, str] | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
+    workspace: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first (created_at, then run_id); every filter AND-combined."""
+    """Newest first (created_at, then run_id); every filter AND-combined; only runs of
+    ``workspace`` (None: every workspace)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
     runs = t("runs")
     where: list[str] = []
     args: list[Any] = []
-    for column, value in (("status", status), ("workflow", workflow), ("triggered_by", triggered_by)):
+    for column, value in (
+        ("workspace", workspace),
+        ("status", status),
+        ("workflow", workflow),
+        ("triggered_by", triggered_by),
+    ):
         if value is not None:
             where.append(f"r.{column} = ?")
             args.append(value)
@@ -107,13 +114,19 @@ def list_runs(
     return page, next_cursor
 
 
-def pending_run_ids(conn: Connection, t: Tables, limit: int = 50) -> list[str]:
+def pending_run_ids(
+    conn: Connection, t: Tables, limit: int = 50, workspaces: Collection[str] | None = None
+) -> list[str]:
     """Pending runs in ledger order, leaving out those whose batch is at its parallelism and
-    OpenLineage runs (another engine executes those; ``Ledger.claim`` refuses them)."""
+    OpenLineage runs (another engine executes those; ``Ledger.claim`` refuses them); only
+    runs of ``workspaces`` (None: any)."""
+    among, chosen_in = "", list(sorted(workspaces or ()))
+    if workspaces is not None:
+        among = f"AND workspace IN ({placeholders(len(chosen_in))}) " if chosen_in else "AND 1 = 0 "
     rows = conn.all(
         f"SELECT run_id, batch_id FROM {t('runs')} WHERE status = 'pending' "
-        "AND trigger_kind <> 'openlineage' ORDER BY position LIMIT ?",
-        (limit * 4,),
+        f"AND trigger_kind <> 'openlineage' {among}ORDER BY position LIMIT ?",
+        (*chosen_in, limit * 4),
     )
     batch_ids = sorted({r["batch_id"] for r in rows if r["batch_id"]})
     room: dict[str, int] = {}

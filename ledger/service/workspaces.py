@@ -1,0 +1,55 @@
+"""Workspaces (SPEC 9): :class:`WorkspaceCommands` creates them (an admin's command) and says
+which exist. ``default`` always exists, without an event."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+from ledger.domain.workspace import DEFAULT_WORKSPACE, Workspace, check_workspace_name, workspace_stream
+from ledger.errors import Conflict
+from ledger.service.base import LedgerBase
+
+
+class WorkspaceCommands(LedgerBase):
+    """Creating workspaces and asking whether one exists (the API's scope check asks on every
+    request that names one: a workspace is never removed, so this process keeps the names it
+    has seen)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._known_workspaces: set[str] = set()
+        self._known_lock = threading.Lock()
+
+    def create_workspace(self, name: str, *, principal: str) -> Workspace:
+        """A new workspace; Conflict when it exists (``default`` always does)."""
+        check_workspace_name(name)
+        if self.workspace_exists(name):
+            raise Conflict(f"workspace {name!r} exists")
+        workspace = Workspace.create(name=name, principal=principal, at=self.clock())
+        try:
+            self.save(workspace)
+        except IntegrityError:
+            raise Conflict(f"workspace {name!r} exists") from None
+        self._remember_workspace(name)
+        return workspace
+
+    def workspace_exists(self, name: str) -> bool:
+        with self._known_lock:
+            if name == DEFAULT_WORKSPACE or name in self._known_workspaces:
+                return True
+        if self.reader.stream(workspace_stream(name)):
+            self._remember_workspace(name)
+            return True
+        return False
+
+    def workspace_names(self) -> list[str]:
+        """Every workspace, ``default`` first, then by name."""
+        names = {s.split(":", 1)[1] for s in self.reader.stream_ids("workspace:")}
+        return [DEFAULT_WORKSPACE, *sorted(names - {DEFAULT_WORKSPACE})]
+
+    def _remember_workspace(self, name: str) -> None:
+        with self._known_lock:
+            self._known_workspaces.add(name)
