@@ -30,6 +30,7 @@ from api.routes import (
     tokens,
     workers,
     workflows,
+    workspaces,
 )
 from api.routes import ledger as ledger_routes  # (not the ledger package)
 from api.routes import projections as projections_routes  # (nor the projections package)
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(stats.router, responses=PROBLEM_RESPONSES)
     app.include_router(projections_routes.router, responses=PROBLEM_RESPONSES)
     app.include_router(tokens.router, responses=PROBLEM_RESPONSES)
+    app.include_router(workspaces.router, responses=PROBLEM_RESPONSES)
     app.include_router(openlineage.router, responses=PROBLEM_RESPONSES)
     app.include_router(marquez.router, responses=PROBLEM_RESPONSES)
     app.include_router(stream.router, responses=PROBLEM_RESPONSES)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from ledger.domain.workspace import WORKSPACE_PATTERN
 from ledger.hashing import format_timestamp
 from ledger.settings import DatabaseConfig
 
@@ -32,15 +35,28 @@ GRANTED_BY: dict[Role, frozenset[str]] = {
 TOKEN_PREFIX = "rl_"
 
 
+#: A token of every workspace (SPEC 9); every token issued before workspaces is one.
+ALL_WORKSPACES = "*"
+
+
 @dataclass(frozen=True)
 class Principal:
     name: str
     role: Role
     #: The token's id: what identifies a worker (names are free text and may repeat).
     token_id: str = ""
+    #: The workspaces the token covers, or ``("*",)`` for all of them.
+    workspaces: tuple[str, ...] = (ALL_WORKSPACES,)
 
     def has(self, required: Role) -> bool:
         return self.role in GRANTED_BY[required]
+
+    @property
+    def every_workspace(self) -> bool:
+        return ALL_WORKSPACES in self.workspaces
+
+    def covers(self, workspace: str) -> bool:
+        return self.every_workspace or workspace in self.workspaces
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class TokenInfo:
     role: str
     created_at: str
     revoked_at: str | None
+    workspaces: tuple[str, ...] = (ALL_WORKSPACES,)
 
 
 def hash_token(token: str) -> str:
@@ -83,19 +100,44 @@ class TokenStore:
                     "revoked_at TEXT)"
                 )
             )
+        self._add_workspaces_column()
 
-    def create(self, *, name: str, role: str) -> tuple[TokenInfo, str]:
-        """A new token: its record and the secret itself (shown once, never stored)."""
+    def _add_workspaces_column(self) -> None:
+        """SPEC 9: the token's workspaces (comma-separated names, or ``*``), added to a table
+        made before them; every existing token covers every workspace."""
+        add = f"ALTER TABLE {self.table} ADD COLUMN workspaces TEXT NOT NULL DEFAULT '*'"
+        with self.datastore.transaction(commit=True) as cursor:
+            if self.postgres:
+                cursor.execute(add.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS"))
+                return
+            cursor.execute(f"PRAGMA table_info({self.table})")
+            if any(row["name"] == "workspaces" for row in cursor.fetchall()):
+                return
+            try:
+                cursor.execute(add)
+            except Exception as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
+
+    def create(
+        self, *, name: str, role: str, workspaces: Sequence[str] = (ALL_WORKSPACES,)
+    ) -> tuple[TokenInfo, str]:
+        """A new token: its record and the secret itself (shown once, never stored).
+        ``workspaces``: the names it covers, or ``*`` (the caller checks they exist)."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
         if not name or len(name) > 100:
             raise ValueError("a token name is 1 to 100 characters")
+        scope = _workspaces(workspaces)
         token = new_token()
-        info = TokenInfo(str(uuid.uuid4()), name, role, format_timestamp(datetime.now(UTC)), None)
+        info = TokenInfo(str(uuid.uuid4()), name, role, format_timestamp(datetime.now(UTC)), None, scope)
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(
-                self._sql("INSERT INTO {t} (id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)"),
-                (info.id, info.name, info.role, hash_token(token), info.created_at),
+                self._sql(
+                    "INSERT INTO {t} (id, name, role, token_hash, created_at, workspaces) "
+                    "VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                (info.id, info.name, info.role, hash_token(token), info.created_at, ",".join(scope)),
             )
         return info, token
 
@@ -115,16 +157,32 @@ class TokenStore:
 
     def authenticate(self, token: str) -> Principal | None:
         rows = self._read(
-            "SELECT id, name, role FROM {t} WHERE token_hash = ? AND revoked_at IS NULL", (hash_token(token),)
+            "SELECT id, name, role, workspaces FROM {t} WHERE token_hash = ? AND revoked_at IS NULL",
+            (hash_token(token),),
         )
         if not rows:
             return None
-        return Principal(name=str(rows[0]["name"]), role=rows[0]["role"], token_id=str(rows[0]["id"]))
+        row = rows[0]
+        return Principal(
+            name=str(row["name"]),
+            role=row["role"],
+            token_id=str(row["id"]),
+            workspaces=tuple(str(row["workspaces"]).split(",")),
+        )
 
     def list(self) -> list[TokenInfo]:
-        rows = self._read("SELECT id, name, role, created_at, revoked_at FROM {t} ORDER BY created_at, id")
+        rows = self._read(
+            "SELECT id, name, role, created_at, revoked_at, workspaces FROM {t} ORDER BY created_at, id"
+        )
         return [
-            TokenInfo(str(r["id"]), str(r["name"]), str(r["role"]), str(r["created_at"]), r["revoked_at"])
+            TokenInfo(
+                str(r["id"]),
+                str(r["name"]),
+                str(r["role"]),
+                str(r["created_at"]),
+                r["revoked_at"],
+                tuple(str(r["workspaces"]).split(",")),
+            )
             for r in rows
         ]
 
@@ -146,6 +204,21 @@ class TokenStore:
         """How many tokens were ever created (revoked ones included)."""
         rows = self._read("SELECT COUNT(*) AS n FROM {t}")
         return int(rows[0]["n"]) if rows else 0
+
+
+def _workspaces(names: Sequence[str]) -> tuple[str, ...]:
+    """A token's workspaces: ``("*",)``, or distinct workspace names in the given order."""
+    scope = tuple(dict.fromkeys(names))
+    if not scope:
+        raise ValueError("a token covers at least one workspace (or '*')")
+    if ALL_WORKSPACES in scope:
+        if len(scope) > 1:
+            raise ValueError("'*' (every workspace) cannot be combined with workspace names")
+        return scope
+    for name in scope:
+        if not re.fullmatch(WORKSPACE_PATTERN, name):
+            raise ValueError(f"a workspace name is 1 to 63 of a-z, 0-9, '_', '.', '-'; got {name!r}")
+    return scope
 
 
 def ensure_admin_token(store: TokenStore, state_dir: Path) -> str | None:

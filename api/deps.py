@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -24,21 +24,31 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def require_role(*roles: Role) -> Callable[..., Principal]:
+def authenticate(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The bearer token's principal (401 without a valid one). One lookup per request: every
+    dependency that needs the principal (a role, the workspace of :mod:`api.scope`) shares it."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing bearer token", headers=challenge)
+    principal = runtime.tokens.authenticate(credentials.credentials)
+    if principal is None:
+        raise HTTPException(401, "invalid or revoked token", headers=challenge)
+    return principal
+
+
+Authenticated = Annotated[Principal, Depends(authenticate)]
+
+
+def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the bearer token (401) and checks that it holds at least
-    one of ``roles`` (403). Roles include the ones below them (admin > operator > auditor)."""
+    one of ``roles`` (403). Roles include the ones below them (admin > operator > auditor).
+    (``async``: a check of the shared principal, no thread hop.)"""
     needed = " or ".join(repr(r) for r in roles)
 
-    def dependency(
-        runtime: RuntimeDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Principal:
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise HTTPException(401, "missing bearer token", headers=challenge)
-        principal = runtime.tokens.authenticate(credentials.credentials)
-        if principal is None:
-            raise HTTPException(401, "invalid or revoked token", headers=challenge)
+    async def dependency(principal: Authenticated) -> Principal:
         if not any(principal.has(role) for role in roles):
             raise HTTPException(403, f"role {principal.role!r} may not do this; it needs {needed}")
         return principal

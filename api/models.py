@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.domain.reports import Report
+from ledger.domain.workspace import WORKSPACE_PATTERN
 from runledger.models import (
     AttemptPublic,
     AuditEntry,
@@ -46,6 +47,8 @@ from runledger.models import (
     WorkflowsPublic,
     WorkflowSummary,
     WorkflowVersionPublic,
+    WorkspacePublic,
+    WorkspacesPublic,
 )
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -100,6 +103,14 @@ class ReportRequest(Request):
 class TokenRequest(Request):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     role: Literal["auditor", "operator", "admin", "worker"]
+    #: (SPEC 9) the workspaces it covers, or ``["*"]`` (every workspace, the default)
+    workspaces: Annotated[
+        list[Annotated[str, Field(pattern=r"^([a-z0-9_.-]{1,63}|\*)$")]], Field(min_length=1, max_length=100)
+    ] = ["*"]
+
+
+class WorkspaceRequest(Request):
+    name: Annotated[str, Field(pattern=WORKSPACE_PATTERN)]
 
 
 __all__ = [
@@ -147,4 +158,7 @@ __all__ = [
     "WorkflowSummary",
     "WorkflowVersionPublic",
     "WorkflowsPublic",
+    "WorkspacePublic",
+    "WorkspaceRequest",
+    "WorkspacesPublic",
 ]

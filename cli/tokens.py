@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from api.auth import ROLES, TokenStore
+from api.auth import ALL_WORKSPACES, ROLES, TokenStore
 from cli.common import settings_from
 from ledger.service import Ledger
 
@@ -18,6 +18,13 @@ def register(subparsers: Any) -> None:
     create = commands.add_parser("create", help="create a token and print it (once) on stdout")
     create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--name", required=True)
+    create.add_argument(
+        "--workspace",
+        action="append",
+        dest="workspaces",
+        metavar="W",
+        help="a workspace the token covers (repeat for several; '*' or none: every workspace)",
+    )
     create.set_defaults(handler=create_token)
     listing = commands.add_parser("list", help="list tokens (never their secrets)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -35,12 +42,21 @@ def _with_store(args: argparse.Namespace) -> tuple[Ledger, TokenStore]:
 
 def create_token(args: argparse.Namespace) -> int:
     ledger, store = _with_store(args)
+    workspaces = args.workspaces or [ALL_WORKSPACES]
     try:
-        info, token = store.create(name=args.name, role=args.role)
+        missing = [w for w in workspaces if w != ALL_WORKSPACES and not ledger.workspace_exists(w)]
+        if missing:
+            print(f"runledger: error: no workspace {missing[0]!r} (create it first)", file=sys.stderr)
+            return 2
+        info, token = store.create(name=args.name, role=args.role, workspaces=workspaces)
+    except ValueError as exc:
+        print(f"runledger: error: {exc}", file=sys.stderr)
+        return 2
     finally:
         ledger.close()
     print(token)
-    print(f"created {info.role} token {info.name!r} (id {info.id})", file=sys.stderr)
+    scope = ", ".join(info.workspaces)
+    print(f"created {info.role} token {info.name!r} (id {info.id}) for workspaces {scope}", file=sys.stderr)
     return 0
 
 
@@ -55,7 +71,8 @@ def list_tokens(args: argparse.Namespace) -> int:
             print(json.dumps(info.__dict__))
         else:
             state = f"revoked {info.revoked_at}" if info.revoked_at else "active"
-            print(f"{info.id}\t{info.name}\t{info.role}\t{info.created_at}\t{state}")
+            scope = ",".join(info.workspaces)
+            print(f"{info.id}\t{info.name}\t{info.role}\t{info.created_at}\t{state}\t{scope}")
     return 0
 
 

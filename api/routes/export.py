@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import Auditor, RuntimeDep
+from api.scope import WorkspaceDep
 from ledger.integrity.bundle import ExportFilters, parse_time_filter, write_bundle
 from projections.views.summaries_fold import summary_from_events
 
@@ -37,6 +38,7 @@ def _stream_and_remove(path: Path, directory: Path) -> Iterator[bytes]:
 def export(
     runtime: RuntimeDep,
     _: Auditor,
+    workspace: WorkspaceDep,
     created_after: Annotated[str | None, Query(max_length=64)] = None,
     created_before: Annotated[str | None, Query(max_length=64)] = None,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
@@ -47,6 +49,7 @@ def export(
         created_after=parse_time_filter(created_after, "created_after"),
         created_before=parse_time_filter(created_before, "created_before"),
         workflow=workflow,
+        workspace=workspace,
     )
     directory = Path(
         tempfile.mkdtemp(

@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import Auditor, Operator, RuntimeDep
 from api.models import FileStored
 from api.reads import read_file_checked
-from ledger.errors import InvalidRequest
+from api.scope import WorkspaceDep
+from ledger.errors import InvalidRequest, NotFound
 
 router = APIRouter(prefix="/api/files", tags=["files"])
 log = structlog.get_logger()
@@ -44,8 +45,14 @@ async def upload_file(request: Request, runtime: RuntimeDep, principal: Operator
         200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     },
 )
-def download_file(sha256: Sha256Path, runtime: RuntimeDep, _: Auditor) -> Response:
-    """The stored bytes; the hash is checked again before they are served."""
+def download_file(
+    sha256: Sha256Path, runtime: RuntimeDep, principal: Auditor, workspace: WorkspaceDep
+) -> Response:
+    """The stored bytes; the hash is checked again before they are served. A token of some
+    workspaces only gets a file a run of the request's workspace consumed or produced (404
+    otherwise: files are shared by content across workspaces)."""
+    if not principal.every_workspace and not runtime.views.file_in_workspace(sha256, workspace):
+        raise NotFound(f"no stored file {sha256}")
     return Response(
         read_file_checked(runtime, sha256),
         media_type="application/octet-stream",

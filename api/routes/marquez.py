@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from api.deps import Auditor, RuntimeDep
 from api.params import iso_timestamp
+from api.scope import lineage_workspace
 from ledger.hashing import format_timestamp, parse_timestamp
 from projections.views import marquez_graph as graph
 from projections.views import marquez_queries as q
 
-router = APIRouter(prefix="/api/v1", tags=["marquez"])
+#: (SPEC 9) every read is in the request's workspace, and only ``default`` holds OpenLineage
+#: lineage: another workspace's request is answered 404 (:func:`api.scope.lineage_workspace`).
+router = APIRouter(prefix="/api/v1", tags=["marquez"], dependencies=[Depends(lineage_workspace)])
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]

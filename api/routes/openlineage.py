@@ -24,8 +24,10 @@ from pydantic import BaseModel
 
 from api.auth import Principal
 from api.deps import RuntimeDep, require_role
+from api.scope import NamedWorkspace, resolve_workspace
 from ledger.domain.inputs import loads_json
 from ledger.domain.openlineage import RunEvent, parse_lineage_event
+from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/v1", tags=["openlineage"])
@@ -81,7 +83,17 @@ def _decode(body: bytes, encoding: str, limit: int) -> Any:
         }
     },
 )
-async def post_lineage(request: Request, runtime: RuntimeDep, principal: Reporter) -> JSONResponse:
+async def post_lineage(
+    request: Request, runtime: RuntimeDep, principal: Reporter, named: NamedWorkspace
+) -> JSONResponse:
+    """Into the token's workspace; OpenLineage is kept in ``default`` only in this version, so
+    a request in another workspace is refused (422) and records nothing."""
+    workspace = await anyio.to_thread.run_sync(resolve_workspace, runtime, principal, named)
+    if workspace != DEFAULT_WORKSPACE:
+        raise InvalidRequest(
+            f"OpenLineage events are recorded in the {DEFAULT_WORKSPACE!r} workspace only, "
+            f"not in {workspace!r}"
+        )
     raw = _decode(
         await request.body(),
         request.headers.get("content-encoding", "").lower(),

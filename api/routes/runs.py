@@ -25,8 +25,9 @@ from api.models import (
     TaskPublic,
     TasksPublic,
 )
-from api.params import RunId, Status, TaskName, iso_timestamp
+from api.params import Status, TaskName, iso_timestamp
 from api.reads import read_file_checked, run_summary
+from api.scope import NamedWorkspace, ScopedRunId, WorkspaceDep, check_run_in_scope
 from ledger.errors import InvalidRequest
 from projections.views.compare import compare
 from projections.views.prov import to_prov
@@ -41,6 +42,7 @@ def list_runs(
     request: Request,
     runtime: RuntimeDep,
     _: Auditor,
+    workspace: WorkspaceDep,
     status: Status | None = None,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
     triggered_by: Annotated[str | None, Query(max_length=200)] = None,
@@ -65,6 +67,7 @@ def list_runs(
             params=params,
             limit=limit,
             cursor=cursor,
+            workspace=workspace,
         )
     except ValueError as exc:  # a cursor that is not one of ours
         raise InvalidRequest(str(exc)) from None
@@ -74,26 +77,30 @@ def list_runs(
 @router.get("/compare", response_model=ComparePublic)
 def compare_runs(
     runtime: RuntimeDep,
-    _: Auditor,
+    principal: Auditor,
+    named: NamedWorkspace,
     a: Annotated[str, Query(min_length=1, max_length=200)],
     b: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> dict[str, Any]:
-    """Parameter differences, definition hash equality and per-task differences."""
+    """Parameter differences, definition hash equality and per-task differences (404 unless
+    both runs are in the token's workspaces)."""
+    for run_id in (a, b):
+        check_run_in_scope(runtime, principal, named, run_id)
     return compare(run_events(runtime.ledger, a), run_events(runtime.ledger, b))
 
 
 @router.get("/{run_id}", response_model=RunPublic)
-def show_run(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
+def show_run(run_id: ScopedRunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
     return run_summary(runtime, run_id)
 
 
 @router.get("/{run_id}/tasks", response_model=TasksPublic)
-def list_tasks(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
+def list_tasks(run_id: ScopedRunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
     return {"tasks": tasks_of(run_events(runtime.ledger, run_id))}
 
 
 @router.get("/{run_id}/tasks/{task_name}", response_model=TaskPublic)
-def show_task(run_id: RunId, task_name: TaskName, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
+def show_task(run_id: ScopedRunId, task_name: TaskName, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
     return find_task(run_events(runtime.ledger, run_id), task_name)
 
 
@@ -103,7 +110,7 @@ def show_task(run_id: RunId, task_name: TaskName, runtime: RuntimeDep, _: Audito
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 def task_logs(
-    run_id: RunId,
+    run_id: ScopedRunId,
     task_name: TaskName,
     runtime: RuntimeDep,
     _: Auditor,
@@ -118,20 +125,20 @@ def task_logs(
 
 
 @router.get("/{run_id}/files", response_model=FilesPublic)
-def list_files(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
+def list_files(run_id: ScopedRunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
     return {"files": files_of(run_events(runtime.ledger, run_id), size_of=runtime.files.size)}
 
 
 @router.get("/{run_id}/lineage", response_model=LineagePublic | dict[str, Any])
 def lineage(
-    run_id: RunId,
+    run_id: ScopedRunId,
     runtime: RuntimeDep,
     _: Auditor,
     depth: Annotated[int, Query(ge=0, le=10)] = 1,
     format: Literal["json", "prov"] = "json",
 ) -> dict[str, Any]:
     """Runs, tasks, files and datasets linked by consumed/produced/part_of edges."""
-    graph = runtime.views.lineage(run_id, depth=depth)
+    graph = runtime.views.lineage(run_id, depth=depth, workspace=runtime.ledger.run_workspace(run_id))
     if graph is None:
         run_events(runtime.ledger, run_id)  # 404 for an unknown run
         graph = {"nodes": [], "edges": []}
@@ -141,7 +148,7 @@ def lineage(
 
 
 @router.get("/{run_id}/audit", response_model=AuditPublic)
-def audit(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
+def audit(run_id: ScopedRunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
     """Every state transition and operator action on the run, in order."""
     entries = runtime.views.audit(run_id)
     if not entries:
@@ -150,7 +157,7 @@ def audit(run_id: RunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
 
 
 @router.post("/{run_id}/cancel", status_code=202, response_model=RunAccepted)
-def cancel(run_id: RunId, runtime: RuntimeDep, principal: Operator) -> RunAccepted:
+def cancel(run_id: ScopedRunId, runtime: RuntimeDep, principal: Operator) -> RunAccepted:
     run = runtime.ledger.cancel(run_id, principal=principal.name)
     log.info("run_cancelled", run_id=run_id, by=principal.name)
     return RunAccepted(run_id=run_id, status=run.status.value)
@@ -158,7 +165,7 @@ def cancel(run_id: RunId, runtime: RuntimeDep, principal: Operator) -> RunAccept
 
 @router.post("/{run_id}/replay", status_code=202, response_model=RunCreated)
 def replay(
-    run_id: RunId, runtime: RuntimeDep, principal: Operator, body: ReplayRequest | None = None
+    run_id: ScopedRunId, runtime: RuntimeDep, principal: Operator, body: ReplayRequest | None = None
 ) -> RunCreated:
     overrides = body.param_overrides if body is not None else {}
     triggered = runtime.ledger.replay(run_id, overrides=overrides, principal=principal.name)
@@ -167,7 +174,7 @@ def replay(
 
 
 @router.post("/{run_id}/resume", status_code=202, response_model=RunCreated)
-def resume(run_id: RunId, body: ResumeRequest, runtime: RuntimeDep, principal: Operator) -> RunCreated:
+def resume(run_id: ScopedRunId, body: ResumeRequest, runtime: RuntimeDep, principal: Operator) -> RunCreated:
     triggered = runtime.ledger.resume(
         run_id, from_task=body.from_task, overrides=body.param_overrides, principal=principal.name
     )

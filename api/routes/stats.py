@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import Auditor, RuntimeDep
 from api.models import StatsPublic
 from api.params import iso_timestamp
+from api.scope import WorkspaceDep
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/api/stats", tags=["stats"])
 def stats(
     runtime: RuntimeDep,
     _: Auditor,
+    workspace: WorkspaceDep,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
     created_after: Annotated[str | None, Query(max_length=64)] = None,
     created_before: Annotated[str | None, Query(max_length=64)] = None,
@@ -26,5 +28,6 @@ def stats(
             workflow=workflow,
             created_after=iso_timestamp(created_after, "created_after"),
             created_before=iso_timestamp(created_before, "created_before"),
+            workspace=workspace,
         )
     )

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from api.deps import Auditor, RuntimeDep
+from api.scope import ScopedRunId
 from ledger.domain.status import TERMINAL, RunStatus, status_after
 from ledger.errors import NotFound
 from ledger.service import Ledger
@@ -92,7 +93,7 @@ def run_events(ledger: Ledger, run_id: str) -> list[EventRecord]:
     responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
 )
 async def get_run_events(
-    run_id: str,
+    run_id: ScopedRunId,
     runtime: RuntimeDep,
     principal: Auditor,
     follow: Annotated[bool, Query(description="stream as Server-Sent Events")] = False,

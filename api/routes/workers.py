@@ -15,7 +15,7 @@ from fastapi import APIRouter, Response
 from api.auth import Principal
 from api.deps import RuntimeDep, Worker
 from api.models import ClaimedRun, ClaimRequest, ReportAccepted, ReportRequest
-from api.params import RunId
+from api.scope import NamedWorkspace, ScopedRunId, resolve_workspace
 
 router = APIRouter(prefix="/api/runs", tags=["workers"])
 log = structlog.get_logger()
@@ -28,11 +28,19 @@ def worker_identity(principal: Principal, worker_id: str | None) -> str:
 
 
 @router.post("/claim", response_model=ClaimedRun, responses={204: {"description": "no run is waiting"}})
-def claim(runtime: RuntimeDep, principal: Worker, body: ClaimRequest | None = None) -> ClaimedRun | Response:
-    """Claim the oldest pending run; 204 when there is none. Two workers never get the same."""
+def claim(
+    runtime: RuntimeDep, principal: Worker, named: NamedWorkspace, body: ClaimRequest | None = None
+) -> ClaimedRun | Response:
+    """Claim the oldest pending run of the named workspace, or else of any the token covers;
+    204 when there is none. Two workers never get the same."""
     worker = worker_identity(principal, body.worker_id if body else None)
-    candidates = runtime.views.pending_run_ids(limit=50)
-    run = runtime.ledger.claim_first(candidates, worker_id=worker)
+    workspaces: tuple[str, ...] | None = None  # (a token of every workspace, none named)
+    if named is not None:
+        workspaces = (resolve_workspace(runtime, principal, named),)
+    elif not principal.every_workspace:
+        workspaces = principal.workspaces
+    candidates = runtime.views.pending_run_ids(limit=50, workspaces=workspaces)
+    run = runtime.ledger.claim_first(candidates, worker_id=worker, workspaces=workspaces)
     if run is None:
         return Response(status_code=204)
     log.info("run_claimed", run_id=run.id, worker_id=worker, token_name=principal.name)
@@ -49,7 +57,9 @@ def claim(runtime: RuntimeDep, principal: Worker, body: ClaimRequest | None = No
 
 
 @router.post("/{run_id}/events", response_model=ReportAccepted)
-def report(run_id: RunId, body: ReportRequest, runtime: RuntimeDep, principal: Worker) -> ReportAccepted:
+def report(
+    run_id: ScopedRunId, body: ReportRequest, runtime: RuntimeDep, principal: Worker
+) -> ReportAccepted:
     """Append the worker's task and state events in one atomic write; 409 if stale or foreign."""
     worker = worker_identity(principal, body.worker_id)
     run = runtime.ledger.report(run_id, worker_id=worker, reports=body.events)

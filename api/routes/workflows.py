@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -25,9 +26,10 @@ from api.models import (
     WorkflowVersionPublic,
 )
 from api.runtime import Runtime
+from api.scope import WorkspaceDep
 from ledger.domain.definition import load_definition_text
 from ledger.domain.inputs import loads_json
-from ledger.domain.workflow import Workflow
+from ledger.domain.workflow import Workflow, workflow_stream
 from ledger.errors import InvalidDefinition, InvalidRequest, NotFound
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
@@ -86,6 +88,7 @@ async def register_workflow(
     response: Response,
     runtime: RuntimeDep,
     principal: Operator,
+    workspace: WorkspaceDep,
 ) -> WorkflowRegistered | Response:
     """Register a definition (JSON ``{"definition": {...}}`` or YAML text); 200 when identical."""
     media = request.headers.get("content-type", "application/json")
@@ -93,7 +96,9 @@ async def register_workflow(
         return problem(415, "send application/json or application/yaml")
     body = await request.body()
     raw = _parse_registration(body, media)
-    registration = await run_in_threadpool(runtime.ledger.register_workflow, raw, principal=principal.name)
+    registration = await run_in_threadpool(
+        partial(runtime.ledger.register_workflow, raw, principal=principal.name, workspace=workspace)
+    )
     response.status_code = 201 if registration.created else 200
     log.info(
         "workflow_registered",
@@ -118,9 +123,12 @@ def _summary(workflow: Workflow) -> WorkflowSummary:
 
 
 @router.get("", response_model=WorkflowsPublic)
-def list_workflows(runtime: RuntimeDep, _: Auditor) -> WorkflowsPublic:
-    names = runtime.ledger.reader.stream_ids("workflow:")
-    workflows = [runtime.ledger.get_workflow(name.split(":", 1)[1]) for name in names]
+def list_workflows(runtime: RuntimeDep, _: Auditor, workspace: WorkspaceDep) -> WorkflowsPublic:
+    """The workspace's workflows (``workflow:<name>`` in ``default``, ``workflow:<ws>/<name>``
+    in another: no workflow name holds a ``/``)."""
+    prefix = workflow_stream("", workspace)
+    names = [n[len(prefix) :] for n in runtime.ledger.reader.stream_ids(prefix)]
+    workflows = [runtime.ledger.get_workflow(name, workspace) for name in names if "/" not in name]
     return WorkflowsPublic(workflows=[_summary(w) for w in workflows])
 
 
@@ -129,9 +137,10 @@ def show_workflow(
     name: WorkflowName,
     runtime: RuntimeDep,
     _: Auditor,
+    workspace: WorkspaceDep,
     version: Annotated[int | None, Query(ge=1, description="a version other than the active one")] = None,
 ) -> WorkflowPublic:
-    workflow = runtime.ledger.get_workflow(name)
+    workflow = runtime.ledger.get_workflow(name, workspace)
     active = workflow.active
     if version is not None:
         found = [v for v in workflow.versions if v.version == version]
@@ -168,6 +177,7 @@ def _trigger(
     response: Response,
     body: TriggerRequest,
     principal: Principal,
+    workspace: str,
     *,
     workflow: str | None = None,
     definition_hash: str | None = None,
@@ -184,6 +194,7 @@ def _trigger(
             parallelism=body.batch.parallelism,
             parameters=body.parameters,
             principal=principal.name,
+            workspace=workspace,
         )
         response.status_code = 202
         log.info("batch_triggered", batch_id=batch.batch_id, runs=len(batch.run_ids))
@@ -194,6 +205,7 @@ def _trigger(
         parameters=body.parameters,
         principal=principal.name,
         idempotency_key=body.idempotency_key,
+        workspace=workspace,
     )
     status = "pending"
     if not triggered.created:
@@ -215,9 +227,10 @@ def trigger_by_hash(
     response: Response,
     runtime: RuntimeDep,
     principal: Operator,
+    workspace: WorkspaceDep,
 ) -> RunTriggered | BatchTriggered:
     """Trigger the exact definition with this hash, even after newer versions exist."""
-    return _trigger(runtime, response, body, principal, definition_hash=definition_hash)
+    return _trigger(runtime, response, body, principal, workspace, definition_hash=definition_hash)
 
 
 @router.post(
@@ -227,7 +240,12 @@ def trigger_by_hash(
     responses=_TRIGGER_RESPONSES,
 )
 def trigger_workflow(
-    name: WorkflowName, body: TriggerRequest, response: Response, runtime: RuntimeDep, principal: Operator
+    name: WorkflowName,
+    body: TriggerRequest,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: Operator,
+    workspace: WorkspaceDep,
 ) -> RunTriggered | BatchTriggered:
     """Trigger the active version: 202 with the new run (or batch), 200 for a repeated key."""
-    return _trigger(runtime, response, body, principal, workflow=name)
+    return _trigger(runtime, response, body, principal, workspace, workflow=name)
