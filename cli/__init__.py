@@ -7,7 +7,7 @@ Messages go to stderr; data goes to stdout. Closing stdout early (``| head``) is
 
 The commands that read or change runs, workflows and files talk to a server through the
 ``runledger`` client (``--url``/``RUNLEDGER_URL``, ``--token``/``RUNLEDGER_TOKEN``); the
-server-side ones (serve, worker, project, projections, verify, digest, tokens) open the
+server-side ones (serve, worker, project, projections, verify, digest, tokens, workspaces) open the
 database (``--database-url``/``RUNLEDGER_DATABASE_URL``).
 """
 
@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "projections": ("project", "projections"),
     "integrity": ("verify", "digest", "export", "verify-bundle"),
     "tokens": ("tokens",),
+    "workspaces": ("workspaces",),
 }
 
 

@@ -89,6 +89,10 @@ def test_a_ledger_written_before_the_layout_change_verifies_reads_projects_and_a
         ]
         workflow = ledger.get_workflow("legacy_etl")
         assert [v.version for v in workflow.versions] == [1, 2]
+        # (SPEC 9) everything written before workspaces is in ``default``, with no migration
+        assert workflow.workspace == "default" and ledger.get_workflow("legacy_etl", "default") is workflow
+        assert {ledger.get_run(run_id).workspace for run_id in runs} == {"default"}
+        assert {ledger.run_workspace(run_id) for run_id in runs} == {"default"}
         batch_id = next(e.stream for e in events if e.type == "Batch.Created")
         assert len(ledger.get_batch(batch_id.removeprefix("batch:")).run_ids) == 2
 
@@ -102,6 +106,10 @@ def test_a_ledger_written_before_the_layout_change_verifies_reads_projects_and_a
         try:
             listed, _ = views.list_runs(limit=100)
             assert len(listed) == 8
+            in_default, _ = views.list_runs(limit=100, workspace="default")
+            assert in_default == listed and {r["workspace"] for r in listed} == {"default"}
+            assert views.list_runs(limit=100, workspace="red")[0] == []
+            assert views.stats(workspace="default")["total_runs"] == 8
             summary = views.run_summary(runs[0])
             assert summary is not None and summary["status"] == "success"
             assert summary["outputs"] == {"extract": {"n": "3"}, "load": {}}

@@ -1,0 +1,93 @@
+"""Workspaces in the service and the token table (SPEC 9), on both backends: workflow names
+unique per workspace with the old stream ids kept for ``default``, claims confined, every new
+event verifying, and a token table made before workspaces taking the column on open."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.auth import TokenStore, hash_token
+from ledger.errors import Conflict, InvalidRequest, NotFound
+from ledger.integrity.verify import verify_ledger
+from ledger.service import Ledger
+from ledger.settings import Settings
+from tests.builders import DEFINITION
+
+
+def test_two_workspaces_share_a_workflow_name_and_a_claim_stays_in_its_workspace(
+    ledger: Ledger, settings: Settings
+) -> None:
+    ledger.create_workspace("red", principal="admin")
+    with pytest.raises(Conflict):
+        ledger.create_workspace("red", principal="admin")
+    with pytest.raises(Conflict):
+        ledger.create_workspace("default", principal="admin")
+    with pytest.raises(InvalidRequest):
+        ledger.create_workspace("Red!", principal="admin")
+    assert ledger.workspace_names() == ["default", "red"]
+
+    plain = ledger.register_workflow(DEFINITION, principal="ops")
+    red = ledger.register_workflow(DEFINITION, principal="ops", workspace="red")
+    assert red.created and plain.created and red.definition_hash == plain.definition_hash
+    # default keeps the stream ids ledgers were written with; red's are its own
+    streams = set(ledger.reader.stream_ids("workflow:")) | set(ledger.reader.stream_ids("definition:"))
+    assert {"workflow:etl", "workflow:red/etl", f"definition:{plain.definition_hash}"} <= streams
+    assert f"definition:red/{plain.definition_hash}" in streams
+
+    in_red = ledger.trigger(workflow="etl", parameters={"query": "r"}, principal="ops", workspace="red")
+    in_default = ledger.trigger(workflow="etl", parameters={"query": "d"}, principal="ops")
+    keyed = ledger.trigger(
+        workflow="etl", parameters={"query": "r"}, principal="ops", workspace="red", idempotency_key="k"
+    )
+    other_keyed = ledger.trigger(
+        workflow="etl", parameters={"query": "d"}, principal="ops", idempotency_key="k"
+    )
+    assert keyed.created and other_keyed.created  # (keys are per workspace too)
+    assert ledger.get_run(in_red.run_id).workspace == "red"
+    assert ledger.run_workspace(in_default.run_id) == "default"
+    with pytest.raises(NotFound):
+        ledger.get_workflow("etl", "blue")
+    with pytest.raises(NotFound):
+        ledger.trigger(workflow="etl", parameters={"query": "x"}, principal="ops", workspace="blue")
+
+    replayed = ledger.replay(in_red.run_id, principal="ops")
+    assert ledger.get_run(replayed.run_id).workspace == "red"
+
+    candidates = [in_red.run_id, in_default.run_id]
+    claimed = ledger.claim_first(candidates, worker_id="w-default", workspaces=("default",))
+    assert claimed is not None and claimed.id == in_default.run_id
+    assert ledger.claim(in_red.run_id, worker_id="w-default", workspaces=("default",)) is None
+    assert ledger.get_run(in_red.run_id).status.value == "pending"
+    assert ledger.claim(in_red.run_id, worker_id="w-red", workspaces=("red",)) is not None
+    assert verify_ledger(settings, workers=1).ok
+
+
+def test_a_token_table_made_before_workspaces_gets_the_column_and_its_tokens_cover_every_one(
+    ledger: Ledger, settings: Settings
+) -> None:
+    datastore = ledger.recorder.datastore  # type: ignore[attr-defined]
+    store = TokenStore(datastore, settings.database)
+    with datastore.transaction(commit=True) as cursor:  # the table as it was made before
+        cursor.execute(f"DROP TABLE {store.table}")
+        cursor.execute(
+            f"CREATE TABLE {store.table} (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, "
+            "token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT)"
+        )
+        cursor.execute(
+            f"INSERT INTO {store.table} (id, name, role, token_hash, created_at) VALUES "
+            + ("(%s, %s, %s, %s, %s)" if store.postgres else "(?, ?, ?, ?, ?)"),
+            ("old-id", "old", "auditor", hash_token("rl_old-secret"), "2026-01-01T00:00:00.000000Z"),
+        )
+    reopened = TokenStore(datastore, settings.database)
+    TokenStore(datastore, settings.database)  # (a second open finds the column there)
+    old = reopened.authenticate("rl_old-secret")
+    assert old is not None and old.every_workspace and old.covers("anything")
+    ledger.create_workspace("red", principal="admin")
+    _, secret = reopened.create(name="red-only", role="worker", workspaces=["red"])
+    scoped = reopened.authenticate(secret)
+    assert scoped is not None and scoped.workspaces == ("red",) and not scoped.covers("default")
+    assert [t.workspaces for t in reopened.list()] == [("*",), ("red",)]
+    with pytest.raises(ValueError):
+        reopened.create(name="x", role="auditor", workspaces=["*", "red"])
+    with pytest.raises(ValueError):
+        reopened.create(name="x", role="auditor", workspaces=["Bad Name"])
