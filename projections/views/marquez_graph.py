@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.errors import InvalidRequest
 from projections.db import Connection
 from projections.view import Tables, loads
 from projections.views.marquez_queries import MAX_NODES, Key, _dataset, _run, node_id, parse_node
@@ -38,6 +39,11 @@ def start_node(conn: Connection, t: Tables, start: str) -> tuple[str, Key] | Non
     """A lineage start as ``(kind, (namespace, name))``: a dataset or job node id, or
     ``run:<run id>`` as the run's job."""
     kind, _, rest = start.partition(":")
+    if kind not in ("dataset", "job", "run"):
+        raise InvalidRequest(
+            "nodeId must be dataset:<namespace>:<name>, job:<namespace>:<name> or run:<run id>, "
+            f"not {start!r}"
+        )
     if kind != "run":
         return parse_node(conn, t, start)
     row = conn.one(f"SELECT namespace, name FROM {t('runs')} WHERE run_id = ?", (rest.strip().lower(),))

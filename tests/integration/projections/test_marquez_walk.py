@@ -13,6 +13,7 @@ from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from ledger.errors import InvalidRequest
 from ledger.settings import Settings
 from projections.db import Connection, connect
 from projections.view import Tables
@@ -173,3 +174,25 @@ def test_a_walk_past_the_node_limit_keeps_the_nearest_nodes_first_and_says_trunc
     near = lineage(conn, t, "job:r:report_3", 0, max_nodes=3)
     assert near is not None and near["truncated"] is False
     assert {n["id"] for n in near["graph"]} == {"job:r:report_3", "dataset:w:stage", "dataset:w:out_3"}
+
+
+def test_a_run_node_starts_from_its_job_which_carries_that_run_as_latest(
+    tables: tuple[Connection, Tables],
+) -> None:
+    conn, t = tables
+    fill(conn, t, Graph([("w", "in"), ("w", "out")], [("r", "job")], [(("r", "job"), "in", ("w", "in"))]))
+    run_id = "6f2c1c3e-0000-4000-8000-000000000001"
+    conn.execute(
+        f"INSERT INTO {t('runs')} (run_id, namespace, name, status, created_at, updated_at, started_at, "
+        "ended_at, facets, position) VALUES (?, 'r', 'job', 'success', ?, ?, ?, ?, '{}', 0)",
+        (run_id, AT, AT, AT, AT),
+    )
+    conn.execute(f"UPDATE {t('jobs')} SET latest_run_id = ?", (run_id,))
+    found = lineage(conn, t, f"run:{run_id.upper()}", 0)
+    assert found is not None and found == lineage(conn, t, "job:r:job", 0)
+    job = next(n for n in found["graph"] if n["id"] == "job:r:job")
+    assert (job["data"]["latestRun"]["id"], job["data"]["latestRun"]["state"]) == (run_id, "COMPLETED")
+    assert {n["id"] for n in found["graph"]} == {"job:r:job", "dataset:w:in"}
+    assert lineage(conn, t, "run:6f2c1c3e-0000-4000-8000-00000000ffff", 0) is None
+    with pytest.raises(InvalidRequest, match="run:<run id>"):
+        lineage(conn, t, "file:abc", 0)
