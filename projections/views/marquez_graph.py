@@ -2,99 +2,60 @@
 (``GET /api/v1/lineage``), column lineage (``GET /api/v1/column-lineage``), the event feed
 (``GET /api/v1/events/lineage``) and search (``GET /api/v1/search``).
 
-The lineage walk goes both ways from the node, one batch of indexed lookups per step, and
-stops at ``depth`` jobs away from it (Marquez's meaning of depth) or at :data:`MAX_NODES`.
+:func:`lineage` is the one lineage query (the API's and the UI's): from a dataset, a job or a
+run's job, ``depth`` jobs away both ways (Marquez's meaning of depth), at most ``max_nodes``
+nodes, the nearest first (:mod:`projections.views.marquez_walk`), and ``truncated`` when
+some were left out.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ledger.errors import InvalidRequest
 from projections.db import Connection
-from projections.view import Tables, chunks, loads, placeholders
+from projections.view import Tables, loads
 from projections.views.marquez_queries import MAX_NODES, Key, _dataset, _run, node_id, parse_node
+from projections.views.marquez_walk import Neighbourhood, neighbourhood, rows_by_key
 
 
-def _where(columns: tuple[str, str], count: int) -> str:
-    a, b = columns
-    return " OR ".join([f"({a} = ? AND {b} = ?)"] * count)
-
-
-def _flat(keys: list[Key]) -> list[str]:
-    return [part for key in keys for part in key]
-
-
-def _rows(conn: Connection, table: str, columns: tuple[str, str], keys: list[Key]) -> list[dict[str, Any]]:
-    """The rows of ``table`` whose ``columns`` are one of ``keys``: on PostgreSQL one join with
-    the keys as two arrays (one plan, whatever their number), on SQLite ORs of 200 at a time."""
-    if not keys:
-        return []
-    a, b = columns
-    if conn.is_postgres:
-        return conn.all(
-            f"SELECT x.* FROM unnest(?::text[], ?::text[]) AS k(a, b) JOIN {table} x "
-            f'ON x.{a} = k.a COLLATE "C" AND x.{b} = k.b COLLATE "C"',
-            ([k[0] for k in keys], [k[1] for k in keys]),
-        )
-    rows: list[dict[str, Any]] = []
-    for part in chunks(keys, 200):
-        rows.extend(conn.all(f"SELECT * FROM {table} WHERE {_where(columns, len(part))}", _flat(part)))
-    return rows
-
-
-def lineage(conn: Connection, t: Tables, start: str, depth: int) -> dict[str, Any] | None:
-    parsed = parse_node(conn, t, start)
+def lineage(
+    conn: Connection, t: Tables, start: str, depth: int, *, max_nodes: int = MAX_NODES
+) -> dict[str, Any] | None:
+    """Marquez's ``{"graph": [{id, type, data, inEdges, outEdges}]}`` around ``start``
+    (``dataset:<ns>:<name>``, ``job:<ns>:<name>`` or ``run:<run id>``, which starts from the
+    run's job), plus ``truncated``: whether nodes within ``depth`` were left out to keep to
+    ``max_nodes``. None when there is no such node."""
+    parsed = start_node(conn, t, start)
     if parsed is None:
         return None
-    edges: set[tuple[str, str]] = set()  # (origin node id, destination node id)
-    seen: dict[str, set[Key]] = {"dataset": set(), "job": set()}
     kind, key = parsed
-    seen[kind].add(key)
-    frontier: dict[str, list[Key]] = {"dataset": [], "job": []}
-    frontier[kind].append(key)
     steps = 2 * depth + (1 if kind == "job" else 0)  # depth: jobs beyond the node, each way
-    for _ in range(steps):
-        found: dict[str, list[Key]] = {"dataset": [], "job": []}
-        for e in _rows(conn, t("edges"), ("ds_namespace", "ds_name"), frontier["dataset"]):
-            _edge(e, edges, seen, found, "job", (e["job_namespace"], e["job_name"]))
-        for e in _rows(conn, t("edges"), ("job_namespace", "job_name"), frontier["job"]):
-            _edge(e, edges, seen, found, "dataset", (e["ds_namespace"], e["ds_name"]))
-        frontier = found
-        if (not found["dataset"] and not found["job"]) or sum(map(len, seen.values())) >= MAX_NODES:
-            break
-    return {"graph": _nodes(conn, t, seen, edges)}
+    found = neighbourhood(conn, t, kind, key, steps, max_nodes)
+    return {"graph": _nodes(found), "truncated": found.truncated}
 
 
-def _edge(
-    e: dict[str, Any],
-    edges: set[tuple[str, str]],
-    seen: dict[str, set[Key]],
-    found: dict[str, list[Key]],
-    kind: str,
-    key: Key,
-) -> None:
-    job = node_id("job", (e["job_namespace"], e["job_name"]))
-    ds = node_id("dataset", (e["ds_namespace"], e["ds_name"]))
-    edges.add((ds, job) if e["direction"] == "in" else (job, ds))
-    if key not in seen[kind]:
-        seen[kind].add(key)
-        found[kind].append(key)
+def start_node(conn: Connection, t: Tables, start: str) -> tuple[str, Key] | None:
+    """A lineage start as ``(kind, (namespace, name))``: a dataset or job node id, or
+    ``run:<run id>`` as the run's job."""
+    kind, _, rest = start.partition(":")
+    if kind not in ("dataset", "job", "run"):
+        raise InvalidRequest(
+            "nodeId must be dataset:<namespace>:<name>, job:<namespace>:<name> or run:<run id>, "
+            f"not {start!r}"
+        )
+    if kind != "run":
+        return parse_node(conn, t, start)
+    row = conn.one(f"SELECT namespace, name FROM {t('runs')} WHERE run_id = ?", (rest.strip().lower(),))
+    return None if row is None else ("job", (row["namespace"], row["name"]))
 
 
-def _nodes(
-    conn: Connection, t: Tables, seen: dict[str, set[Key]], edges: set[tuple[str, str]]
-) -> list[dict[str, Any]]:
+def _nodes(found: Neighbourhood) -> list[dict[str, Any]]:
     data: dict[str, dict[str, Any]] = {}
-    for row in _rows(conn, t("datasets"), ("namespace", "name"), sorted(seen["dataset"])):
+    for row in found.datasets:
         data[node_id("dataset", (row["namespace"], row["name"]))] = _dataset(row)
-    rows = _rows(conn, t("jobs"), ("namespace", "name"), sorted(seen["job"]))
-    wanted = sorted({r["latest_run_id"] for r in rows if r["latest_run_id"]})
-    latest: dict[str, dict[str, Any]] = {}
-    for part in chunks(wanted, 500):
-        for r in conn.all(f"SELECT * FROM {t('runs')} WHERE run_id IN ({placeholders(len(part))})", part):
-            latest[r["run_id"]] = r
-    for row in rows:
-        run = latest.get(row["latest_run_id"])
+    for row in found.jobs:
+        run = row["latest_run"]
         data[node_id("job", (row["namespace"], row["name"]))] = {
             "id": {"namespace": row["namespace"], "name": row["name"]},
             "type": "BATCH",
@@ -105,6 +66,11 @@ def _nodes(
             "facets": loads(row["facets"]),
             "latestRun": None if run is None else _run(run),
         }
+    edges = set()  # (origin node id, destination node id), both ends in the graph
+    for e in found.edges:
+        job = node_id("job", (e["job_namespace"], e["job_name"]))
+        ds = node_id("dataset", (e["ds_namespace"], e["ds_name"]))
+        edges.add((ds, job) if e["direction"] == "in" else (job, ds))
     ins: dict[str, list[dict[str, str]]] = {}
     outs: dict[str, list[dict[str, str]]] = {}
     for origin, destination in sorted(edges):
@@ -140,24 +106,20 @@ def column_lineage(
         for _ in range(depth if keep else 0):
             a, b = ("namespace", "name") if direction == "up" else ("in_namespace", "in_name")
             found: list[Key] = []
-            for part in chunks(frontier, 200):
-                for row in conn.all(
-                    f"SELECT * FROM {t('columns')} WHERE {_where((a, b), len(part))}", _flat(part)
-                ):
-                    rows[
-                        tuple(
-                            row[c]
-                            for c in ("namespace", "name", "field", "in_namespace", "in_name", "in_field")
-                        )
-                    ] = row
-                    nxt = (
-                        (row["in_namespace"], row["in_name"])
-                        if direction == "up"
-                        else (row["namespace"], row["name"])
+            for row in rows_by_key(conn, t("columns"), (a, b), frontier):
+                rows[
+                    tuple(
+                        row[c] for c in ("namespace", "name", "field", "in_namespace", "in_name", "in_field")
                     )
-                    if nxt not in seen:
-                        seen.add(nxt)
-                        found.append(nxt)
+                ] = row
+                nxt = (
+                    (row["in_namespace"], row["in_name"])
+                    if direction == "up"
+                    else (row["namespace"], row["name"])
+                )
+                if nxt not in seen:
+                    seen.add(nxt)
+                    found.append(nxt)
             frontier = found
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[tuple[str, str]] = []

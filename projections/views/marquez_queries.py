@@ -12,6 +12,7 @@ from ledger.hashing import parse_timestamp
 from projections.db import Connection
 from projections.view import Tables, loads
 from projections.views.marquez import MARQUEZ_STATE
+from projections.views.marquez_walk import rows_by_key
 
 #: Marquez's default lineage depth, and the most a caller may ask for.
 DEFAULT_DEPTH = 20
@@ -210,20 +211,17 @@ def versions(
 # ---- node ids -----------------------------------------------------------------------------------
 def parse_node(conn: Connection, t: Tables, node_id: str) -> tuple[str, Key] | None:
     """``dataset:<ns>:<name>`` or ``job:<ns>:<name>`` as (kind, (ns, name)); None when no such
-    node. A namespace may hold ':' (``postgres://host:5432``): every split is tried, and the one
-    that names a stored node wins."""
+    node. A namespace may hold ':' (``postgres://host:5432``): every split is looked up (in one
+    query), and the first that names a stored node wins."""
     kind, _, rest = node_id.partition(":")
     table = {"dataset": "datasets", "job": "jobs"}.get(kind)
     if table is None or not rest:
         raise InvalidRequest(
             f"nodeId must be dataset:<namespace>:<name> or job:<namespace>:<name>, not {node_id!r}"
         )
-    for i, char in enumerate(rest):
-        if char == ":" and conn.one(
-            f"SELECT 1 AS x FROM {t(table)} WHERE namespace = ? AND name = ?", (rest[:i], rest[i + 1 :])
-        ):
-            return kind, (rest[:i], rest[i + 1 :])
-    return None
+    splits = [(rest[:i], rest[i + 1 :]) for i, char in enumerate(rest) if char == ":"]
+    stored = {(r["namespace"], r["name"]) for r in rows_by_key(conn, t(table), ("namespace", "name"), splits)}
+    return next(((kind, key) for key in splits if key in stored), None)
 
 
 def node_id(kind: str, key: Key) -> str:

@@ -289,7 +289,8 @@ def test_the_client_s_static_lineage_and_richer_repeats_are_recorded_and_late_ev
 def test_marquez_read_endpoints_answer_what_the_client_reported(shared_server: Any) -> None:
     """Marquez's read API over runs the real client reported, on both backends: namespaces,
     colliding job names kept apart, jobs with their latest run state, dataset fields from the
-    schema facet and versions, lineage from a dataset node, the event feed and search."""
+    schema facet and versions, lineage from a dataset node and from a run, the event feed and
+    search."""
     server = shared_server
     token = server.token("auditor", name="marquez-reader")
     client = ol_client(server, server.admin_token)
@@ -328,7 +329,9 @@ def test_marquez_read_endpoints_answer_what_the_client_reported(shared_server: A
     clean = get(f"/namespaces/{ns}/datasets/clean")
     assert [(f["name"], f["type"]) for f in clean["fields"]] == [("id", "int")]
     assert get(f"/namespaces/{ns}/datasets/clean/versions")["totalCount"] == 2
-    graph = get("/lineage", nodeId=f"dataset:{ns}:raw", depth=2)["graph"]
+    found = get("/lineage", nodeId=f"dataset:{ns}:raw", depth=2)
+    assert found["truncated"] is False
+    graph = found["graph"]
     assert {n["id"] for n in graph} == {
         f"dataset:{ns}:raw",
         f"dataset:{ns}:clean",
@@ -336,6 +339,8 @@ def test_marquez_read_endpoints_answer_what_the_client_reported(shared_server: A
         f"job:{ns}:x/job",
     }
     assert get("/lineage", nodeId=f"dataset:{ns}:nope") is None
+    from_run = get("/lineage", nodeId=f"run:{run_id}", depth=0)["graph"]  # the FAIL run's job
+    assert {n["id"] for n in from_run} == {f"job:{ns}:x/job", f"dataset:{ns}:raw", f"dataset:{ns}:clean"}
     bad = httpx.get(f"{base}/lineage", headers=headers, params={"nodeId": "table:x"})
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
     feed = get("/events/lineage", limit=500)["events"]

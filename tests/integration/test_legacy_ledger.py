@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ledger.domain.openlineage import parse_run_event
 from ledger.errors import IdempotencyKeyReused
 from ledger.integrity.merkle import leaf_hash, root_from_leaf_hashes
 from ledger.integrity.verify import verify_ledger
@@ -23,6 +24,8 @@ from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.runner import ProjectionRunner
+from projections.views import marquez_graph as mg
+from projections.views import marquez_queries as mq
 from tests.conftest import PG_ADMIN_URL, postgres_or_skip
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -135,3 +138,50 @@ def test_a_ledger_written_before_the_layout_change_verifies_reads_projects_and_a
         assert report.ok and report.events_checked == 33 + 3
     finally:
         ledger.close()
+
+
+LEGACY_OL_RUN = "0193a6c0-0000-7000-8000-000000000001"
+
+
+def test_an_openlineage_run_written_before_issue_24_keeps_its_id_and_workflow_and_takes_new_events(
+    backend: str, legacy_settings: Settings
+) -> None:
+    """Upgrading keeps an OpenLineage run of the old code readable: the same run id and
+    workflow, its job and datasets in Marquez's read model, and a later event of the same
+    job lands on the same run (a FAIL after its COMPLETE is shown as late)."""
+    ledger = Ledger(legacy_settings)
+    try:
+        late = ledger.record_openlineage(
+            parse_run_event(
+                {
+                    "eventType": "FAIL",
+                    "eventTime": "2026-12-03T10:00:00Z",
+                    "producer": "https://example.com/legacy",
+                    "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+                    "run": {"runId": LEGACY_OL_RUN, "facets": {}},
+                    "job": {"namespace": "legacy", "name": "job", "facets": {}},
+                }
+            ),
+            principal="lineage",
+        )
+        assert (late.run_id, late.recorded, late.status) == (LEGACY_OL_RUN, True, "success")
+    finally:
+        ledger.close()
+    runner = ProjectionRunner(legacy_settings)
+    try:
+        runner.catch_up()
+    finally:
+        runner.stop()
+    views = ReadModels(legacy_settings)
+    try:
+        summary = views.run_summary(LEGACY_OL_RUN)
+        assert summary is not None
+        assert (summary["workflow"], summary["status"]) == ("legacy/job", "success")
+        assert [e["event_type"] for e in summary["late_events"]] == ["FAIL"]
+        job = views.marquez(lambda c, t: mq.job(c, t, "legacy", "job"))
+        assert job is not None and job["latestRun"]["id"] == LEGACY_OL_RUN
+        graph = views.marquez(lambda c, t: mg.lineage(c, t, "dataset:db:in", 1))
+        assert graph is not None
+        assert {n["id"] for n in graph["graph"]} == {"dataset:db:in", "job:legacy:job", "dataset:db:out"}
+    finally:
+        views.close()
