@@ -12,13 +12,19 @@ listing every run of a big ledger through the lazy iterator in flat memory.
 3. Listing: ``client.runs.list()`` over all runs (pages of 1000 followed by cursor), keeping
    none; the process's heap (tracemalloc) is sampled at 10% and at 100% of the runs, and must
    not grow with the count (flat memory).
+4. Peak RSS: a fresh process of its own (``--list-child``) lists the first 10% of the runs
+   through the iterator, another one all of them; their peak RSS (``wait4``) must be the same
+   within 10% or 8 MiB (flat memory), whatever the count.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
@@ -105,13 +111,60 @@ def listing(url: str, token: str, runs: int) -> dict[str, Any]:
     }
 
 
+def list_child(url: str, token: str, count: int) -> int:
+    """In this (child) process: list ``count`` runs through the iterator, keeping none."""
+    seen = 0
+    with Client(url, token, timeout=120) as client:
+        for _ in client.runs.list(page_size=1000):
+            seen += 1
+            if seen == count:
+                break
+    print(seen)
+    return 0
+
+
+def listed_in_a_process(url: str, token: str, count: int) -> dict[str, Any]:
+    """``count`` runs listed by a fresh process: how many, how long, its peak RSS."""
+    started = time.perf_counter()
+    env = {**os.environ, "RL_BENCH_TOKEN": token}
+    argv = [sys.executable, "-m", "bench.client_overhead", "--list-child", url, str(count)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the listing process exited {proc.returncode}")
+    return {
+        "runs_listed": int(out.decode().strip()),
+        "seconds": round(time.perf_counter() - started, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
+    }
+
+
+def rss_growth(url: str, token: str, runs: int) -> dict[str, Any]:
+    small = listed_in_a_process(url, token, max(1, runs // 10))
+    full = listed_in_a_process(url, token, runs)
+    grew = full["peak_rss_mb"] - small["peak_rss_mb"]
+    return {
+        "small": small,
+        "full": full,
+        "peak_rss_ratio": round(full["peak_rss_mb"] / small["peak_rss_mb"], 3),
+        "flat": grew <= max(small["peak_rss_mb"] * 0.1, 8.0),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--json", dest="json_path", help="also write the summary here")
+    parser.add_argument("--list-child", nargs=2, metavar=("URL", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.list_child:  # the child of rss_growth (token in the environment, not argv)
+        return list_child(args.list_child[0], os.environ["RL_BENCH_TOKEN"], int(args.list_child[1]))
     with scratch_database(args.backend, prefix="rl_client") as db:
         settings = Settings(database_url=db.url, data_dir=db.directory / "state")
         filled = fill(settings, args.runs, min(50, args.runs), None, datetime.now(UTC) - timedelta(days=2))
@@ -125,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 "projections_caught_up_s": round(caught_up, 1),
                 "overhead": overhead(server.url, token, run_ids, args.calls),
                 "listing": listing(server.url, token, args.runs),
+                "listing_rss": rss_growth(server.url, token, args.runs),
             }
     print(json.dumps(summary, indent=2))
     o = summary["overhead"]
@@ -139,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         f"listed {listed['runs_listed']} runs in {listed['seconds']} s; heap "
         f"{listed['heap_kb_at_10pct']} KiB at 10%, "
         f"peak {listed['heap_peak_kb_after_10pct']} KiB after ({flat})"
+    )
+    rss = summary["listing_rss"]
+    print(
+        f"peak RSS listing {rss['small']['runs_listed']} runs: {rss['small']['peak_rss_mb']} MB, "
+        f"{rss['full']['runs_listed']} runs: {rss['full']['peak_rss_mb']} MB "
+        f"(x{rss['peak_rss_ratio']}, {'flat' if rss['flat'] else 'GROWS'})"
     )
     write_json(args.json_path, summary)
     return 0

@@ -3,7 +3,8 @@ and ``runledger verify-bundle BUNDLE [--public-key FILE]`` (SPEC section 3).
 
 Exit 0 when the checks pass, 1 when they do not, 2 on bad usage. Results (each problem, then
 one summary line) go to stdout, logs and warnings to stderr; with ``verify --json`` stdout holds
-the JSON report alone and the summary line goes to stderr.
+the JSON report alone and the summary line goes to stderr. On a terminal, stderr shows a
+progress bar while the events are read (:mod:`cli.meter`); piped, nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from api.logging import configure_logging
 from cli import UsageError
 from cli.common import settings_from
 from cli.files import export_over_http
+from cli.meter import meter
 from cli.remote import client_options, server_url
 from ledger.integrity.bundle import ExportFilters, parse_time_filter, write_bundle
 from ledger.integrity.bundle_verify import verify_bundle
@@ -88,7 +90,9 @@ def verify_command(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.digest} does not hold a digest object")
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    report = verify_ledger(_open_ledger(args), digest=digest, workers=args.workers)
+    settings = _open_ledger(args)
+    with meter("verifying") as progress:
+        report = verify_ledger(settings, digest=digest, workers=args.workers, progress=progress)
     out = sys.stderr if args.json else sys.stdout  # --json: stdout holds the report alone
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
@@ -121,7 +125,11 @@ def export_command(args: argparse.Namespace) -> int:
         created_before=parse_time_filter(args.created_before, "--created-before"),
         workflow=args.workflow,
     )
-    result = write_bundle(_open_ledger(args), args.out, filters=filters, summarise=summary_from_events)
+    settings = _open_ledger(args)
+    with meter("exporting") as progress:
+        result = write_bundle(
+            settings, args.out, filters=filters, summarise=summary_from_events, progress=progress
+        )
     print(f"exported {plural(result.events, 'event')} of {plural(result.runs, 'run')} to {result.path}")
     return 0
 
@@ -135,7 +143,8 @@ def verify_bundle_command(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read public key {args.public_key}: {exc}") from exc
     if not args.bundle.is_file():
         raise UsageError(f"no bundle at {args.bundle}")
-    problems = verify_bundle(args.bundle, public_key=key)
+    with meter("checking") as progress:
+        problems = verify_bundle(args.bundle, public_key=key, progress=progress)
     for problem in problems:
         print(problem)
     if problems:

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     pool_size: int = Field(default=8, ge=1)
     lock_timeout_seconds: int = Field(default=5, ge=1)
+    #: PostgreSQL: how long a request or loop waits for a pooled connection (or a new one)
+    #: before it gives up: while the database is away, requests get 503 and loops report down
+    #: after this long.
+    pool_timeout_seconds: int = Field(default=10, ge=1)
     #: Aggregates (runs, workflows) the write side keeps in memory; 0 turns the cache off.
     aggregate_cache_size: int = Field(default=1000, ge=0)
     runs_dir: Path | None = None

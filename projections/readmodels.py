@@ -44,6 +44,9 @@ class ReadModels:
                 min_size=1,
                 max_size=pool_size,
                 open=True,
+                # As long as the write side's pool waits (not psycopg_pool's 30 s): a query
+                # while the database is away fails, and its loop reports down, this soon.
+                timeout=settings.pool_timeout_seconds,
                 # A connection the server ended (a restart, pg_terminate_backend) is found out
                 # and replaced before a query gets it, instead of failing that query.
                 check=ConnectionPool.check_connection,

@@ -10,7 +10,6 @@ first checks that every part reached the same position.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import re
@@ -26,6 +25,7 @@ from ledger.settings import Settings
 from projections import state as st
 from projections.db import Connection, connect, max_position, read_events
 from projections.fill import die_with_parent, fill_part, fill_part_process
+from projections.rebuild_lock import RebuildLock, try_lock
 from projections.view import Rebuilder, Tables, View
 
 log = structlog.get_logger()
@@ -52,24 +52,20 @@ class Rebuild:
     def run(self) -> dict[str, Any]:
         """Build and swap in the new tables; returns what was done (views, events, parts,
         seconds filling, indexing, in all). Refused while another rebuild of one of the
-        views runs (PostgreSQL: a session advisory lock per view)."""
+        views runs (each view's rebuild lock, :mod:`projections.rebuild_lock`)."""
         conn = connect(self.settings)
-        held: list[int] = []
+        held: list[RebuildLock] = []
         try:
             for view in self.views:
                 st.ensure_view(conn, view)
-                if conn.is_postgres:
-                    key = st.advisory_key(conn, f"rebuild:{view.name}")
-                    row = conn.one("SELECT pg_try_advisory_lock(?) AS ok", (key,))
-                    if row is None or not row["ok"]:
-                        raise RuntimeError(f"a rebuild of {view.name!r} is already running")
-                    held.append(key)
+                lock = try_lock(conn, self.settings, view.name)
+                if lock is None:
+                    raise RuntimeError(f"a rebuild of {view.name!r} is already running")
+                held.append(lock)
             return self._fill(conn)
         finally:
-            # Unlock explicitly: a closed session's locks go only when its backend exits.
-            with contextlib.suppress(Exception):
-                for key in held:
-                    conn.execute("SELECT pg_advisory_unlock(?)", (key,))
+            for lock in held:
+                lock.release()
             conn.close()
 
     def _fill(self, conn: Connection) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from ledger.store.reader import POSTGRES_CHANNEL
 from projections import state as st
 from projections.db import Connection, connect, read_events
 from projections.rebuild import REBUILD_BATCH, Rebuild
+from projections.rebuild_lock import try_lock
 from projections.view import Tables, View
 from projections.views import default_views, view_named
 
@@ -154,6 +155,9 @@ class ProjectionRunner:
         """The views this runner may write: all on SQLite; those whose lock it holds on PG."""
         conn = self._connection()
         if not conn.is_postgres:
+            if not self._owned:  # (again after a reconnect) clear what a dead rebuild left
+                for view in self.views:
+                    self._abandoned(conn, view)
             self._owned = {v.name for v in self.views}
             return list(self.views)
         if self._lock_conn is None:
@@ -171,20 +175,20 @@ class ProjectionRunner:
         return [v for v in self.views if v.name in self._owned]
 
     def _abandoned(self, conn: Connection, view: View) -> None:
-        """PostgreSQL: a view marked ``rebuilding`` with no rebuild holding its lock was left by
-        a rebuild that died (SIGKILL): mark it as not rebuilding (and drop the half-built
-        tables), so its state does not say ``rebuilding`` until the next rebuild."""
+        """A view marked ``rebuilding`` with no rebuild holding its rebuild lock was left by a
+        rebuild that died (SIGKILL): mark it as not rebuilding (and drop the half-built
+        tables), so its state does not say ``rebuilding`` until the next rebuild. Both
+        backends (:mod:`projections.rebuild_lock`)."""
         pointer = st.read_pointer(conn, view.name)
         if pointer is None or pointer.building is None:
             return
-        key = st.advisory_key(conn, f"rebuild:{view.name}")
-        row = conn.one("SELECT pg_try_advisory_lock(?) AS ok", (key,))
-        if row is None or not row["ok"]:
+        lock = try_lock(conn, self.settings, view.name)
+        if lock is None:
             return  # a rebuild is running now
         try:
             dropped = st.abandon_building(conn, view)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(?)", (key,))
+            lock.release()
         if dropped is not None:
             log.info("abandoned_rebuild_cleared", view=view.name, tables=dropped.prefix)
 

@@ -128,7 +128,11 @@ def write_bundle(
     filters: ExportFilters | None = None,
     summarise: Summarise | None = None,
     batch: int = 5000,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
+    """The signed bundle of the runs ``filters`` select, written to ``out`` (atomically).
+    ``progress(done, total)`` hears how many of the ledger's positions were read, every
+    ``batch`` rows."""
     filters = filters or ExportFilters()
     store = MerkleStore(settings)
     signer = Signer(settings)
@@ -146,7 +150,13 @@ def write_bundle(
         leaves = store.iter_leaves(side, batch=batch)
         leaf = next(leaves, None)
         cache = ProofCache(store, side, head.tree_size)
+        total, scanned = head.last_position + 1, 0
+        if progress is not None:
+            progress(0, total)
         for row in store.raw.rows.scan(conn, upto=head.last_position, batch=batch):
+            scanned += 1
+            if progress is not None and scanned % batch == 0:
+                progress(row.position + 1, total)
             while leaf is not None and leaf[1] < row.position:
                 leaf = next(leaves, None)
             if row.stream not in runs:
@@ -167,6 +177,8 @@ def write_bundle(
                     "audit_path": [p.hex() for p in path],
                 }
             )
+        if progress is not None:
+            progress(total, total)
         summaries = _HashingWriter(directory, "runs.jsonl")
         for run_events in _run_streams(store.raw.rows, side, sorted(runs), head.last_position):
             summary = summarise(run_events) if summarise is not None else None

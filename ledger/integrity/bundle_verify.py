@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +23,9 @@ from ledger.integrity.bundle import FILES, FORMAT
 from ledger.integrity.signing import load_public_key, public_key_pem, verify_signature
 from ledger.store.decode import contract_hash, load_json
 
+#: How often (in events) a bundle check reports its progress.
+PROGRESS_EVERY = 1000
+
 MAX_PROBLEMS = 1000
 
 
@@ -32,8 +35,15 @@ class BundleProblems(list[str]):
             self.append(problem)
 
 
-def verify_bundle(path: Path, *, public_key: Ed25519PublicKey | None = None) -> list[str]:
-    """Every problem found, as a sentence naming the place; empty when the bundle checks out."""
+def verify_bundle(
+    path: Path,
+    *,
+    public_key: Ed25519PublicKey | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[str]:
+    """Every problem found, as a sentence naming the place; empty when the bundle checks out.
+    ``progress(done, total)`` hears how many of the manifest's events were checked, every
+    ``PROGRESS_EVERY`` events."""
     problems = BundleProblems()
     try:
         tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by the with below
@@ -57,7 +67,9 @@ def verify_bundle(path: Path, *, public_key: Ed25519PublicKey | None = None) -> 
         except (KeyError, TypeError, ValueError):
             problems.add("manifest.json: the digest is missing or malformed")
             return problems
-        _check_events(tar, tree_size, root, problems)
+        counts = manifest.get("counts")
+        total = counts.get("events") if isinstance(counts, dict) else None
+        _check_events(tar, tree_size, root, problems, progress, total if isinstance(total, int) else 0)
     return problems
 
 
@@ -127,11 +139,23 @@ def _check_file(tar: tarfile.TarFile, name: str, manifest: dict[str, Any], probl
         )
 
 
-def _check_events(tar: tarfile.TarFile, tree_size: int, root: bytes, problems: BundleProblems) -> None:
+def _check_events(
+    tar: tarfile.TarFile,
+    tree_size: int,
+    root: bytes,
+    problems: BundleProblems,
+    progress: Callable[[int, int], None] | None = None,
+    total: int = 0,
+) -> None:
     streams: dict[str, tuple[int, str]] = {}
     previous = -1
     proofs = _lines(tar, "proofs.jsonl")
+    number = 0
+    if progress is not None:
+        progress(0, total)
     for number, line in enumerate(_lines(tar, "events.jsonl"), start=1):
+        if progress is not None and number % PROGRESS_EVERY == 0:
+            progress(number, max(total, number))
         where = f"events.jsonl line {number}"
         try:
             event, fast = load_json(line)
@@ -155,6 +179,8 @@ def _check_events(tar: tarfile.TarFile, tree_size: int, root: bytes, problems: B
             problems.add(f"{where}: positions must increase")
         previous = position
         _check_proof(where, event, proof, tree_size, root, problems)
+    if progress is not None:
+        progress(number, max(total, number))
     if next(proofs, None) is not None:
         problems.add("proofs.jsonl holds more lines than events.jsonl")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -57,9 +57,11 @@ def verify_ledger(
     batch: int = 10000,
     workers: int | None = 1,
     range_leaves: int = RANGE_LEAVES,
+    progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
     """Check the whole ledger; ``workers`` processes check ranges side by side (None: as many
-    as pay, see :func:`auto_workers`)."""
+    as pay, see :func:`auto_workers`). ``progress(done, total)`` hears how many of the tree's
+    events were checked after each range."""
     if range_leaves < 1 or range_leaves & (range_leaves - 1):
         raise ValueError("range_leaves must be a power of two")
     store = MerkleStore(settings)
@@ -70,7 +72,9 @@ def verify_ledger(
         if workers is None:
             workers = auto_workers(head.tree_size, range_leaves)
         specs = _plan(store, conn, head, range_leaves)
-        frontier = _join(_results(settings, specs, batch, workers), report)
+        if progress is not None:
+            progress(0, head.tree_size)
+        frontier = _join(_results(settings, specs, batch, workers), report, progress, head.tree_size)
         if frontier.size != head.tree_size or frontier.root() != head.root:
             report.add(
                 Problem(
@@ -134,7 +138,12 @@ def _results(settings: Settings, specs: list[RangeSpec], batch: int, workers: in
                 pending.append(pool.submit(check_range, settings, spec_next, batch))
 
 
-def _join(results: Iterator[RangeResult], report: VerifyReport) -> Frontier:
+def _join(
+    results: Iterator[RangeResult],
+    report: VerifyReport,
+    progress: Callable[[int, int], None] | None = None,
+    total: int = 0,
+) -> Frontier:
     """Join the ranges in order: chains across range boundaries, problems, and the tree over
     the stored events (perfect subtrees while ranges stay whole, leaf by leaf after a range
     that lost or gained rows)."""
@@ -160,6 +169,8 @@ def _join(results: Iterator[RangeResult], report: VerifyReport) -> Frontier:
         else:
             for offset in range(0, len(result.leaves), 32):
                 frontier.push(result.leaves[offset : offset + 32])
+        if progress is not None:
+            progress(min(frontier.size, total), total)
     return frontier
 
 

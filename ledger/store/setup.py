@@ -57,7 +57,8 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout_seconds),
             "POSTGRES_POOL_SIZE": str(settings.pool_size),
             "POSTGRES_MAX_OVERFLOW": str(settings.pool_size),
-            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # The library uses it as the pool's wait for a connection, too.
+            "POSTGRES_CONNECT_TIMEOUT": str(settings.pool_timeout_seconds),
             # The pool checks a connection before lending it (psycopg_pool's check_connection),
             # so one the server ended is replaced instead of failing the request that got it.
             "POSTGRES_PRE_PING": "y",

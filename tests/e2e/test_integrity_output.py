@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,49 @@ def _read_all(fd: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """``runledger ARGV`` with stderr on a real pty (read as it comes, so a full buffer cannot
+    stall it) and stdout on a pipe: its exit code, stdout, and what the terminal showed."""
+    controller, terminal = pty.openpty()
+    shown: list[str] = []
+    reader = threading.Thread(target=lambda: shown.append(_read_all(controller)))
+    reader.start()
+    try:
+        done = subprocess.run(
+            [RUNLEDGER, *argv], env=env, stdout=subprocess.PIPE, stderr=terminal, timeout=60, check=False
+        )
+    finally:
+        os.close(terminal)
+        reader.join(timeout=10)
+        os.close(controller)
+    return done.returncode, done.stdout.decode(), "".join(shown)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_export_verify_and_verify_bundle_show_progress_on_a_terminal_and_none_when_piped(
+    server: Server, tmp_path: Path
+) -> None:
+    populate(server)
+    env = {**server.env, "RUNLEDGER_LOG_FORMAT": "auto", "TERM": "xterm-256color", "COLUMNS": "120"}
+    bundle = tmp_path / "b.tar"
+    commands = {
+        "exporting": (["export", "--out", str(bundle)], "3/3 events"),  # the ledger's 3 positions read
+        "verifying": (["verify"], "3/3 events"),
+        "checking": (["verify-bundle", str(bundle)], "1/1 events"),  # the run's one event
+    }
+    for label, (argv, count) in commands.items():
+        code, stdout, shown = _on_a_terminal(argv, env)
+        assert code == 0, shown
+        plain = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", shown)
+        assert label in plain and count in plain, plain  # the bar, finished
+        assert "━" in plain  # rich's bar
+        assert len(stdout.splitlines()) == 1 and "\x1b" not in stdout and label not in stdout, stdout
+
+        piped = subprocess.run([RUNLEDGER, *argv], env=env, capture_output=True, text=True, timeout=60)
+        assert piped.returncode == 0, piped.stderr
+        assert piped.stdout == stdout  # the same result, nothing else
+        assert label not in piped.stderr and "━" not in piped.stderr and "\x1b" not in piped.stderr
+        for line in piped.stderr.splitlines():  # JSON logs (and verify-bundle's key warning) alone
+            assert line.startswith("warning: ") or "event" in json.loads(line), line

@@ -17,7 +17,7 @@ from ledger.settings import Settings
 from projections import state as st
 from projections.db import connect
 from projections.runner import ProjectionRunner, default_views, view_named
-from tests.conftest import POSTGRES
+from tests.conftest import BACKENDS, POSTGRES
 
 #: A parent that spawns a rebuild part process the way a split rebuild does, prints the part's
 #: pid, then waits to be killed.
@@ -83,3 +83,87 @@ def test_a_restarted_runner_marks_a_rebuild_that_died_as_not_running(
         assert pointer is not None and pointer.building is None
     finally:
         conn.close()
+
+
+#: A real rebuild of the summaries view, held in its fill (as if the ledger were big) so that
+#: it can be SIGKILLed there: it prints once its tables are started, then waits to be killed.
+HELD_REBUILD = """
+import sys, time
+import projections.rebuild as rebuild
+from ledger.settings import Settings
+from projections.views import default_views, view_named
+
+def held_fill(*args, **kwargs):
+    print("filling", flush=True)
+    time.sleep(120)
+
+rebuild.fill_part = held_fill
+settings = Settings(database_url=sys.argv[1], data_dir=sys.argv[2])
+rebuild.Rebuild(settings, [view_named(default_views(), "summaries")], parts=1).run()
+"""
+
+
+def view_states(settings: Settings) -> dict[str, str]:
+    conn = connect(settings)
+    try:
+        return {v["name"]: v["state"] for v in st.view_status(conn, default_views())}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_a_sigkilled_rebuild_is_cleared_by_the_next_runner_on_both_backends(
+    ledger: Ledger, settings: Settings
+) -> None:
+    first = ProjectionRunner(settings)
+    first.catch_up()
+    first.stop()
+    argv = [sys.executable, "-c", HELD_REBUILD, settings.database_url, str(settings.data_dir)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as rebuilding:
+        try:
+            assert rebuilding.stdout is not None
+            for line in rebuilding.stdout:  # (its logs come first)
+                if line.strip() == "filling":
+                    break
+            assert view_states(settings)["summaries"] == "rebuilding"
+            conn = connect(settings)
+            try:
+                pointer = st.read_pointer(conn, "summaries")
+                assert pointer is not None and pointer.building is not None
+                building = pointer.building
+                assert st.tables_named(conn, f"{building.prefix}_"), "the half-built tables"
+            finally:
+                conn.close()
+            # While it runs, a second rebuild is refused and a runner leaves it alone.
+            with pytest.raises(RuntimeError, match="already running"):
+                ProjectionRunner(settings).rebuild("summaries")
+            runner = ProjectionRunner(settings)
+            try:
+                runner.step()
+            finally:
+                runner.stop()
+            assert view_states(settings)["summaries"] == "rebuilding"
+        finally:
+            rebuilding.send_signal(signal.SIGKILL)
+            rebuilding.wait(timeout=10)
+    assert view_states(settings)["summaries"] == "rebuilding"  # what the dead rebuild left
+    runner = ProjectionRunner(settings)
+    try:
+        deadline = time.monotonic() + 10  # on PostgreSQL its session ends a moment later
+        while True:
+            runner.step()
+            if view_states(settings)["summaries"] == "live" or time.monotonic() > deadline:
+                break
+            runner._reset_connections()  # a new connection, as a restarted runner has
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+    assert view_states(settings)["summaries"] == "live"
+    conn = connect(settings)
+    try:
+        pointer = st.read_pointer(conn, "summaries")
+        assert pointer is not None and pointer.building is None
+        assert st.tables_named(conn, f"{building.prefix}_") == []
+    finally:
+        conn.close()
+    ProjectionRunner(settings).rebuild("summaries")  # and the next rebuild goes through
