@@ -113,7 +113,7 @@ def serve(args: argparse.Namespace) -> int:
     from api.auth import ensure_admin_token
     from api.logging import configure_logging
     from api.runtime import Runtime
-    from api.transport import NoDelayH11Protocol
+    from api.transport import HTTP, LOOP
 
     settings = settings_from(args)
     configure_logging(settings.log_format, settings.log_level)
@@ -153,7 +153,8 @@ def serve(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 log_config=None,
                 access_log=False,
-                http=NoDelayH11Protocol,
+                http=HTTP,
+                loop=LOOP,
             )
         else:
             config = uvicorn.Config(
@@ -163,7 +164,8 @@ def serve(args: argparse.Namespace) -> int:
                 log_config=None,
                 access_log=False,
                 lifespan="on",
-                http=NoDelayH11Protocol,
+                http=HTTP,
+                loop=LOOP,
             )
             _announcing_server(config, app).run()
     finally:
