@@ -55,7 +55,8 @@ def start_background(
         except ImportError as exc:
             log.warning("projection_runner_unavailable", error=str(exc))
         else:
-            runner = ProjectionRunner(settings, health=runtime.health)
+            wait = settings.projection_batch_ms / 1000
+            runner = ProjectionRunner(settings, health=runtime.health, poll_interval=wait, linger=wait)
             runner.start()
             stops.append(runner.stop)  # the runner logs projection_runner_started itself
     from ledger.integrity.merkle_follow import TreeFollower  # keeps the Merkle tree caught up

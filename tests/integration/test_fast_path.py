@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.app import create_app
-from api.fastpath import FastPath, lean_routes
+from api.fastpath import FastPath, FastPathAPI, lean_routes
 from api.metrics import request_metrics
 from api.routes import workers, workflows
 from api.runtime import Runtime
@@ -74,11 +74,12 @@ class Api:
 @pytest.fixture
 def api(settings: Settings) -> Iterator[Api]:
     app = create_app(settings.model_copy(update={"max_body_bytes": 4096}))
+    assert isinstance(app, FastPathAPI)
     with TestClient(app) as client:
-        stack = app.middleware_stack
-        assert isinstance(stack, FastPath)
-        spy = Spy(stack.app)
-        stack.app = spy
+        fast = app.fast_path  # made at the lifespan's start
+        assert isinstance(fast, FastPath)
+        spy = Spy(fast.app)
+        fast.app = spy
         api = Api(client, app.state.runtime, spy)
         assert api.post("/api/workflows", "operator", {"definition": DEFINITION}).status_code == 201
         yield api
