@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from api.bodylimit import BodyLimitMiddleware
 from api.errors import PROBLEM_RESPONSES, install_error_handlers
+from api.fastpath import FastPathAPI
 from api.inputguard import InputGuardMiddleware
 from api.logging import RequestLoggingMiddleware, configure_logging
 from api.metrics import MetricsMiddleware
@@ -61,7 +62,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
             if owned:
                 app.state.runtime.close()
 
-    app = FastAPI(
+    app = FastPathAPI(
         title="runledger",
         version=__version__,
         summary="An event-sourced run ledger: every run of every workflow as immutable, verifiable events.",
@@ -93,7 +94,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(ledger_routes.router, responses=PROBLEM_RESPONSES)
     app.include_router(export.router, responses=PROBLEM_RESPONSES)
     # Added innermost first: request logging (and 500s) wraps the body limit, which wraps the
-    # input guard (so the body it reads whole is bounded).
+    # input guard (so the body it reads whole is bounded). ``FastPathAPI`` puts the ingest fast
+    # path around all of them (``api/fastpath.py``).
     app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLoggingMiddleware)

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.redact import redact_secrets
 
-_RUN_PATH = re.compile(r"^/api/runs/(?P<run_id>[0-9a-fA-F-]{36})(?:/|$)")
+RUN_PATH = re.compile(r"^/api/runs/(?P<run_id>[0-9a-fA-F-]{36})(?:/|$)")
 _configured = False
 
 
@@ -68,7 +68,7 @@ class RequestLoggingMiddleware:
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         path = str(scope.get("path", ""))
         bound: dict[str, Any] = {"request_id": request_id}
-        match = _RUN_PATH.match(path)
+        match = RUN_PATH.match(path)
         if match:
             bound["run_id"] = match["run_id"]
         started = time.perf_counter()
@@ -108,6 +108,11 @@ class RequestLoggingMiddleware:
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
-            text = bytes(value).decode("latin-1")[:100]
-            return text if re.fullmatch(r"[A-Za-z0-9._-]+", text) else None
+            return request_id_of(value)
     return None
+
+
+def request_id_of(value: bytes) -> str | None:
+    """A client's ``X-Request-ID`` when it is a plain id (its first 100 characters), else None."""
+    text = bytes(value).decode("latin-1")[:100]
+    return text if re.fullmatch(r"[A-Za-z0-9._-]+", text) else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, machine, scratch_database, write_json
+from bench.nodelay import NoDelayProbe
 from bench.server import NullServer, RunledgerServer
 
 RUNBENCH_DIR = Path(os.environ.get("RUNBENCH_DIR", ROOT.parent / "shared" / "bench")).resolve()
@@ -64,8 +66,36 @@ def write_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "client_cores": [t["cpu"].get("client_cores") for t in config["trials"]],
                 "foreign_cores": [t["cpu"].get("foreign_cores") for t in config["trials"]],
             }
+            | server_cpu(config["trials"])
         )
     return rows
+
+
+def server_cpu(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Server CPU per run and per request: the server process tree's CPU time over each trial
+    (the harness reads it from ``/proc`` by the tree's session id) divided by the runs and the
+    requests that trial completed. Medians over the trials, and every trial's figure per run
+    (the spread)."""
+    per_run: list[float] = []
+    per_request: list[float] = []
+    for trial in trials:
+        cores = trial["cpu"].get("server_cores")
+        if cores is None or not trial["completed_runs"] or not trial["requests_ok"]:
+            continue
+        cpu_ms = 1000 * cores * trial["elapsed_s"]
+        per_run.append(round(cpu_ms / trial["completed_runs"], 2))
+        per_request.append(round(cpu_ms / trial["requests_ok"], 3))
+    if not per_run:
+        return {
+            "server_cpu_ms_per_run": None,
+            "server_cpu_ms_per_request": None,
+            "server_cpu_ms_per_run_trials": [],
+        }
+    return {
+        "server_cpu_ms_per_run": round(statistics.median(per_run), 2),
+        "server_cpu_ms_per_request": round(statistics.median(per_request), 3),
+        "server_cpu_ms_per_run_trials": per_run,
+    }
 
 
 def read_rows(summary: dict[str, Any]) -> dict[str, Any]:
@@ -116,25 +146,27 @@ def bench_runledger(
                 str(server.pid),
             ]
             started = time.time()
-            write = runbench(
-                [
-                    *common,
-                    "--mode",
-                    "write",
-                    "--clients",
-                    clients,
-                    "--runs",
-                    str(runs),
-                    "--max-seconds",
-                    str(max_seconds),
-                    "--repeat",
-                    str(repeat),
-                ],
-                results_dir / f"runledger-{backend}-write.json",
-            )
+            with NoDelayProbe(server.port) as nodelay:
+                write = runbench(
+                    [
+                        *common,
+                        "--mode",
+                        "write",
+                        "--clients",
+                        clients,
+                        "--runs",
+                        str(runs),
+                        "--max-seconds",
+                        str(max_seconds),
+                        "--repeat",
+                        str(repeat),
+                    ],
+                    results_dir / f"runledger-{backend}-write.json",
+                )
             result: dict[str, Any] = {
                 "backend": backend,
                 "server_workers": workers,
+                "nodelay": nodelay.summary(),
                 "write": write_rows(write),
                 "write_wall_s": round(time.time() - started, 1),
             }
@@ -189,32 +221,37 @@ def bench_null(
     results_dir.mkdir(parents=True, exist_ok=True)
     with NullServer(results_dir / "null-server", log_path=results_dir / f"{label}-serve.log") as server:
         started = time.time()
-        write = runbench(
-            [
-                "--system",
-                ADAPTER,
-                "--url",
-                server.url,
-                "--opt",
-                f"token={server.token('operator')}",
-                "--opt",
-                f"worker_token={server.token('worker')}",
-                "--server-sid",
-                str(server.pid),
-                "--mode",
-                "write",
-                "--clients",
-                clients,
-                "--runs",
-                str(runs),
-                "--max-seconds",
-                str(max_seconds),
-                "--repeat",
-                str(repeat),
-            ],
-            results_dir / f"{label}-write.json",
-        )
-        return {"write": write_rows(write), "write_wall_s": round(time.time() - started, 1)}
+        with NoDelayProbe(server.port) as nodelay:
+            write = runbench(
+                [
+                    "--system",
+                    ADAPTER,
+                    "--url",
+                    server.url,
+                    "--opt",
+                    f"token={server.token('operator')}",
+                    "--opt",
+                    f"worker_token={server.token('worker')}",
+                    "--server-sid",
+                    str(server.pid),
+                    "--mode",
+                    "write",
+                    "--clients",
+                    clients,
+                    "--runs",
+                    str(runs),
+                    "--max-seconds",
+                    str(max_seconds),
+                    "--repeat",
+                    str(repeat),
+                ],
+                results_dir / f"{label}-write.json",
+            )
+        return {
+            "write": write_rows(write),
+            "nodelay": nodelay.summary(),
+            "write_wall_s": round(time.time() - started, 1),
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,10 +285,13 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{backend:8} clients={row['clients']} runs/s={row['runs_per_s']} "
                 f"req/s={row['requests_per_s']} p50={row['p50_ms']}ms p95={row['p95_ms']}ms "
-                f"p99={row['p99_ms']}ms errors={row['errors']}",
+                f"p99={row['p99_ms']}ms errors={row['errors']} server CPU/run="
+                f"{row['server_cpu_ms_per_run']}ms (trials {row['server_cpu_ms_per_run_trials']}) "
+                f"CPU/request={row['server_cpu_ms_per_request']}ms",
                 flush=True,
             )
         print(f"{backend:8} peak RSS of runledger serve: {result['peak_rss_mb']} MB", flush=True)
+        print(f"{backend:8} TCP_NODELAY on the server's connections: {result['nodelay']}", flush=True)
         if "read" in result:
             print(f"{backend:8} read: {result['read']}", flush=True)
     write_json(args.out, summary)

@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.common import ROOT, machine, write_json
 from bench.http_ingest import RUNBENCH_DIR, bench_null, bench_runledger, read_rows, write_rows
+from bench.nodelay import NoDelayProbe
 from bench.server import free_port
 
 VENV = ROOT / "bench" / ".mlflow-venv"
@@ -71,6 +72,7 @@ def bench_mlflow(
         }
     )
     phases = "write,populate,read" if populate else "write"
+    port = free_port()
     cmd = [
         str(VENV / "bin" / "python"),
         str(RUNBENCH_DIR / "mlflow_bench.py"),
@@ -79,7 +81,7 @@ def bench_mlflow(
         "--workers",
         "2",
         "--port",
-        str(free_port()),
+        str(port),
         "--phases",
         phases,
         "--clients",
@@ -95,11 +97,13 @@ def bench_mlflow(
     ]
     print("#", " ".join(cmd[1:]).replace(str(ROOT) + "/", ""), file=sys.stderr, flush=True)
     started = time.time()
-    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    with NoDelayProbe(port) as nodelay:
+        subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     name = f"mlflow-{backend}-w2"
     with (results_dir / f"{name}-write.json").open() as handle:
         result: dict[str, Any] = {
             "backend": backend,
+            "nodelay": nodelay.summary(),
             "write": write_rows(json.load(handle)),
             "wall_s": round(time.time() - started, 1),
         }
@@ -133,9 +137,25 @@ def side_by_side(
                 "mlflow_errors": theirs["errors"],
                 "runledger_errors": ours["errors"],
             }
+            | _cpu(theirs, ours)
             | _ceiling(ceiling, theirs)
         )
     return rows
+
+
+def _cpu(mlflow: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """Server CPU per run and per request beside each other, and their ratio (runledger's
+    CPU per run over MLflow's: the goal is 0.1 or less)."""
+    theirs_ms, ours_ms = mlflow.get("server_cpu_ms_per_run"), ours.get("server_cpu_ms_per_run")
+    return {
+        "mlflow_cpu_ms_per_run": theirs_ms,
+        "runledger_cpu_ms_per_run": ours_ms,
+        "cpu_ratio": round(ours_ms / theirs_ms, 3) if theirs_ms and ours_ms is not None else None,
+        "mlflow_cpu_ms_per_request": mlflow.get("server_cpu_ms_per_request"),
+        "runledger_cpu_ms_per_request": ours.get("server_cpu_ms_per_request"),
+        "mlflow_cpu_ms_per_run_trials": mlflow.get("server_cpu_ms_per_run_trials", []),
+        "runledger_cpu_ms_per_run_trials": ours.get("server_cpu_ms_per_run_trials", []),
+    }
 
 
 def _ceiling(null: dict[str, Any] | None, mlflow: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +166,9 @@ def _ceiling(null: dict[str, Any] | None, mlflow: dict[str, Any]) -> dict[str, A
         "null_runs_per_s": null["runs_per_s"],
         "null_ratio": round(null["runs_per_s"] / mlflow["runs_per_s"], 2) if mlflow["runs_per_s"] else None,
         "null_client_cores": null.get("client_cores"),
+        "null_p99_ms": null["p99_ms"],
+        "null_cpu_ms_per_run": null.get("server_cpu_ms_per_run"),
+        "null_cpu_ms_per_request": null.get("server_cpu_ms_per_request"),
     }
 
 
@@ -207,9 +230,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{backend:8} clients={row['clients']} runs/s mlflow={row['mlflow_runs_per_s']}"
                 f" runledger={row['runledger_runs_per_s']} ratio={row['runs_ratio']} "
                 f"p99 mlflow={row['mlflow_p99_ms']}ms runledger={row['runledger_p99_ms']}ms"
-                f" null server={row.get('null_runs_per_s')} runs/s",
+                f" null server={row.get('null_runs_per_s')} runs/s | server CPU/run"
+                f" mlflow={row['mlflow_cpu_ms_per_run']}ms runledger={row['runledger_cpu_ms_per_run']}ms"
+                f" null={row.get('null_cpu_ms_per_run')}ms cpu ratio={row['cpu_ratio']}",
                 flush=True,
             )
+        nodelay = {"mlflow": theirs["nodelay"], "runledger": ours["nodelay"]}
+        if null is not None:
+            nodelay["null"] = null["nodelay"]
+        summary["backends"][-1]["nodelay"] = nodelay
+        print(f"{backend:8} TCP_NODELAY on the servers' connections: {nodelay}", flush=True)
     write_json(args.out, summary)
     return 0
 

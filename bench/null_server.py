@@ -4,10 +4,11 @@
 
 It answers the requests of :mod:`bench.runledger_adapter` the way ``runledger serve`` does
 (same paths, same bearer header, the same JSON shapes, FastAPI on uvicorn with the same
-settings) and does no work: a trigger queues an id, a claim hands the oldest one out, a
-report is acknowledged. Driven by the same ``runbench`` harness with the same clients, its
-runs/s is the most any server on this stack could show on this machine, because the
-harness's own client work and the HTTP layer are all that is left.
+settings: ``api.transport``'s loop and HTTP protocol) and does no work: a trigger queues an
+id, a claim hands the oldest one out, a report is acknowledged. Driven by the same
+``runbench`` harness with the same clients, its runs/s is the most any server on this stack
+could show on this machine, because the harness's own client work and the HTTP layer are
+all that is left.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Body, FastAPI, Header, HTTPException, Response
+
+from api.transport import HTTP, LOOP
 
 
 def create_app() -> FastAPI:
@@ -81,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
     args = parser.parse_args(argv)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(), host=args.host, port=args.port, log_config=None, access_log=False, http=HTTP, loop=LOOP
+    )
     return 0
 
 

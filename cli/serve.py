@@ -55,7 +55,8 @@ def start_background(
         except ImportError as exc:
             log.warning("projection_runner_unavailable", error=str(exc))
         else:
-            runner = ProjectionRunner(settings, health=runtime.health)
+            wait = settings.projection_batch_ms / 1000
+            runner = ProjectionRunner(settings, health=runtime.health, poll_interval=wait, linger=wait)
             runner.start()
             stops.append(runner.stop)  # the runner logs projection_runner_started itself
     from ledger.integrity.merkle_follow import TreeFollower  # keeps the Merkle tree caught up
@@ -113,7 +114,7 @@ def serve(args: argparse.Namespace) -> int:
     from api.auth import ensure_admin_token
     from api.logging import configure_logging
     from api.runtime import Runtime
-    from api.transport import NoDelayH11Protocol
+    from api.transport import HTTP, LOOP
 
     settings = settings_from(args)
     configure_logging(settings.log_format, settings.log_level)
@@ -153,7 +154,8 @@ def serve(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 log_config=None,
                 access_log=False,
-                http=NoDelayH11Protocol,
+                http=HTTP,
+                loop=LOOP,
             )
         else:
             config = uvicorn.Config(
@@ -163,7 +165,8 @@ def serve(args: argparse.Namespace) -> int:
                 log_config=None,
                 access_log=False,
                 lifespan="on",
-                http=NoDelayH11Protocol,
+                http=HTTP,
+                loop=LOOP,
             )
             _announcing_server(config, app).run()
     finally:
