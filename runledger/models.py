@@ -92,6 +92,14 @@ class RunPublic(Public):
     resume_of: str | None = None
     batch_id: str | None = None
     late_events: list[JSONDict] = []
+    labels: dict[str, str] = {}
+
+
+class RunLabelled(Public):
+    """The answer to ``POST /api/runs/{run_id}/labels``: the run's labels after the change."""
+
+    run_id: str
+    labels: dict[str, str]
 
 
 class RunsPublic(Public):

@@ -184,6 +184,7 @@ def _trigger(
             parallelism=body.batch.parallelism,
             parameters=body.parameters,
             principal=principal.name,
+            labels=body.labels,
         )
         response.status_code = 202
         log.info("batch_triggered", batch_id=batch.batch_id, runs=len(batch.run_ids))
@@ -194,6 +195,7 @@ def _trigger(
         parameters=body.parameters,
         principal=principal.name,
         idempotency_key=body.idempotency_key,
+        labels=body.labels,
     )
     status = "pending"
     if not triggered.created:

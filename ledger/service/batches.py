@@ -11,6 +11,7 @@ from typing import Any
 
 from ledger.domain.batch import Batch
 from ledger.domain.definition import resolve_parameters
+from ledger.domain.labels import check_labels
 from ledger.errors import InvalidRequest, NotFound
 from ledger.service.base import LedgerBase
 from ledger.service.triggers import new_run
@@ -35,6 +36,7 @@ class BatchCommands(LedgerBase):
         parallelism: int,
         parameters: Mapping[str, Any] | None = None,
         principal: str,
+        labels: Mapping[str, Any] | None = None,
     ) -> BatchTriggered:
         if definition_hash is not None:
             name, version, raw = self.definition_by_hash(definition_hash)
@@ -71,6 +73,9 @@ class BatchCommands(LedgerBase):
             )
             for params in resolved
         ]
+        checked = check_labels(labels or {})
+        for run in runs if checked else ():  # every run of the batch carries the labels
+            run.label(set_=checked, remove=[], by=principal, reason=None, at=at)
         batch = Batch.create(
             batch_id=f"batch:{batch_id}",
             at=at,
