@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.bodylimit import BodyLimitMiddleware
 from api.errors import PROBLEM_RESPONSES, install_error_handlers
@@ -18,6 +18,7 @@ from api.inputguard import InputGuardMiddleware
 from api.logging import RequestLoggingMiddleware, configure_logging
 from api.metrics import MetricsMiddleware
 from api.models import Health
+from api.params import reject_unknown_query
 from api.routes import (
     batches,
     export,
@@ -68,6 +69,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         summary="An event-sourced run ledger: every run of every workflow as immutable, verifiable events.",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     install_error_handlers(app)
 

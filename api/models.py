@@ -33,6 +33,7 @@ from runledger.models import (
     ReportAccepted,
     RunAccepted,
     RunCreated,
+    RunLabelled,
     RunPublic,
     RunsPublic,
     RunTriggered,
@@ -69,10 +70,24 @@ class BatchSpec(Request):
     parallelism: Annotated[int, Field(ge=1, le=1000)] = 5
 
 
+#: A label value as a request carries it; keys and counts are checked by the ledger
+#: (``ledger.domain.labels``), so the API and the Python callers get the same answers.
+LabelValue = Annotated[str, Field(max_length=256)]
+
+
 class TriggerRequest(Request):
     parameters: JSONDict = {}
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     batch: BatchSpec | None = None
+    labels: Annotated[dict[str, LabelValue], Field(max_length=64)] = {}
+
+
+class LabelRequest(Request):
+    """``POST /api/runs/{run_id}/labels``: keys to set and keys to remove, and why."""
+
+    set: Annotated[dict[str, LabelValue], Field(max_length=64)] = {}
+    remove: Annotated[list[Annotated[str, Field(max_length=63)]], Field(max_length=64)] = []
+    reason: Annotated[str, Field(max_length=2000)] | None = None
 
 
 # ---- runs ------------------------------------------------------------------------------------
@@ -129,6 +144,7 @@ __all__ = [
     "FilesPublic",
     "Health",
     "JSONDict",
+    "LabelRequest",
     "LineagePublic",
     "ProjectionPublic",
     "ProjectionsPublic",
@@ -141,6 +157,7 @@ __all__ = [
     "ResumeRequest",
     "RunAccepted",
     "RunCreated",
+    "RunLabelled",
     "RunPublic",
     "RunTriggered",
     "RunsPublic",

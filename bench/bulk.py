@@ -121,13 +121,22 @@ class RunWriter:
         prev = self._event(
             stream,
             2,
+            "Labelled",
+            at,
+            stamp,
+            prev,
+            {"set": facts.labels, "remove": [], "by": "bench", "reason": None},
+        )
+        prev = self._event(
+            stream,
+            3,
             "Started",
             at,
             stamp,
             prev,
             {"worker_id": WORKER, "lease_expires_at": format_timestamp(at + self.lease)},
         )
-        sequence = 3
+        sequence = 4
         for t in facts.tasks:
             prev = self._event(
                 stream,

@@ -1,10 +1,12 @@
 """Fill a ledger quickly with complete runs: real events from the real aggregates, many runs per
 ``save()`` (one transaction), then the projections caught up.
 
-Each run: ``Run.Triggered``, ``Run.Started``, 5 x (``TaskStarted``, ``TaskFinished`` with exit
-code, duration, 2 input and 2 output hashes, host), ``Run.Succeeded`` (1 in 20 fails its last
-task and ends ``Run.Failed``): 13 events. Runs form chains of ``CHAIN`` per workflow: a run's
-first task consumes a file the previous run of its chain produced, so lineage links runs.
+Each run: ``Run.Triggered`` (five string parameters and a numeric one, ``max_urls``),
+``Run.Labelled`` (labels ``team`` and ``tier`` at trigger), ``Run.Started``, 5 x
+(``TaskStarted``, ``TaskFinished`` with exit code, duration, 2 input and 2 output hashes,
+host), ``Run.Succeeded`` (1 in 20 fails its last task and ends ``Run.Failed``): 14 events.
+Runs form chains of ``CHAIN`` per workflow: a run's first task consumes a file the previous run
+of its chain produced, so lineage links runs.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ N_WORKFLOWS = 10
 N_DATASETS = 50
 CHAIN = 20
 PARAM_NAMES = ("workflow", "dataset", "git_sha", "seed", "owner")
-EVENTS_PER_RUN = 13
+N_TEAMS = 8
+EVENTS_PER_RUN = 14
 WORKER = "bench-worker"
 
 
@@ -38,11 +41,9 @@ def workflow_definition(name: str) -> dict[str, Any]:
         if i:
             task["depends_on"] = [f"t{i - 1}"]
         tasks.append(task)
-    return {
-        "name": name,
-        "params": {p: {"type": "string", "required": True} for p in PARAM_NAMES},
-        "tasks": tasks,
-    }
+    params: dict[str, Any] = {p: {"type": "string", "required": True} for p in PARAM_NAMES}
+    params["max_urls"] = {"type": "integer", "required": True}
+    return {"name": name, "params": params, "tasks": tasks}
 
 
 def sha(text: str) -> str:
@@ -66,9 +67,10 @@ class RunFacts:
     seq: int
     run_id: str
     workflow: str
-    parameters: dict[str, str]
+    parameters: dict[str, Any]
     tasks: tuple[TaskFacts, ...]
     failed: bool
+    labels: dict[str, str]
 
 
 def run_id_of(seq: int) -> str:
@@ -80,7 +82,7 @@ def run_facts(seq: int, seed: int = 7) -> RunFacts:
     produce any run, and the aggregate and bulk paths write the very same events."""
     rng = random.Random(seed * 1_000_000_007 + seq)
     name = f"wf-{seq % N_WORKFLOWS}"
-    params = {
+    params: dict[str, Any] = {
         "workflow": name,
         "dataset": f"ds-{rng.randrange(N_DATASETS)}",
         "git_sha": sha(f"git/{seq}")[:12],
@@ -106,8 +108,16 @@ def run_facts(seq: int, seed: int = 7) -> RunFacts:
                 outputs=tuple(sha(f"{seq}/{task}/out{j}") for j in range(2)),
             )
         )
+    params["max_urls"] = rng.randrange(1, 101)
+    labels = {"team": f"team-{rng.randrange(N_TEAMS)}", "tier": "gold" if seq % 10 == 0 else "standard"}
     return RunFacts(
-        seq=seq, run_id=run_id_of(seq), workflow=name, parameters=params, tasks=tuple(tasks), failed=failed
+        seq=seq,
+        run_id=run_id_of(seq),
+        workflow=name,
+        parameters=params,
+        tasks=tuple(tasks),
+        failed=failed,
+        labels=labels,
     )
 
 
@@ -169,6 +179,7 @@ def build_run(facts: RunFacts, active: Any, at: datetime, lease_expires_at: str)
         batch_id=None,
         idempotency_key=None,
     )
+    run.label(set_=facts.labels, remove=[], by="bench", reason=None, at=at)
     run.claim(worker_id=WORKER, lease_expires_at=lease_expires_at, at=at)
     for report in run_reports(facts):
         apply_report(run, report, worker_id=WORKER, at=at, lease_expires_at=lease_expires_at)
@@ -185,7 +196,7 @@ def populate(
     progress: bool = True,
     clock: Callable[[int], datetime] | None = None,
 ) -> dict[str, Any]:
-    """Write ``runs`` complete runs through the aggregates, ``per_save`` runs (x13 events) per
+    """Write ``runs`` complete runs through the aggregates, ``per_save`` runs (x14 events) per
     save. ``clock(seq)`` gives a run's time (default: now)."""
     definitions = register_workflows(ledger)
     started = time.perf_counter()

@@ -22,7 +22,9 @@ with ``--analyze`` (PostgreSQL): ``ANALYZE`` before the queries, as autovacuum w
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -35,8 +37,10 @@ import psycopg
 from bench.bulk import fill
 from bench.common import PG_URL, latency_ms, machine, scratch_database, write_json
 from bench.memory import measure_command
-from bench.populate import CHAIN, N_DATASETS, N_WORKFLOWS
+from bench.mlflow_compare import VENV, ensure_mlflow_venv
+from bench.populate import CHAIN, N_DATASETS, N_TEAMS, N_WORKFLOWS, run_facts
 from bench.server import RunledgerServer, runledger_env
+from ledger.hashing import format_timestamp
 from ledger.settings import Settings
 
 GOALS_MS = {
@@ -44,8 +48,28 @@ GOALS_MS = {
     "list_by_status": 20.0,
     "list_by_workflow": 20.0,
     "list_by_param": 20.0,
+    "list_by_label": 20.0,
+    "list_status_any": 20.0,
+    "q_label_eq": 20.0,
+    "q_workflow_or_label": 20.0,
+    "q_param_range_window": 20.0,
     "stats": 50.0,
+    "stats_q": 100.0,
 }
+
+
+def q_expressions(base: datetime, runs: int) -> dict[str, str]:
+    """The three ``q`` expressions of issue 20 (and the one ``/api/stats?q=`` takes): a label
+    equality, an OR across workflow and label, and a range over a numeric parameter within a
+    time window (the middle fifth of the runs: about 2% of all runs match)."""
+    start = format_timestamp(base + timedelta(milliseconds=int(runs * 0.4)))
+    end = format_timestamp(base + timedelta(milliseconds=int(runs * 0.6)))
+    return {
+        "q_label_eq": 'label.team = "team-3"',
+        "q_workflow_or_label": 'workflow = "wf-3" OR label.tier = "gold"',
+        "q_param_range_window": f'param.max_urls > 90 AND created_at >= "{start}" AND created_at < "{end}"',
+        "stats_q": f'label.team = "team-3" AND created_at >= "{start}" AND created_at < "{end}"',
+    }
 
 
 def wait_caught_up(url: str, token: str, timeout: float = 3600) -> None:
@@ -61,7 +85,7 @@ def wait_caught_up(url: str, token: str, timeout: float = 3600) -> None:
 
 
 def query_latencies(
-    url: str, token: str, run_ids: list[str], iterations: int, seed: int = 11
+    url: str, token: str, run_ids: list[str], iterations: int, qs: dict[str, str], seed: int = 11
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     lat: dict[str, list[float]] = {}
@@ -105,12 +129,93 @@ def query_latencies(
                 {"param.dataset": f"ds-{rng.randrange(N_DATASETS)}", "limit": 50},
                 "runs",
             )
+            timed(
+                "list_by_label",
+                "/api/runs",
+                {"label.team": f"team-{rng.randrange(N_TEAMS)}", "limit": 50},
+                "runs",
+            )
+            timed("list_status_any", "/api/runs", {"status": ["failed", "killed"], "limit": 50}, "runs")
+            for op in ("q_label_eq", "q_workflow_or_label", "q_param_range_window"):
+                timed(op, "/api/runs", {"q": qs[op], "limit": 50}, "runs")
             timed("stats", "/api/stats")
+            timed("stats_q", "/api/stats", {"q": qs["stats_q"]})
             timed("lineage_depth3", f"/api/runs/{rng.choice(chained)}/lineage", {"depth": 3}, "nodes")
     result: dict[str, Any] = {op: latency_ms(values) for op, values in lat.items()}
     for op, values in sizes.items():
         result[op]["avg_items"] = round(sum(values) / len(values), 1)
     result["failures"] = failures
+    return result
+
+
+def mlflow_filters(base: datetime, runs: int) -> dict[str, str | list[str]]:
+    """The same filters as MLflow ``search_runs`` filter strings (a list: MLflow has no OR,
+    so one search per side, merged). Each label is a tag, the workflow a tag too, and the
+    numeric parameter also a metric (MLflow compares params as strings only)."""
+    start = int((base + timedelta(milliseconds=int(runs * 0.4))).timestamp() * 1000)
+    end = int((base + timedelta(milliseconds=int(runs * 0.6))).timestamp() * 1000)
+    return {
+        "list_by_status": "attributes.status = 'FINISHED'",
+        "list_by_workflow": "tags.workflow = 'wf-3'",
+        "list_by_param": "params.dataset = 'ds-7'",
+        "list_status_any": ["attributes.status = 'FAILED'", "attributes.status = 'KILLED'"],
+        "q_label_eq": "tags.team = 'team-3'",
+        "q_workflow_or_label": ["tags.workflow = 'wf-3'", "tags.tier = 'gold'"],
+        "q_param_range_window": (
+            f"metrics.max_urls > 90 AND attributes.start_time >= {start} AND attributes.start_time < {end}"
+        ),
+    }
+
+
+def mlflow_peer(backend: str, runs: int, base: datetime, iterations: int, work: Path) -> dict[str, Any]:
+    """MLflow's ``search_runs`` over the same runs (``bench/mlflow_search.py`` in MLflow's venv,
+    its store on the same backend: an SQLite file, or the PostgreSQL database
+    ``mlflow_search_bench``, emptied first)."""
+    version = ensure_mlflow_venv()
+    runs_file = work / "mlflow-runs.tsv"
+    with runs_file.open("w", encoding="utf-8") as out:
+        for seq in range(runs):
+            facts = run_facts(seq)
+            start_ms = int((base + timedelta(milliseconds=seq)).timestamp() * 1000)
+            out.write(
+                f"{facts.run_id}\t{facts.workflow}\t{int(facts.failed)}\t{start_ms}\t"
+                f"{json.dumps(facts.parameters)}\t{json.dumps(facts.labels)}\n"
+            )
+    if backend == "postgres":
+        admin = PG_URL.rsplit("/", 1)[0]
+        with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+            if (
+                conn.execute("SELECT 1 FROM pg_database WHERE datname = 'mlflow_search_bench'").fetchone()
+                is None
+            ):
+                conn.execute("CREATE DATABASE mlflow_search_bench")
+        with psycopg.connect(f"{admin}/mlflow_search_bench", autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+        uri = f"{admin.replace('postgresql://', 'postgresql+psycopg2://')}/mlflow_search_bench"
+    else:
+        uri = f"sqlite:///{work / 'mlflow-search.db'}"
+    out_file = work / "mlflow-search.json"
+    subprocess.run(
+        [
+            str(VENV / "bin" / "python"),
+            str(Path(__file__).with_name("mlflow_search.py")),
+            "--uri",
+            uri,
+            "--runs-file",
+            str(runs_file),
+            "--queries",
+            json.dumps(mlflow_filters(base, runs)),
+            "--iterations",
+            str(iterations),
+            "--out",
+            str(out_file),
+        ],
+        check=True,
+        cwd=work,
+    )
+    result: dict[str, Any] = json.loads(out_file.read_text())
+    result["mlflow_version"] = version
     return result
 
 
@@ -178,8 +283,19 @@ def bench_backend(backend: str, args: argparse.Namespace, results_dir: Path) -> 
             started = time.perf_counter()
             wait_caught_up(server.url, token)
             result["server_caught_up_seconds"] = round(time.perf_counter() - started, 1)
-            result["latency"] = query_latencies(server.url, token, run_ids, args.iterations)
+            qs = q_expressions(base, args.runs)
+            result["q"] = qs
+            result["latency"] = query_latencies(server.url, token, run_ids, args.iterations, qs)
         result["serve_peak_rss_mb"] = round(server.peak_rss_kb / 1024, 1)
+        if args.mlflow:
+            peer = mlflow_peer(backend, args.runs, base, args.mlflow_iterations, db.directory)
+            result["mlflow"] = peer
+            result["mlflow_p50_vs_runledger_p50"] = {
+                op: round(values["p50_ms"] / result["latency"][op]["p50_ms"], 2)
+                for op, values in peer["latency"].items()
+                if op in result["latency"] and result["latency"][op]["p50_ms"]
+            }
+            print(f"# {backend}: MLflow {peer}", flush=True)
         if args.verify:
             result["verify"] = timed_cli(env, "verify")
             print(f"# {backend}: verify {result['verify']}", flush=True)
@@ -227,6 +343,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--verify", action="store_true", help="finally run runledger verify over the whole ledger (must pass)"
     )
+    parser.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="also MLflow's search_runs over the same runs, same backend (bench/mlflow_search.py)",
+    )
+    parser.add_argument("--mlflow-iterations", type=int, default=100)
     parser.add_argument("--results-dir", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)

@@ -35,7 +35,12 @@ def register(subparsers: Any) -> None:
         return parser
 
     listing = action("list", "newest runs first", list_runs)
-    listing.add_argument("--status", help="pending|running|success|failed|killed")
+    listing.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        help="pending|running|success|failed|killed (repeat: any of them)",
+    )
     listing.add_argument("--workflow")
     listing.add_argument("--triggered-by")
     listing.add_argument("--created-after", metavar="ISO8601")
@@ -108,7 +113,7 @@ def list_runs(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 1000:
         raise UsageError("--limit must be between 1 and 1000")
     filters: dict[str, Any] = {
-        "status": args.status,
+        "status": args.status or None,
         "workflow": args.workflow,
         "triggered_by": args.triggered_by,
         "created_after": args.created_after,
@@ -292,7 +297,7 @@ def label_run(args: argparse.Namespace) -> int:
     with connect(args) as client:
         run = client.runs.get(args.run_id).label(pairs(args.set, "--set"), args.remove, args.reason)
     print_json(run.summary) if wants_json(args) else note(
-        f"run {run.run_id}: labels {run.summary.model_extra}"
+        f"run {run.run_id}: labels {json.dumps(run.summary.labels, sort_keys=True)}"
     )
     return 0
 

@@ -19,11 +19,13 @@ from psycopg_pool import ConnectionPool
 
 from ledger.settings import Settings
 from ledger.store.setup import postgres_conninfo
+from projections import search
 from projections import state as st
 from projections.db import Connection, connect
 from projections.view import Tables
 from projections.views import audit, default_views, lineage_queries, stats, summaries_queries
 from projections.views.rundetail import batch_progress
+from projections.views.summaries_queries import Values
 
 T = TypeVar("T")
 
@@ -100,16 +102,20 @@ class ReadModels:
     def list_runs(
         self,
         *,
-        status: str | None = None,
-        workflow: str | None = None,
-        triggered_by: str | None = None,
+        status: Values | None = None,
+        workflow: Values | None = None,
+        triggered_by: Values | None = None,
         created_after: str | None = None,
         created_before: str | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, Values] | None = None,
+        labels: Mapping[str, Values] | None = None,
+        q: str | None = None,
         limit: int = summaries_queries.DEFAULT_LIMIT,
         cursor: str | None = None,
         workspace: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
+        if q is not None:
+            search.parse(q)  # a bad expression is refused before any query
         return self._query(
             "summaries",
             lambda c, t: summaries_queries.list_runs(
@@ -121,6 +127,8 @@ class ReadModels:
                 created_after=created_after,
                 created_before=created_before,
                 params=params,
+                labels=labels,
+                q=q,
                 limit=limit,
                 cursor=cursor,
                 workspace=workspace,
@@ -150,10 +158,11 @@ class ReadModels:
     def stats(
         self,
         *,
-        workflow: str | None = None,
+        workflow: Values | None = None,
         created_after: str | None = None,
         created_before: str | None = None,
         workspace: str | None = None,
+        q: str | None = None,
     ) -> dict[str, Any]:
         after = (
             summaries_queries.normalise_time(created_after, "created_after")
@@ -165,6 +174,20 @@ class ReadModels:
             if created_before is not None
             else None
         )
+        if q is not None:  # over the run summaries, which hold every field q names
+            search.parse(q)  # a bad expression is refused before any query
+            return self._query(
+                "summaries",
+                lambda c, t: stats.query_stats(
+                    c,
+                    t,
+                    workflow=workflow,
+                    created_after=after,
+                    created_before=before,
+                    condition=summaries_queries.search_condition(c, t, q, ""),
+                    workspace=workspace,
+                ),
+            )
         return self._query(
             "stats",
             lambda c, t: stats.query_stats(

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from runledger.errors import NotFoundError, RunNotFoundError, WorkflowNotFoundError
 
-Query = dict[str, str | int | float | bool]
+#: Query parameters; a list repeats the parameter (``status=failed&status=killed``: any of them).
+Query = dict[str, str | int | float | bool | list[str]]
 
 
 @dataclass(frozen=True)
@@ -192,5 +193,8 @@ def filters(**values: Any) -> Query:
     for key, value in values.items():
         if value is None:
             continue
-        out[key] = value.isoformat() if hasattr(value, "isoformat") else value
+        if isinstance(value, list | tuple):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = value.isoformat() if hasattr(value, "isoformat") else value
     return out

@@ -94,6 +94,14 @@ class RunPublic(Public):
     late_events: list[JSONDict] = []
     #: (SPEC 9) the run's workspace
     workspace: str = "default"
+    labels: dict[str, str] = {}
+
+
+class RunLabelled(Public):
+    """The answer to ``POST /api/runs/{run_id}/labels``: the run's labels after the change."""
+
+    run_id: str
+    labels: dict[str, str]
 
 
 class RunsPublic(Public):

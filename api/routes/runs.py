@@ -15,17 +15,19 @@ from api.models import (
     AuditPublic,
     ComparePublic,
     FilesPublic,
+    LabelRequest,
     LineagePublic,
     ReplayRequest,
     ResumeRequest,
     RunAccepted,
     RunCreated,
+    RunLabelled,
     RunPublic,
     RunsPublic,
     TaskPublic,
     TasksPublic,
 )
-from api.params import Status, TaskName, iso_timestamp
+from api.params import Status, TaskName, dynamic_query, iso_timestamp, prefixed
 from api.reads import read_file_checked, run_summary
 from api.scope import NamedWorkspace, ScopedRunId, WorkspaceDep, check_run_in_scope
 from ledger.errors import InvalidRequest
@@ -37,26 +39,24 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = structlog.get_logger()
 
 
-@router.get("", response_model=RunsPublic)
+@router.get("", response_model=RunsPublic, openapi_extra=dynamic_query("param.", "label."))
 def list_runs(
     request: Request,
     runtime: RuntimeDep,
     _: Auditor,
     workspace: WorkspaceDep,
-    status: Status | None = None,
-    workflow: Annotated[str | None, Query(max_length=200)] = None,
-    triggered_by: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[list[Status] | None, Query(max_length=5)] = None,
+    workflow: Annotated[list[Annotated[str, Query(max_length=200)]] | None, Query(max_length=50)] = None,
+    triggered_by: Annotated[list[Annotated[str, Query(max_length=200)]] | None, Query(max_length=50)] = None,
     created_after: Annotated[str | None, Query(max_length=64)] = None,
     created_before: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=4000)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> RunsPublic:
-    """Newest first; ``param.<name>=<value>`` filters by parameter (several combine with AND)."""
-    params = {
-        key[len("param.") :]: value
-        for key, value in request.query_params.items()
-        if key.startswith("param.") and len(key) > len("param.")
-    }
+    """Newest first. ``param.<name>=<value>`` and ``label.<key>=<value>`` filter by parameter
+    and label; a repeated filter means any of its values, different filters combine with AND,
+    and so does ``q``, the search expression of SPEC section 8 (see docs/api.md)."""
     try:
         runs, next_cursor = runtime.views.list_runs(
             status=status,
@@ -64,7 +64,9 @@ def list_runs(
             triggered_by=triggered_by,
             created_after=iso_timestamp(created_after, "created_after"),
             created_before=iso_timestamp(created_before, "created_before"),
-            params=params,
+            params=prefixed(request, "param."),
+            labels=prefixed(request, "label."),
+            q=q,
             limit=limit,
             cursor=cursor,
             workspace=workspace,
@@ -180,3 +182,13 @@ def resume(run_id: ScopedRunId, body: ResumeRequest, runtime: RuntimeDep, princi
     )
     log.info("run_resumed", run_id=triggered.run_id, resume_of=run_id, from_task=body.from_task)
     return RunCreated(run_id=triggered.run_id)
+
+
+@router.post("/{run_id}/labels", response_model=RunLabelled)
+def label(run_id: ScopedRunId, body: LabelRequest, runtime: RuntimeDep, principal: Operator) -> RunLabelled:
+    """Set and remove labels (SPEC section 8): one ``Run.Labelled`` with its reason."""
+    run = runtime.ledger.label(
+        run_id, set_=body.set, remove=body.remove, principal=principal.name, reason=body.reason
+    )
+    log.info("run_labelled", run_id=run_id, by=principal.name, set=sorted(body.set), remove=body.remove)
+    return RunLabelled(run_id=run_id, labels=run.labels)

@@ -19,15 +19,19 @@ def stats(
     runtime: RuntimeDep,
     _: Auditor,
     workspace: WorkspaceDep,
-    workflow: Annotated[str | None, Query(max_length=200)] = None,
+    workflow: Annotated[list[Annotated[str, Query(max_length=200)]] | None, Query(max_length=50)] = None,
     created_after: Annotated[str | None, Query(max_length=64)] = None,
     created_before: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=4000)] = None,
 ) -> dict[str, Any]:
+    """Counts and durations of the runs the filters select (``q``: SPEC section 8's search
+    expression; a repeated ``workflow`` means any of them)."""
     return dict(
         runtime.views.stats(
             workflow=workflow,
             created_after=iso_timestamp(created_after, "created_after"),
             created_before=iso_timestamp(created_before, "created_before"),
             workspace=workspace,
+            q=q,
         )
     )

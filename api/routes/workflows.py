@@ -195,6 +195,7 @@ def _trigger(
             parameters=body.parameters,
             principal=principal.name,
             workspace=workspace,
+            labels=body.labels,
         )
         response.status_code = 202
         log.info("batch_triggered", batch_id=batch.batch_id, runs=len(batch.run_ids))
@@ -206,6 +207,7 @@ def _trigger(
         principal=principal.name,
         idempotency_key=body.idempotency_key,
         workspace=workspace,
+        labels=body.labels,
     )
     status = "pending"
     if not triggered.created:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain.aggregate import ChainedAggregate, StreamCreated, StreamEvent
+from ledger.domain.labels import apply_labels, changed_labels
 from ledger.domain.lineage_identity import LINEAGE_FIELDS, job_key, lineage_digest
 from ledger.domain.status import (
     LEGAL_TRANSITIONS,
@@ -80,6 +81,8 @@ class Run(ChainedAggregate):
         self.error: str | None = None
         #: The OpenLineage job ``(namespace, name)`` of the run's first event (None: not one).
         self.lineage_job: tuple[str, str] | None = None
+        #: Its labels (SPEC section 8), as ``Run.Labelled`` events left them.
+        self.labels: dict[str, str] = {}
 
     #: Set by the trigger and never changed after: copies share them.
     _SHARED_ON_COPY = frozenset({"definition", "parameters"})
@@ -340,6 +343,25 @@ class Run(ChainedAggregate):
         """An operator's cancel: the run ends ``killed`` (the event keeps its stored name)."""
         self._check_transition(RunStatus.KILLED)
         self.record(self.Killed, at=at, by=by, reason=reason)
+
+    # ---- labels (SPEC section 8) ---------------------------------------------------------
+    class Labelled(StreamEvent):
+        """Labels set or removed, at trigger (``by`` the triggering principal) or later."""
+
+        set: dict[str, str]
+        remove: list[str]
+        by: str
+        reason: str | None
+
+        def apply(self, run: Run) -> None:
+            run.labels = apply_labels(run.labels, self.set, self.remove)
+
+    def label(
+        self, *, set_: dict[str, Any], remove: list[Any], by: str, reason: str | None, at: datetime
+    ) -> None:
+        """Set and remove labels; any run, terminal or not, may be labelled."""
+        to_set, to_remove = changed_labels(self.labels, set_, remove)
+        self.record(self.Labelled, at=at, set=to_set, remove=to_remove, by=by, reason=reason)
 
     def lease_lapsed(self, now_iso: str) -> bool:
         return (

@@ -11,6 +11,7 @@ from typing import Any
 
 from ledger.domain.batch import Batch
 from ledger.domain.definition import resolve_parameters
+from ledger.domain.labels import check_labels
 from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import InvalidRequest, NotFound
 from ledger.service.base import LedgerBase
@@ -37,6 +38,7 @@ class BatchCommands(LedgerBase):
         parameters: Mapping[str, Any] | None = None,
         principal: str,
         workspace: str = DEFAULT_WORKSPACE,
+        labels: Mapping[str, Any] | None = None,
     ) -> BatchTriggered:
         if definition_hash is not None:
             name, version, raw = self.definition_by_hash(definition_hash, workspace)
@@ -74,6 +76,9 @@ class BatchCommands(LedgerBase):
             )
             for params in resolved
         ]
+        checked = check_labels(labels or {})
+        for run in runs if checked else ():  # every run of the batch carries the labels
+            run.label(set_=checked, remove=[], by=principal, reason=None, at=at)
         batch = Batch.create(
             batch_id=f"batch:{batch_id}",
             at=at,

@@ -16,6 +16,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger import __version__
 from ledger.domain.definition import parse_definition, resolve_parameters, upstream_of
 from ledger.domain.idempotency import IdempotencyKey, idempotency_stream
+from ledger.domain.labels import check_labels
 from ledger.domain.run import Run
 from ledger.domain.workflow import Workflow, WorkflowVersion, workflow_stream
 from ledger.domain.workspace import DEFAULT_WORKSPACE, workspace_of
@@ -45,9 +46,20 @@ class TriggerCommands(LedgerBase):
         principal: str,
         idempotency_key: str | None = None,
         workspace: str = DEFAULT_WORKSPACE,
+        labels: Mapping[str, Any] | None = None,
     ) -> Triggered:
         if (workflow is None) == (definition_hash is None):
             raise InvalidRequest("trigger by exactly one of workflow name or definition hash")
+        if labels:
+            return self._trigger_labelled(
+                workflow,
+                definition_hash,
+                parameters,
+                principal,
+                idempotency_key,
+                check_labels(labels),
+                workspace,
+            )
         if definition_hash is not None:
             name, version, raw = self.definition_by_hash(definition_hash, workspace)
             return self._trigger(
@@ -95,6 +107,44 @@ class TriggerCommands(LedgerBase):
             idempotency_key=idempotency_key,
         )
 
+    def _trigger_labelled(
+        self,
+        workflow: str | None,
+        definition_hash: str | None,
+        parameters: Mapping[str, Any] | None,
+        principal: str,
+        idempotency_key: str | None,
+        labels: dict[str, str],
+        workspace: str = DEFAULT_WORKSPACE,
+    ) -> Triggered:
+        """A trigger with labels: the run's ``Run.Triggered`` and a ``Run.Labelled`` by the
+        same principal, saved together (a repeated idempotency key answers the first run)."""
+        if definition_hash is not None:
+            name, version, raw = self.definition_by_hash(definition_hash, workspace)
+            kind, digest = "hash", definition_hash
+        else:
+            assert workflow is not None
+            active = self.get_workflow(workflow, workspace).active
+            name, version, raw, digest, kind = (
+                workflow,
+                active.version,
+                active.definition,
+                active.definition_hash,
+                "name",
+            )
+        return self._trigger(
+            workspace=workspace,
+            name=name,
+            version=version,
+            raw=raw,
+            digest=digest,
+            supplied=parameters or {},
+            principal=principal,
+            kind=kind,
+            idempotency_key=idempotency_key,
+            labels=labels,
+        )
+
     def _cached_workflow(self, name: str, workspace: str) -> tuple[int, WorkflowVersion] | None:
         """The cached workflow's stream version and active version, without a query."""
         cache = self.repository.cache
@@ -124,6 +174,7 @@ class TriggerCommands(LedgerBase):
         idempotency_key: str | None = None,
         expect: Mapping[str, int] | None = None,
         workspace: str = DEFAULT_WORKSPACE,
+        labels: dict[str, str] | None = None,
         **links: Any,
     ) -> Triggered:
         definition = self._definition(digest, raw)
@@ -147,6 +198,8 @@ class TriggerCommands(LedgerBase):
             workspace=workspace,
             **links,
         )
+        if labels:
+            run.label(set_=labels, remove=[], by=principal, reason=None, at=at)
         if idempotency_key is None:
             self._save(run, expect=expect)
             self._triggered(run, links)

@@ -161,6 +161,9 @@ def _entry(event: EventRecord, status: str | None) -> Entry | None:
                 None,
                 {"task": d.get("task"), "source_run_id": d.get("source_run_id")},
             )
+        case "Run.Labelled":
+            detail = {"set": d.get("set") or {}, "remove": d.get("remove") or [], "reason": d.get("reason")}
+            return d.get("by"), "labelled", None, detail
         case "Run.LineageReported":
             return (
                 d.get("producer"),

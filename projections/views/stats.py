@@ -8,6 +8,7 @@ interpolation between closest ranks (numpy's default, PostgreSQL's ``percentile_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -138,22 +139,41 @@ def query_stats(
     conn: Connection,
     t: Tables,
     *,
-    workflow: str | None = None,
+    workflow: str | Sequence[str] | None = None,
     created_after: str | None = None,
     created_before: str | None = None,
+    condition: tuple[str, list[Any]] | None = None,
     workspace: str | None = None,
 ) -> dict[str, Any]:
     """Counts and averages by ``GROUP BY`` over a covering index; each percentile is two rows
-    picked by rank (``ORDER BY duration LIMIT 2 OFFSET k``), so no run rows reach Python. Only
+    picked by rank (``ORDER BY duration LIMIT 2 OFFSET k``), so no run rows reach Python.
+
+    ``t("runs")`` is this view's table or the run summaries' (which have the same columns,
+    and every field a ``q`` ``condition`` names); several ``workflow`` values mean any. Only
     runs of ``workspace`` (None: every workspace; the indexes lead with it)."""
     runs = t("runs")
     where, params = ["1 = 1"], []
     if workspace is not None:
         where.append("workspace = ?")
         params.append(workspace)
-    if workflow is not None:
-        where.append("workflow = ?")
-        params.append(workflow)
+    workflows = [workflow] if isinstance(workflow, str) else list(dict.fromkeys(workflow or []))
+    if workflows:
+        where.append(f"workflow IN ({', '.join('?' * len(workflows))})")
+        params += workflows
+    if condition is not None:
+        where.append(condition[0])
+        params += condition[1]
+    return _query(conn, runs, where, params, created_after, created_before)
+
+
+def _query(
+    conn: Connection,
+    runs: str,
+    where: list[str],
+    params: list[Any],
+    created_after: str | None,
+    created_before: str | None,
+) -> dict[str, Any]:
     if created_after is not None:
         where.append("created_at >= ?")
         params.append(created_after)

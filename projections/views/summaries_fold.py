@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ledger.domain.labels import apply_labels
 from ledger.domain.status import (
     TERMINAL,
     RunStatus,
@@ -60,6 +61,7 @@ SUMMARY_FIELDS = (
     "late_events",
     # (SPEC 9) the run's workspace, ``default`` for runs triggered before workspaces
     "workspace",
+    "labels",
 )
 
 
@@ -80,7 +82,7 @@ class Fold:
     def __init__(self, states: dict[str, State]) -> None:
         self.states = states
         self.touched: set[str] = set()
-        self.params: list[tuple[str, str, str, str]] = []
+        self.params: list[tuple[str, str, str, float | None, str]] = []
         self.batches: list[tuple[Any, ...]] = []
 
     def add(self, event: EventRecord) -> None:
@@ -91,7 +93,7 @@ class Fold:
                 state = self.states[event.stream] = _triggered(event)
                 self.touched.add(event.stream)
                 self.params.extend(
-                    (event.stream, k, param_text(v), state["created_at"])
+                    (event.stream, f"param.{k}", param_text(v), param_number(v), state["created_at"])
                     for k, v in state["parameters"].items()
                     if v is not None
                 )
@@ -101,6 +103,8 @@ class Fold:
                 self._run(event, _task_moved)
             case "Run.Succeeded" | "Run.Failed" | "Run.Killed" | "Run.LineageReported":
                 self._run(event, _moved)
+            case "Run.Labelled":
+                self._run(event, _labelled)
             case _:
                 pass
 
@@ -134,6 +138,7 @@ def _triggered(event: EventRecord) -> State:
         "batch_id": d.get("batch_id"),
         "late_events": [],
         "workspace": workspace_of(d),
+        "labels": {},
         "worker_id": None,
         "lease_expires_at": None,
         "tasks": {},
@@ -164,6 +169,11 @@ def _moved(state: State, event: EventRecord) -> None:
         state["completed_at"] = at
         state["error"] = error_after(event.type, event.data)
     state["status"] = status.value
+
+
+def _labelled(state: State, event: EventRecord) -> None:
+    d = event.data
+    state["labels"] = apply_labels(state.get("labels") or {}, d.get("set") or {}, d.get("remove") or [])
 
 
 def _leased(state: State, event: EventRecord) -> None:
@@ -208,9 +218,19 @@ def public(state: State) -> dict[str, Any]:
         "retry_count": sum(max(0, int(t["attempts"]) - 1) for t in tasks),
     }
     state.setdefault("late_events", [])
+    state.setdefault("labels", {})
     return {name: derived[name] if name in derived else state[name] for name in SUMMARY_FIELDS}
 
 
 def param_text(value: Any) -> str:
     """How a parameter value is compared with ``param.<name>=<value>`` (strings as they are)."""
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def param_number(value: Any) -> float | None:
+    """A parameter's value as ``q`` compares it with a bare number: JSON numbers only (not
+    booleans, not numeric-looking strings)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None

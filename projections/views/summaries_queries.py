@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ledger.errors import InvalidRequest
 from ledger.hashing import format_timestamp, parse_timestamp
 from projections.db import Connection
+from projections.search import compile_expr, parse
 from projections.view import Tables, loads, placeholders
 from projections.views.summaries import summary_from_row
 from projections.views.summaries_fold import SUMMARY_FIELDS
@@ -47,54 +48,86 @@ def run_summary(conn: Connection, t: Tables, run_id: str) -> dict[str, Any] | No
     return None if row is None else summary_from_row(row)
 
 
+#: A plain filter's values: one, or several meaning any of them (``status=a&status=b``).
+Values = str | Sequence[str]
+
+
+def _any_of(values: Values | None) -> list[str]:
+    if values is None:
+        return []
+    return [values] if isinstance(values, str) else list(dict.fromkeys(values))
+
+
+def search_condition(conn: Connection, t: Tables, q: str | None, prefix: str) -> tuple[str, list[Any]]:
+    """The SQL condition of a ``q`` expression over the runs table (``1 = 1`` without one);
+    :class:`~projections.search.InvalidQuery` (422 naming the position) for a bad one."""
+    if q is None:
+        return "1 = 1", []
+    condition = compile_expr(parse(q), postgres=conn.is_postgres, prefix=prefix, fields_table=t("fields"))
+    return condition.sql, condition.args
+
+
 def list_runs(
     conn: Connection,
     t: Tables,
     *,
-    status: str | None = None,
-    workflow: str | None = None,
-    triggered_by: str | None = None,
+    status: Values | None = None,
+    workflow: Values | None = None,
+    triggered_by: Values | None = None,
     created_after: str | None = None,
     created_before: str | None = None,
-    params: Mapping[str, str] | None = None,
+    params: Mapping[str, Values] | None = None,
+    labels: Mapping[str, Values] | None = None,
+    q: str | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
     workspace: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first (created_at, then run_id); every filter AND-combined; only runs of
+    """Newest first (created_at, then run_id); every filter AND-combined, the values of one
+    plain filter OR-combined, and ``q`` (SPEC section 8) AND-combined with them; only runs of
     ``workspace`` (None: every workspace)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
-    runs = t("runs")
+    runs, fields = t("runs"), t("fields")
     where: list[str] = []
     args: list[Any] = []
-    for column, value in (
-        ("workspace", workspace),
-        ("status", status),
-        ("workflow", workflow),
-        ("triggered_by", triggered_by),
-    ):
-        if value is not None:
-            where.append(f"r.{column} = ?")
-            args.append(value)
+    if workspace is not None:
+        where.append("r.workspace = ?")
+        args.append(workspace)
+    for column, value in (("status", status), ("workflow", workflow), ("triggered_by", triggered_by)):
+        values = _any_of(value)
+        if values:
+            where.append(f"r.{column} IN ({placeholders(len(values))})")
+            args += values
     if created_after is not None:
         where.append("r.created_at >= ?")
         args.append(normalise_time(created_after, "created_after"))
     if created_before is not None:
         where.append("r.created_at < ?")
         args.append(normalise_time(created_before, "created_before"))
-    # With a parameter filter, the first one drives: its index rows are (name, value,
-    # created_at, run_id), so a page is an index-ordered scan that stops after ``limit`` rows.
-    filters = sorted((params or {}).items())
+    # With a parameter or label filter, the first one drives: its index rows are (name,
+    # value, created_at, run_id), so a page is an index-ordered scan that stops after
+    # ``limit`` rows (with one value; several values merge those scans).
+    filters = [(f"param.{k}", _any_of(v)) for k, v in sorted((params or {}).items())]
+    filters += [(f"label.{k}", _any_of(v)) for k, v in sorted((labels or {}).items())]
+    filters = [(name, values) for name, values in filters if values]
     source, order = f"{runs} r", "r"
     if filters:
-        source = f"{t('params')} p JOIN {runs} r ON r.run_id = p.run_id"
+        name, values = filters[0]
+        source = f"{fields} p JOIN {runs} r ON r.run_id = p.run_id"
         order = "p"
-        where.append("p.name = ? AND p.value_text = ?")
-        args += list(filters[0])
-    for name, value in filters[1:]:
-        where.append(f"r.run_id IN (SELECT run_id FROM {t('params')} WHERE name = ? AND value_text = ?)")
-        args += [name, value]
+        where.append(f"p.name = ? AND p.value_text IN ({placeholders(len(values))})")
+        args += [name, *values]
+    for name, values in filters[1:]:
+        where.append(
+            f"r.run_id IN (SELECT run_id FROM {fields} WHERE name = ? "
+            f"AND value_text IN ({placeholders(len(values))}))"
+        )
+        args += [name, *values]
+    if q is not None:
+        condition, q_args = search_condition(conn, t, q, "r.")
+        where.append(condition)
+        args += q_args
     if cursor is not None:
         created_at, run_id = decode_cursor(cursor)
         where.append(f"({order}.created_at < ? OR ({order}.created_at = ? AND {order}.run_id < ?))")

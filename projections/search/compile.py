@@ -1,0 +1,145 @@
+"""A checked ``q`` tree -> one parameterised SQL condition over the summaries view.
+
+Field names come from the fixed table of :data:`~projections.search.ast.COLUMNS` (never from
+the user's text), and every value is a bound ``?`` parameter. Columns are compared in place
+(their B-tree indexes serve ``=``, ranges and ``IN``); ``param.``, ``label.`` and ``output.``
+fields are ``run_id IN (SELECT run_id FROM <fields> WHERE name = ? AND value_... ?)`` over
+the view's fields table, whose indexes ``(name, value_text, ...)`` and ``(name, value_num,
+...)`` both planners use.
+
+The same answers on both backends: text is compared byte by byte (``COLLATE "C"`` on
+PostgreSQL, SQLite's own order), ``LIKE`` is case-sensitive (``GLOB`` with the pattern
+translated on SQLite, ``LIKE ... ESCAPE ''`` on PostgreSQL), and a comparison with a missing
+value is false rather than NULL, so ``NOT`` is plain negation (see :mod:`.ast`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from projections.search.ast import And, Compare, Expr, Field, In, IsNull, Like, Not, Or, Value
+
+_SQL_OP = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+@dataclass
+class Condition:
+    """A SQL condition and its parameters, in order."""
+
+    sql: str
+    args: list[Any] = field(default_factory=list)
+
+
+def like_to_glob(pattern: str) -> str:
+    """A ``LIKE`` pattern (``%``, ``_``) as the SQLite ``GLOB`` pattern that matches the same
+    strings, case-sensitively: GLOB's own wildcards are bracketed to stand for themselves."""
+    out = []
+    for char in pattern:
+        if char == "%":
+            out.append("*")
+        elif char == "_":
+            out.append("?")
+        elif char in "*?[":
+            out.append(f"[{char}]")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+class _Compiler:
+    def __init__(self, *, postgres: bool, prefix: str, fields_table: str) -> None:
+        self.postgres = postgres
+        self.prefix = prefix
+        self.fields = fields_table
+        self.args: list[Any] = []
+
+    def expr(self, node: Expr) -> str:
+        match node:
+            case And(items):
+                return "(" + " AND ".join(self.expr(i) for i in items) + ")"
+            case Or(items):
+                return "(" + " OR ".join(self.expr(i) for i in items) + ")"
+            case Not(item):
+                return f"(NOT {self.expr(item)})"
+            case Compare() | In() | Like() | IsNull() if node.field.is_attr:
+                return self.attr(node)
+            case Compare(f, op, value):
+                return self.guard(f, f"{self.text(f, op)} {_SQL_OP[op]} {self.arg(value)}")
+            case In(f, values, negated):
+                marks = ", ".join(self.arg(v) for v in values)
+                return self.guard(f, f"{self.column(f)} {'NOT IN' if negated else 'IN'} ({marks})")
+            case Like(f, pattern, negated):
+                test = self.like(self.column(f), pattern)
+                return self.guard(f, f"NOT ({test})" if negated else test)
+            case IsNull(f, negated):
+                return f"{self.column(f)} IS {'NOT ' if negated else ''}NULL"
+        raise AssertionError(node)  # pragma: no cover - every node is matched above
+
+    # ---- columns ------------------------------------------------------------------------
+    def column(self, f: Field) -> str:
+        return f"{self.prefix}{f.name}"
+
+    def text(self, f: Field, op: str) -> str:
+        """The column as an ordered comparison reads it: byte order on PostgreSQL too."""
+        if self.postgres and f.type != "number" and op not in ("=", "!="):
+            return f'{self.column(f)} COLLATE "C"'
+        return self.column(f)
+
+    def guard(self, f: Field, test: str) -> str:
+        """``test``, false (not NULL) where a nullable column is NULL."""
+        return f"({self.column(f)} IS NOT NULL AND {test})" if f.nullable else test
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return "?"
+
+    def like(self, column: str, pattern: str) -> str:
+        if self.postgres:
+            return f"{column} LIKE {self.arg(pattern)} ESCAPE ''"
+        return f"{column} GLOB {self.arg(like_to_glob(pattern))}"
+
+    # ---- param., label., output. ----------------------------------------------------------
+    def attr(self, node: Compare | In | Like | IsNull) -> str:
+        name = self.arg(node.field.name)
+        match node:
+            case IsNull(_, negated):
+                test = f"SELECT run_id FROM {self.fields} WHERE name = {name}"
+                return f"{self.prefix}run_id {'IN' if negated else 'NOT IN'} ({test})"
+            case Compare(_, op, value):
+                column = "value_num" if isinstance(value, float) else self.text_of("value_text", op)
+                test = f"{column} {_SQL_OP[op]} {self.arg(value)}"
+            case In(_, values, negated):
+                if negated:  # it has the field, and its value is none of them
+                    has = f"SELECT run_id FROM {self.fields} WHERE name = {name}"
+                    name_again = self.arg(node.field.name)
+                    member = self.attr_in(values)
+                    return (
+                        f"({self.prefix}run_id IN ({has}) AND {self.prefix}run_id NOT IN "
+                        f"(SELECT run_id FROM {self.fields} WHERE name = {name_again} AND {member}))"
+                    )
+                test = self.attr_in(values)
+            case Like(_, pattern, negated):
+                like = self.like("value_text", pattern)
+                test = f"NOT ({like})" if negated else like
+        return f"{self.prefix}run_id IN (SELECT run_id FROM {self.fields} WHERE name = {name} AND {test})"
+
+    def text_of(self, column: str, op: str) -> str:
+        return f'{column} COLLATE "C"' if self.postgres and op not in ("=", "!=") else column
+
+    def attr_in(self, values: tuple[Value, ...]) -> str:
+        texts = [v for v in values if isinstance(v, str)]
+        numbers = [v for v in values if isinstance(v, float)]
+        parts = []
+        if texts:
+            parts.append(f"value_text IN ({', '.join(self.arg(v) for v in texts)})")
+        if numbers:
+            parts.append(f"value_num IN ({', '.join(self.arg(v) for v in numbers)})")
+        return parts[0] if len(parts) == 1 else f"({' OR '.join(parts)})"
+
+
+def compile_expr(expr: Expr, *, postgres: bool, prefix: str, fields_table: str) -> Condition:
+    """``expr`` as SQL over the runs table (columns named ``<prefix><column>``)."""
+    compiler = _Compiler(postgres=postgres, prefix=prefix, fields_table=fields_table)
+    sql = compiler.expr(expr)
+    return Condition(sql, compiler.args)
