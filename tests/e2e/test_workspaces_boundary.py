@@ -244,6 +244,9 @@ ROUTES: dict[str, Route] = {
     ),
     "GET /api/runs/{run_id}/audit": lambda v, w: Call(f"/api/runs/{v.run_id}/audit", targets=True),
     "POST /api/runs/{run_id}/cancel": lambda v, w: Call(f"/api/runs/{v.pending_run_id}/cancel", targets=True),
+    "POST /api/runs/{run_id}/labels": lambda v, w: Call(
+        f"/api/runs/{v.run_id}/labels", json={"set": {"probe": "x"}}, targets=True
+    ),
     "POST /api/runs/{run_id}/replay": lambda v, w: Call(
         f"/api/runs/{v.run_id}/replay", json={}, targets=True
     ),
