@@ -20,10 +20,12 @@ from runledger.models import (
     BatchTriggered,
     ClaimedRun,
     ComparePublic,
+    ExpungePublic,
     FilePublic,
     FilesPublic,
     FileStored,
     Health,
+    HoldPublic,
     JSONDict,
     LineagePublic,
     ProjectionPublic,
@@ -77,6 +79,14 @@ class ReplayRequest(Request):
     param_overrides: JSONDict = {}
 
 
+class ExpungeRequest(Request):
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class HoldRequest(Request):
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
 class ResumeRequest(Request):
     from_task: Annotated[str, Field(min_length=1, max_length=100)]
     param_overrides: JSONDict = {}
@@ -113,10 +123,14 @@ __all__ = [
     "ClaimRequest",
     "ClaimedRun",
     "ComparePublic",
+    "ExpungePublic",
+    "ExpungeRequest",
     "FilePublic",
     "FileStored",
     "FilesPublic",
     "Health",
+    "HoldPublic",
+    "HoldRequest",
     "JSONDict",
     "LineagePublic",
     "ProjectionPublic",

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     task_env_allow: str = ""
     #: Refuse cancel, replay, resume, labels, holds and expunge without a ``reason`` (SPEC 10).
     require_reason: bool = False
+    #: Days a finished run is kept when its definition sets no ``retention`` (SPEC section
+    #: 11); unset: kept forever.
+    retention_days: float | None = Field(default=None, gt=0)
+    #: Seconds between the projection runner's retention passes (0: none).
+    retention_interval_seconds: float = Field(default=3600.0, ge=0)
+    #: Keep a finished run's working directory instead of removing it once its outputs are stored.
+    keep_run_dirs: bool = False
 
     @property
     def task_env_names(self) -> list[str]:

@@ -44,7 +44,7 @@ def claim(runtime: RuntimeDep, principal: Worker, body: ClaimRequest | None = No
         version=run.workflow_version,
         definition_hash=run.definition_hash,
         definition=run.definition,
-        parameters=run.parameters,
+        parameters=runtime.ledger.run_parameters(run),
     )
 
 

@@ -12,7 +12,8 @@ transactions through :class:`~ledger.store.groupcommit.GroupCommitRecorder`.
 * :mod:`~ledger.service.batches`: triggering a batch and reading it;
 * :mod:`~ledger.service.workers`: claims, leases and reports;
 * :mod:`~ledger.service.operators`: cancel;
-* :mod:`~ledger.service.openlineage`: recording OpenLineage RunEvents.
+* :mod:`~ledger.service.openlineage`: recording OpenLineage RunEvents;
+* :mod:`~ledger.service.retention`: sensitive parameters, legal holds, expunge and retention.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ledger.service.base import LedgerBase
 from ledger.service.batches import BatchCommands
 from ledger.service.openlineage import LineageCommands
 from ledger.service.operators import OperatorCommands
+from ledger.service.retention import RetentionCommands
 from ledger.service.triggers import TriggerCommands
 from ledger.service.workers import WorkerCommands
 from ledger.service.workflows import WorkflowCommands
@@ -34,6 +36,7 @@ class Ledger(
     WorkerCommands,
     OperatorCommands,
     LineageCommands,
+    RetentionCommands,
     LedgerBase,
 ):
     """runledger's write side on the ``eventsourcing`` library."""

@@ -66,7 +66,8 @@ class SummariesView(View):
     name: ClassVar[str] = "summaries"
     # v2: params carry created_at for index-ordered pages. v3: keys compared byte by byte on
     # PostgreSQL (see Connection.key_text). v4: late_events (terminal events after the end).
-    schema_version: ClassVar[int] = 4
+    # v5: held and expunged (SPEC section 11), sealed parameter values masked.
+    schema_version: ClassVar[int] = 5
     table_names: ClassVar[tuple[str, ...]] = ("runs", "params", "batches")
 
     def create(self, conn: Connection, t: Tables) -> None:
@@ -82,6 +83,7 @@ class SummariesView(View):
             "tasks_succeeded BIGINT NOT NULL, tasks_failed BIGINT NOT NULL, "
             "retry_count BIGINT NOT NULL, error TEXT, outputs TEXT NOT NULL, replay_of TEXT, "
             f"resume_of TEXT, batch_id {key}, late_events TEXT NOT NULL, "
+            "held BOOLEAN NOT NULL, expunged BOOLEAN NOT NULL, "
             f"worker_id TEXT, lease_expires_at {key}, "
             "position BIGINT NOT NULL, fold TEXT NOT NULL)"
         )

@@ -24,6 +24,7 @@ from ledger.domain.status import (
     transition_time,
 )
 from ledger.hashing import parse_timestamp
+from ledger.sensitive import ERASED, HIDDEN, is_sealed, masked
 from ledger.store.event_record import EventRecord
 from projections.view import dumps
 
@@ -57,6 +58,9 @@ SUMMARY_FIELDS = (
     "resume_of",
     "batch_id",
     "late_events",
+    # SPEC section 11: a legal hold is on; the run is expunged (sensitive values "[erased]").
+    "held",
+    "expunged",
 )
 
 
@@ -89,8 +93,8 @@ class Fold:
                 self.touched.add(event.stream)
                 self.params.extend(
                     (event.stream, k, param_text(v), state["created_at"])
-                    for k, v in state["parameters"].items()
-                    if v is not None
+                    for k, v in event.data.get("parameters", {}).items()
+                    if v is not None and not is_sealed(v)  # no filtering on a sealed value
                 )
             case "Run.Started" | "Run.LeaseRenewed":
                 self._run(event, _leased)
@@ -98,6 +102,8 @@ class Fold:
                 self._run(event, _task_moved)
             case "Run.Succeeded" | "Run.Failed" | "Run.Killed" | "Run.LineageReported":
                 self._run(event, _moved)
+            case "Run.HoldPlaced" | "Run.HoldReleased" | "Run.Expunged":
+                self._run(event, _retention)
             case _:
                 pass
 
@@ -120,7 +126,7 @@ def _triggered(event: EventRecord) -> State:
         "status": RunStatus.PENDING.value,
         "triggered_by": d.get("triggered_by"),
         "trigger_kind": d.get("trigger_kind"),
-        "parameters": d.get("parameters") or {},
+        "parameters": masked(d.get("parameters") or {}, erased=False),
         "created_at": event.timestamp,
         "started_at": None,
         "completed_at": None,
@@ -130,6 +136,8 @@ def _triggered(event: EventRecord) -> State:
         "resume_of": d.get("resume_of"),
         "batch_id": d.get("batch_id"),
         "late_events": [],
+        "held": False,
+        "expunged": False,
         "worker_id": None,
         "lease_expires_at": None,
         "tasks": {},
@@ -160,6 +168,17 @@ def _moved(state: State, event: EventRecord) -> None:
         state["completed_at"] = at
         state["error"] = error_after(event.type, event.data)
     state["status"] = status.value
+
+
+def _retention(state: State, event: EventRecord) -> None:
+    """A legal hold placed or released; the run expunged (its sealed values now erased)."""
+    if event.type == "Run.Expunged":
+        state["expunged"] = True
+        state["parameters"] = {
+            k: ERASED if v == HIDDEN else v for k, v in (state.get("parameters") or {}).items()
+        }
+    else:
+        state["held"] = event.type == "Run.HoldPlaced"
 
 
 def _leased(state: State, event: EventRecord) -> None:
@@ -204,6 +223,8 @@ def public(state: State) -> dict[str, Any]:
         "retry_count": sum(max(0, int(t["attempts"]) - 1) for t in tasks),
     }
     state.setdefault("late_events", [])
+    state.setdefault("held", False)
+    state.setdefault("expunged", False)
     return {name: derived[name] if name in derived else state[name] for name in SUMMARY_FIELDS}
 
 

@@ -49,6 +49,8 @@ def test_a_summary_carries_every_spec_field_with_outputs_and_retries(
         "resume_of",
         "batch_id",
         "late_events",
+        "held",
+        "expunged",
     ]
     assert summary["status"] == "success" and summary["triggered_by"] == "carol"
     assert summary["parameters"] == {"query": "report", "limit": 5}
