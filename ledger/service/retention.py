@@ -11,7 +11,7 @@ Nothing is recorded twice: expunging an expunged run answers what the first one 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -171,7 +171,12 @@ class RetentionCommands(SealingBase):
 
     # ---- retention ----------------------------------------------------------------------
     def apply_retention(
-        self, *, now: datetime, dry_run: bool, principal: str = "retention"
+        self,
+        *,
+        now: datetime,
+        dry_run: bool,
+        principal: str = "retention",
+        progress: Callable[[int, int], None] | None = None,
     ) -> RetentionOutcome:
         """Expunge every run the retention rules pick, then finish every expunged run."""
         runs = scan_runs(self.settings)
@@ -200,6 +205,8 @@ class RetentionCommands(SealingBase):
                         )
                     except LedgerError as exc:  # the next pass sees it again
                         log.warning("retention_skipped", run_id=run_id, reason=exc.detail)
+            if progress is not None:
+                progress(min(start + CHUNK, len(picked)), len(picked))
         self.finish_expunged([r for r in runs.values() if r.expunged], refs, tally)
         return RetentionOutcome(done, tally, dry_run=False)
 

@@ -48,14 +48,26 @@ def row_from_state(state: State) -> tuple[Any, ...]:
     return tuple(dumps(values[c]) if c in _JSON or c == "fold" else values[c] for c in _COLUMNS)
 
 
+#: Columns stored as BOOLEAN (SQLite gives them back as 0 or 1).
+_BOOL = frozenset({"held", "expunged"})
+
+
+def _value(row: dict[str, Any], column: str) -> Any:
+    if column in _JSON:
+        return loads(row[column])
+    if column in _BOOL:
+        return bool(row[column])
+    return row[column]
+
+
 def state_from_row(row: dict[str, Any]) -> State:
-    state = {c: (loads(row[c]) if c in _JSON else row[c]) for c in _COLUMNS if c != "fold"}
+    state = {c: _value(row, c) for c in _COLUMNS if c != "fold"}
     state.update(json.loads(row["fold"]))
     return state
 
 
 def summary_from_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {c: (loads(row[c]) if c in _JSON else row[c]) for c in SUMMARY_FIELDS}
+    return {c: _value(row, c) for c in SUMMARY_FIELDS}
 
 
 #: Runs whose fold state a rebuild keeps in memory between batches.
