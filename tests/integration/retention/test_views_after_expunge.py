@@ -25,7 +25,8 @@ def view_rows(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
         names = sorted(n for n in (r["n"] for r in conn.all(query)) if n.startswith("rl_") and "_g" in n)
         return {
             re.sub(r"_g[0-9]+", "", name): sorted(
-                tuple(str(v) for k, v in row.items() if k != "position") for row in conn.all(f"SELECT * FROM {name}")
+                tuple(str(v) for k, v in row.items() if k != "position")
+                for row in conn.all(f"SELECT * FROM {name}")
             )
             for name in names
         }
