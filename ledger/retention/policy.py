@@ -15,7 +15,7 @@ has none. A run is picked when all of these hold:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,8 +36,8 @@ class RunFacts:
     held: bool = False
     expunged: bool = False
     retention: Mapping[str, Any] | None = None
-    #: sha256 of every stored file the run names: file parameters, inputs, outputs, logs.
-    files: set[str] = field(default_factory=set)
+    #: The run's number in the scan's file references (:class:`~ledger.retention.facts.FileRefs`).
+    ref_id: int = 0
 
 
 def _limit_days(run: RunFacts, default_days: float | None) -> tuple[float | None, int | None]:

@@ -80,9 +80,11 @@ class RetentionCommands(SealingBase):
     def expunge(self, run_id: str, *, principal: str, reason: str | None) -> Expunged:
         """Expunge one run (409 when held or not ended); a no-op answer when expunged already."""
         self.get_run(run_id)  # 404 first, before the scan
-        runs = scan_runs(self.settings)
-        refs = FileRefs(runs.values())
-        return self.expunge_runs([run_id], runs, refs, principal=principal, reason=reason)[0]
+        runs, refs = scan_runs(self.settings)
+        try:
+            return self.expunge_runs([run_id], runs, refs, principal=principal, reason=reason)[0]
+        finally:
+            refs.close()
 
     def expunge_runs(
         self,
@@ -132,7 +134,7 @@ class RetentionCommands(SealingBase):
                 self._save(*(run for run, _ in changed))
         except BaseException:
             for _, facts in changed:  # nothing was recorded: they count again
-                refs.live.update(facts.files)
+                refs.restore(facts)
             raise
         for run, facts in changed:
             facts.expunged = True
@@ -149,17 +151,21 @@ class RetentionCommands(SealingBase):
         if not runs:
             return
         tally.keys += self.keys.destroy(self.keys.has(r.run_id for r in runs))
-        erased = [
-            (sha, run.run_id)
-            for run in runs
-            for sha in refs.unreferenced(run)
-            if self.files.path_for(sha).exists()
-        ]
-        self.keys.mark_erased(erased)  # before the files go: a read of one then answers 410
-        for sha, run_id in erased:
-            self.files.path_for(sha).unlink(missing_ok=True)
-            tally.files += 1
-            log.info("file_deleted", sha256=sha, run_id=run_id)
+        self._delete_files(((sha, run.run_id) for run in runs for sha in refs.unreferenced(run)), tally)
+        self._remove_dirs(runs, tally)
+
+    def _delete_files(self, files: Iterable[tuple[str, str]], tally: Removed) -> None:
+        """Delete the stored files ``(sha256, run_id)`` that are still there."""
+        erased = [(sha, run_id) for sha, run_id in files if self.files.path_for(sha).exists()]
+        for start in range(0, len(erased), CHUNK * 10):
+            part = erased[start : start + CHUNK * 10]
+            self.keys.mark_erased(part)  # before the files go: a read of one then answers 410
+            for sha, run_id in part:
+                self.files.path_for(sha).unlink(missing_ok=True)
+                tally.files += 1
+                log.debug("file_deleted", sha256=sha, run_id=run_id)
+
+    def _remove_dirs(self, runs: Iterable[RunFacts], tally: Removed) -> None:
         for run in runs:
             for directory in (
                 self.settings.run_work_dir / run.run_id,
@@ -179,8 +185,22 @@ class RetentionCommands(SealingBase):
         progress: Callable[[int, int], None] | None = None,
     ) -> RetentionOutcome:
         """Expunge every run the retention rules pick, then finish every expunged run."""
-        runs = scan_runs(self.settings)
-        refs = FileRefs(runs.values())
+        runs, refs = scan_runs(self.settings)
+        try:
+            return self._apply(runs, refs, now=now, dry_run=dry_run, principal=principal, progress=progress)
+        finally:
+            refs.close()
+
+    def _apply(
+        self,
+        runs: Mapping[str, RunFacts],
+        refs: FileRefs,
+        *,
+        now: datetime,
+        dry_run: bool,
+        principal: str,
+        progress: Callable[[int, int], None] | None,
+    ) -> RetentionOutcome:
         picked = pick_expired(runs.values(), now=now, default_days=self.settings.retention_days)
         tally = Removed()
         if dry_run:
@@ -207,7 +227,11 @@ class RetentionCommands(SealingBase):
                         log.warning("retention_skipped", run_id=run_id, reason=exc.detail)
             if progress is not None:
                 progress(min(start + CHUNK, len(picked)), len(picked))
-        self.finish_expunged([r for r in runs.values() if r.expunged], refs, tally)
+        # What expunges cut short (or run side by side) left: keys, orphaned files, directories.
+        expunged = [r for r in runs.values() if r.expunged]
+        tally.keys += self.keys.destroy(self.keys.has(r.run_id for r in expunged))
+        self._delete_files(refs.orphans(), tally)
+        self._remove_dirs(expunged, tally)
         return RetentionOutcome(done, tally, dry_run=False)
 
 

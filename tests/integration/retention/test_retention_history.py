@@ -12,10 +12,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.retention.facts import scan_runs
+from ledger.retention.policy import RunFacts
 from ledger.service import Ledger
 from ledger.settings import Settings
 from tests.builders import reports
 from tests.unit.test_retention_policy import NOW, model
+
+
+def facts_of(settings: Settings) -> dict[str, RunFacts]:
+    runs, refs = scan_runs(settings)
+    refs.close()
+    return runs
+
 
 ONE_TASK: dict[str, Any] = {"tasks": [{"name": "t", "command": ["true"]}]}
 
@@ -69,7 +77,7 @@ def test_retention_over_a_stored_history_picks_what_the_model_picks(
                 ledger.report(run_id, worker_id="w1", reports=reports(ended))
             if held:
                 ledger.place_hold(run_id, principal="legal", reason=None)
-        facts = [f for f in scan_runs(settings).values() if f.run_id in mine]
+        facts = [f for f in facts_of(settings).values() if f.run_id in mine]
         assert {f.run_id: (f.status, f.held) for f in facts} == mine  # the scan reads the history right
         expected = model(facts, None)
         preview = ledger.apply_retention(now=NOW, dry_run=True)
@@ -88,7 +96,7 @@ def test_the_clock_of_the_history_is_the_ledger_s(settings: Settings) -> None:
         ledger.register_workflow({"name": "old", "retention": {"days": 1}, **ONE_TASK}, principal="a")
         run_id = ledger.trigger(workflow="old", parameters={}, principal="c").run_id
         ledger.cancel(run_id, principal="op")
-        assert scan_runs(settings)[run_id].ended_at == "2020-01-01T00:00:00.000000Z"
+        assert facts_of(settings)[run_id].ended_at == "2020-01-01T00:00:00.000000Z"
         assert [p.run_id for p in ledger.apply_retention(now=NOW, dry_run=True).picked] == [run_id]
     finally:
         ledger.close()
