@@ -35,6 +35,9 @@ def scan_runs(settings: Settings) -> tuple[dict[str, RunFacts], FileRefs]:
         for row in raw.rows.stream(conn, query, (_RUN_TOPICS,)):
             event = decode(*row)
             _fold(runs, refs, event.stream, event.type, event.timestamp, event.data)
+            run = runs.get(event.stream)
+            if run is not None:
+                run.version, run.last_hash = event.sequence, event.hash
     refs.indexed(runs.values())
     return runs, refs
 

@@ -38,6 +38,10 @@ class RunFacts:
     retention: Mapping[str, Any] | None = None
     #: The run's number in the scan's file references (:class:`~ledger.retention.facts.FileRefs`).
     ref_id: int = 0
+    #: The stream's version and newest hash when scanned (a write since makes an expunge
+    #: recorded from them conflict, and refuse).
+    version: int = 0
+    last_hash: str | None = None
 
 
 def _limit_days(run: RunFacts, default_days: float | None) -> tuple[float | None, int | None]:

@@ -10,6 +10,8 @@ Nothing is recorded twice: expunging an expunged run answers what the first one 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -18,7 +20,9 @@ from datetime import datetime
 import structlog
 
 from ledger.domain.run import Run
+from ledger.domain.status import RunStatus
 from ledger.errors import LedgerError
+from ledger.hashing import parse_timestamp
 from ledger.retention.facts import FileRefs, scan_runs
 from ledger.retention.policy import RunFacts, pick_expired
 from ledger.service.base import LedgerBase
@@ -95,13 +99,17 @@ class RetentionCommands(SealingBase):
         principal: str,
         reason: str | None,
         tally: Removed | None = None,
+        scanned: bool = False,
     ) -> list[Expunged]:
-        """Expunge ``run_ids`` in chunks (one write each); held or unfinished ones refuse."""
+        """Expunge ``run_ids`` in chunks (one write each); held or unfinished ones refuse.
+        With ``scanned``, each run is taken as the scan saw it instead of loaded again (a
+        write since then makes the chunk's save conflict, and the caller retries one by one)."""
         tally = tally if tally is not None else Removed()
         done: list[Expunged] = []
         wanted = list(run_ids)
         for start in range(0, len(wanted), CHUNK):
-            done += self._expunge_chunk(wanted[start : start + CHUNK], runs, refs, principal, reason, tally)
+            chunk = wanted[start : start + CHUNK]
+            done += self._expunge_chunk(chunk, runs, refs, principal, reason, tally, scanned)
         return done
 
     def _expunge_chunk(
@@ -112,6 +120,7 @@ class RetentionCommands(SealingBase):
         principal: str,
         reason: str | None,
         tally: Removed,
+        scanned: bool,
     ) -> list[Expunged]:
         with_keys = self.keys.has(run_ids)
         at = self.clock()
@@ -119,7 +128,8 @@ class RetentionCommands(SealingBase):
         changed: list[tuple[Run, RunFacts]] = []
         try:
             for run_id in run_ids:
-                run = self.get_run(run_id)
+                facts_seen = runs.get(run_id)
+                run = _as_scanned(facts_seen) if scanned and facts_seen is not None else self.get_run(run_id)
                 if run.expunged:
                     answers.append(_first_answer(self, run))
                     continue
@@ -156,12 +166,14 @@ class RetentionCommands(SealingBase):
 
     def _delete_files(self, files: Iterable[tuple[str, str]], tally: Removed) -> None:
         """Delete the stored files ``(sha256, run_id)`` that are still there."""
-        erased = [(sha, run_id) for sha, run_id in files if self.files.path_for(sha).exists()]
+        root = str(self.files.root)  # the sha256s come from the scan, which checked them
+        erased = [(sha, run_id) for sha, run_id in files if os.path.exists(f"{root}/{sha[:2]}/{sha}")]
         for start in range(0, len(erased), CHUNK * 10):
             part = erased[start : start + CHUNK * 10]
             self.keys.mark_erased(part)  # before the files go: a read of one then answers 410
             for sha, run_id in part:
-                self.files.path_for(sha).unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{root}/{sha[:2]}/{sha}")
                 tally.files += 1
                 log.debug("file_deleted", sha256=sha, run_id=run_id)
 
@@ -215,7 +227,7 @@ class RetentionCommands(SealingBase):
             chunk = picked[start : start + CHUNK]
             try:
                 done += self.expunge_runs(
-                    chunk, runs, refs, principal=principal, reason="retention", tally=tally
+                    chunk, runs, refs, principal=principal, reason="retention", tally=tally, scanned=True
                 )
             except LedgerError:  # one held or changed meanwhile: the others one by one
                 for run_id in chunk:
@@ -233,6 +245,18 @@ class RetentionCommands(SealingBase):
         self._delete_files(refs.orphans(), tally)
         self._remove_dirs(expunged, tally)
         return RetentionOutcome(done, tally, dry_run=False)
+
+
+def _as_scanned(facts: RunFacts) -> Run:
+    """The run as the scan saw it: enough of it for :meth:`Run.expunge` (its status, hold,
+    expunge, version and newest hash), without reading its events again."""
+    run = object.__new__(Run)
+    run.__base_init__(facts.run_id, facts.version, parse_timestamp(facts.ended_at or facts.created_at))
+    run._last_hash = facts.last_hash
+    run.workflow = facts.workflow
+    run.status = RunStatus(facts.status)
+    run.held, run.expunged = facts.held, facts.expunged
+    return run
 
 
 def _first_answer(ledger: LedgerBase, run: Run) -> Expunged:
