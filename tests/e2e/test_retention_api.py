@@ -5,6 +5,7 @@ erases (key, unshared files, logs) and answers 410 afterwards; the ledger still 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,7 +56,9 @@ def finished(client: httpx.Client, run_id: str) -> dict[str, Any]:
     return result
 
 
-def test_a_sensitive_run_is_shown_by_role_held_expunged_and_gone(executing_server: Server) -> None:
+def test_a_sensitive_run_is_shown_by_role_held_expunged_and_gone(
+    executing_server: Server, tmp_path: Path
+) -> None:
     server = executing_server
     definition = secret_workflow()
     admin, operator, auditor = server.client("admin"), server.client("operator"), server.client("auditor")
@@ -114,5 +117,11 @@ def test_a_sensitive_run_is_shown_by_role_held_expunged_and_gone(executing_serve
     assert events.count("Run.Expunged") == 1
     verified = server.cli("verify")
     assert verified.returncode == 0 and "ok" in verified.stdout
+    bundle, key = tmp_path / "bundle.tar", tmp_path / "key.pem"
+    with admin.stream("GET", "/api/export", params={"workflow": definition["name"]}) as streamed:
+        bundle.write_bytes(b"".join(streamed.iter_bytes()))
+    assert SECRET.encode() not in bundle.read_bytes()  # the export holds the ciphertext only
+    key.write_text(admin.get("/api/ledger/public-key").json()["public_key"])
+    assert server.cli("verify-bundle", str(bundle), "--public-key", str(key)).returncode == 0
     metrics = auditor.get("/metrics").text
     assert "runledger_retention_passes_total" in metrics
