@@ -150,3 +150,21 @@ def test_retention_dry_run_lists_what_would_go_and_deletes_nothing(vault: Ledger
     assert not any(vault.files.exists(sha) for sha in preview.picked[0].files_deleted)
     assert key_rows(vault, run_id) == 0
     assert vault.apply_retention(now=later, dry_run=False).picked == []
+
+
+def test_a_replay_seals_the_value_again_under_its_own_key_and_needs_it_again_after_an_expunge(
+    vault: Ledger,
+) -> None:
+    source, _ = vault.files.put_bytes(b"input")
+    original = finish(vault, token=SECRET, source=source, output=b"replayed")
+    copy = vault.replay(original, principal="carol").run_id
+    sealed = vault.get_run(copy).parameters["token"]
+    assert sealed != vault.get_run(original).parameters["token"]  # its own key and nonce
+    assert vault.keys.get(copy) not in (None, vault.keys.get(original))
+    assert vault.run_parameters(vault.get_run(copy))["token"] == SECRET
+    vault.cancel(copy, principal="op")
+    vault.expunge(original, principal="admin", reason=None)
+    with pytest.raises(Conflict, match="give them again"):
+        vault.replay(original, principal="carol")
+    again = vault.replay(original, overrides={"token": "new"}, principal="carol").run_id
+    assert vault.run_parameters(vault.get_run(again))["token"] == "new"
