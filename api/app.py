@@ -26,6 +26,7 @@ from api.routes import (
     marquez,
     openlineage,
     ops,
+    retention,
     runs,
     stats,
     stream,
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(workflows.router, responses=PROBLEM_RESPONSES)
     app.include_router(workers.router, responses=PROBLEM_RESPONSES)
     app.include_router(runs.router, responses=PROBLEM_RESPONSES)
+    app.include_router(retention.router, responses=PROBLEM_RESPONSES)
     app.include_router(files.router, responses=PROBLEM_RESPONSES)
     app.include_router(batches.router, responses=PROBLEM_RESPONSES)
     app.include_router(stats.router, responses=PROBLEM_RESPONSES)

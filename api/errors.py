@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from api.wording import validation_message
 from ledger.errors import (
     Conflict,
+    Gone,
     IllegalTransition,
     InvalidDefinition,
     InvalidParameters,
@@ -48,6 +49,7 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 #: Domain error -> HTTP status. The one place where that decision is made.
 STATUS_OF: dict[type[LedgerError], int] = {
     NotFound: 404,
+    Gone: 410,
     InvalidDefinition: 422,
     InvalidParameters: 422,
     InvalidRequest: 422,
@@ -63,6 +65,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Content too large",
     415: "Unsupported media type",
     422: "Unprocessable content",
@@ -284,5 +287,5 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 #: The error responses every API route may give, documented as problem JSON in /openapi.json.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": TITLES[status], "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}}
-    for status in (400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503, 507)
+    for status in (400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 500, 503, 507)
 }

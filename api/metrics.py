@@ -123,6 +123,30 @@ class LedgerCollector(Collector):
         for view in views.status():  # the metric and its label keep the contract's word
             lag.add_metric([str(view["name"])], int(view["lag"]))
         yield lag
+        yield from retention_families()
+
+
+def retention_families() -> Iterable[Any]:
+    """What this process's retention passes removed (SPEC section 11)."""
+    from ledger.retention.job import COUNTS
+
+    for name, help, value in (
+        ("runledger_retention_passes", "Retention passes run by this process.", COUNTS.passes),
+        ("runledger_retention_runs_expunged", "Runs expunged by retention passes.", COUNTS.runs_expunged),
+        (
+            "runledger_retention_files_deleted",
+            "Stored files deleted by retention passes.",
+            COUNTS.files_deleted,
+        ),
+        (
+            "runledger_retention_keys_destroyed",
+            "Run keys destroyed by retention passes.",
+            COUNTS.keys_destroyed,
+        ),
+    ):
+        family = CounterMetricFamily(name, help)
+        family.add_metric([], value)
+        yield family
 
 
 def render(runtime: Runtime) -> bytes:

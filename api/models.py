@@ -21,10 +21,12 @@ from runledger.models import (
     BatchTriggered,
     ClaimedRun,
     ComparePublic,
+    ExpungePublic,
     FilePublic,
     FilesPublic,
     FileStored,
     Health,
+    HoldPublic,
     JSONDict,
     LineagePublic,
     ProjectionPublic,
@@ -95,6 +97,14 @@ class ReplayRequest(Request):
     param_overrides: JSONDict = {}
 
 
+class ExpungeRequest(Request):
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class HoldRequest(Request):
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
 class ResumeRequest(Request):
     from_task: Annotated[str, Field(min_length=1, max_length=100)]
     param_overrides: JSONDict = {}
@@ -139,10 +149,14 @@ __all__ = [
     "ClaimRequest",
     "ClaimedRun",
     "ComparePublic",
+    "ExpungePublic",
+    "ExpungeRequest",
     "FilePublic",
     "FileStored",
     "FilesPublic",
     "Health",
+    "HoldPublic",
+    "HoldRequest",
     "JSONDict",
     "LabelRequest",
     "LineagePublic",

@@ -9,7 +9,8 @@ import structlog
 from fastapi import HTTPException
 
 from api.runtime import Runtime
-from ledger.errors import InvalidRequest
+from ledger.errors import Gone, InvalidRequest, NotFound
+from ledger.store.event_record import EventRecord
 from ledger.store.filestore import CorruptFile
 from projections.views.rundetail import run_events
 from projections.views.summaries_fold import summary_from_events
@@ -27,10 +28,27 @@ def run_summary(runtime: Runtime, run_id: str) -> dict[str, Any]:
     return dict(found)
 
 
+def sensitive_values(runtime: Runtime, run_id: str) -> dict[str, Any]:
+    """The run's parameters with sealed values opened (``[erased]`` without the key)."""
+    run = runtime.ledger.get_run(run_id)
+    return runtime.ledger.run_parameters(run)
+
+
+def refuse_expunged(events: list[EventRecord]) -> None:
+    """410 Gone for the logs and files of an expunged run."""
+    if any(event.type == "Run.Expunged" for event in events):
+        raise Gone(f"run {events[0].stream} is expunged: its logs and files are erased")
+
+
 def read_file_checked(runtime: Runtime, sha256: str) -> bytes:
-    """The stored file's bytes, re-hashed on the way (a corrupt file is a 500, and logged)."""
+    """The stored file's bytes, re-hashed on the way (a corrupt file is a 500, and logged);
+    410 for one an expunge deleted."""
     try:
         return runtime.files.read(sha256)
+    except NotFound:
+        if runtime.ledger.keys.was_erased(sha256):
+            raise Gone(f"stored file {sha256} was deleted when the runs naming it were expunged") from None
+        raise
     except CorruptFile as exc:
         log.error("stored_file_corrupt", sha256=sha256)
         raise HTTPException(500, str(exc)) from None

@@ -7,7 +7,8 @@ Messages go to stderr; data goes to stdout. Closing stdout early (``| head``) is
 
 The commands that read or change runs, workflows and files talk to a server through the
 ``runledger`` client (``--url``/``RUNLEDGER_URL``, ``--token``/``RUNLEDGER_TOKEN``); the
-server-side ones (serve, worker, project, projections, verify, digest, tokens, workspaces) open the
+server-side ones (serve, worker, project, projections, verify, digest, tokens, workspaces,
+retention) open the
 database (``--database-url``/``RUNLEDGER_DATABASE_URL``).
 """
 
@@ -27,13 +28,14 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "workflows": ("workflows", "trigger", "batch", "replay"),  # over HTTP
     "runs": (
         "runs",
-    ),  # list|show|tasks|logs|files|lineage|audit|events|cancel|replay|resume|compare|label|sign
+    ),  # list|show|tasks|logs|files|lineage|audit|events|cancel|expunge|hold|release|replay|...
     "files": ("files", "stats", "audit"),  # over HTTP
     "worker": ("worker",),
     "projections": ("project", "projections"),
     "integrity": ("verify", "digest", "export", "verify-bundle"),
     "tokens": ("tokens",),
     "workspaces": ("workspaces",),
+    "retention": ("retention",),
 }
 
 

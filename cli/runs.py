@@ -1,5 +1,5 @@
-"""``runledger runs list|show|tasks|logs|files|lineage|audit|events|cancel|replay|resume|compare
-|label|sign``, through the API (see :mod:`cli.remote`).
+"""``runledger runs list|show|tasks|logs|files|lineage|audit|events|cancel|expunge|hold|release
+|replay|resume|compare|label|sign``, through the API (see :mod:`cli.remote`).
 
 Past 300 lines on purpose: one sub-command per SPEC section 6 run action, each a few lines
 over the client; splitting them would only scatter the ``runs`` group.
@@ -61,6 +61,14 @@ def register(subparsers: Any) -> None:
         parser.add_argument("run_id")
         if name == "cancel":
             parser.add_argument("--reason")
+    for name, help, handler in (
+        ("expunge", "erase a run: its key, its unshared files, its directory (admin)", expunge_run),
+        ("hold", "put a legal hold on a run (admin)", hold_run),
+        ("release", "release a run's legal hold (admin)", release_run),
+    ):
+        parser = action(name, help, handler)
+        parser.add_argument("run_id")
+        parser.add_argument("--reason")
     logs = action("logs", "a task's stdout or stderr", run_logs)
     logs.add_argument("run_id")
     logs.add_argument("task")
@@ -267,6 +275,32 @@ def cancel_run(args: argparse.Namespace) -> int:
     with connect(args) as client:
         run = client.runs.get(args.run_id).cancel(reason=args.reason)
     print_json(run.summary) if wants_json(args) else note(f"run {run.run_id}: {run.status}")
+    return 0
+
+
+def expunge_run(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        done = client.runs.get(args.run_id).expunge(reason=args.reason)
+    if wants_json(args):
+        print_json(done.model_dump())
+    elif done.recorded:
+        note(f"run {done.run_id}: expunged ({len(done.files_deleted)} files deleted)")
+    else:
+        note(f"run {done.run_id}: was expunged already; nothing changed")
+    return 0
+
+
+def hold_run(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        held = client.runs.get(args.run_id).hold(reason=args.reason)
+    print_json(held.model_dump()) if wants_json(args) else note(f"run {held.run_id}: on hold")
+    return 0
+
+
+def release_run(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        held = client.runs.get(args.run_id).release(reason=args.reason)
+    print_json(held.model_dump()) if wants_json(args) else note(f"run {held.run_id}: hold released")
     return 0
 
 

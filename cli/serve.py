@@ -59,6 +59,11 @@ def start_background(
             runner = ProjectionRunner(settings, health=runtime.health, poll_interval=wait, linger=wait)
             runner.start()
             stops.append(runner.stop)  # the runner logs projection_runner_started itself
+            from ledger.retention.job import RetentionJob  # the periodic retention pass (SPEC 11)
+
+            retention = RetentionJob(runtime.ledger, interval=settings.retention_interval_seconds)
+            retention.start()
+            stops.append(retention.stop)
     from ledger.integrity.merkle_follow import TreeFollower  # keeps the Merkle tree caught up
 
     follower = TreeFollower(settings, health=runtime.health)

@@ -46,6 +46,8 @@ class AttemptPlan:
     #: A container task's image ID as recorded by the run this one replays (or resumes).
     pinned_image_id: str | None = None
     user: TaskUser | None = None
+    #: The command as the evidence records it (sensitive values masked); None: ``command``.
+    recorded_command: list[str] | None = None
 
 
 def execute_attempt(
@@ -102,7 +104,7 @@ def execute_attempt(
             "type": "task_finished",
             "task": plan.task.name,
             "attempt": plan.attempt,
-            "command": plan.command,
+            "command": plan.command if plan.recorded_command is None else plan.recorded_command,
             **asdict(identity),
             "host": HOST,
             "started_at": plan.started_at,

@@ -47,6 +47,7 @@ from typing import Any
 import structlog
 
 from executor.attempt import AttemptPlan, execute_attempt
+from executor.cleanup import remove_run_dir
 from executor.container import ContainerRunner
 from executor.evidence import HOST, ExecutableHasher
 from executor.image_pins import recorded_image_ids
@@ -61,9 +62,10 @@ from executor.templating import (
 from ledger.domain.definition import TaskSpec, WorkflowDefinition, parse_definition, topological_order
 from ledger.domain.reports import Report, RunStateReport, TaskFinishedReport, TaskStartedReport
 from ledger.domain.run import Run
-from ledger.domain.status import RunStatus, TaskStatus
+from ledger.domain.status import TERMINAL, RunStatus, TaskStatus
 from ledger.errors import Conflict, IllegalTransition, LedgerError, NotFound
 from ledger.hashing import format_timestamp
+from ledger.sensitive import HIDDEN, is_sealed
 from ledger.service import Ledger
 from ledger.store.filestore import CorruptFile, FileStore
 
@@ -132,9 +134,13 @@ class RunExecution:
         self.stop_event.set()
 
     def execute(self) -> str:
-        """Run to the end; the run's final status as this worker saw it."""
+        """Run to the end; the run's final status as this worker saw it. The run's
+        directory goes once it has ended (its outputs are stored by then), unless
+        ``RUNLEDGER_KEEP_RUN_DIRS``; one left by a crash goes when an executor starts."""
+        status = "abandoned"
         try:
-            return self._execute()
+            status = self._execute()
+            return status
         except RunAborted as exc:
             self.stop_event.set()
             self.log.info("run_abandoned", reason=str(exc))
@@ -143,10 +149,13 @@ class RunExecution:
             self.stop_event.set()
             self.log.exception("run_crashed")
             self._try_fail(f"executor error: {exc}")
-            return RunStatus.FAILED.value
+            status = RunStatus.FAILED.value
+            return status
         finally:
-            # stdout/stderr are in the file store by now; the run directory itself stays.
+            # stdout/stderr are in the file store by now.
             shutil.rmtree(self.logs_dir, ignore_errors=True)
+            if status in TERMINAL:
+                remove_run_dir(self.ledger, self.run_id)
 
     def _execute(self) -> str:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -307,6 +316,8 @@ class RunExecution:
         outputs = {name: s.output_vars for name, s in states.items() if s.status in {"success", "reused"}}
         try:
             command = render_command(spec.command, params, outputs)
+            # The evidence shows a sensitive value as "[sensitive]"; the task gets the value.
+            recorded = render_command(spec.command, self._masked(params), outputs)
         except TemplateError as exc:
             self._pending.append(
                 TaskStartedReport(
@@ -338,7 +349,7 @@ class RunExecution:
                 type="task_started",
                 task=spec.name,
                 attempt=state.attempts,
-                command=command,
+                command=recorded,
                 host=HOST,
                 started_at=started_at,
             )
@@ -352,6 +363,7 @@ class RunExecution:
             task=spec,
             attempt=state.attempts,
             command=command,
+            recorded_command=recorded,
             env=env,
             run_dir=self.run_dir,
             logs_dir=self.logs_dir,
@@ -491,12 +503,17 @@ class RunExecution:
         except Exception:
             self.log.exception("run_fail_not_recorded")
 
+    def _masked(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with the run's sealed (sensitive) values shown as ``[sensitive]``."""
+        sealed = {name for name, value in self.run.parameters.items() if is_sealed(value)}
+        return {name: HIDDEN if name in sealed else value for name, value in params.items()}
+
     # ---- file parameters ----------------------------------------------------------------
     def _place_file_params(
         self, definition: WorkflowDefinition
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """Copy each ``file`` parameter to ``params/<name>`` after re-checking its hash."""
-        params = dict(self.run.parameters)
+        params = self.ledger.run_parameters(self.run)  # sensitive values opened
         inputs: dict[str, dict[str, Any]] = {}
         for name, spec in definition.params.items():
             sha256 = params.get(name)

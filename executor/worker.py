@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import structlog
 
+from executor.cleanup import remove_finished_run_dirs
 from executor.dag import RunExecution
 from executor.evidence import ExecutableHasher
 from executor.groups import reap_leftover_groups
@@ -84,6 +85,7 @@ class Executor:
         self._stopping.clear()
         harden_data_dir(self.settings)
         reap_leftover_groups()
+        remove_finished_run_dirs(self.ledger)
         thread = threading.Thread(target=self._dispatch, name="executor-dispatcher", daemon=True)
         thread.start()
         self._threads.append(thread)

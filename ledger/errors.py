@@ -29,6 +29,12 @@ class NotFound(LedgerError):
     title = "Not found"
 
 
+class Gone(LedgerError):
+    """What was asked for existed and was erased on purpose (an expunged run's logs and files)."""
+
+    title = "Gone"
+
+
 class InvalidDefinition(LedgerError):
     title = "Invalid workflow definition"
 

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     #: Each batch costs each view a transaction, so at a few events a second a longer wait
     #: is less CPU per event; listings lag by about this much more.
     projection_batch_ms: int = Field(default=100, ge=1, le=5000)
+    #: Days a finished run is kept when its definition sets no ``retention`` (SPEC section
+    #: 11); unset: kept forever.
+    retention_days: float | None = Field(default=None, gt=0)
+    #: Seconds between the projection runner's retention passes (0: none).
+    retention_interval_seconds: float = Field(default=3600.0, ge=0)
+    #: Keep a finished run's working directory instead of removing it once its outputs are stored.
+    keep_run_dirs: bool = False
 
     @property
     def task_env_names(self) -> list[str]:

@@ -122,6 +122,17 @@ def cancel(run_id: str, reason: str | None) -> Call:
     return run_action(run_id, "cancel", _reason({}, reason))
 
 
+def expunge(run_id: str, reason: str | None) -> Call:
+    """Idempotent on the server (a second expunge writes nothing), so it may be retried."""
+    return Call("POST", run_path(run_id, "/expunge"), json=_reason({}, reason), not_found=RunNotFoundError)
+
+
+def hold(run_id: str, reason: str | None, *, release: bool = False) -> Call:
+    """Place (or with ``release`` take off) a legal hold; both are idempotent."""
+    method = "DELETE" if release else "POST"
+    return Call(method, run_path(run_id, "/hold"), json=_reason({}, reason), not_found=RunNotFoundError)
+
+
 def replay(run_id: str, overrides: Mapping[str, Any] | None, reason: str | None) -> Call:
     return run_action(run_id, "replay", _reason({"param_overrides": dict(overrides or {})}, reason))
 

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from runledger import _calls as calls
-from runledger.models import AuditPublic, EventPublic, FilesPublic, LineagePublic, RunPublic, TaskPublic
+from runledger.models import (
+    AuditPublic,
+    EventPublic,
+    ExpungePublic,
+    FilesPublic,
+    HoldPublic,
+    LineagePublic,
+    RunPublic,
+    TaskPublic,
+)
 from runledger.run import TERMINAL, WaitTimeout
 
 if TYPE_CHECKING:
@@ -109,6 +118,20 @@ class AsyncRun:
     async def cancel(self, reason: str | None = None) -> AsyncRun:
         await self._client._t.send(calls.cancel(self.run_id, reason))
         return await self.refresh()
+
+    async def expunge(self, reason: str | None = None) -> ExpungePublic:
+        """Erase the run (admin; SPEC section 11): its key, its files no other live run
+        references, its working directory. A second expunge answers ``recorded=False``."""
+        return ExpungePublic.model_validate(await self._client._t.json(calls.expunge(self.run_id, reason)))
+
+    async def hold(self, reason: str | None = None) -> HoldPublic:
+        """Put a legal hold on the run (admin): retention skips it, expunge answers 409."""
+        return HoldPublic.model_validate(await self._client._t.json(calls.hold(self.run_id, reason)))
+
+    async def release(self, reason: str | None = None) -> HoldPublic:
+        """Take the legal hold off (admin)."""
+        call = calls.hold(self.run_id, reason, release=True)
+        return HoldPublic.model_validate(await self._client._t.json(call))
 
     async def replay(
         self, param_overrides: Mapping[str, Any] | None = None, reason: str | None = None

@@ -102,11 +102,33 @@ class RunLabelled(Public):
 
     run_id: str
     labels: dict[str, str]
+    #: A legal hold is on: retention skips the run and expunging it answers 409.
+    held: bool = False
+    #: Expunged (SPEC section 11): sensitive values read ``"[erased]"``, logs and files 410.
+    expunged: bool = False
 
 
 class RunsPublic(Public):
     runs: list[RunPublic]
     next_cursor: str | None
+
+
+class ExpungePublic(Public):
+    """What an expunge did; ``recorded`` is False when the run was expunged already (the
+    answer then repeats what the first expunge did, and nothing new is written)."""
+
+    run_id: str
+    expunged: bool = True
+    recorded: bool
+    files_deleted: list[str]
+    key_destroyed: bool
+
+
+class HoldPublic(Public):
+    run_id: str
+    held: bool
+    #: False when the hold was already on (placing) or already off (releasing).
+    recorded: bool
 
 
 class AttemptPublic(Public):

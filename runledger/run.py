@@ -15,7 +15,16 @@ import httpx
 from runledger import _calls as calls
 from runledger._transport import sse_data
 from runledger.errors import RunledgerError
-from runledger.models import AuditPublic, EventPublic, FilesPublic, LineagePublic, RunPublic, TaskPublic
+from runledger.models import (
+    AuditPublic,
+    EventPublic,
+    ExpungePublic,
+    FilesPublic,
+    HoldPublic,
+    LineagePublic,
+    RunPublic,
+    TaskPublic,
+)
 
 if TYPE_CHECKING:
     from runledger.client import Client
@@ -116,6 +125,20 @@ class Run:
     def cancel(self, reason: str | None = None) -> Run:
         self._client._t.send(calls.cancel(self.run_id, reason))
         return self.refresh()
+
+    def expunge(self, reason: str | None = None) -> ExpungePublic:
+        """Erase the run (admin; SPEC section 11): its key, its files no other live run
+        references, its working directory. A second expunge answers ``recorded=False``."""
+        return ExpungePublic.model_validate(self._client._t.json(calls.expunge(self.run_id, reason)))
+
+    def hold(self, reason: str | None = None) -> HoldPublic:
+        """Put a legal hold on the run (admin): retention skips it, expunge answers 409."""
+        return HoldPublic.model_validate(self._client._t.json(calls.hold(self.run_id, reason)))
+
+    def release(self, reason: str | None = None) -> HoldPublic:
+        """Take the legal hold off (admin)."""
+        call = calls.hold(self.run_id, reason, release=True)
+        return HoldPublic.model_validate(self._client._t.json(call))
 
     def replay(self, param_overrides: Mapping[str, Any] | None = None, reason: str | None = None) -> Run:
         body = self._client._t.json(calls.replay(self.run_id, param_overrides, reason))

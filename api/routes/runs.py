@@ -28,7 +28,7 @@ from api.models import (
     TasksPublic,
 )
 from api.params import Status, TaskName, dynamic_query, iso_timestamp, prefixed
-from api.reads import read_file_checked, run_summary
+from api.reads import read_file_checked, refuse_expunged, run_summary, sensitive_values
 from api.scope import NamedWorkspace, ScopedRunId, WorkspaceDep, check_run_in_scope
 from ledger.errors import InvalidRequest
 from projections.views.compare import compare
@@ -92,8 +92,13 @@ def compare_runs(
 
 
 @router.get("/{run_id}", response_model=RunPublic)
-def show_run(run_id: ScopedRunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
-    return run_summary(runtime, run_id)
+def show_run(run_id: ScopedRunId, runtime: RuntimeDep, principal: Auditor) -> dict[str, Any]:
+    """Sensitive parameter values in the clear to operators and admins while the run's key
+    exists; ``"[sensitive]"`` to auditors; ``"[erased]"`` to everyone once it is expunged."""
+    summary = run_summary(runtime, run_id)
+    if principal.has("operator") and not summary.get("expunged"):
+        summary["parameters"] = sensitive_values(runtime, run_id)
+    return summary
 
 
 @router.get("/{run_id}/tasks", response_model=TasksPublic)
@@ -120,7 +125,9 @@ def task_logs(
     attempt: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> Response:
     """The text a task attempt wrote to stdout or stderr (the latest attempt by default)."""
-    task = find_task(run_events(runtime.ledger, run_id), task_name)
+    events = run_events(runtime.ledger, run_id)
+    refuse_expunged(events)
+    task = find_task(events, task_name)
     ref = log_ref(task, stream, attempt)
     data = read_file_checked(runtime, str(ref["sha256"]))
     return Response(data.decode("utf-8", errors="replace"), media_type="text/plain; charset=utf-8")

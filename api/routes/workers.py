@@ -52,7 +52,7 @@ def claim(
         version=run.workflow_version,
         definition_hash=run.definition_hash,
         definition=run.definition,
-        parameters=run.parameters,
+        parameters=runtime.ledger.run_parameters(run),
     )
 
 

@@ -60,6 +60,8 @@ class ParamSpec(_Strict):
     required: bool = False
     default: Any = None
     description: str | None = None
+    #: Stored sealed under the run's key (SPEC section 11); erased when the run is expunged.
+    sensitive: bool = False
 
     @model_validator(mode="after")
     def _default_matches_type(self) -> ParamSpec:
@@ -68,6 +70,23 @@ class ParamSpec(_Strict):
             if problem:
                 raise ValueError(f"default {problem}")
         return self
+
+    @model_validator(mode="after")
+    def _sensitive_has_no_plain_copy(self) -> ParamSpec:
+        # The definition is stored in the clear: a default there would be the secret itself.
+        if self.sensitive and self.default is not None:
+            raise ValueError("a sensitive parameter cannot have a default")
+        if self.sensitive and self.type == "file":
+            raise ValueError("a file parameter cannot be sensitive (its sha256 is no secret)")
+        return self
+
+
+class Retention(_Strict):
+    """How long a workflow's finished runs are kept (SPEC section 11); unset: kept forever."""
+
+    days: Annotated[float, Field(gt=0)] | None = None
+    keep_failed_days: Annotated[float, Field(gt=0)] | None = None
+    keep_last: Annotated[int, Field(ge=0)] | None = None
 
 
 #: ``name:tag`` or ``name@sha256:<64 hex>`` (a registry host and path may lead the name).
@@ -122,6 +141,7 @@ class WorkflowDefinition(_Strict):
     max_retries: Annotated[int, Field(ge=0, le=100)] = 0
     retry_delay_seconds: Annotated[float, Field(ge=0)] = 1.0
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+    retention: Retention | None = None
 
     @model_validator(mode="after")
     def _tasks_form_a_dag(self) -> WorkflowDefinition:
@@ -159,6 +179,10 @@ class WorkflowDefinition(_Strict):
             raise ValueError(
                 f"task {task.name!r} uses outputs of {match['task']!r}, which is not upstream of it"
             )
+
+    @property
+    def sensitive_params(self) -> frozenset[str]:
+        return frozenset(name for name, spec in self.params.items() if spec.sensitive)
 
     def task(self, name: str) -> TaskSpec:
         for task in self.tasks:

@@ -413,6 +413,74 @@ class Run(ChainedAggregate):
         self.record(self.LineageReported, at=at, **facts)
         return True
 
+    # ---- holds and expunge (SPEC section 11) ------------------------------------------------
+    #: A legal hold is on (retention skips the run, expunge refuses it); set by ``HoldPlaced``.
+    held: bool = False
+    #: The run's key is destroyed and its files deleted (``Expunged``); events stay as they are.
+    expunged: bool = False
+
+    class HoldPlaced(StreamEvent):
+        by: str
+        reason: str | None
+
+        def apply(self, run: Run) -> None:
+            run.held = True
+
+    class HoldReleased(StreamEvent):
+        by: str
+        reason: str | None
+
+        def apply(self, run: Run) -> None:
+            run.held = False
+
+    class Expunged(StreamEvent):
+        """The run erased: its key destroyed, the sha256 of the stored files deleted with it."""
+
+        by: str
+        reason: str | None
+        files_deleted: list[str]
+        key_destroyed: bool
+
+        def apply(self, run: Run) -> None:
+            run.expunged = True
+
+    def place_hold(self, *, by: str, reason: str | None, at: datetime) -> bool:
+        """Put a legal hold on the run; False (nothing recorded) when one is already on."""
+        if self.expunged:
+            raise Conflict(f"run {self.id} is expunged; there is nothing left to hold")
+        if self.held:
+            return False
+        self.record(self.HoldPlaced, at=at, by=by, reason=reason)
+        return True
+
+    def release_hold(self, *, by: str, reason: str | None, at: datetime) -> bool:
+        """Take the hold off; False (nothing recorded) when there is none."""
+        if not self.held:
+            return False
+        self.record(self.HoldReleased, at=at, by=by, reason=reason)
+        return True
+
+    def expunge(
+        self, *, by: str, reason: str | None, files_deleted: list[str], key_destroyed: bool, at: datetime
+    ) -> bool:
+        """Record the expunge; False (nothing recorded) when the run is expunged already.
+        A held run, or one not finished yet, is refused."""
+        if self.expunged:
+            return False
+        if self.held:
+            raise Conflict(f"run {self.id} is under a legal hold; release it before expunging")
+        if not self.is_terminal:
+            raise Conflict(f"run {self.id} is {self.status.value}; cancel it before expunging")
+        self.record(
+            self.Expunged,
+            at=at,
+            by=by,
+            reason=reason,
+            files_deleted=sorted(files_deleted),
+            key_destroyed=key_destroyed,
+        )
+        return True
+
 
 def _move(run: Run, event: StreamEvent) -> None:
     """Move ``run`` as the status rules say ``event`` does; one that ends it sets its error."""

@@ -14,6 +14,7 @@ transactions through :class:`~ledger.store.groupcommit.GroupCommitRecorder`.
 * :mod:`~ledger.service.operators`: cancel;
 * :mod:`~ledger.service.openlineage`: recording OpenLineage RunEvents;
 * :mod:`~ledger.service.workspaces`: creating workspaces (SPEC 9).
+* :mod:`~ledger.service.retention`: sensitive parameters, legal holds, expunge and retention.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ledger.service.base import LedgerBase
 from ledger.service.batches import BatchCommands
 from ledger.service.openlineage import LineageCommands
 from ledger.service.operators import OperatorCommands
+from ledger.service.retention import RetentionCommands
 from ledger.service.triggers import TriggerCommands
 from ledger.service.workers import WorkerCommands
 from ledger.service.workflows import WorkflowCommands
@@ -37,6 +39,7 @@ class Ledger(
     OperatorCommands,
     LineageCommands,
     WorkspaceCommands,
+    RetentionCommands,
     LedgerBase,
 ):
     """runledger's write side on the ``eventsourcing`` library."""

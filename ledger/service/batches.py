@@ -14,7 +14,7 @@ from ledger.domain.definition import resolve_parameters
 from ledger.domain.labels import check_labels
 from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import InvalidRequest, NotFound
-from ledger.service.base import LedgerBase
+from ledger.service.sealing import SealingBase
 from ledger.service.triggers import new_run
 
 
@@ -24,7 +24,7 @@ class BatchTriggered:
     run_ids: list[str]
 
 
-class BatchCommands(LedgerBase):
+class BatchCommands(SealingBase):
     """A batch triggered through the API, and read back by the API and the executor."""
 
     def trigger_batch(
@@ -61,20 +61,22 @@ class BatchCommands(LedgerBase):
             self._check_files_stored(definition, params)
         at = self.clock()
         batch_id = str(uuid.uuid4())
+        run_ids = [str(uuid.uuid4()) for _ in resolved]
         runs = [
             new_run(
+                run_id=run_id,
                 name=name,
                 version=version,
                 raw=raw,
                 digest=digest,
-                parameters=params,
+                parameters=self.seal_for_new_run(definition, run_id, params),
                 principal=principal,
                 kind="batch",
                 at=at,
                 batch_id=batch_id,
                 workspace=workspace,
             )
-            for params in resolved
+            for run_id, params in zip(run_ids, resolved, strict=True)
         ]
         checked = check_labels(labels or {})
         for run in runs if checked else ():  # every run of the batch carries the labels

@@ -21,7 +21,8 @@ from ledger.domain.run import Run
 from ledger.domain.workflow import Workflow, WorkflowVersion, workflow_stream
 from ledger.domain.workspace import DEFAULT_WORKSPACE, workspace_of
 from ledger.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
-from ledger.service.base import LedgerBase, looks_like_run_id
+from ledger.service.base import looks_like_run_id
+from ledger.service.sealing import SealingBase
 from ledger.store.event_record import EventRecord
 from ledger.store.groupcommit import with_expect
 from ledger.store.recorders import StaleRead
@@ -34,7 +35,7 @@ class Triggered:
     created: bool
 
 
-class TriggerCommands(LedgerBase):
+class TriggerCommands(SealingBase):
     """The commands that start new runs, for the API and ``runledger``."""
 
     def trigger(
@@ -185,12 +186,14 @@ class TriggerCommands(LedgerBase):
             if isinstance(existing, IdempotencyKey):
                 return self._first_run(existing.run_id, idempotency_key, parameters)
         at = self.clock()
+        run_id = str(uuid.uuid4())
         run = new_run(
+            run_id=run_id,
             name=name,
             version=version,
             raw=raw,
             digest=digest,
-            parameters=parameters,
+            parameters=self.seal_for_new_run(definition, run_id, parameters),
             principal=principal,
             kind=kind,
             at=at,
@@ -223,7 +226,7 @@ class TriggerCommands(LedgerBase):
         """The run an idempotency key first triggered, when asked again with the same
         (resolved) parameters; :class:`IdempotencyKeyReused` naming it for other ones."""
         first = self.get_run(run_id)
-        if dict(first.parameters) != dict(parameters):
+        if self.run_parameters(first) != dict(parameters):
             raise IdempotencyKeyReused(key=key, run_id=first.id)
         return Triggered(first.id, first.definition_hash, created=False)
 
@@ -249,7 +252,7 @@ class TriggerCommands(LedgerBase):
             version=trigger["version"],
             raw=trigger["definition"],
             digest=trigger["definition_hash"],
-            supplied=_without_none(trigger["parameters"]) | dict(overrides or {}),
+            supplied=self.parameters_to_repeat(run_id, overrides or {}),
             principal=principal,
             kind="replay",
             replay_of=run_id,
@@ -276,7 +279,7 @@ class TriggerCommands(LedgerBase):
             version=trigger["version"],
             raw=trigger["definition"],
             digest=trigger["definition_hash"],
-            supplied=_without_none(trigger["parameters"]) | dict(overrides or {}),
+            supplied=self.parameters_to_repeat(run_id, overrides or {}),
             principal=principal,
             kind="resume",
             resume_of=run_id,
@@ -300,10 +303,12 @@ def new_run(
     batch_id: str | None = None,
     idempotency_key: str | None = None,
     workspace: str = DEFAULT_WORKSPACE,
+    run_id: str | None = None,
 ) -> Run:
-    """A pending run of version ``version`` of workflow ``name``, with a new run id."""
+    """A pending run of version ``version`` of workflow ``name``, with a new run id (unless
+    ``run_id`` names the one its sensitive parameters were sealed for)."""
     return Run.trigger(
-        run_id=str(uuid.uuid4()),
+        run_id=run_id or str(uuid.uuid4()),
         at=at,
         workflow=name,
         version=version,
@@ -320,7 +325,3 @@ def new_run(
         idempotency_key=idempotency_key,
         workspace=workspace,
     )
-
-
-def _without_none(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in parameters.items() if v is not None}

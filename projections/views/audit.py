@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from ledger.domain.status import TERMINAL, RunStatus, ends_run, status_after
+from ledger.sensitive import ERASED, HIDDEN, masked
 from ledger.store.event_record import EventRecord
 from projections.db import Connection
 from projections.view import (
@@ -141,7 +142,8 @@ def _entry(event: EventRecord, status: str | None) -> Entry | None:
                 d.get("triggered_by"),
                 "triggered",
                 _moved(event, status),
-                {k: d.get(k) for k in _TRIGGER_FACTS},
+                {k: d.get(k) for k in _TRIGGER_FACTS}
+                | {"parameters": masked(d.get("parameters") or {}, erased=False)},
             )
         case _ if status is None:
             return None
@@ -164,6 +166,12 @@ def _entry(event: EventRecord, status: str | None) -> Entry | None:
         case "Run.Labelled":
             detail = {"set": d.get("set") or {}, "remove": d.get("remove") or [], "reason": d.get("reason")}
             return d.get("by"), "labelled", None, detail
+        case "Run.HoldPlaced" | "Run.HoldReleased":
+            action = "hold_placed" if event.type == "Run.HoldPlaced" else "hold_released"
+            return d.get("by"), action, None, {"reason": d.get("reason")}
+        case "Run.Expunged":
+            detail = {k: d.get(k) for k in ("reason", "files_deleted", "key_destroyed")}
+            return d.get("by"), "expunged", None, detail
         case "Run.LineageReported":
             return (
                 d.get("producer"),
@@ -198,4 +206,16 @@ def query_audit(conn: Connection, t: Tables, run_id: str) -> list[dict[str, Any]
         f"{t('entries')} WHERE run_id = ? ORDER BY position",
         (run_id,),
     )
-    return [row | {"detail": loads(row["detail"])} for row in rows]
+    entries = [row | {"detail": loads(row["detail"])} for row in rows]
+    return erased_after_expunge(entries)
+
+
+def erased_after_expunge(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Once a run is expunged, its trigger's sensitive values read ``[erased]``."""
+    if not any(entry["action"] == "expunged" for entry in entries):
+        return entries
+    for entry in entries:
+        if entry["action"] == "triggered":
+            params = entry["detail"].get("parameters") or {}
+            entry["detail"]["parameters"] = {k: ERASED if v == HIDDEN else v for k, v in params.items()}
+    return entries

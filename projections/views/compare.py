@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ledger.sensitive import masked
 from ledger.store.event_record import EventRecord
 from projections.views.rundetail import tasks_of
 
@@ -69,7 +70,11 @@ def _task_facts(task: dict[str, Any] | None) -> dict[str, Any] | None:
 def compare(a: Sequence[EventRecord], b: Sequence[EventRecord]) -> dict[str, Any]:
     """Parameter differences, definition equality and per-task differences of two runs."""
     ta, tb = a[0].data, b[0].data
-    pa, pb = ta.get("parameters") or {}, tb.get("parameters") or {}
+    # Sensitive values stay sealed: shown (and compared) as "[sensitive]".
+    pa, pb = (
+        masked(ta.get("parameters") or {}, erased=False),
+        masked(tb.get("parameters") or {}, erased=False),
+    )
     parameters = {
         name: {"a": pa.get(name), "b": pb.get(name)}
         for name in sorted(set(pa) | set(pb))

@@ -63,14 +63,26 @@ def row_from_state(state: State) -> tuple[Any, ...]:
     return tuple(dumps(values[c]) if c in _JSON or c == "fold" else values[c] for c in _COLUMNS)
 
 
+#: Columns stored as BOOLEAN (SQLite gives them back as 0 or 1).
+_BOOL = frozenset({"held", "expunged"})
+
+
+def _value(row: dict[str, Any], column: str) -> Any:
+    if column in _JSON:
+        return loads(row[column])
+    if column in _BOOL:
+        return bool(row[column])
+    return row[column]
+
+
 def state_from_row(row: dict[str, Any]) -> State:
-    state = {c: (loads(row[c]) if c in _JSON else row[c]) for c in _COLUMNS if c != "fold"}
+    state = {c: _value(row, c) for c in _COLUMNS if c != "fold"}
     state.update(json.loads(row["fold"]))
     return state
 
 
 def summary_from_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {c: (loads(row[c]) if c in _JSON else row[c]) for c in SUMMARY_FIELDS}
+    return {c: _value(row, c) for c in SUMMARY_FIELDS}
 
 
 #: Runs whose fold state a rebuild keeps in memory between batches.
@@ -83,8 +95,9 @@ class SummariesView(View):
     # PostgreSQL (see Connection.key_text). v4: late_events (terminal events after the end).
     # v5: labels; the params table becomes fields (parameters, labels and output variables,
     # as text and as numbers) for the q search language (SPEC section 8). v6: workspace
-    # (SPEC 9), leading every index a listing pages by.
-    schema_version: ClassVar[int] = 6
+    # (SPEC 9), leading every index a listing pages by. v7: held and expunged (SPEC section
+    # 11), sealed parameter values masked.
+    schema_version: ClassVar[int] = 7
     table_names: ClassVar[tuple[str, ...]] = ("runs", "fields", "batches")
 
     def create(self, conn: Connection, t: Tables) -> None:
@@ -101,6 +114,7 @@ class SummariesView(View):
             "retry_count BIGINT NOT NULL, error TEXT, outputs TEXT NOT NULL, replay_of TEXT, "
             f"resume_of TEXT, batch_id {key}, late_events TEXT NOT NULL, labels TEXT NOT NULL, "
             f"workspace {key} NOT NULL, "
+            "held BOOLEAN NOT NULL, expunged BOOLEAN NOT NULL, "
             f"worker_id TEXT, lease_expires_at {key}, "
             "position BIGINT NOT NULL, fold TEXT NOT NULL)"
         )

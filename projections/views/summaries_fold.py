@@ -26,6 +26,7 @@ from ledger.domain.status import (
 )
 from ledger.domain.workspace import workspace_of
 from ledger.hashing import parse_timestamp
+from ledger.sensitive import ERASED, HIDDEN, is_sealed, masked
 from ledger.store.event_record import EventRecord
 from projections.view import dumps
 
@@ -62,6 +63,9 @@ SUMMARY_FIELDS = (
     # (SPEC 9) the run's workspace, ``default`` for runs triggered before workspaces
     "workspace",
     "labels",
+    # SPEC section 11: a legal hold is on; the run is expunged (sensitive values "[erased]").
+    "held",
+    "expunged",
 )
 
 
@@ -91,11 +95,12 @@ class Fold:
                 self.batches.append(_batch_row(event))
             case "Run.Triggered":
                 state = self.states[event.stream] = _triggered(event)
+                sealed = event.data.get("parameters") or {}
                 self.touched.add(event.stream)
                 self.params.extend(
                     (event.stream, f"param.{k}", param_text(v), param_number(v), state["created_at"])
                     for k, v in state["parameters"].items()
-                    if v is not None
+                    if v is not None and not is_sealed(sealed.get(k))  # no filtering on a sealed value
                 )
             case "Run.Started" | "Run.LeaseRenewed":
                 self._run(event, _leased)
@@ -105,6 +110,8 @@ class Fold:
                 self._run(event, _moved)
             case "Run.Labelled":
                 self._run(event, _labelled)
+            case "Run.HoldPlaced" | "Run.HoldReleased" | "Run.Expunged":
+                self._run(event, _retention)
             case _:
                 pass
 
@@ -127,7 +134,7 @@ def _triggered(event: EventRecord) -> State:
         "status": RunStatus.PENDING.value,
         "triggered_by": d.get("triggered_by"),
         "trigger_kind": d.get("trigger_kind"),
-        "parameters": d.get("parameters") or {},
+        "parameters": masked(d.get("parameters") or {}, erased=False),
         "created_at": event.timestamp,
         "started_at": None,
         "completed_at": None,
@@ -139,6 +146,8 @@ def _triggered(event: EventRecord) -> State:
         "late_events": [],
         "workspace": workspace_of(d),
         "labels": {},
+        "held": False,
+        "expunged": False,
         "worker_id": None,
         "lease_expires_at": None,
         "tasks": {},
@@ -174,6 +183,17 @@ def _moved(state: State, event: EventRecord) -> None:
 def _labelled(state: State, event: EventRecord) -> None:
     d = event.data
     state["labels"] = apply_labels(state.get("labels") or {}, d.get("set") or {}, d.get("remove") or [])
+
+
+def _retention(state: State, event: EventRecord) -> None:
+    """A legal hold placed or released; the run expunged (its sealed values now erased)."""
+    if event.type == "Run.Expunged":
+        state["expunged"] = True
+        state["parameters"] = {
+            k: ERASED if v == HIDDEN else v for k, v in (state.get("parameters") or {}).items()
+        }
+    else:
+        state["held"] = event.type == "Run.HoldPlaced"
 
 
 def _leased(state: State, event: EventRecord) -> None:
@@ -219,6 +239,8 @@ def public(state: State) -> dict[str, Any]:
     }
     state.setdefault("late_events", [])
     state.setdefault("labels", {})
+    state.setdefault("held", False)
+    state.setdefault("expunged", False)
     return {name: derived[name] if name in derived else state[name] for name in SUMMARY_FIELDS}
 
 

@@ -244,6 +244,11 @@ ROUTES: dict[str, Route] = {
     ),
     "GET /api/runs/{run_id}/audit": lambda v, w: Call(f"/api/runs/{v.run_id}/audit", targets=True),
     "POST /api/runs/{run_id}/cancel": lambda v, w: Call(f"/api/runs/{v.pending_run_id}/cancel", targets=True),
+    "POST /api/runs/{run_id}/expunge": lambda v, w: Call(
+        f"/api/runs/{v.run_id}/expunge", json={"reason": "probe"}, targets=True
+    ),
+    "POST /api/runs/{run_id}/hold": lambda v, w: Call(f"/api/runs/{v.run_id}/hold", json={}, targets=True),
+    "DELETE /api/runs/{run_id}/hold": lambda v, w: Call(f"/api/runs/{v.run_id}/hold", targets=True),
     "POST /api/runs/{run_id}/labels": lambda v, w: Call(
         f"/api/runs/{v.run_id}/labels", json={"set": {"probe": "x"}}, targets=True
     ),

@@ -70,3 +70,9 @@ def finished(ledger: Ledger, run_id: str) -> dict[str, list[dict[str, Any]]]:
     for event in events_of(ledger, run_id, "Run.TaskFinished"):
         by_task.setdefault(event.data["task"], []).append(event.data)
     return by_task
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Any) -> Settings:
+    """These tests read what a run left in its working directory after it ended: kept."""
+    return Settings(database_url=database_url, data_dir=tmp_path / "state", keep_run_dirs=True)

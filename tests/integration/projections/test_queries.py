@@ -50,6 +50,8 @@ def test_a_summary_carries_every_spec_field_with_outputs_and_retries(
         "batch_id",
         "late_events",
         "labels",
+        "held",
+        "expunged",
     ]
     assert summary["status"] == "success" and summary["triggered_by"] == "carol"
     assert summary["parameters"] == {"query": "report", "limit": 5}
