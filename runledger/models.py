@@ -95,6 +95,10 @@ class RunPublic(Public):
     #: (SPEC 9) the run's workspace
     workspace: str = "default"
     labels: dict[str, str] = {}
+    #: A legal hold is on: retention skips the run and expunging it answers 409.
+    held: bool = False
+    #: Expunged (SPEC section 11): sensitive values read ``"[erased]"``, logs and files 410.
+    expunged: bool = False
 
 
 class RunLabelled(Public):
@@ -102,10 +106,6 @@ class RunLabelled(Public):
 
     run_id: str
     labels: dict[str, str]
-    #: A legal hold is on: retention skips the run and expunging it answers 409.
-    held: bool = False
-    #: Expunged (SPEC section 11): sensitive values read ``"[erased]"``, logs and files 410.
-    expunged: bool = False
 
 
 class RunsPublic(Public):

@@ -49,6 +49,7 @@ def test_a_summary_carries_every_spec_field_with_outputs_and_retries(
         "resume_of",
         "batch_id",
         "late_events",
+        "workspace",
         "labels",
         "held",
         "expunged",
