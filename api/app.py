@@ -18,13 +18,16 @@ from api.logging import RequestLoggingMiddleware, configure_logging
 from api.metrics import MetricsMiddleware
 from api.models import Health
 from api.routes import (
+    audit,
     batches,
     export,
     files,
     marquez,
     openlineage,
     ops,
+    report,
     runs,
+    signatures,
     stats,
     stream,
     tokens,
@@ -79,6 +82,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(workflows.router, responses=PROBLEM_RESPONSES)
     app.include_router(workers.router, responses=PROBLEM_RESPONSES)
     app.include_router(runs.router, responses=PROBLEM_RESPONSES)
+    app.include_router(signatures.keys, responses=PROBLEM_RESPONSES)
+    app.include_router(signatures.runs, responses=PROBLEM_RESPONSES)
+    app.include_router(audit.router, responses=PROBLEM_RESPONSES)
+    app.include_router(report.router, responses=PROBLEM_RESPONSES)
     app.include_router(files.router, responses=PROBLEM_RESPONSES)
     app.include_router(batches.router, responses=PROBLEM_RESPONSES)
     app.include_router(stats.router, responses=PROBLEM_RESPONSES)

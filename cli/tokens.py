@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from typing import Any
 
-from api.auth import ROLES, TokenStore
+from api.auth import ROLES, TokenStore, record_issued
 from cli.common import settings_from
 from ledger.service import Ledger
 
@@ -37,6 +38,7 @@ def create_token(args: argparse.Namespace) -> int:
     ledger, store = _with_store(args)
     try:
         info, token = store.create(name=args.name, role=args.role)
+        record_issued(ledger, info, token, by=_actor())
     finally:
         ledger.close()
     print(token)
@@ -62,7 +64,10 @@ def list_tokens(args: argparse.Namespace) -> int:
 def revoke_token(args: argparse.Namespace) -> int:
     ledger, store = _with_store(args)
     try:
+        revoking = store.live_ids(args.token)
         count = store.revoke(args.token)
+        for token_id in revoking:
+            ledger.record_token_revoked(token_id, by=_actor())
     finally:
         ledger.close()
     if count == 0:
@@ -70,3 +75,11 @@ def revoke_token(args: argparse.Namespace) -> int:
         return 2
     print(f"revoked {count} token(s)", file=sys.stderr)
     return 0
+
+
+def _actor() -> str:
+    """Who issued or revoked a token on the database directly: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

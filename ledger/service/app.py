@@ -12,6 +12,7 @@ transactions through :class:`~ledger.store.groupcommit.GroupCommitRecorder`.
 * :mod:`~ledger.service.batches`: triggering a batch and reading it;
 * :mod:`~ledger.service.workers`: claims, leases and reports;
 * :mod:`~ledger.service.operators`: cancel;
+* :mod:`~ledger.service.signatures`: signing keys, run signatures, token lifecycle events;
 * :mod:`~ledger.service.openlineage`: recording OpenLineage RunEvents.
 """
 
@@ -21,6 +22,7 @@ from ledger.service.base import LedgerBase
 from ledger.service.batches import BatchCommands
 from ledger.service.openlineage import LineageCommands
 from ledger.service.operators import OperatorCommands
+from ledger.service.signatures import SignatureCommands
 from ledger.service.triggers import TriggerCommands
 from ledger.service.workers import WorkerCommands
 from ledger.service.workflows import WorkflowCommands
@@ -33,6 +35,7 @@ class Ledger(
     BatchCommands,
     WorkerCommands,
     OperatorCommands,
+    SignatureCommands,
     LineageCommands,
     LedgerBase,
 ):

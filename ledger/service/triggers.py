@@ -19,6 +19,7 @@ from ledger.domain.idempotency import IdempotencyKey, idempotency_stream
 from ledger.domain.run import Run
 from ledger.domain.workflow import Workflow, WorkflowVersion, workflow_stream
 from ledger.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
+from ledger.reasons import check_reason
 from ledger.service.base import LedgerBase, looks_like_run_id
 from ledger.store.event_record import EventRecord
 from ledger.store.groupcommit import with_expect
@@ -179,7 +180,15 @@ class TriggerCommands(LedgerBase):
             raise NotFound(f"no run {run_id!r}")
         return events[0]
 
-    def replay(self, run_id: str, *, overrides: Mapping[str, Any] | None = None, principal: str) -> Triggered:
+    def replay(
+        self,
+        run_id: str,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        principal: str,
+        reason: str | None = None,
+    ) -> Triggered:
+        reason = check_reason(reason, required=self.settings.require_reason, action="replay")
         trigger = self._original_trigger(run_id).data
         return self._trigger(
             name=trigger["workflow"],
@@ -190,11 +199,19 @@ class TriggerCommands(LedgerBase):
             principal=principal,
             kind="replay",
             replay_of=run_id,
+            reason=reason,
         )
 
     def resume(
-        self, run_id: str, *, from_task: str, overrides: Mapping[str, Any] | None = None, principal: str
+        self,
+        run_id: str,
+        *,
+        from_task: str,
+        overrides: Mapping[str, Any] | None = None,
+        principal: str,
+        reason: str | None = None,
     ) -> Triggered:
+        reason = check_reason(reason, required=self.settings.require_reason, action="resume")
         trigger = self._original_trigger(run_id).data
         definition = parse_definition(trigger["definition"])
         if from_task not in {t.name for t in definition.tasks}:
@@ -217,6 +234,7 @@ class TriggerCommands(LedgerBase):
             kind="resume",
             resume_of=run_id,
             resume_from_task=from_task,
+            reason=reason,
         )
 
 
@@ -235,6 +253,7 @@ def new_run(
     resume_from_task: str | None = None,
     batch_id: str | None = None,
     idempotency_key: str | None = None,
+    reason: str | None = None,
 ) -> Run:
     """A pending run of version ``version`` of workflow ``name``, with a new run id."""
     return Run.trigger(
@@ -253,6 +272,7 @@ def new_run(
         resume_from_task=resume_from_task,
         batch_id=batch_id,
         idempotency_key=idempotency_key,
+        reason=reason,
     )
 
 

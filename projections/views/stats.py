@@ -86,7 +86,15 @@ class StatsView(View):
                         "started_at": None,
                         "duration_seconds": None,
                     }
-                case "Run.Started" | "Run.Succeeded" | "Run.Failed" | "Run.Killed" | "Run.LineageReported":
+                case (
+                    "Run.Started"
+                    | "Run.Succeeded"
+                    | "Run.Failed"
+                    | "Run.Killed"
+                    | "Run.LineageReported"
+                    | "Run.GateReached"
+                    | "Run.GateApproved"
+                ):
                     if event.stream in rows:
                         _move(rows[event.stream], event)
                 case _:
