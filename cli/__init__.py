@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "projections": ("project", "projections"),
     "integrity": ("verify", "digest", "export", "verify-bundle"),
     "tokens": ("tokens",),
+    "keys": ("keys",),  # over HTTP, but for ``create``
 }
 
 

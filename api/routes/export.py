@@ -36,7 +36,7 @@ def _stream_and_remove(path: Path, directory: Path) -> Iterator[bytes]:
 @router.get("", response_class=StreamingResponse, responses={200: {"content": {"application/x-tar": {}}}})
 def export(
     runtime: RuntimeDep,
-    _: Auditor,
+    principal: Auditor,
     created_after: Annotated[str | None, Query(max_length=64)] = None,
     created_before: Annotated[str | None, Query(max_length=64)] = None,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
@@ -61,6 +61,7 @@ def export(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    runtime.ledger.record_export(result.manifest, by=principal.name)
     name = f"runledger-export-{result.manifest['created_at'].replace(':', '')}.tar"
     return StreamingResponse(
         _stream_and_remove(result.path, directory),

@@ -104,3 +104,25 @@ class SigningKey(ChainedAggregate):
         if self.revoked:
             raise Conflict(f"signing key {self.fingerprint} is already revoked")
         self.record(self.Revoked, at=at, fingerprint=self.fingerprint, by=by, reason=reason)
+
+
+class Export(ChainedAggregate):
+    """A compliance bundle made (SPEC 10: exports are in the audit trail), stream ``export:<id>``."""
+
+    def __init__(
+        self, by: str, filters: dict[str, Any], tree_size: int, root_hash: str, events: int, runs: int
+    ) -> None:
+        self.by = by
+
+    class Created(StreamCreated):
+        by: str
+        filters: dict[str, Any]
+        #: The digest the bundle was made against.
+        tree_size: int
+        root_hash: str
+        events: int
+        runs: int
+
+    @classmethod
+    def made(cls, *, export_id: str, at: datetime, **facts: Any) -> Export:
+        return cls.create_stream(cls.Created, stream=f"export:{export_id}", at=at, **facts)

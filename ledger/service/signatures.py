@@ -3,10 +3,19 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from ledger.domain.access import TOKEN_HASH_PREFIX, SigningKey, Token, signing_key_stream, token_stream
+from ledger.domain.access import (
+    TOKEN_HASH_PREFIX,
+    Export,
+    SigningKey,
+    Token,
+    signing_key_stream,
+    token_stream,
+)
 from ledger.domain.run import Run
 from ledger.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from ledger.hashing import parse_timestamp
@@ -118,3 +127,19 @@ class SignatureCommands(LedgerBase):
             )
         token.revoke(by=by, reason=reason, at=self.clock())
         self._save(token)
+
+    # ---- exports --------------------------------------------------------------------------
+    def record_export(self, manifest: dict[str, Any], *, by: str) -> None:
+        """``Export.Created``: who made a bundle, of what, against which digest (SPEC 10)."""
+        digest, counts = manifest["digest"], manifest["counts"]
+        export = Export.made(
+            export_id=str(uuid.uuid4()),
+            at=self.clock(),
+            by=by,
+            filters=manifest["filters"],
+            tree_size=int(digest["tree_size"]),
+            root_hash=str(digest["root_hash"]),
+            events=int(counts["events"]),
+            runs=int(counts["runs"]),
+        )
+        self._save(export)
