@@ -220,6 +220,8 @@ class Run(ChainedAggregate):
     def trigger(cls, *, run_id: str, at: datetime, **facts: Any) -> Run:
         if facts["trigger_kind"] not in TRIGGER_KINDS:
             raise InvalidRequest(f"unknown trigger kind {facts['trigger_kind']!r}")
+        # every field is hashed as stored: a defaulted one must be in the data too
+        facts.setdefault("reason", None)
         return cls.create_stream(cls.Triggered, stream=run_id, at=at, **facts)
 
     @property
