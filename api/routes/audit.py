@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import Auditor, RuntimeDep
-from api.params import iso_timestamp
+from api.params import MAX_POSITION, iso_timestamp
 from ledger.errors import InvalidRequest
 from ledger.hashing import format_timestamp, parse_timestamp
 from runledger.models import LedgerAuditPublic
@@ -33,7 +33,9 @@ def ledger_audit(
     try:
         after = -1 if cursor is None else int(cursor)
     except ValueError:
-        raise InvalidRequest("cursor: not a cursor of this listing") from None
+        after = MAX_POSITION + 1
+    if not -1 <= after <= MAX_POSITION:
+        raise InvalidRequest("cursor: not a cursor of this listing")
     entries = runtime.views.ledger_audit(
         actor=actor,
         action=action,

@@ -81,6 +81,13 @@ def finished_run(server: Server, definition: dict[str, Any] | None = None) -> st
     return run_id
 
 
+def triggered_again(server: Server, run_id: str) -> str:
+    """Another run of the same workflow (not waited for)."""
+    admin = server.client()
+    workflow = admin.get(f"/api/runs/{run_id}").json()["workflow"]
+    return str(admin.post(f"/api/workflows/{workflow}/trigger", json={}).json()["run_id"])
+
+
 def head_of(client: httpx.Client, run_id: str) -> str:
     return str(client.get(f"/api/runs/{run_id}/events").json()["events"][-1]["hash"])
 
@@ -127,9 +134,10 @@ def test_a_signature_is_in_the_api_the_audit_trail_the_report_and_the_bundle(
     assert "audit path" in html.text
 
     bundle = tmp_path / "bundle.tar"
-    signing_server.cli(
-        "export", "--out", str(bundle), "--url", signing_server.url, "--token", signing_server.admin_token
-    )
+    with Client(signing_server.url, signing_server.admin_token) as client:
+        client.export(bundle)
+    exported = eventually(lambda: auditor.get("/api/audit", params={"action": "exported"}).json()["entries"])
+    assert exported[-1]["actor"] == "admin" and exported[-1]["detail"]["events"] > 0
     ok = signing_server.cli("verify-bundle", str(bundle))
     assert "ok" in ok.stdout
     with tarfile.open(bundle) as tar:
@@ -178,7 +186,8 @@ def rewrite_signed_event(source: Path, target: Path, run_id: str, change: Any) -
 def test_a_stale_head_a_copied_signature_and_a_revoked_key_are_refused(
     signing_server: Server, keys: dict[str, Any], tmp_path: Path
 ) -> None:
-    first, second = finished_run(signing_server), finished_run(signing_server)
+    first = finished_run(signing_server)
+    second = triggered_again(signing_server, first)
     dana = keys[SIGNER]
     old_head = head_of(signing_server.client("auditor"), first)
     assert sign(signing_server, dana, SIGNER, first, "reviewed").status_code == 201
