@@ -56,7 +56,7 @@ def keys(signing_server: Server, tmp_path_factory: pytest.TempPathFactory) -> di
         "keys", "register", f"{out}.pub", "--url", signing_server.url, "--token", token
     )
     assert registered.stdout.strip() == fingerprint
-    made[SIGNER] = {"token": token, "key": load_private_key(out), "fingerprint": fingerprint}
+    made[SIGNER] = {"token": token, "key": load_private_key(out), "fingerprint": fingerprint, "path": out}
     token = signing_server.token("operator", name=APPROVER)
     private, public, fingerprint = create_key_files(directory / "erik.key")
     with Client(signing_server.url, token) as client:
@@ -331,7 +331,13 @@ def test_the_pdf_report_shows_the_signers_name_meaning_and_time(
     signing_server: Server, keys: dict[str, Any], tmp_path: Path
 ) -> None:
     run_id = finished_run(signing_server)
-    signed = sign(signing_server, keys[SIGNER], SIGNER, run_id, "responsibility").json()
+    dana = keys[SIGNER]
+    done = signing_server.cli(
+        *("runs", "sign", run_id, "--meaning", "responsibility", "--key", str(dana["path"])),
+        *("--signer", SIGNER, "--url", signing_server.url, "--token", dana["token"], "--json"),
+    )
+    signed = json.loads(done.stdout)  # through the SDK's Run.sign: the head read, signed here
+    assert (signed["signer"], signed["meaning"], signed["valid"]) == (SIGNER, "responsibility", True)
     pdf = signing_server.client("auditor").get(f"/api/runs/{run_id}/report", params={"format": "pdf"})
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     if shutil.which("pdftotext") is None:  # .ci/run installs it: in CI a missing one fails
