@@ -168,7 +168,8 @@ class SigningKeyRequest(Request):
 class SignatureRequestBody(Request):
     meaning: Literal["reviewed", "approved", "rejected", "responsibility", "authorship"]
     reason: Reason = None
-    signed_at: Annotated[str, Field(min_length=1, max_length=64)]
+    #: UTC ISO 8601 with microseconds and a ``Z``, exactly as signed.
+    signed_at: Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={"format": "date-time"})]
     head_hash: Sha256
     key_fingerprint: Sha256
     signature: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
