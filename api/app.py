@@ -20,14 +20,17 @@ from api.metrics import MetricsMiddleware
 from api.models import Health
 from api.params import reject_unknown_query
 from api.routes import (
+    audit,
     batches,
     export,
     files,
     marquez,
     openlineage,
     ops,
+    report,
     retention,
     runs,
+    signatures,
     stats,
     stream,
     tokens,
@@ -85,6 +88,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(workers.router, responses=PROBLEM_RESPONSES)
     app.include_router(runs.router, responses=PROBLEM_RESPONSES)
     app.include_router(retention.router, responses=PROBLEM_RESPONSES)
+    app.include_router(signatures.keys, responses=PROBLEM_RESPONSES)
+    app.include_router(signatures.runs, responses=PROBLEM_RESPONSES)
+    app.include_router(audit.router, responses=PROBLEM_RESPONSES)
+    app.include_router(report.router, responses=PROBLEM_RESPONSES)
     app.include_router(files.router, responses=PROBLEM_RESPONSES)
     app.include_router(batches.router, responses=PROBLEM_RESPONSES)
     app.include_router(stats.router, responses=PROBLEM_RESPONSES)

@@ -7,6 +7,7 @@ Every request looks its token up again, so a revocation takes effect at once.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import re
@@ -200,6 +201,14 @@ class TokenStore:
             )
         return int(row["n"]) if row is not None else 0
 
+    def live_ids(self, id_or_name: str) -> builtins.list[str]:
+        """The ids of the live tokens :meth:`revoke` would revoke (to record each revocation)."""
+        rows = self._read(
+            "SELECT id FROM {t} WHERE (id = ? OR name = ?) AND revoked_at IS NULL ORDER BY id",
+            (id_or_name, id_or_name),
+        )
+        return [str(r["id"]) for r in rows]
+
     def count(self) -> int:
         """How many tokens were ever created (revoked ones included)."""
         rows = self._read("SELECT COUNT(*) AS n FROM {t}")
@@ -234,3 +243,10 @@ def ensure_admin_token(store: TokenStore, state_dir: Path) -> str | None:
         handle.write(token + "\n")
     os.chmod(path, 0o600)
     return token
+
+
+def record_issued(ledger: Any, info: TokenInfo, token: str, *, by: str) -> None:
+    """``Token.Issued`` for a token just created (its hash prefix, never the token; SPEC 10)."""
+    ledger.record_token_issued(
+        token_id=info.id, name=info.name, role=info.role, token_hash=hash_token(token), by=by
+    )

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from api.wording import validation_message
 from ledger.errors import (
     Conflict,
+    Forbidden,
     Gone,
     IllegalTransition,
     InvalidDefinition,
@@ -55,6 +56,7 @@ STATUS_OF: dict[type[LedgerError], int] = {
     InvalidRequest: 422,
     IllegalTransition: 409,
     Conflict: 409,
+    Forbidden: 403,
     Unavailable: 503,
 }
 

@@ -107,7 +107,7 @@ class LedgerCollector(Collector):
         views = self.runtime.views
         by_status: dict[str, int] = dict(views.stats().get("by_status", {}))
         runs = GaugeMetricFamily("runledger_runs", "Runs by state.", labels=["status"])
-        for status in ("pending", "running", "success", "failed", "killed"):
+        for status in ("pending", "running", "waiting", "success", "failed", "killed"):
             runs.add_metric([status], by_status.get(status, 0))
         yield runs
         queue = GaugeMetricFamily(

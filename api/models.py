@@ -93,8 +93,17 @@ class LabelRequest(Request):
 
 
 # ---- runs ------------------------------------------------------------------------------------
+#: Why an operator acts (SPEC 10); checked by ``ledger.reasons.check_reason``.
+Reason = Annotated[str, Field(max_length=2000)] | None
+
+
+class CancelRequest(Request):
+    reason: Reason = None
+
+
 class ReplayRequest(Request):
     param_overrides: JSONDict = {}
+    reason: Reason = None
 
 
 class ExpungeRequest(Request):
@@ -108,6 +117,7 @@ class HoldRequest(Request):
 class ResumeRequest(Request):
     from_task: Annotated[str, Field(min_length=1, max_length=100)]
     param_overrides: JSONDict = {}
+    reason: Reason = None
 
 
 # ---- workers ---------------------------------------------------------------------------------
@@ -193,3 +203,21 @@ __all__ = [
     "WorkspaceRequest",
     "WorkspacesPublic",
 ]
+
+
+# ---- signatures (SPEC section 10) ------------------------------------------------------------
+class SigningKeyRequest(Request):
+    public_key: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class SignatureRequestBody(Request):
+    meaning: Literal["reviewed", "approved", "rejected", "responsibility", "authorship"]
+    reason: Reason = None
+    #: UTC ISO 8601 with microseconds and a ``Z``, exactly as signed.
+    signed_at: Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={"format": "date-time"})]
+    head_hash: Sha256
+    key_fingerprint: Sha256
+    signature: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
+
+
+__all__ += ["CancelRequest", "SignatureRequestBody", "SigningKeyRequest"]

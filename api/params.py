@@ -16,7 +16,7 @@ TaskName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0
 #: The largest position or tree size a request may name (a 64-bit signed integer on both
 #: backends; larger values, such as ``1e30``, are refused with 422 before any query).
 MAX_POSITION = 2**62
-Status = Literal["pending", "running", "success", "failed", "killed"]
+Status = Literal["pending", "running", "waiting", "success", "failed", "killed"]
 
 
 def iso_timestamp(value: str | None, name: str) -> str | None:

@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "tokens": ("tokens",),
     "workspaces": ("workspaces",),
     "retention": ("retention",),
+    "keys": ("keys",),  # over HTTP, but for ``create``
 }
 
 

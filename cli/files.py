@@ -81,10 +81,9 @@ def show_audit(args: argparse.Namespace) -> int:
         "created_before": args.created_before,
     }
     with connect(args) as client:
-        body = client.audit(**filters)
-    entries = body.get("entries", []) if isinstance(body, dict) else []
+        entries = [e.model_dump() for e in client.audit_entries(**filters)]
     if wants_json(args):
-        print_json(body)
+        print_json({"entries": entries})
         return 0
     rows = [
         [when(e.get("at")), e.get("actor"), e.get("action"), e.get("run_id"), e.get("reason")]

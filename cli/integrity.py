@@ -130,8 +130,23 @@ def export_command(args: argparse.Namespace) -> int:
         result = write_bundle(
             settings, args.out, filters=filters, summarise=summary_from_events, progress=progress
         )
+    ledger = Ledger(settings)
+    try:
+        ledger.record_export(result.manifest, by=_actor())
+    finally:
+        ledger.close()
     print(f"exported {plural(result.events, 'event')} of {plural(result.runs, 'run')} to {result.path}")
     return 0
+
+
+def _actor() -> str:
+    """Who exported straight from the database: the operating-system user."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def verify_bundle_command(args: argparse.Namespace) -> int:

@@ -97,7 +97,11 @@ def register(subparsers: Any) -> None:
     label.add_argument("--reason")
     sign = action("sign", "sign a run with an Ed25519 key (SPEC section 10)", sign_run)
     sign.add_argument("run_id")
-    sign.add_argument("--meaning", required=True)
+    sign.add_argument(
+        "--meaning",
+        required=True,
+        choices=("reviewed", "approved", "rejected", "responsibility", "authorship"),
+    )
     sign.add_argument("--key", type=Path, required=True, help="the private key file (PEM)")
     sign.add_argument("--signer", required=True, help="the token's name, as the server records it")
     sign.add_argument("--reason")

@@ -112,6 +112,16 @@ def banner(base_url: str, app: Any) -> str:
     return "\n".join(lines)
 
 
+def _record_first_admin(runtime: Any, token: str) -> None:
+    """The first admin token, made at the first start, is a ledger event too (SPEC 10)."""
+    from api.auth import TokenInfo, record_issued
+
+    principal = runtime.tokens.authenticate(token)
+    if principal is not None:
+        info = TokenInfo(principal.token_id, principal.name, principal.role, "", None)
+        record_issued(runtime.ledger, info, token, by="system:first-start")
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here so that other commands start fast
 
@@ -132,6 +142,7 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot open the database: {exc}") from None
     token = ensure_admin_token(runtime.tokens, settings.state_dir)
     if token is not None:
+        _record_first_admin(runtime, token)
         print(f"admin token (shown once; also in {settings.state_dir / 'admin-token'}): {token}", flush=True)
     stops = start_background(
         settings,

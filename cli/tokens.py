@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from typing import Any
 
-from api.auth import ALL_WORKSPACES, ROLES, TokenStore
+from api.auth import ALL_WORKSPACES, ROLES, TokenStore, record_issued
 from cli.common import settings_from
 from ledger.service import Ledger
 
@@ -49,6 +50,7 @@ def create_token(args: argparse.Namespace) -> int:
             print(f"runledger: error: no workspace {missing[0]!r} (create it first)", file=sys.stderr)
             return 2
         info, token = store.create(name=args.name, role=args.role, workspaces=workspaces)
+        record_issued(ledger, info, token, by=_actor())
     except ValueError as exc:
         print(f"runledger: error: {exc}", file=sys.stderr)
         return 2
@@ -79,7 +81,10 @@ def list_tokens(args: argparse.Namespace) -> int:
 def revoke_token(args: argparse.Namespace) -> int:
     ledger, store = _with_store(args)
     try:
+        revoking = store.live_ids(args.token)
         count = store.revoke(args.token)
+        for token_id in revoking:
+            ledger.record_token_revoked(token_id, by=_actor())
     finally:
         ledger.close()
     if count == 0:
@@ -87,3 +92,11 @@ def revoke_token(args: argparse.Namespace) -> int:
         return 2
     print(f"revoked {count} token(s)", file=sys.stderr)
     return 0
+
+
+def _actor() -> str:
+    """Who issued or revoked a token on the database directly: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

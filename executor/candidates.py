@@ -17,8 +17,13 @@ class EventScan:
         self.ledger = ledger
 
     def pending_run_ids(self, limit: int = 50) -> list[str]:
-        """Runs that have only their ``Run.Triggered`` event, oldest first."""
-        return self.ledger.reader.lone_streams("Run.Triggered", limit=limit)
+        """Runs that have only their ``Run.Triggered`` event, oldest first, then runs pending
+        again after their approval gate was signed (SPEC 10)."""
+        found = self.ledger.reader.lone_streams("Run.Triggered", limit=limit)
+        for run_id in self.ledger.reader.streams_with("Run.GateApproved", without=ENDING_EVENTS):
+            if len(found) < limit and self.ledger.get_run(run_id).status == RunStatus.PENDING:
+                found.append(run_id)
+        return found
 
     def lapsed_run_ids(self, now_iso: str) -> list[str]:
         """Running runs whose lease expired before ``now_iso``."""

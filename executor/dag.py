@@ -60,7 +60,13 @@ from executor.templating import (
     render_command,
 )
 from ledger.domain.definition import TaskSpec, WorkflowDefinition, parse_definition, topological_order
-from ledger.domain.reports import Report, RunStateReport, TaskFinishedReport, TaskStartedReport
+from ledger.domain.reports import (
+    GateReachedReport,
+    Report,
+    RunStateReport,
+    TaskFinishedReport,
+    TaskStartedReport,
+)
 from ledger.domain.run import Run
 from ledger.domain.status import TERMINAL, RunStatus, TaskStatus
 from ledger.errors import Conflict, IllegalTransition, LedgerError, NotFound
@@ -172,7 +178,13 @@ class RunExecution:
         order = topological_order(definition)
         if any(t.image for t in definition.tasks):
             self.image_pins = recorded_image_ids(self.ledger, self.run)
-        if self.run.trigger_kind == "resume" and self.run.resume_of and self.run.resume_from_task:
+        prior_failures = self._continue_after_gate(states)
+        if (
+            self.run.trigger_kind == "resume"
+            and self.run.resume_of
+            and self.run.resume_from_task
+            and not self.run.tasks
+        ):
             try:
                 reused = restore_reused_tasks(
                     self.ledger,
@@ -189,7 +201,27 @@ class RunExecution:
                 states[report.task].output_vars = dict(report.output_vars)
                 self._pending.append(report)
         prepare_run_dir(self.run_dir, self.user)
-        return self._schedule(definition, order, states, params, file_inputs)
+        return self._schedule(definition, order, states, params, file_inputs, prior_failures)
+
+    def _continue_after_gate(self, states: dict[str, _TaskState]) -> list[str]:
+        """A run claimed again after its approval gate was signed (SPEC 10): the tasks it
+        already finished keep their outcome (their files are in the run directory, which
+        stays); the failures of ``on_failure: continue`` tasks still fail the run."""
+        failures = []
+        for name, recorded in self.run.tasks.items():
+            state = states.get(name)
+            if state is None:
+                continue
+            state.attempts = recorded.attempts
+            if recorded.status in {TaskStatus.SUCCESS, TaskStatus.REUSED}:
+                state.status = "reused" if recorded.status == TaskStatus.REUSED else "success"
+                state.output_vars = dict(recorded.output_vars)
+            elif recorded.status == TaskStatus.FAILED:
+                state.status = "failed"
+                failures.append(f"task {name!r} failed")
+        if self.run.tasks:
+            self.log.info("run_continued_after_gate", done=sorted(self.run.tasks))
+        return failures
 
     # ---- the DAG ------------------------------------------------------------------------
     def _schedule(
@@ -199,6 +231,7 @@ class RunExecution:
         states: dict[str, _TaskState],
         params: dict[str, Any],
         file_inputs: dict[str, dict[str, Any]],
+        prior_failures: list[str],
     ) -> str:
         deadline = (
             None if definition.timeout_seconds is None else time.monotonic() + definition.timeout_seconds
@@ -208,8 +241,11 @@ class RunExecution:
         )
         running: dict[Future[TaskFinishedReport], _TaskState] = {}
         blocking_failure: str | None = None
-        failures: list[str] = []
+        failures: list[str] = list(prior_failures)
         timed_out = False
+        #: An approval gate ready to be reached: nothing new starts, and once the running
+        #: tasks are done the run is let go at it (it holds no process or lease meanwhile).
+        gate: _TaskState | None = None
         with ThreadPoolExecutor(
             max_workers=self.task_slots, thread_name_prefix=f"run-{self.run_id[:8]}"
         ) as pool:
@@ -220,7 +256,7 @@ class RunExecution:
                     self.stop_event.set()
                     self.log.info("run_timed_out", timeout=definition.timeout_seconds)
                 stopping = timed_out or self.stop_event.is_set()
-                if blocking_failure is None and not stopping:
+                if blocking_failure is None and not stopping and gate is None:
                     for name in order:
                         if len(running) >= self.task_slots:
                             break
@@ -231,6 +267,9 @@ class RunExecution:
                             states[d].status in {"success", "reused", "failed"} for d in state.spec.depends_on
                         ):
                             continue
+                        if state.spec.approval is not None:
+                            gate = state
+                            break
                         future = self._start(
                             pool, definition, state, states, params, file_inputs, env, deadline
                         )
@@ -242,6 +281,8 @@ class RunExecution:
                                 blocking_failure = failures[-1]
                                 break
                 self._flush()
+                if not running and gate is not None and blocking_failure is None and not stopping:
+                    return self._reach_gate(gate)
                 if not running and (
                     blocking_failure is not None
                     or stopping
@@ -297,6 +338,15 @@ class RunExecution:
             return RunStatus.KILLED.value
         self.log.info("run_succeeded")
         return RunStatus.SUCCESS.value
+
+    def _reach_gate(self, gate: _TaskState) -> str:
+        """Record ``Run.GateReached`` and let the run go: the signatures make it claimable."""
+        self._pending.append(GateReachedReport(type="gate_reached", task=gate.spec.name))
+        self._flush(force=True)
+        if self.cancelled is not None:
+            return RunStatus.KILLED.value
+        self.log.info("run_waiting_at_gate", task=gate.spec.name)
+        return RunStatus.WAITING.value
 
     def _start(
         self,
@@ -419,7 +469,10 @@ class RunExecution:
         if self.cancelled is not None:
             self._flush_cancelled()
             return
-        ending = any(isinstance(r, RunStateReport) and r.type != "lease_renewed" for r in self._pending)
+        ending = any(
+            isinstance(r, GateReachedReport) or (isinstance(r, RunStateReport) and r.type != "lease_renewed")
+            for r in self._pending
+        )
         if not ending and time.monotonic() - self._last_renewal >= self.lease_every:
             self._pending.append(RunStateReport(type="lease_renewed"))
             force = True  # a renewal does not wait

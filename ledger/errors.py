@@ -51,6 +51,13 @@ class IllegalTransition(LedgerError):
     title = "Illegal state transition"
 
 
+class Forbidden(LedgerError):
+    """The principal may not do this with what it holds (another principal's signing key, a
+    revoked one)."""
+
+    title = "Forbidden"
+
+
 class Conflict(LedgerError):
     """Another writer got there first (optimistic concurrency), or a stale worker."""
 

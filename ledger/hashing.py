@@ -129,3 +129,31 @@ def is_sha256_hex(value: object) -> bool:
         and len(value) == HEX_SHA256_LENGTH
         and all(c in "0123456789abcdef" for c in value)
     )
+
+
+#: The fields a run signature covers, in the body of ``POST /api/runs/{id}/signatures`` and in
+#: ``Run.Signed`` (SPEC section 10).
+SIGNED_FIELDS = ("run_id", "head_hash", "meaning", "reason", "signed_at", "signer")
+
+
+def signature_message(
+    *, run_id: str, head_hash: str, meaning: str, reason: str | None, signed_at: str, signer: str
+) -> bytes:
+    """The bytes an Ed25519 run signature is made over: the RFC 8785 JSON of the run id, the
+    head hash signed, the meaning, the reason (None when absent), the time and the signer. The
+    run id binds the signature to its record (21 CFR 11.70): copied to another run, it fails."""
+    return canonical_json(
+        {
+            "run_id": run_id,
+            "head_hash": head_hash,
+            "meaning": meaning,
+            "reason": reason,
+            "signed_at": signed_at,
+            "signer": signer,
+        }
+    )
+
+
+def key_fingerprint(raw_public_key: bytes) -> str:
+    """A signing key's fingerprint: the lowercase hex SHA-256 of its raw 32 bytes."""
+    return sha256_hex(raw_public_key)

@@ -211,6 +211,10 @@ class ReadModels:
     def audit(self, run_id: str) -> list[dict[str, Any]]:
         return self._query("audit", lambda c, t: audit.query_audit(c, t, run_id))
 
+    def ledger_audit(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every action on the ledger (SPEC 10), filtered and paged by position."""
+        return self._query("audit", lambda c, t: audit.query_ledger_audit(c, t, **filters))
+
     def status(self) -> list[dict[str, Any]]:
         with self._connection() as conn:
             return st.view_status(conn, self.views)

@@ -151,6 +151,18 @@ def sign(run_id: str, body: dict[str, Any]) -> Call:
     return run_action(run_id, "signatures", body)
 
 
+def register_signing_key(public_key: str) -> Call:
+    return Call("POST", "/api/signing-keys", json={"public_key": public_key}, idempotent=False)
+
+
+def list_signing_keys() -> Call:
+    return Call("GET", "/api/signing-keys")
+
+
+def revoke_signing_key(fingerprint: str) -> Call:
+    return Call("DELETE", f"/api/signing-keys/{_q(fingerprint)}")
+
+
 def compare(a: str, b: str) -> Call:
     return Call("GET", "/api/runs/compare", params={"a": a, "b": b}, not_found=RunNotFoundError)
 

@@ -21,8 +21,11 @@ from runledger.models import (
     ComparePublic,
     DigestPublic,
     FileStored,
+    LedgerAuditEntry,
+    LedgerAuditPublic,
     RunPublic,
     RunTriggered,
+    SigningKeyPublic,
     StatsPublic,
     VerifyReportPublic,
     WorkflowPublic,
@@ -130,6 +133,25 @@ class AsyncLedgerAPI:
         return VerifyReportPublic.model_validate(await self._t.json(calls.verify_ledger()))
 
 
+class AsyncSigningKeys:
+    """``/api/signing-keys`` (SPEC section 10), as :class:`runledger.client.SigningKeys`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._t = client._t
+
+    async def register(self, public_key: str | os.PathLike[str]) -> SigningKeyPublic:
+        text = public_key if isinstance(public_key, str) and "BEGIN" in public_key else None
+        pem = text if text is not None else Path(public_key).read_text()
+        return SigningKeyPublic.model_validate(await self._t.json(calls.register_signing_key(pem)))
+
+    async def list(self) -> list[SigningKeyPublic]:
+        body = await self._t.json(calls.list_signing_keys())
+        return [SigningKeyPublic.model_validate(k) for k in body["keys"]]
+
+    async def revoke(self, fingerprint: str) -> None:
+        await self._t.send(calls.revoke_signing_key(fingerprint))
+
+
 class AsyncClient:
     """The async twin of :class:`runledger.Client`."""
 
@@ -151,6 +173,7 @@ class AsyncClient:
         self.runs = AsyncRuns(self)
         self.files = AsyncFiles(self)
         self.ledger = AsyncLedgerAPI(self)
+        self.signing_keys = AsyncSigningKeys(self)
         self._verified = AsyncVerifiedRead(self._t, TrustedDigest(self.config.trusted_digest))
 
     async def __aenter__(self) -> AsyncClient:
@@ -213,6 +236,18 @@ class AsyncClient:
 
     async def audit(self, **filters: Any) -> Any:
         return await self._t.json(calls.audit(calls.filters(**filters)))
+
+    async def audit_entries(self, **filters: Any) -> AsyncIterator[LedgerAuditEntry]:
+        """Every entry of ``GET /api/audit`` with these filters, oldest first, page by page."""
+        cursor = None
+        while True:
+            body = await self.audit(**filters, cursor=cursor, limit=PAGE_SIZE)
+            page = LedgerAuditPublic.model_validate(body)
+            for entry in page.entries:
+                yield entry
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     async def export(self, out: str | os.PathLike[str], **filters: Any) -> Path:
         target = Path(out)

@@ -20,6 +20,8 @@ from runledger.models import (
     HoldPublic,
     LineagePublic,
     RunPublic,
+    SignaturePublic,
+    SignaturesPublic,
     TaskPublic,
 )
 from runledger.run import TERMINAL, WaitTimeout
@@ -150,3 +152,19 @@ class AsyncRun:
     ) -> AsyncRun:
         await self._client._t.send(calls.label(self.run_id, set, remove, reason))
         return await self.refresh()
+
+    async def sign(
+        self, meaning: str, key: Any, reason: str | None = None, *, signer: str
+    ) -> SignaturePublic:
+        """As :meth:`runledger.Run.sign`."""
+        from runledger.signing import load_private_key, signature_body
+
+        if isinstance(key, (str, os.PathLike)):
+            key = load_private_key(key)
+        head = [e async for e in self.events()][-1].hash
+        body = signature_body(self.run_id, head, meaning, reason, signer, key)
+        return SignaturePublic.model_validate(await self._client._t.json(calls.sign(self.run_id, body)))
+
+    async def signatures(self) -> SignaturesPublic:
+        body = await self._client._t.json(calls.get_run(self.run_id, "/signatures"))
+        return SignaturesPublic.model_validate(body)

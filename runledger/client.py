@@ -25,8 +25,11 @@ from runledger.models import (
     ComparePublic,
     DigestPublic,
     FileStored,
+    LedgerAuditEntry,
+    LedgerAuditPublic,
     RunPublic,
     RunTriggered,
+    SigningKeyPublic,
     StatsPublic,
     VerifyReportPublic,
     WorkflowPublic,
@@ -147,6 +150,26 @@ class LedgerAPI:
         return VerifyReportPublic.model_validate(self._t.json(calls.verify_ledger()))
 
 
+class SigningKeys:
+    """``/api/signing-keys`` (SPEC section 10): the public keys principals sign runs with."""
+
+    def __init__(self, client: Client) -> None:
+        self._t = client._t
+
+    def register(self, public_key: str | os.PathLike[str]) -> SigningKeyPublic:
+        """Register a PEM public key (its text, or the path of a ``.pub`` file) for this token."""
+        text = public_key if isinstance(public_key, str) and "BEGIN" in public_key else None
+        pem = text if text is not None else Path(public_key).read_text()
+        return SigningKeyPublic.model_validate(self._t.json(calls.register_signing_key(pem)))
+
+    def list(self) -> builtins.list[SigningKeyPublic]:
+        body = self._t.json(calls.list_signing_keys())
+        return [SigningKeyPublic.model_validate(k) for k in body["keys"]]
+
+    def revoke(self, fingerprint: str) -> None:
+        self._t.send(calls.revoke_signing_key(fingerprint))
+
+
 class Client:
     """The runledger HTTP API from Python (SPEC section 6)."""
 
@@ -168,6 +191,7 @@ class Client:
         self.runs = Runs(self)
         self.files = Files(self)
         self.ledger = LedgerAPI(self)
+        self.signing_keys = SigningKeys(self)
         self._verified = VerifiedRead(self._t, TrustedDigest(self.config.trusted_digest))
 
     def __enter__(self) -> Client:
@@ -231,8 +255,18 @@ class Client:
         return StatsPublic.model_validate(self._t.json(calls.stats(calls.filters(**filters))))
 
     def audit(self, **filters: Any) -> Any:
-        """``GET /api/audit`` (SPEC section 10; answers 404 until the server has it)."""
+        """``GET /api/audit`` (SPEC section 10): one page, ``{entries, next_cursor}``."""
         return self._t.json(calls.audit(calls.filters(**filters)))
+
+    def audit_entries(self, **filters: Any) -> Iterator[LedgerAuditEntry]:
+        """Every entry of ``GET /api/audit`` with these filters, oldest first, page by page."""
+        cursor = None
+        while True:
+            page = LedgerAuditPublic.model_validate(self.audit(**filters, cursor=cursor, limit=PAGE_SIZE))
+            yield from page.entries
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def export(self, out: str | os.PathLike[str], **filters: Any) -> Path:
         """Stream a compliance bundle to ``out``."""

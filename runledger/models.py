@@ -339,3 +339,55 @@ class VerifyReportPublic(Public):
     ok: bool
     events_checked: int
     problems: list[Any]
+
+
+# ---- signatures and the ledger-wide audit trail (SPEC section 10) ----------------------------
+class SigningKeyPublic(Public):
+    fingerprint: str
+    principal: str
+    public_key: str
+    registered_at: Timestamp
+    revoked_at: Timestamp | None = None
+
+
+class SigningKeysPublic(Public):
+    keys: list[SigningKeyPublic]
+
+
+class SignaturePublic(Public):
+    #: The signer's printed name (their token's name).
+    signer: str
+    role: str
+    meaning: str
+    reason: str | None = None
+    #: When the signer signed (UTC); ``recorded_at`` is when the ledger recorded it.
+    signed_at: Timestamp
+    recorded_at: Timestamp
+    head_hash: str
+    key_fingerprint: str
+    signature: str
+    hash: str
+    position: int
+    #: The signature checks out against the registered key, the run and the head it names.
+    valid: bool
+    problem: str | None = None
+
+
+class SignaturesPublic(Public):
+    signatures: list[SignaturePublic]
+
+
+class LedgerAuditEntry(Public):
+    at: Timestamp
+    actor: str | None
+    action: str
+    workspace: str | None = None
+    run_id: str | None = None
+    detail: Any = None
+    reason: str | None = None
+    position: int
+
+
+class LedgerAuditPublic(Public):
+    entries: list[LedgerAuditEntry]
+    next_cursor: str | None = None

@@ -23,6 +23,8 @@ from runledger.models import (
     HoldPublic,
     LineagePublic,
     RunPublic,
+    SignaturePublic,
+    SignaturesPublic,
     TaskPublic,
 )
 
@@ -157,11 +159,25 @@ class Run:
         self._client._t.send(calls.label(self.run_id, set, remove, reason))
         return self.refresh()
 
-    def sign(self, meaning: str, key: Any, reason: str | None = None, *, signer: str) -> Any:
-        """``POST /api/runs/{id}/signatures`` (SPEC section 10): ``key`` is an Ed25519 private
-        key (``cryptography``); ``signer`` the token's name."""
-        from runledger.signing import signature_body
+    def sign(self, meaning: str, key: Any, reason: str | None = None, *, signer: str) -> SignaturePublic:
+        """``POST /api/runs/{id}/signatures`` (SPEC section 10): sign the run's current head
+        with ``key`` (an Ed25519 private key, or the path of its PEM file from ``runledger
+        keys create``); ``signer`` is the token's name, which the server records. A run that
+        moved on between reading its head and signing answers 409 (``ConflictError``)."""
+        from runledger.signing import load_private_key, signature_body
 
+        if isinstance(key, (str, os.PathLike)):
+            key = load_private_key(key)
         head = list(self.events())[-1].hash
         body = signature_body(self.run_id, head, meaning, reason, signer, key)
-        return self._client._t.json(calls.sign(self.run_id, body))
+        return SignaturePublic.model_validate(self._client._t.json(calls.sign(self.run_id, body)))
+
+    def signatures(self) -> SignaturesPublic:
+        """``GET /api/runs/{id}/signatures``: each with printed name, UTC time, meaning, ``valid``."""
+        return SignaturesPublic.model_validate(
+            self._client._t.json(calls.get_run(self.run_id, "/signatures"))
+        )
+
+    def report(self, format: str = "html") -> bytes:
+        """``GET /api/runs/{id}/report?format=html|pdf``: the run's human-readable true copy."""
+        return self._client._t.send(calls.get_run(self.run_id, "/report", {"format": format})).content

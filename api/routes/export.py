@@ -37,7 +37,7 @@ def _stream_and_remove(path: Path, directory: Path) -> Iterator[bytes]:
 @router.get("", response_class=StreamingResponse, responses={200: {"content": {"application/x-tar": {}}}})
 def export(
     runtime: RuntimeDep,
-    _: Auditor,
+    principal: Auditor,
     workspace: WorkspaceDep,
     created_after: Annotated[str | None, Query(max_length=64)] = None,
     created_before: Annotated[str | None, Query(max_length=64)] = None,
@@ -64,6 +64,7 @@ def export(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    runtime.ledger.record_export(result.manifest, by=principal.name)
     name = f"runledger-export-{result.manifest['created_at'].replace(':', '')}.tar"
     return StreamingResponse(
         _stream_and_remove(result.path, directory),

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api.deps import Auditor, Operator, RuntimeDep
 from api.models import (
     AuditPublic,
+    CancelRequest,
     ComparePublic,
     FilesPublic,
     LabelRequest,
@@ -166,8 +167,12 @@ def audit(run_id: ScopedRunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any
 
 
 @router.post("/{run_id}/cancel", status_code=202, response_model=RunAccepted)
-def cancel(run_id: ScopedRunId, runtime: RuntimeDep, principal: Operator) -> RunAccepted:
-    run = runtime.ledger.cancel(run_id, principal=principal.name)
+def cancel(
+    run_id: ScopedRunId, runtime: RuntimeDep, principal: Operator, body: CancelRequest | None = None
+) -> RunAccepted:
+    """``reason`` is recorded with the cancel (required with RUNLEDGER_REQUIRE_REASON=true)."""
+    reason = body.reason if body is not None else None
+    run = runtime.ledger.cancel(run_id, principal=principal.name, reason=reason)
     log.info("run_cancelled", run_id=run_id, by=principal.name)
     return RunAccepted(run_id=run_id, status=run.status.value)
 
@@ -177,7 +182,8 @@ def replay(
     run_id: ScopedRunId, runtime: RuntimeDep, principal: Operator, body: ReplayRequest | None = None
 ) -> RunCreated:
     overrides = body.param_overrides if body is not None else {}
-    triggered = runtime.ledger.replay(run_id, overrides=overrides, principal=principal.name)
+    reason = body.reason if body is not None else None
+    triggered = runtime.ledger.replay(run_id, overrides=overrides, principal=principal.name, reason=reason)
     log.info("run_replayed", run_id=triggered.run_id, replay_of=run_id)
     return RunCreated(run_id=triggered.run_id)
 
@@ -185,7 +191,11 @@ def replay(
 @router.post("/{run_id}/resume", status_code=202, response_model=RunCreated)
 def resume(run_id: ScopedRunId, body: ResumeRequest, runtime: RuntimeDep, principal: Operator) -> RunCreated:
     triggered = runtime.ledger.resume(
-        run_id, from_task=body.from_task, overrides=body.param_overrides, principal=principal.name
+        run_id,
+        from_task=body.from_task,
+        overrides=body.param_overrides,
+        principal=principal.name,
+        reason=body.reason,
     )
     log.info("run_resumed", run_id=triggered.run_id, resume_of=run_id, from_task=body.from_task)
     return RunCreated(run_id=triggered.run_id)

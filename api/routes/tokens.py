@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, HTTPException, Path, Response
 
-from api.auth import ALL_WORKSPACES, Principal
+from api.auth import ALL_WORKSPACES, Principal, record_issued
 from api.deps import Admin, RuntimeDep
 from api.models import TokenCreated, TokenRequest, TokensPublic
 from api.redact import looks_like_secret
@@ -28,6 +28,7 @@ def create_token(body: TokenRequest, runtime: RuntimeDep, principal: Admin) -> d
         info, token = runtime.tokens.create(name=body.name, role=body.role, workspaces=body.workspaces)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
+    record_issued(runtime.ledger, info, token, by=principal.name)
     log.info("token_created", token_id=info.id, name=info.name, role=info.role, by=principal.name)
     return {**info.__dict__, "token": token}
 
@@ -71,7 +72,10 @@ def revoke_token(
         raise HTTPException(403, "revoking tokens needs an admin token of every workspace ('*')")
     if looks_like_secret(token_ref) or runtime.tokens.authenticate(token_ref) is not None:
         raise InvalidRequest("revoke a token by its id or name, never by its secret")
+    revoking = runtime.tokens.live_ids(token_ref)
     if runtime.tokens.revoke(token_ref) == 0:
         raise NotFound("no active token with that id or name")
+    for token_id in revoking:
+        runtime.ledger.record_token_revoked(token_id, by=principal.name)
     log.info("token_revoked", token_ref=token_ref, by=principal.name)
     return Response(status_code=204)

@@ -103,9 +103,24 @@ class Resources(_Strict):
     memory_mb: Annotated[int, Field(ge=6, le=1024 * 1024)] | None = None
 
 
+#: What a signature means (SPEC section 10; 21 CFR 11.50(a)(3)).
+SIGNATURE_MEANINGS = ("reviewed", "approved", "rejected", "responsibility", "authorship")
+
+
+class Approval(_Strict):
+    """An approval gate (SPEC 10): the run waits at the task until ``signatures`` signatures
+    with ``meaning``, from distinct principals of at least ``role``, are recorded."""
+
+    meaning: Literal["reviewed", "approved", "responsibility", "authorship"] = "approved"
+    role: Literal["auditor", "operator", "admin"] = "operator"
+    signatures: Annotated[int, Field(ge=1, le=20)] = 1
+
+
 class TaskSpec(_Strict):
     name: Annotated[str, Field(pattern=TASK_NAME_PATTERN)]
-    command: Annotated[list[Annotated[str, Field(max_length=65536)]], Field(min_length=1)]
+    #: Empty only on an approval gate, which runs nothing.
+    command: list[Annotated[str, Field(max_length=65536)]] = []
+    approval: Approval | None = None
     depends_on: list[str] = []
     inputs: list[RelativePath] = []
     outputs: list[RelativePath] = []
@@ -117,6 +132,16 @@ class TaskSpec(_Strict):
     network: Literal["none", "host"] = "none"
     resources: Resources | None = None
     description: str | None = None
+
+    @model_validator(mode="after")
+    def _a_command_or_an_approval(self) -> TaskSpec:
+        if self.approval is None and not self.command:
+            raise ValueError(f"task {self.name!r}: a task needs a command (or an approval, for a gate)")
+        if self.approval is not None and (self.command or self.image or self.inputs or self.outputs):
+            raise ValueError(
+                f"task {self.name!r}: an approval gate runs nothing: no command, image, inputs or outputs"
+            )
+        return self
 
     @model_validator(mode="after")
     def _paths_stay_inside(self) -> TaskSpec:

@@ -140,8 +140,15 @@ class RunStateReport(_Report):
     error: Annotated[str, Field(max_length=10000)] | None = None
 
 
+class GateReachedReport(_Report):
+    """The run reached approval gate ``task`` (SPEC 10): the worker lets it go until signed."""
+
+    type: Literal["gate_reached"]
+    task: TaskName
+
+
 Report = Annotated[
-    TaskStartedReport | TaskFinishedReport | TaskReusedReport | RunStateReport,
+    TaskStartedReport | TaskFinishedReport | TaskReusedReport | RunStateReport | GateReachedReport,
     Field(discriminator="type"),
 ]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ledger.domain.access import role_at_least
 from ledger.domain.aggregate import ChainedAggregate, StreamCreated, StreamEvent
 from ledger.domain.labels import apply_labels, changed_labels
 from ledger.domain.lineage_identity import LINEAGE_FIELDS, job_key, lineage_digest
@@ -61,6 +62,7 @@ class Run(ChainedAggregate):
         batch_id: str | None,
         idempotency_key: str | None,
         workspace: str = DEFAULT_WORKSPACE,
+        reason: str | None = None,
     ) -> None:
         self.workflow = workflow
         self.workspace = workspace
@@ -83,6 +85,10 @@ class Run(ChainedAggregate):
         self.lineage_job: tuple[str, str] | None = None
         #: Its labels (SPEC section 8), as ``Run.Labelled`` events left them.
         self.labels: dict[str, str] = {}
+        #: The approval gate the run waits at, its ``approval`` and the signatures since.
+        self.gate: str | None = None
+        self.gate_approval: dict[str, Any] = {}
+        self.gate_signatures: list[dict[str, Any]] = []
 
     #: Set by the trigger and never changed after: copies share them.
     _SHARED_ON_COPY = frozenset({"definition", "parameters"})
@@ -121,6 +127,8 @@ class Run(ChainedAggregate):
         idempotency_key: str | None
         #: The run's workspace (SPEC 9); absent from events written before: ``default``.
         workspace: str = DEFAULT_WORKSPACE
+        #: Why an operator replayed or resumed a run (SPEC 10); None in events before it.
+        reason: str | None = None
 
     class Started(StreamEvent):
         """A worker claimed the run and holds its lease."""
@@ -220,6 +228,8 @@ class Run(ChainedAggregate):
     def trigger(cls, *, run_id: str, at: datetime, **facts: Any) -> Run:
         if facts["trigger_kind"] not in TRIGGER_KINDS:
             raise InvalidRequest(f"unknown trigger kind {facts['trigger_kind']!r}")
+        # every field is hashed as stored: a defaulted one must be in the data too
+        facts.setdefault("reason", None)
         return cls.create_stream(cls.Triggered, stream=run_id, at=at, **facts)
 
     @property
@@ -369,6 +379,127 @@ class Run(ChainedAggregate):
             and self.lease_expires_at is not None
             and self.lease_expires_at < now_iso
         )
+
+    # ---- signatures and approval gates (SPEC section 10) -----------------------------------
+    class Signed(StreamEvent):
+        """An electronic signature (21 CFR 11.50): the signer's printed name, role, the
+        meaning, the reason, the time, and the Ed25519 signature over the run's head."""
+
+        signer: str
+        role: str
+        meaning: str
+        reason: str | None
+        signed_at: str
+        head_hash: str
+        key_fingerprint: str
+        signature: str
+
+        def apply(self, run: Run) -> None:
+            if run.status == RunStatus.WAITING:
+                run.gate_signatures = [
+                    *run.gate_signatures,
+                    {"signer": self.signer, "role": self.role, "meaning": self.meaning},
+                ]
+
+    class GateReached(StreamEvent):
+        """The worker reached an approval gate and let the run go until it is signed."""
+
+        task: str
+        approval: dict[str, Any]
+        by: str
+
+        def apply(self, run: Run) -> None:
+            _move(run, self)
+            _move_task(run, self)
+            run.gate, run.gate_approval, run.gate_signatures = self.task, dict(self.approval), []
+            run.worker_id = None
+
+    class GateApproved(StreamEvent):
+        """Enough signatures: the gate's task succeeded and the run may be claimed again."""
+
+        task: str
+        signers: list[str]
+
+        def apply(self, run: Run) -> None:
+            _move(run, self)
+            _move_task(run, self)
+            run.gate = None
+
+    class GateRejected(StreamEvent):
+        """A ``rejected`` signature at the gate (the run's ``Run.Failed`` follows)."""
+
+        task: str
+        by: str
+        reason: str | None
+
+        def apply(self, run: Run) -> None:
+            _move_task(run, self)
+            run.gate = None
+
+    def sign(
+        self,
+        *,
+        signer: str,
+        role: str,
+        meaning: str,
+        reason: str | None,
+        signed_at: str,
+        head_hash: str,
+        key_fingerprint: str,
+        signature: str,
+        at: datetime,
+    ) -> None:
+        """Record a signature made over the run's head (409 when ``head_hash`` is not the hash
+        of its last event). At a waiting gate, a ``rejected`` from a principal of the gate's
+        role fails the run naming the signer, and the last signature needed opens the gate."""
+        if head_hash != self.last_hash:
+            raise Conflict(
+                f"run {self.id} has moved on: head_hash {head_hash} is not the hash of its last "
+                f"event ({self.last_hash}); read the run again and sign what it is now"
+            )
+        self.record(
+            self.Signed,
+            at=at,
+            signer=signer,
+            role=role,
+            meaning=meaning,
+            reason=reason,
+            signed_at=signed_at,
+            head_hash=head_hash,
+            key_fingerprint=key_fingerprint,
+            signature=signature,
+        )
+        gate, approval = self.gate, self.gate_approval
+        if self.status != RunStatus.WAITING or gate is None:
+            return
+        required_role = str(approval.get("role", "operator"))
+        if meaning == "rejected" and role_at_least(role, required_role):
+            self.record(self.GateRejected, at=at, task=gate, by=signer, reason=reason)
+            error = f"rejected at approval gate {gate!r} by {signer}" + (f": {reason}" if reason else "")
+            self.fail(error=error, by=signer, at=at)
+            return
+        signers = sorted(
+            {
+                s["signer"]
+                for s in self.gate_signatures
+                if s["meaning"] == approval.get("meaning", "approved")
+                and role_at_least(s["role"], required_role)
+            }
+        )
+        if len(signers) >= int(approval.get("signatures", 1)):
+            self.record(self.GateApproved, at=at, task=gate, signers=signers)
+
+    def reach_gate(self, *, worker_id: str, task: str, approval: dict[str, Any], at: datetime) -> None:
+        """The worker holding the run reached approval gate ``task`` and lets the run go."""
+        self._check_worker(worker_id)
+        self._check_task_name(task)
+        if task in self.tasks:
+            raise IllegalTransition(f"approval gate {task!r} was already reached")
+        running = [name for name, state in self.tasks.items() if state.status == TaskStatus.RUNNING]
+        if running:
+            raise IllegalTransition(f"tasks still running: {', '.join(sorted(running))}")
+        self._check_transition(RunStatus.WAITING)
+        self.record(self.GateReached, at=at, task=task, approval=approval, by=worker_id)
 
     # ---- OpenLineage (issue 7) ------------------------------------------------------------
     class LineageReported(StreamEvent):

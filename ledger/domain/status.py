@@ -21,6 +21,8 @@ class RunStatus(StrEnum):
 
     PENDING = "pending"
     RUNNING = "running"
+    #: At an approval gate (SPEC 10): no worker holds it until the signatures are in.
+    WAITING = "waiting"
     SUCCESS = "success"
     FAILED = "failed"
     KILLED = "killed"
@@ -36,6 +38,8 @@ class TaskStatus(StrEnum):
     REUSED = "reused"
     KILLED = "killed"
     SKIPPED = "skipped"
+    #: An approval gate reached, waiting for its signatures (SPEC 10).
+    WAITING = "waiting"
 
 
 TERMINAL = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.KILLED})
@@ -46,6 +50,12 @@ LEGAL_TRANSITIONS = frozenset(
         (RunStatus.RUNNING, RunStatus.SUCCESS),
         (RunStatus.RUNNING, RunStatus.FAILED),
         (RunStatus.RUNNING, RunStatus.KILLED),
+        # approval gates (SPEC 10): the worker lets the run go at a gate; the signatures
+        # make it claimable again, a rejection fails it, and a cancel still works
+        (RunStatus.RUNNING, RunStatus.WAITING),
+        (RunStatus.WAITING, RunStatus.PENDING),
+        (RunStatus.WAITING, RunStatus.FAILED),
+        (RunStatus.WAITING, RunStatus.KILLED),
     }
 )
 
@@ -87,6 +97,10 @@ def transition(event_type: str, data: Mapping[str, Any]) -> Transition:
             return Transition(RunStatus.FAILED, None if error is None else str(error))
         case "Run.Killed":
             return Transition(RunStatus.KILLED, "killed")
+        case "Run.GateReached":
+            return Transition(RunStatus.WAITING)
+        case "Run.GateApproved":
+            return Transition(RunStatus.PENDING)
         case "Run.LineageReported":
             to = LINEAGE_STATUS.get(str(data.get("event_type")))
             at = data.get("event_time")
@@ -160,5 +174,11 @@ def task_status_after(event_type: str, data: Mapping[str, Any]) -> TaskStatus | 
             return TaskStatus(data["status"])
         case "Run.TaskReused":
             return TaskStatus.REUSED
+        case "Run.GateReached":
+            return TaskStatus.WAITING
+        case "Run.GateApproved":
+            return TaskStatus.SUCCESS
+        case "Run.GateRejected":
+            return TaskStatus.FAILED
         case _:
             return None

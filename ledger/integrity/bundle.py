@@ -1,6 +1,8 @@
 """Compliance export: one signed, self-verifying bundle (an uncompressed tar) holding
 
-- ``events.jsonl``: every event of the selected runs as SPEC section 1 shows it, position order;
+- ``events.jsonl``: every event of the selected runs as SPEC section 1 shows it, position order,
+  and every event of the signing-key and token streams (SPEC 10: the keys the runs' signatures
+  are checked with offline, and the lifecycle of tokens);
 - ``runs.jsonl``: each selected run's summary (folded from its events by the caller's
   ``summarise``, so the ledger does not depend on the read side);
 - ``proofs.jsonl``: for each exported event, in the same order, its RFC 9162 inclusion proof
@@ -144,6 +146,7 @@ def write_bundle(
     ):
         head = store.catch_up_on(conn)
         runs = _selected_runs(store.raw.rows, side, filters, head.last_position)
+        access = _access_streams(store.raw.rows, side, head.last_position)
         directory = Path(tmp)
         events = _HashingWriter(directory, "events.jsonl")
         proofs = _HashingWriter(directory, "proofs.jsonl")
@@ -159,7 +162,7 @@ def write_bundle(
                 progress(row.position + 1, total)
             while leaf is not None and leaf[1] < row.position:
                 leaf = next(leaves, None)
-            if row.stream not in runs:
+            if row.stream not in runs and row.stream not in access:
                 continue
             record = decode(*row)
             events.line(record.to_json())
@@ -224,6 +227,20 @@ def _selected_runs(rows: RowReader, conn: Any, filters: ExportFilters, upto: int
         if filters.matches(parse_timestamp(text), payload.get("workflow"), workspace_of(payload)):
             selected.add(str(stream))
     return selected
+
+
+#: Streams every bundle carries whole (SPEC 10): the signing keys that signatures are checked
+#: with offline, and the lifecycle of tokens (who could act on the ledger, and when).
+ACCESS_STREAM_TYPES = ("SigningKey.Registered", "Token.Issued")
+
+
+def _access_streams(rows: RowReader, conn: Any, upto: int) -> set[str]:
+    query = rows.events.first_events_like()
+    found: set[str] = set()
+    for event_type in ACCESS_STREAM_TYPES:
+        for stream, _ in rows.stream(conn, query, (topic_like(event_type), upto + 1), batch=2000):
+            found.add(str(stream))
+    return found
 
 
 def _run_streams(

@@ -3,8 +3,9 @@
 Checks, in order: the Ed25519 signature over ``manifest.json`` (with the given public key, or
 the manifest's own key, which then only proves integrity, not origin), each file's SHA-256 and
 size, each event's hash recomputed from its content, each stream's chain and sequence
-continuity (an export holds whole runs), increasing positions, and each event's inclusion
-proof against the manifest's Merkle root. Files are streamed; memory is O(streams).
+continuity (an export holds whole runs), increasing positions, each event's inclusion
+proof against the manifest's Merkle root, and each run signature against its signing key.
+Files are streamed; memory is O(streams + signatures).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.integrity import merkle
 from ledger.integrity.bundle import FILES, FORMAT
+from ledger.integrity.run_signatures import signature_problem
 from ledger.integrity.signing import load_public_key, public_key_pem, verify_signature
 from ledger.store.decode import contract_hash, load_json
 
@@ -148,6 +150,7 @@ def _check_events(
     total: int = 0,
 ) -> None:
     streams: dict[str, tuple[int, str]] = {}
+    signatures = _Signatures()
     previous = -1
     proofs = _lines(tar, "proofs.jsonl")
     number = 0
@@ -179,10 +182,57 @@ def _check_events(
             problems.add(f"{where}: positions must increase")
         previous = position
         _check_proof(where, event, proof, tree_size, root, problems)
+        signatures.see(where, event)
     if progress is not None:
         progress(number, max(total, number))
     if next(proofs, None) is not None:
         problems.add("proofs.jsonl holds more lines than events.jsonl")
+    signatures.check(problems)
+
+
+class _Signatures:
+    """Every ``Run.Signed`` of the bundle, checked against the ``SigningKey.Registered`` event
+    (also in the bundle) of the key it names: the key's principal is the signer, the key was
+    not revoked before it signed, and the Ed25519 signature covers the run id, head hash,
+    meaning, reason, time and signer (SPEC 10). A signature copied to another run, or whose
+    meaning or signer was changed, fails here even if someone re-hashed the event."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, tuple[str, str]] = {}
+        self.revoked: dict[str, int] = {}
+        self.signed: list[tuple[str, int, str, dict[str, Any]]] = []
+
+    def see(self, where: str, event: dict[str, Any]) -> None:
+        data = event.get("data") or {}
+        if not isinstance(data, dict):
+            return
+        match event.get("type"):
+            case "SigningKey.Registered":
+                self.keys[str(data.get("fingerprint"))] = (
+                    str(data.get("public_key")),
+                    str(data.get("principal")),
+                )
+            case "SigningKey.Revoked":
+                self.revoked.setdefault(str(data.get("fingerprint")), int(event["position"]))
+            case "Run.Signed":
+                self.signed.append((where, int(event["position"]), str(event.get("stream")), data))
+            case _:
+                pass
+
+    def check(self, problems: BundleProblems) -> None:
+        for where, position, run_id, data in self.signed:
+            fingerprint = str(data.get("key_fingerprint"))
+            key = self.keys.get(fingerprint)
+            if key is None:
+                problems.add(
+                    f"{where}: the signature names key {fingerprint}, which the bundle does not hold"
+                )
+                continue
+            if self.revoked.get(fingerprint, position) < position:
+                problems.add(f"{where}: signed with key {fingerprint} after it was revoked")
+            problem = signature_problem(run_id, data, key[0], key[1])
+            if problem is not None:
+                problems.add(f"{where}: signature by {data.get('signer')!r}: {problem}")
 
 
 def _check_proof(

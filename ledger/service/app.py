@@ -13,6 +13,7 @@ transactions through :class:`~ledger.store.groupcommit.GroupCommitRecorder`.
 * :mod:`~ledger.service.workers`: claims, leases and reports;
 * :mod:`~ledger.service.operators`: cancel;
 * :mod:`~ledger.service.openlineage`: recording OpenLineage RunEvents;
+* :mod:`~ledger.service.signatures`: signing keys, run signatures, token lifecycle events;
 * :mod:`~ledger.service.workspaces`: creating workspaces (SPEC 9).
 * :mod:`~ledger.service.retention`: sensitive parameters, legal holds, expunge and retention.
 """
@@ -24,6 +25,7 @@ from ledger.service.batches import BatchCommands
 from ledger.service.openlineage import LineageCommands
 from ledger.service.operators import OperatorCommands
 from ledger.service.retention import RetentionCommands
+from ledger.service.signatures import SignatureCommands
 from ledger.service.triggers import TriggerCommands
 from ledger.service.workers import WorkerCommands
 from ledger.service.workflows import WorkflowCommands
@@ -37,6 +39,7 @@ class Ledger(
     BatchCommands,
     WorkerCommands,
     OperatorCommands,
+    SignatureCommands,
     LineageCommands,
     WorkspaceCommands,
     RetentionCommands,

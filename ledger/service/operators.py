@@ -14,6 +14,7 @@ class OperatorCommands(LedgerBase):
     """The commands of a person at the API, on a run someone else executes."""
 
     def cancel(self, run_id: str, *, principal: str, reason: str | None = None) -> Run:
+        reason = check_reason(reason, required=self.settings.require_reason, action="cancel")
         run = self.get_run(run_id)
         run.cancel(by=principal, reason=reason, at=self.clock())
         self._save(run)

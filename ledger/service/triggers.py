@@ -21,6 +21,7 @@ from ledger.domain.run import Run
 from ledger.domain.workflow import Workflow, WorkflowVersion, workflow_stream
 from ledger.domain.workspace import DEFAULT_WORKSPACE, workspace_of
 from ledger.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
+from ledger.reasons import check_reason
 from ledger.service.base import looks_like_run_id
 from ledger.service.sealing import SealingBase
 from ledger.store.event_record import EventRecord
@@ -244,7 +245,15 @@ class TriggerCommands(SealingBase):
             raise NotFound(f"no run {run_id!r}")
         return events[0]
 
-    def replay(self, run_id: str, *, overrides: Mapping[str, Any] | None = None, principal: str) -> Triggered:
+    def replay(
+        self,
+        run_id: str,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        principal: str,
+        reason: str | None = None,
+    ) -> Triggered:
+        reason = check_reason(reason, required=self.settings.require_reason, action="replay")
         trigger = self._original_trigger(run_id).data
         return self._trigger(
             workspace=workspace_of(trigger),
@@ -256,11 +265,19 @@ class TriggerCommands(SealingBase):
             principal=principal,
             kind="replay",
             replay_of=run_id,
+            reason=reason,
         )
 
     def resume(
-        self, run_id: str, *, from_task: str, overrides: Mapping[str, Any] | None = None, principal: str
+        self,
+        run_id: str,
+        *,
+        from_task: str,
+        overrides: Mapping[str, Any] | None = None,
+        principal: str,
+        reason: str | None = None,
     ) -> Triggered:
+        reason = check_reason(reason, required=self.settings.require_reason, action="resume")
         trigger = self._original_trigger(run_id).data
         definition = parse_definition(trigger["definition"])
         if from_task not in {t.name for t in definition.tasks}:
@@ -284,6 +301,7 @@ class TriggerCommands(SealingBase):
             kind="resume",
             resume_of=run_id,
             resume_from_task=from_task,
+            reason=reason,
         )
 
 
@@ -304,6 +322,7 @@ def new_run(
     idempotency_key: str | None = None,
     workspace: str = DEFAULT_WORKSPACE,
     run_id: str | None = None,
+    reason: str | None = None,
 ) -> Run:
     """A pending run of version ``version`` of workflow ``name``, with a new run id (unless
     ``run_id`` names the one its sensitive parameters were sealed for)."""
@@ -324,4 +343,5 @@ def new_run(
         batch_id=batch_id,
         idempotency_key=idempotency_key,
         workspace=workspace,
+        reason=reason,
     )

@@ -7,10 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from ledger.domain.reports import Report, TaskFinishedReport, TaskReusedReport, TaskStartedReport
+from ledger.domain.definition import Approval
+from ledger.domain.reports import (
+    GateReachedReport,
+    Report,
+    TaskFinishedReport,
+    TaskReusedReport,
+    TaskStartedReport,
+)
 from ledger.domain.run import Run
 from ledger.domain.status import RunStatus
 from ledger.errors import Conflict, InvalidRequest, NotFound
@@ -124,6 +132,8 @@ def apply_report(run: Run, report: Report, *, worker_id: str, at: datetime, leas
             output_vars=report.output_vars,
             at=at,
         )
+    elif isinstance(report, GateReachedReport):
+        run.reach_gate(worker_id=worker_id, task=report.task, approval=gate_approval(run, report.task), at=at)
     elif report.type == "run_succeeded":
         run.succeed(worker_id=worker_id, at=at)
     elif report.type == "run_failed":
@@ -132,3 +142,11 @@ def apply_report(run: Run, report: Report, *, worker_id: str, at: datetime, leas
         run.renew_lease(worker_id=worker_id, lease_expires_at=lease_expires_at, at=at)
     else:  # pragma: no cover - the Report union is closed
         raise InvalidRequest(f"unknown report type {report.type!r}")
+
+
+def gate_approval(run: Run, task: str) -> dict[str, Any]:
+    """The ``approval`` of approval gate ``task`` in the run's definition, defaults filled in."""
+    for spec in run.definition.get("tasks", []):
+        if spec.get("name") == task and spec.get("approval") is not None:
+            return Approval.model_validate(spec["approval"]).model_dump()
+    raise InvalidRequest(f"task {task!r} of run {run.id} is not an approval gate")

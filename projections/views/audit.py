@@ -1,5 +1,7 @@
-"""The audit trail (``GET /api/runs/{id}/audit``): every state transition and every operator
-action on a run, with actor and time, in ledger order.
+"""The audit trail: every state transition and every operator action on a run
+(``GET /api/runs/{id}/audit``), and every action on the ledger (``GET /api/audit``, SPEC 10):
+workflow registrations, batches, signatures, approval gates, and the lifecycle of tokens and
+signing keys, with actor, time and reason, in ledger order.
 
 Entries are appended, one per event, keyed by the event's position: applying an event twice
 would be refused by the key rather than silently doubling the trail.
@@ -11,6 +13,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from ledger.domain.status import TERMINAL, RunStatus, ends_run, status_after
+from ledger.domain.workspace import workspace_of
 from ledger.sensitive import ERASED, HIDDEN, masked
 from ledger.store.event_record import EventRecord
 from projections.db import Connection
@@ -33,17 +36,24 @@ CARRY_RUNS = 200_000
 class AuditView(View):
     name: ClassVar[str] = "audit"
     # v2: keys compared byte by byte on PostgreSQL. v3: late terminal events say so ("late").
-    schema_version: ClassVar[int] = 3
+    # v4: ledger-wide (SPEC 10): entries of every stream, with reason and workspace.
+    schema_version: ClassVar[int] = 4
     table_names: ClassVar[tuple[str, ...]] = ("entries", "status")
 
     def create(self, conn: Connection, t: Tables) -> None:
         key = conn.key_text
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t('entries')} (position BIGINT PRIMARY KEY, "
-            f"run_id {key} NOT NULL, at TEXT NOT NULL, actor TEXT, action TEXT NOT NULL, "
-            "from_status TEXT, to_status TEXT, detail TEXT NOT NULL)"
+            f"run_id {key}, at TEXT NOT NULL, actor TEXT, action TEXT NOT NULL, "
+            "from_status TEXT, to_status TEXT, detail TEXT NOT NULL, reason TEXT, workspace TEXT)"
         )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {t('entries')}_by_run ON {t('entries')} (run_id, position)")
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {t('entries')}_by_actor ON {t('entries')} (actor, position)"
+        )
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {t('entries')}_by_action ON {t('entries')} (action, position)"
+        )
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {t('status')} (run_id {key} PRIMARY KEY, status TEXT NOT NULL)"
         )
@@ -77,6 +87,13 @@ class AuditView(View):
         entries: list[tuple[Any, ...]] = []
         changed: set[str] = set()
         for event in events:
+            if not event.type.startswith("Run."):
+                found = ledger_entry(event)
+                if found is not None:
+                    actor, action, detail, reason = found
+                    head = (event.position, None, event.timestamp, actor, action, None, None)
+                    entries.append((*head, dumps(detail), reason, _workspace(event)))
+                continue
             entry = _entry(event, statuses.get(event.stream))
             if entry is None:
                 continue
@@ -95,11 +112,13 @@ class AuditView(View):
                     before if to is not None else None,
                     to,
                     dumps(detail),
+                    _reason(event),
+                    _workspace(event),
                 )
             )
         conn.executemany(
             f"INSERT INTO {t('entries')} (position, run_id, at, actor, action, "
-            "from_status, to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "from_status, to_status, detail, reason, workspace) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             entries,
         )
         if write:
@@ -163,15 +182,21 @@ def _entry(event: EventRecord, status: str | None) -> Entry | None:
                 None,
                 {"task": d.get("task"), "source_run_id": d.get("source_run_id")},
             )
-        case "Run.Labelled":
-            detail = {"set": d.get("set") or {}, "remove": d.get("remove") or [], "reason": d.get("reason")}
-            return d.get("by"), "labelled", None, detail
-        case "Run.HoldPlaced" | "Run.HoldReleased":
-            action = "hold_placed" if event.type == "Run.HoldPlaced" else "hold_released"
-            return d.get("by"), action, None, {"reason": d.get("reason")}
-        case "Run.Expunged":
-            detail = {k: d.get(k) for k in ("reason", "files_deleted", "key_destroyed")}
-            return d.get("by"), "expunged", None, detail
+        case "Run.Signed":
+            detail = {k: d.get(k) for k in ("meaning", "signed_at", "head_hash", "key_fingerprint")}
+            return d.get("signer"), "signed", None, detail
+        case "Run.GateReached":
+            return d.get("by"), "gate_reached", _moved(event, status), {"task": d.get("task")}
+        case "Run.GateApproved":
+            signers = d.get("signers") or []
+            detail = {"task": d.get("task"), "signers": signers}
+            return (signers[-1] if signers else None), "gate_approved", _moved(event, status), detail
+        case "Run.GateRejected":
+            return d.get("by"), "gate_rejected", None, {"task": d.get("task")}
+        case "Run.Labelled" | "Run.HoldPlaced" | "Run.HoldReleased" | "Run.Expunged":
+            # operator actions of SPEC 8 and 11: who, what (the event's own fields) and why
+            detail = {k: v for k, v in d.items() if k not in {"by", "reason"}}
+            return d.get("by"), _snake(event.type.removeprefix("Run.")), None, detail
         case "Run.LineageReported":
             return (
                 d.get("producer"),
@@ -181,6 +206,56 @@ def _entry(event: EventRecord, status: str | None) -> Entry | None:
             )
         case _:
             return None
+
+
+#: Actions on the ledger outside runs: event type -> (action, actor field, detail fields).
+_LEDGER_ACTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "Workflow.Registered": ("workflow_registered", "registered_by", ("name", "version", "definition_hash")),
+    "Workflow.VersionRegistered": ("workflow_registered", "registered_by", ("version", "definition_hash")),
+    "Batch.Created": ("batch_created", "triggered_by", ("workflow", "input_param", "run_ids")),
+    "Token.Issued": ("token_issued", "issued_by", ("token_id", "name", "role", "hash_prefix")),
+    "Token.Revoked": ("token_revoked", "by", ("token_id",)),
+    "SigningKey.Registered": ("signing_key_registered", "principal", ("fingerprint", "role")),
+    "SigningKey.Revoked": ("signing_key_revoked", "by", ("fingerprint",)),
+    "Export.Created": ("exported", "by", ("filters", "tree_size", "root_hash", "events", "runs")),
+}
+
+
+def ledger_entry(event: EventRecord) -> tuple[str | None, str, dict[str, Any], str | None] | None:
+    """(actor, action, detail, reason) of an action outside a run's stream, or None."""
+    found = _LEDGER_ACTIONS.get(event.type)
+    if found is None:
+        return None
+    action, actor, fields = found
+    d = event.data
+    detail = {"stream": event.stream} | {k: d.get(k) for k in fields}
+    if event.type == "Workflow.VersionRegistered":
+        detail["name"] = event.stream.removeprefix("workflow:")
+    return d.get(actor), action, detail, _reason(event)
+
+
+def _reason(event: EventRecord) -> str | None:
+    reason = event.data.get("reason")
+    return None if reason is None else str(reason)
+
+
+def _workspace(event: EventRecord) -> str | None:
+    """The workspace an entry belongs to: a trigger's own (``default`` for triggers written
+    before workspaces), a workspace's name, an export's filter; None for the other events of a
+    run (they are in their trigger's workspace) and for ledger-wide ones (tokens, keys)."""
+    if event.type == "Run.Triggered":
+        return workspace_of(event.data)
+    if event.type == "Export.Created":
+        workspace = (event.data.get("filters") or {}).get("workspace")
+    elif event.type == "Workspace.Created":
+        workspace = event.data.get("name")
+    else:
+        workspace = event.data.get("workspace")
+    return None if workspace is None else str(workspace)
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
 def _late(event: EventRecord, status: str) -> dict[str, Any]:
@@ -219,3 +294,46 @@ def erased_after_expunge(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             params = entry["detail"].get("parameters") or {}
             entry["detail"]["parameters"] = {k: ERASED if v == HIDDEN else v for k, v in params.items()}
     return entries
+
+
+def query_ledger_audit(
+    conn: Connection,
+    t: Tables,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    run_id: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    after_position: int = -1,
+    limit: int = 100,
+    workspace: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every action on the ledger in ledger order, filtered, from after ``after_position``;
+    with ``workspace``, only its entries (SPEC 9): a run's are those of runs triggered in it,
+    and ledger-wide ones (tokens, keys) are left out."""
+    where: list[str] = ["position > ?"]
+    params: list[Any] = [after_position]
+    if workspace is not None:
+        entries = t("entries")
+        where.append(
+            f"(workspace = ? OR run_id IN (SELECT run_id FROM {entries} WHERE action = 'triggered' "
+            "AND workspace = ?))"
+        )
+        params += [workspace, workspace]
+    for column, value in (("actor", actor), ("action", action), ("run_id", run_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if created_after is not None:
+        where.append("at >= ?")
+        params.append(created_after)
+    if created_before is not None:
+        where.append("at < ?")
+        params.append(created_before)
+    rows = conn.all(
+        f"SELECT position, run_id, at, actor, action, workspace, detail, reason, from_status, "
+        f"to_status FROM {t('entries')} WHERE {' AND '.join(where)} ORDER BY position LIMIT ?",
+        (*params, limit),
+    )
+    return [row | {"detail": loads(row["detail"])} for row in rows]

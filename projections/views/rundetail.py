@@ -94,6 +94,15 @@ def tasks_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
                         "reused_at": event.timestamp,
                     }
                 )
+            case "Run.GateReached" | "Run.GateApproved" | "Run.GateRejected":
+                # an approval gate (SPEC 10): waiting, then signed (success) or rejected
+                task = tasks.setdefault(str(data["task"]), _pending_task(data["task"]))
+                task["status"] = str(task_status_after(event.type, data))
+                task["approval"] = task.get("approval") or data.get("approval")
+                if event.type == "Run.GateApproved":
+                    task["signed_by"] = data.get("signers")
+                if event.type == "Run.GateRejected":
+                    task["rejected_by"] = data.get("by")
             case _:
                 pass
         status = status_after(status, event.type, data)
@@ -114,6 +123,8 @@ def _settle_after_end(task: dict[str, Any]) -> None:
     beyond what its start recorded."""
     if task["status"] == TaskStatus.PENDING:
         task["status"] = TaskStatus.SKIPPED.value
+    elif task["status"] == TaskStatus.WAITING:  # an approval gate when the run was cancelled
+        task["status"] = TaskStatus.KILLED.value
     elif task["status"] == TaskStatus.RUNNING:
         task["status"] = TaskStatus.KILLED.value
         if task["attempts"] and task["attempts"][-1].get("status") == TaskStatus.RUNNING:

@@ -89,7 +89,15 @@ class StatsView(View):
                         "duration_seconds": None,
                         "workspace": workspace_of(event.data),
                     }
-                case "Run.Started" | "Run.Succeeded" | "Run.Failed" | "Run.Killed" | "Run.LineageReported":
+                case (
+                    "Run.Started"
+                    | "Run.Succeeded"
+                    | "Run.Failed"
+                    | "Run.Killed"
+                    | "Run.LineageReported"
+                    | "Run.GateReached"
+                    | "Run.GateApproved"
+                ):
                     if event.stream in rows:
                         _move(rows[event.stream], event)
                 case _:

@@ -112,6 +112,8 @@ class Fold:
                 self._run(event, _labelled)
             case "Run.HoldPlaced" | "Run.HoldReleased" | "Run.Expunged":
                 self._run(event, _retention)
+            case "Run.GateReached" | "Run.GateApproved" | "Run.GateRejected":
+                self._run(event, _gate_moved)
             case _:
                 pass
 
@@ -200,6 +202,14 @@ def _leased(state: State, event: EventRecord) -> None:
     _moved(state, event)
     state["worker_id"] = event.data.get("worker_id")
     state["lease_expires_at"] = event.data.get("lease_expires_at")
+
+
+def _gate_moved(state: State, event: EventRecord) -> None:
+    """An approval gate (SPEC 10): the run waits, goes back to pending, or (with the
+    ``Run.Failed`` that follows a rejection) ends; the gate's task moves with it."""
+    _moved(state, event)
+    status = task_status_after(event.type, event.data)
+    state["tasks"][event.data["task"]] = {"status": str(status), "attempts": 0}
 
 
 def _task_moved(state: State, event: EventRecord) -> None:

@@ -1,8 +1,8 @@
 """``runledger.Client`` against a real ``runledger serve`` on both backends: every method of
 SPEC section 6 that the server has a route for, and the error mapping.
 
-Labels, signatures, ``q`` and ``/api/audit`` belong to SPEC sections 8 and 10, which the server
-does not have yet; those methods are built against the SPEC's paths and not driven here.
+Labels and ``q`` belong to SPEC section 8 and are not driven here; signatures, signing keys and
+``/api/audit`` (SPEC section 10) are driven in ``tests/e2e/test_signatures.py``.
 """
 
 from __future__ import annotations

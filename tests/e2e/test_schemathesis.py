@@ -29,6 +29,7 @@ MAX_EXAMPLES = "3"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the schema is one
+@pytest.mark.timeout(270)  # the fuzzer's own limit (240 s) and the server start, not the default 120
 def test_schemathesis_finds_no_server_error_and_no_response_off_schema(
     server: Server,
     tmp_path: Path,

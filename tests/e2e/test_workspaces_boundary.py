@@ -204,6 +204,29 @@ class Call:
 Route = Callable[[Side, World], Call]
 
 
+def _public_key_pem() -> str:
+    """A new Ed25519 public key (PEM), for registering a signing key of the caller's own."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def _signature_body(v: Side) -> dict[str, Any]:
+    return {
+        "meaning": "reviewed",
+        "signed_at": "2026-01-01T00:00:00.000000Z",
+        "head_hash": "0" * 64,
+        "key_fingerprint": "0" * 64,
+        "signature": "0" * 128,
+    }
+
+
 def _neutral_definition() -> dict[str, Any]:
     return {"name": "probe", "tasks": [{"name": "t", "command": ["true"]}]}
 
@@ -249,6 +272,16 @@ ROUTES: dict[str, Route] = {
     ),
     "POST /api/runs/{run_id}/hold": lambda v, w: Call(f"/api/runs/{v.run_id}/hold", json={}, targets=True),
     "DELETE /api/runs/{run_id}/hold": lambda v, w: Call(f"/api/runs/{v.run_id}/hold", targets=True),
+    "POST /api/signing-keys": lambda v, w: Call("/api/signing-keys", json={"public_key": _public_key_pem()}),
+    "GET /api/signing-keys": lambda v, w: Call("/api/signing-keys"),
+    "GET /api/signing-keys/{fingerprint}": lambda v, w: Call(f"/api/signing-keys/{'0' * 64}"),
+    "DELETE /api/signing-keys/{fingerprint}": lambda v, w: Call(f"/api/signing-keys/{'0' * 64}"),
+    "POST /api/runs/{run_id}/signatures": lambda v, w: Call(
+        f"/api/runs/{v.run_id}/signatures", json=_signature_body(v), targets=True
+    ),
+    "GET /api/runs/{run_id}/signatures": lambda v, w: Call(f"/api/runs/{v.run_id}/signatures", targets=True),
+    "GET /api/runs/{run_id}/report": lambda v, w: Call(f"/api/runs/{v.run_id}/report", targets=True),
+    "GET /api/audit": lambda v, w: Call("/api/audit"),
     "POST /api/runs/{run_id}/labels": lambda v, w: Call(
         f"/api/runs/{v.run_id}/labels", json={"set": {"probe": "x"}}, targets=True
     ),

@@ -158,7 +158,14 @@ def test_stats_count_by_status_and_match_independently_computed_percentiles(
     durations = sorted(r["duration_seconds"] for r in page if r["duration_seconds"] is not None)
     stats = views.stats(workflow="etl")
     assert stats["total_runs"] == 7
-    assert stats["by_status"] == {"pending": 1, "running": 0, "success": 4, "failed": 2, "killed": 0}
+    assert stats["by_status"] == {
+        "pending": 1,
+        "running": 0,
+        "waiting": 0,
+        "success": 4,
+        "failed": 2,
+        "killed": 0,
+    }
     assert stats["avg_duration_seconds"] == pytest.approx(statistics.fmean(durations))
     quantiles = statistics.quantiles(durations, n=100, method="inclusive")
     assert stats["p50_duration_seconds"] == pytest.approx(statistics.median(durations))

@@ -204,7 +204,14 @@ def test_a_crash_between_the_rows_and_the_commit_neither_loses_nor_doubles_event
     }
     stats = views.stats()
     assert stats["total_runs"] == 4
-    assert stats["by_status"] == {"pending": 0, "running": 0, "success": 2, "failed": 1, "killed": 1}
+    assert stats["by_status"] == {
+        "pending": 0,
+        "running": 0,
+        "waiting": 0,
+        "success": 2,
+        "failed": 1,
+        "killed": 1,
+    }
     assert set(positions(settings).values()) == {ledger.reader.max_position()}
 
 

@@ -29,7 +29,10 @@ def pending_run() -> Run:
         workflow="wf",
         version=1,
         definition_hash="0" * 64,
-        definition={"name": "wf", "tasks": [{"name": "a", "command": ["true"]}]},
+        definition={
+            "name": "wf",
+            "tasks": [{"name": "a", "command": ["true"]}, {"name": "g", "approval": {}, "depends_on": ["a"]}],
+        },
         engine_version="test",
         triggered_by="alice",
         trigger_kind="name",
@@ -52,11 +55,15 @@ def to(status: RunStatus) -> Run:
         run.fail(error="boom", by="w", at=AT)
     elif status == RunStatus.KILLED:
         run.cancel(by="ops", reason=None, at=AT)
+    elif status == RunStatus.WAITING:
+        run.reach_gate(worker_id="w", task="g", approval=GATE, at=AT)
     run.collect_events()
     return run
 
 
+GATE = {"meaning": "approved", "role": "operator", "signatures": 1}
 COMMANDS: dict[RunStatus, Callable[[Run], None]] = {
+    RunStatus.WAITING: lambda r: r.reach_gate(worker_id="w", task="g", approval=GATE, at=AT),
     RunStatus.RUNNING: lambda r: r.claim(worker_id="w2", lease_expires_at="x", at=AT),
     RunStatus.SUCCESS: lambda r: r.succeed(worker_id="w", at=AT),
     RunStatus.FAILED: lambda r: r.fail(error="e", by="ops", at=AT),

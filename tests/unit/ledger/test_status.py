@@ -123,8 +123,10 @@ def test_the_ending_events_are_those_that_move_a_run_to_a_terminal_state() -> No
 
 
 def test_no_legal_transition_leaves_a_terminal_state_or_returns_to_pending() -> None:
+    """Only a run signed through its approval gate (SPEC 10) is pending again, to be claimed."""
     assert all(start not in TERMINAL for start, _ in LEGAL_TRANSITIONS)
-    assert all(target != RunStatus.PENDING for _, target in LEGAL_TRANSITIONS)
+    back = {start for start, target in LEGAL_TRANSITIONS if target == RunStatus.PENDING}
+    assert back == {RunStatus.WAITING}
 
 
 def test_statuses_compare_equal_to_the_text_stored_in_views() -> None:
