@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Response
 from api.deps import Auditor, RuntimeDep
 from api.models import SignatureRequestBody, SigningKeyRequest
 from api.runtime import Runtime
-from api.scope import ScopedRunId
+from api.scope import ScopedRunId, WorkspaceDep
 from ledger.domain.access import SigningKey
 from ledger.errors import NotFound
 from ledger.service.signatures import SignatureRequest
@@ -40,7 +40,9 @@ def _public(runtime: Runtime, key: SigningKey) -> dict[str, Any]:
 
 
 @keys.post("", status_code=201, response_model=SigningKeyPublic)
-def register_key(body: SigningKeyRequest, runtime: RuntimeDep, principal: Auditor) -> dict[str, Any]:
+def register_key(
+    body: SigningKeyRequest, runtime: RuntimeDep, principal: Auditor, _: WorkspaceDep
+) -> dict[str, Any]:
     """Register an Ed25519 public key (PEM) for the calling principal (``SigningKey.Registered``)."""
     key = runtime.ledger.register_signing_key(body.public_key, principal=principal.name, role=principal.role)
     log.info("signing_key_registered", fingerprint=key.fingerprint, principal=principal.name)
@@ -48,7 +50,7 @@ def register_key(body: SigningKeyRequest, runtime: RuntimeDep, principal: Audito
 
 
 @keys.get("", response_model=SigningKeysPublic)
-def list_keys(runtime: RuntimeDep, principal: Auditor) -> dict[str, Any]:
+def list_keys(runtime: RuntimeDep, principal: Auditor, _: WorkspaceDep) -> dict[str, Any]:
     """Every signing key ever registered, revoked ones with ``revoked_at``; to a token of
     some workspaces only, its own principal's (SPEC 9: no other workspace's names)."""
     found = []
@@ -60,7 +62,9 @@ def list_keys(runtime: RuntimeDep, principal: Auditor) -> dict[str, Any]:
 
 
 @keys.get("/{fingerprint}", response_model=SigningKeyPublic)
-def show_key(fingerprint: Fingerprint, runtime: RuntimeDep, principal: Auditor) -> dict[str, Any]:
+def show_key(
+    fingerprint: Fingerprint, runtime: RuntimeDep, principal: Auditor, _: WorkspaceDep
+) -> dict[str, Any]:
     key = runtime.ledger.get_signing_key(fingerprint)
     if not (principal.every_workspace or key.principal == principal.name):
         raise NotFound(f"no signing key {fingerprint!r}")
@@ -68,7 +72,9 @@ def show_key(fingerprint: Fingerprint, runtime: RuntimeDep, principal: Auditor) 
 
 
 @keys.delete("/{fingerprint}", status_code=204, response_class=Response)
-def revoke_key(fingerprint: Fingerprint, runtime: RuntimeDep, principal: Auditor) -> Response:
+def revoke_key(
+    fingerprint: Fingerprint, runtime: RuntimeDep, principal: Auditor, _: WorkspaceDep
+) -> Response:
     """Revoke a key (its own principal, or an admin): it signs nothing from now on; the
     signatures it made stay valid (``SigningKey.Revoked``)."""
     runtime.ledger.revoke_signing_key(

@@ -2,7 +2,8 @@
 
 - ``events.jsonl``: every event of the selected runs as SPEC section 1 shows it, position order,
   and every event of the signing-key and token streams (SPEC 10: the keys the runs' signatures
-  are checked with offline, and the lifecycle of tokens);
+  are checked with offline, and the lifecycle of tokens; an export of one workspace holds only
+  the keys its runs were signed with, and no token's);
 - ``runs.jsonl``: each selected run's summary (folded from its events by the caller's
   ``summarise``, so the ledger does not depend on the read side);
 - ``proofs.jsonl``: for each exported event, in the same order, its RFC 9162 inclusion proof
@@ -147,6 +148,8 @@ def write_bundle(
         head = store.catch_up_on(conn)
         runs = _selected_runs(store.raw.rows, side, filters, head.last_position)
         access = _access_streams(store.raw.rows, side, head.last_position)
+        if filters.workspace is not None:  # (SPEC 9) no other workspace's token or key names
+            access = _keys_signing(store.raw.rows, side, runs, head.last_position)
         directory = Path(tmp)
         events = _HashingWriter(directory, "events.jsonl")
         proofs = _HashingWriter(directory, "proofs.jsonl")
@@ -240,6 +243,17 @@ def _access_streams(rows: RowReader, conn: Any, upto: int) -> set[str]:
     for event_type in ACCESS_STREAM_TYPES:
         for stream, _ in rows.stream(conn, query, (topic_like(event_type), upto + 1), batch=2000):
             found.add(str(stream))
+    return found
+
+
+def _keys_signing(rows: RowReader, conn: Any, runs: set[str], upto: int) -> set[str]:
+    """The signing-key streams of the keys that signed these runs (what ``verify-bundle``
+    needs to check their signatures offline), for an export of one workspace."""
+    found: set[str] = set()
+    for run_events in _run_streams(rows, conn, sorted(runs), upto):
+        for event in run_events:
+            if event.type == "Run.Signed" and event.data.get("key_fingerprint"):
+                found.add(f"signing-key:{event.data['key_fingerprint']}")
     return found
 
 
