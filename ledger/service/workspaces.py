@@ -35,14 +35,23 @@ class WorkspaceCommands(LedgerBase):
         #: run id -> workspace, for the runs looked up lately (a run never changes workspace)
         self._run_workspaces: OrderedDict[str, str] = OrderedDict()
 
-    def run_workspace(self, run_id: str) -> str | None:
-        """The workspace of run ``run_id`` (None: no such run): from the run this process
-        saved last, or looked up lately, else from the run's first event alone."""
+    def known_run_workspace(self, run_id: str) -> str | None:
+        """The workspace of run ``run_id`` if this process knows it without a query."""
         found = self.run_cache.workspace_of(run_id)
         if found is not None:
             return found
         with self._known_lock:
-            found = self._run_workspaces.get(run_id)
+            return self._run_workspaces.get(run_id)
+
+    def known_workspace(self, name: str) -> bool:
+        """Whether this process knows, without a query, that workspace ``name`` exists."""
+        with self._known_lock:
+            return name == DEFAULT_WORKSPACE or name in self._known_workspaces
+
+    def run_workspace(self, run_id: str) -> str | None:
+        """The workspace of run ``run_id`` (None: no such run): from the run this process
+        saved last, or looked up lately, else from the run's first event alone."""
+        found = self.known_run_workspace(run_id)
         if found is not None:
             return found
         first = self.reader.first(run_id) if looks_like_run_id(run_id) else None
