@@ -76,9 +76,8 @@ def resolve_workspace(runtime: Runtime, principal: Principal, named: str | None)
 
 
 async def current_workspace(runtime: RuntimeDep, principal: Authenticated, named: NamedWorkspace) -> str:
-    if named is None or named == DEFAULT_WORKSPACE:  # (no query needed: nothing to look up)
-        if named is not None and not principal.covers(named):
-            raise NotFound(f"no workspace {named!r}")
+    """``async``: a thread hop only when the named workspace needs a query."""
+    if named is None or runtime.ledger.known_workspace(named):
         return resolve_workspace(runtime, principal, named)
     return await anyio.to_thread.run_sync(resolve_workspace, runtime, principal, named)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,8 @@ def export_command(args: argparse.Namespace) -> int:
         created_after=parse_time_filter(args.created_after, "--created-after"),
         created_before=parse_time_filter(args.created_before, "--created-before"),
         workflow=args.workflow,
+        # (SPEC 9) on the database: that workspace's runs only, every workspace's without one
+        workspace=getattr(args, "workspace", None) or os.environ.get("RUNLEDGER_WORKSPACE") or None,
     )
     settings = _open_ledger(args)
     with meter("exporting") as progress:

@@ -182,6 +182,11 @@ def download(sha256: str) -> Call:
     return Call("GET", f"/api/files/{_q(sha256)}")
 
 
+def list_workspaces() -> Call:
+    """(SPEC 9) the workspaces the token covers."""
+    return Call("GET", "/api/workspaces")
+
+
 def stats(filters: Query) -> Call:
     return Call("GET", "/api/stats", params=filters)
 

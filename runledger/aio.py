@@ -31,6 +31,7 @@ from runledger.models import (
     WorkflowPublic,
     WorkflowRegistered,
     WorkflowSummary,
+    WorkspacesPublic,
 )
 from runledger.verify import TrustedDigest
 from runledger.verify_read import AsyncVerifiedRead
@@ -230,6 +231,11 @@ class AsyncClient:
     async def _started(self, run_id: str, wait: bool, timeout: float | None) -> AsyncRun:
         run = await self.runs.get(run_id)
         return await run.wait(timeout) if wait else run
+
+    async def workspaces(self) -> list[str]:
+        """The names of the workspaces the token covers (SPEC 9), ``default`` first."""
+        found = WorkspacesPublic.model_validate(await self._t.json(calls.list_workspaces()))
+        return [workspace.name for workspace in found.workspaces]
 
     async def stats(self, **filters: Any) -> StatsPublic:
         return StatsPublic.model_validate(await self._t.json(calls.stats(calls.filters(**filters))))

@@ -35,6 +35,7 @@ from runledger.models import (
     WorkflowPublic,
     WorkflowRegistered,
     WorkflowSummary,
+    WorkspacesPublic,
 )
 from runledger.run import Run, WaitTimeout
 from runledger.verify import TrustedDigest
@@ -250,6 +251,11 @@ class Client:
     def _started(self, run_id: str, wait: bool, timeout: float | None) -> Run:
         run = self.runs.get(run_id)
         return run.wait(timeout) if wait else run
+
+    def workspaces(self) -> list[str]:
+        """The names of the workspaces the token covers (SPEC 9), ``default`` first."""
+        found = WorkspacesPublic.model_validate(self._t.json(calls.list_workspaces()))
+        return [workspace.name for workspace in found.workspaces]
 
     def stats(self, **filters: Any) -> StatsPublic:
         return StatsPublic.model_validate(self._t.json(calls.stats(calls.filters(**filters))))

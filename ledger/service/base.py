@@ -24,7 +24,7 @@ from ledger.domain.aggregate import ChainedAggregate
 from ledger.domain.definition import WorkflowDefinition, parse_definition
 from ledger.domain.run import Run
 from ledger.domain.workflow import DefinitionIndex, Workflow, definition_stream, workflow_stream
-from ledger.domain.workspace import DEFAULT_WORKSPACE, workspace_of
+from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import Conflict, InvalidParameters, LedgerError, NotFound
 from ledger.service.runcache import RunCache, TriggeredHere
 from ledger.settings import Settings
@@ -180,17 +180,6 @@ class LedgerBase(Application[str]):
         if not isinstance(run, Run):
             raise NotFound(f"no run {run_id!r}")
         return run
-
-    def run_workspace(self, run_id: str) -> str | None:
-        """The workspace of run ``run_id`` (None: no such run), from the run this process
-        saved last when it holds it, else from the run's first event."""
-        cached = self.run_cache.workspace_of(run_id)
-        if cached is not None:
-            return cached
-        events = self.reader.stream(run_id) if looks_like_run_id(run_id) else []
-        if not events or events[0].type != "Run.Triggered":
-            return None
-        return workspace_of(events[0].data)
 
     def get_workflow(self, name: str, workspace: str = DEFAULT_WORKSPACE) -> Workflow:
         """The workflow, to read (registering a version goes through ``_get``)."""

@@ -4,13 +4,23 @@ which exist. ``default`` always exists, without an event."""
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from ledger.domain.workspace import DEFAULT_WORKSPACE, Workspace, check_workspace_name, workspace_stream
+from ledger.domain.workspace import (
+    DEFAULT_WORKSPACE,
+    Workspace,
+    check_workspace_name,
+    workspace_of,
+    workspace_stream,
+)
 from ledger.errors import Conflict
-from ledger.service.base import LedgerBase
+from ledger.service.base import LedgerBase, looks_like_run_id
+
+#: How many runs' workspaces a process remembers (a few MB).
+RUN_WORKSPACES_KEPT = 50_000
 
 
 class WorkspaceCommands(LedgerBase):
@@ -22,6 +32,37 @@ class WorkspaceCommands(LedgerBase):
         super().__init__(*args, **kwargs)
         self._known_workspaces: set[str] = set()
         self._known_lock = threading.Lock()
+        #: run id -> workspace, for the runs looked up lately (a run never changes workspace)
+        self._run_workspaces: OrderedDict[str, str] = OrderedDict()
+
+    def known_run_workspace(self, run_id: str) -> str | None:
+        """The workspace of run ``run_id`` if this process knows it without a query."""
+        found = self.run_cache.workspace_of(run_id)
+        if found is not None:
+            return found
+        with self._known_lock:
+            return self._run_workspaces.get(run_id)
+
+    def known_workspace(self, name: str) -> bool:
+        """Whether this process knows, without a query, that workspace ``name`` exists."""
+        with self._known_lock:
+            return name == DEFAULT_WORKSPACE or name in self._known_workspaces
+
+    def run_workspace(self, run_id: str) -> str | None:
+        """The workspace of run ``run_id`` (None: no such run): from the run this process
+        saved last, or looked up lately, else from the run's first event alone."""
+        found = self.known_run_workspace(run_id)
+        if found is not None:
+            return found
+        first = self.reader.first(run_id) if looks_like_run_id(run_id) else None
+        if first is None or first.type != "Run.Triggered":
+            return None
+        found = workspace_of(first.data)
+        with self._known_lock:
+            self._run_workspaces[run_id] = found
+            if len(self._run_workspaces) > RUN_WORKSPACES_KEPT:
+                self._run_workspaces.popitem(last=False)
+        return found
 
     def create_workspace(self, name: str, *, principal: str) -> Workspace:
         """A new workspace; Conflict when it exists (``default`` always does)."""

@@ -151,6 +151,7 @@ class EventReader:
         self.recorder = recorder
         self.events = events = EventsSQL.for_database(db)
         self._stream_sql = events.sql(events.rows_of_stream())
+        self._first_sql = events.sql(events.rows("originator_id = ? AND originator_version = 1"))
         self._range_sql = events.sql(events.rows_in_range())
         self._max_sql = events.sql(events.max_position())
 
@@ -168,6 +169,11 @@ class EventReader:
 
     def stream(self, stream: str) -> list[EventRecord]:
         return [self._decode(row) for row in self._query(self._stream_sql, (stream,))]
+
+    def first(self, stream: str) -> EventRecord | None:
+        """The stream's first event (one primary-key row), or None."""
+        rows = self._query(self._first_sql, (stream,))
+        return self._decode(rows[0]) if rows else None
 
     def max_position(self) -> int:
         """The newest event's position, or -1 for an empty ledger."""

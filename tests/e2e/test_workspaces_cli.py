@@ -49,11 +49,13 @@ def test_a_workspace_made_on_the_command_line_confines_its_tokens_client_and_com
     assert row["workspaces"] == [name]
 
     with Client(server.url, operator.stdout.strip()) as client:  # (its only workspace)
+        assert client.workspaces() == [name]
         client.workflows.register(DEFINITION)
         run = client.trigger("etl", {"query": f"{name}-q"})
     with Client(server.url, server.admin_token, workspace=name) as admin_there:
         assert admin_there.runs.get(run.run_id).workspace == name
         assert [w.name for w in admin_there.workflows.list()] == ["etl"]
+        assert admin_there.workspaces()[0] == "default" and name in admin_there.workspaces()
     with Client(server.url, server.admin_token) as admin_default:  # (a '*' token: default)
         assert run.run_id not in {r.run_id for r in admin_default.runs.list(workflow="etl", limit=1000)}
 

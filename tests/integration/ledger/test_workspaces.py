@@ -4,18 +4,25 @@ event verifying, and a token table made before workspaces taking the column on o
 
 from __future__ import annotations
 
+import io
+import tarfile
+from pathlib import Path
+
 import pytest
 
 from api.auth import TokenStore, hash_token
 from ledger.errors import Conflict, InvalidRequest, NotFound
+from ledger.integrity.bundle import ExportFilters, write_bundle
+from ledger.integrity.bundle_verify import verify_bundle
 from ledger.integrity.verify import verify_ledger
 from ledger.service import Ledger
 from ledger.settings import Settings
+from projections.views.summaries_fold import summary_from_events
 from tests.builders import DEFINITION
 
 
 def test_two_workspaces_share_a_workflow_name_and_a_claim_stays_in_its_workspace(
-    ledger: Ledger, settings: Settings
+    ledger: Ledger, settings: Settings, tmp_path: Path
 ) -> None:
     ledger.create_workspace("red", principal="admin")
     with pytest.raises(Conflict):
@@ -60,6 +67,15 @@ def test_two_workspaces_share_a_workflow_name_and_a_claim_stays_in_its_workspace
     assert ledger.get_run(in_red.run_id).status.value == "pending"
     assert ledger.claim(in_red.run_id, worker_id="w-red", workspaces=("red",)) is not None
     assert verify_ledger(settings, workers=1).ok
+
+    # an export of one workspace (``runledger export --workspace`` on the database)
+    bundle = write_bundle(
+        settings, tmp_path / "red.tar", filters=ExportFilters(workspace="red"), summarise=summary_from_events
+    )
+    with tarfile.open(bundle.path) as tar:
+        text = "".join((tar.extractfile(m) or io.BytesIO()).read().decode() for m in tar.getmembers())
+    assert bundle.runs == 3 and in_red.run_id in text and in_default.run_id not in text
+    assert verify_bundle(bundle.path) == []
 
 
 def test_a_token_table_made_before_workspaces_gets_the_column_and_its_tokens_cover_every_one(

@@ -55,6 +55,7 @@ def test_a_summary_carries_every_spec_field_with_outputs_and_retries(
         "expunged",
     ]
     assert summary["status"] == "success" and summary["triggered_by"] == "carol"
+    assert summary["workspace"] == "default"
     assert summary["parameters"] == {"query": "report", "limit": 5}
     assert (summary["tasks_total"], summary["tasks_succeeded"], summary["tasks_failed"]) == (2, 2, 0)
     assert summary["retry_count"] == 2
