@@ -27,7 +27,7 @@ from typing import Any
 
 from psycopg.rows import tuple_row
 
-from projections.db import Connection, text_safe
+from projections.db import Connection
 from projections.view import Tables, dumps
 
 Key = tuple[str, str]
@@ -55,12 +55,18 @@ class Neighbourhood:
 
 
 def neighbourhood(
-    conn: Connection, t: Tables, kind: str, key: Key, steps: int, max_nodes: int
-) -> Neighbourhood:
-    """The nodes within ``steps`` edges of the ``kind`` (``dataset`` or ``job``) node ``key``,
-    at most ``max_nodes`` of them (the node itself included), with their rows."""
+    conn: Connection, t: Tables, kind: str, keys: list[Key], steps: int, max_nodes: int
+) -> Neighbourhood | None:
+    """The nodes within ``steps`` edges of the ``kind`` (``dataset`` or ``job``) node, the
+    first of ``keys`` that is stored (None when none is), at most ``max_nodes`` of them (the
+    node itself included), with their rows."""
     if conn.is_postgres:
-        return _neighbourhood_postgres(conn, t, kind, key, steps, max_nodes)
+        return _neighbourhood_postgres(conn, t, kind, keys, steps, max_nodes)
+    table = {"dataset": "datasets", "job": "jobs"}[kind]
+    stored = {(r["namespace"], r["name"]) for r in rows_by_key(conn, t(table), ("namespace", "name"), keys)}
+    key = next((k for k in keys if k in stored), None)
+    if key is None:
+        return None
     found = _walk_sqlite(conn, t, kind, key, steps, max_nodes)
     jobs = rows_by_key(conn, t("jobs"), ("namespace", "name"), found.jobs)
     wanted = sorted({j["latest_run_id"] for j in jobs if j["latest_run_id"]})
@@ -83,9 +89,15 @@ def neighbourhood(
 # bipartite (jobs and datasets alternate), so a neighbour of level i is in level i - 1 or is
 # new: each step looks back one level only, never at everything seen.
 _WALK = """
-WITH RECURSIVE start AS (
-  SELECT ?::text COLLATE "C" AS ns, ?::text COLLATE "C" AS name, ?::boolean AS job,
-         ?::int AS steps, ?::int AS max_nodes
+WITH RECURSIVE given AS (
+  SELECT ?::boolean AS job, ?::int AS steps, ?::int AS max_nodes
+), start AS (
+  SELECT c.ns COLLATE "C" AS ns, c.name COLLATE "C" AS name, g.job, g.steps, g.max_nodes
+  FROM given g CROSS JOIN unnest(?::text[], ?::text[]) WITH ORDINALITY AS c(ns, name, i)
+  WHERE CASE WHEN g.job
+    THEN EXISTS (SELECT 1 FROM {jobs} x WHERE x.namespace = c.ns AND x.name = c.name)
+    ELSE EXISTS (SELECT 1 FROM {datasets} x WHERE x.namespace = c.ns AND x.name = c.name) END
+  ORDER BY c.i LIMIT 1
 ), walk(step, f_job, f_ns, f_name, p_ns, p_name, seen, cut) AS (
   SELECT 0, s.job, ARRAY[s.ns], ARRAY[s.name], '{{}}'::text[] COLLATE "C", '{{}}'::text[] COLLATE "C",
          1, false
@@ -169,21 +181,23 @@ FROM reached r CROSS JOIN LATERAL (
 WHERE r.job
 UNION ALL
 SELECT {_part("cut", ["bool_or(cut)::text"])} FROM walk
+UNION ALL
+SELECT {_part("start", ["ns", "name"])} FROM start
 """
 
 
 def _neighbourhood_postgres(
-    conn: Connection, t: Tables, kind: str, key: Key, steps: int, max_nodes: int
-) -> Neighbourhood:
-    sql = _WALK.format(edges=t("edges")) + _ROWS.format(
-        datasets=t("datasets"), jobs=t("jobs"), runs=t("runs"), edges=t("edges")
-    )
+    conn: Connection, t: Tables, kind: str, keys: list[Key], steps: int, max_nodes: int
+) -> Neighbourhood | None:
+    names = {"datasets": t("datasets"), "jobs": t("jobs"), "runs": t("runs"), "edges": t("edges")}
+    sql = _WALK.format(**names) + _ROWS.format(**names)
+    params = (kind == "job", steps, max_nodes, [k[0] for k in keys], [k[1] for k in keys])
     datasets: list[dict[str, Any]] = []
     jobs: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
-    truncated = False
+    truncated, started = False, False
     with conn.raw.cursor(row_factory=tuple_row) as cursor:
-        cursor.execute(conn.sql(sql), tuple(text_safe((key[0], key[1], kind == "job", steps, max_nodes))))
+        cursor.execute(conn.sql(sql), params)
         for part, *values in cursor.fetchall():
             if part == "dataset":
                 datasets.append(dict(zip(_DATASET, values, strict=False)))
@@ -193,9 +207,11 @@ def _neighbourhood_postgres(
                 jobs.append(dict(zip(_JOB, values, strict=False)) | {"latest_run": latest})
             elif part == "edge":
                 edges.append(dict(zip(_EDGE, values, strict=False)))
-            else:
+            elif part == "cut":
                 truncated = values[0] == "true"
-    return Neighbourhood(datasets, jobs, edges, truncated)
+            else:
+                started = True
+    return Neighbourhood(datasets, jobs, edges, truncated) if started else None
 
 
 def _walk_sqlite(conn: Connection, t: Tables, kind: str, key: Key, steps: int, max_nodes: int) -> Walk:
