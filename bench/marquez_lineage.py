@@ -9,8 +9,9 @@ handlers write them): 10,000 jobs of 10 runs each, every job writing two dataset
 one or two written by the 50 jobs before it, as pipelines do; then VACUUM ANALYZE, as a
 rebuild leaves the tables. Then ``queries`` random dataset nodes are asked for at depths 1, 2,
 5 and 10 (the full graph rows, as ``GET /api/v1/lineage`` answers); prints p50/p99 of each,
-the ratio of depth 5 to depth 1 (the baseline of the same run), and the load average the
-figures were taken under (on a shared machine, the p99 follows it).
+the CPU per query of this process and of its PostgreSQL backend (when on this host), the
+ratio of depth 5 to depth 1 (the baseline of the same run), and the load average the figures
+were taken under (on a shared machine, the p99 follows it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import random
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from bench.common import latency_ms, scratch_database, write_json
@@ -82,8 +84,23 @@ def fill(conn: Any, t: Tables, jobs: int, runs_per_job: int, rng: random.Random)
 DEPTHS = (1, 2, 5, 10)
 
 
+def server_cpu(conn: Any) -> float | None:
+    """CPU seconds the connection's PostgreSQL backend has used, when it runs on this host and
+    ``/proc`` shows it (None otherwise): on a shared machine, CPU per query is the figure the
+    load does not move."""
+    if not conn.is_postgres:
+        return None
+    pid = conn.one("SELECT pg_backend_pid() AS pid")["pid"]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(conn: Any, t: Tables, depth: int, nodes: list[str]) -> dict[str, Any]:
     timings, sizes, truncated = [], [], 0
+    server_before, client_before = server_cpu(conn), time.process_time()
     for node in nodes:
         started = time.perf_counter()
         graph = lineage(conn, t, node, depth)
@@ -91,10 +108,17 @@ def measure(conn: Any, t: Tables, depth: int, nodes: list[str]) -> dict[str, Any
         assert graph is not None
         sizes.append(len(graph["graph"]))
         truncated += graph["truncated"]
+    client = (time.process_time() - client_before) / len(nodes)
+    server_after = server_cpu(conn)
+    server = (
+        None if server_before is None or server_after is None else (server_after - server_before) / len(nodes)
+    )
     return latency_ms(timings) | {
         "nodes_avg": round(sum(sizes) / len(sizes), 1),
         "nodes_max": max(sizes),
         "truncated": truncated,
+        "client_cpu_ms": round(client * 1000, 2),
+        "server_cpu_ms": None if server is None else round(server * 1000, 2),
     }
 
 
@@ -136,9 +160,10 @@ def main() -> None:
         f"{size['edges']} edges; load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} CPUs"
     ]
     for depth, f in by_depth.items():
+        cpu = f"CPU/query: client {f['client_cpu_ms']} ms, server {f['server_cpu_ms']} ms"
         lines.append(
             f"  depth {depth:>2}: p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms "
-            f"({f['nodes_avg']:.0f} nodes avg, {f['nodes_max']} max, {f['truncated']} truncated)"
+            f"({f['nodes_avg']:.0f} nodes avg, {f['nodes_max']} max, {f['truncated']} truncated; {cpu})"
         )
     lines.append(
         f"  p99 ratio depth5/depth1 (baseline): {summary['p99_ratio_depth5_to_depth1']}x; "

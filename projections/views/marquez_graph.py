@@ -15,7 +15,15 @@ from typing import Any
 from ledger.errors import InvalidRequest
 from projections.db import Connection
 from projections.view import Tables, loads
-from projections.views.marquez_queries import MAX_NODES, Key, _dataset, _run, node_id, parse_node
+from projections.views.marquez_queries import (
+    MAX_NODES,
+    Key,
+    _dataset,
+    _run,
+    node_id,
+    node_splits,
+    parse_node,
+)
 from projections.views.marquez_walk import Neighbourhood, neighbourhood, rows_by_key
 
 
@@ -26,28 +34,26 @@ def lineage(
     (``dataset:<ns>:<name>``, ``job:<ns>:<name>`` or ``run:<run id>``, which starts from the
     run's job), plus ``truncated``: whether nodes within ``depth`` were left out to keep to
     ``max_nodes``. None when there is no such node."""
-    parsed = start_node(conn, t, start)
-    if parsed is None:
-        return None
-    kind, key = parsed
+    kind, keys = start_keys(conn, t, start)
     steps = 2 * depth + (1 if kind == "job" else 0)  # depth: jobs beyond the node, each way
-    found = neighbourhood(conn, t, kind, key, steps, max_nodes)
-    return {"graph": _nodes(found), "truncated": found.truncated}
+    found = neighbourhood(conn, t, kind, keys, steps, max_nodes)
+    return None if found is None else {"graph": _nodes(found), "truncated": found.truncated}
 
 
-def start_node(conn: Connection, t: Tables, start: str) -> tuple[str, Key] | None:
-    """A lineage start as ``(kind, (namespace, name))``: a dataset or job node id, or
-    ``run:<run id>`` as the run's job."""
+def start_keys(conn: Connection, t: Tables, start: str) -> tuple[str, list[Key]]:
+    """A lineage start's kind and the ``(namespace, name)`` keys it may name (a node id's
+    every split, :func:`~projections.views.marquez_queries.node_splits`); ``run:<run id>``
+    is the run's job (no key when no such run)."""
     kind, _, rest = start.partition(":")
-    if kind not in ("dataset", "job", "run"):
-        raise InvalidRequest(
-            "nodeId must be dataset:<namespace>:<name>, job:<namespace>:<name> or run:<run id>, "
-            f"not {start!r}"
-        )
     if kind != "run":
-        return parse_node(conn, t, start)
+        if kind not in ("dataset", "job"):
+            raise InvalidRequest(
+                "nodeId must be dataset:<namespace>:<name>, job:<namespace>:<name> or run:<run id>, "
+                f"not {start!r}"
+            )
+        return node_splits(start)
     row = conn.one(f"SELECT namespace, name FROM {t('runs')} WHERE run_id = ?", (rest.strip().lower(),))
-    return None if row is None else ("job", (row["namespace"], row["name"]))
+    return "job", [] if row is None else [(row["namespace"], row["name"])]
 
 
 def _nodes(found: Neighbourhood) -> list[dict[str, Any]]:

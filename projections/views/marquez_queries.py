@@ -213,15 +213,21 @@ def parse_node(conn: Connection, t: Tables, node_id: str) -> tuple[str, Key] | N
     """``dataset:<ns>:<name>`` or ``job:<ns>:<name>`` as (kind, (ns, name)); None when no such
     node. A namespace may hold ':' (``postgres://host:5432``): every split is looked up (in one
     query), and the first that names a stored node wins."""
+    kind, splits = node_splits(node_id)
+    table = {"dataset": "datasets", "job": "jobs"}[kind]
+    stored = {(r["namespace"], r["name"]) for r in rows_by_key(conn, t(table), ("namespace", "name"), splits)}
+    return next(((kind, key) for key in splits if key in stored), None)
+
+
+def node_splits(node_id: str) -> tuple[str, list[Key]]:
+    """A node id's kind and every ``(namespace, name)`` it may mean, the shortest namespace
+    first; a clear 422 for anything but ``dataset:...`` or ``job:...``."""
     kind, _, rest = node_id.partition(":")
-    table = {"dataset": "datasets", "job": "jobs"}.get(kind)
-    if table is None or not rest:
+    if kind not in ("dataset", "job") or ":" not in rest:
         raise InvalidRequest(
             f"nodeId must be dataset:<namespace>:<name> or job:<namespace>:<name>, not {node_id!r}"
         )
-    splits = [(rest[:i], rest[i + 1 :]) for i, char in enumerate(rest) if char == ":"]
-    stored = {(r["namespace"], r["name"]) for r in rows_by_key(conn, t(table), ("namespace", "name"), splits)}
-    return next(((kind, key) for key in splits if key in stored), None)
+    return kind, [(rest[:i], rest[i + 1 :]) for i, char in enumerate(rest) if char == ":"]
 
 
 def node_id(kind: str, key: Key) -> str:

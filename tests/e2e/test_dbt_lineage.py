@@ -87,6 +87,7 @@ def test_a_dbt_ol_build_reads_back_as_jobs_datasets_versions_and_lineage(
 
     job_ns = env["OPENLINEAGE_NAMESPACE"]
     assert eventually(lambda: (get(f"/namespaces/{job_ns}/jobs") or {}).get("totalCount", 0) >= 3, timeout=30)
+    assert job_ns in {n["name"] for n in get("/namespaces")["namespaces"]}
     jobs = {j["name"]: j for j in get(f"/namespaces/{job_ns}/jobs", limit=100)["jobs"]}
     model_jobs = [name for name in jobs if name.endswith((".orders.build.run", ".stg_orders.build.run"))]
     assert len(model_jobs) == 2, sorted(jobs)
@@ -102,5 +103,7 @@ def test_a_dbt_ol_build_reads_back_as_jobs_datasets_versions_and_lineage(
     assert {f"job:{job_ns}:{name}" for name in model_jobs} <= ids
     assert f"dataset:{output['namespace']}:{output['name']}" in ids
     columns = get("/column-lineage", nodeId=f"dataset:{output['namespace']}:{output['name']}", depth=2)
-    fields = {n["data"]["field"] for n in columns["graph"] if n["data"]["dataset"] == output["name"]}
+    fields = {n["data"]["field"]: n for n in columns["graph"] if n["data"]["dataset"] == output["name"]}
     assert "doubled" in fields
+    sources = {(f["dataset"], f["field"]) for f in fields["doubled"]["data"]["inputFields"]}
+    assert (stg["name"], "amount") in sources, sources  # orders.doubled comes from stg_orders.amount
