@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Path
+from fastapi import Path, Query
 
 from ledger.errors import InvalidRequest
 from ledger.hashing import parse_timestamp
@@ -15,6 +15,9 @@ TaskName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0
 #: backends; larger values, such as ``1e30``, are refused with 422 before any query).
 MAX_POSITION = 2**62
 Status = Literal["pending", "running", "success", "failed", "killed"]
+#: An optional ISO 8601 / RFC 3339 time in a query (checked by :func:`iso_timestamp`);
+#: documented as ``format: date-time``.
+TimeQuery = Annotated[str | None, Query(max_length=64, json_schema_extra={"format": "date-time"})]
 
 
 def iso_timestamp(value: str | None, name: str) -> str | None:

@@ -25,7 +25,7 @@ from api.models import (
     TaskPublic,
     TasksPublic,
 )
-from api.params import RunId, Status, TaskName, iso_timestamp
+from api.params import RunId, Status, TaskName, TimeQuery, iso_timestamp
 from api.reads import read_file_checked, run_summary
 from ledger.errors import InvalidRequest
 from projections.views.compare import compare
@@ -44,8 +44,8 @@ def list_runs(
     status: Status | None = None,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
     triggered_by: Annotated[str | None, Query(max_length=200)] = None,
-    created_after: Annotated[str | None, Query(max_length=64)] = None,
-    created_before: Annotated[str | None, Query(max_length=64)] = None,
+    created_after: TimeQuery = None,
+    created_before: TimeQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> RunsPublic:

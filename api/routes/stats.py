@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import Auditor, RuntimeDep
 from api.models import StatsPublic
-from api.params import iso_timestamp
+from api.params import TimeQuery, iso_timestamp
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 
@@ -18,8 +18,8 @@ def stats(
     runtime: RuntimeDep,
     _: Auditor,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
-    created_after: Annotated[str | None, Query(max_length=64)] = None,
-    created_before: Annotated[str | None, Query(max_length=64)] = None,
+    created_after: TimeQuery = None,
+    created_before: TimeQuery = None,
 ) -> dict[str, Any]:
     return dict(
         runtime.views.stats(
