@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Path, Request
+from fastapi import Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -17,6 +17,9 @@ TaskName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0
 #: backends; larger values, such as ``1e30``, are refused with 422 before any query).
 MAX_POSITION = 2**62
 Status = Literal["pending", "running", "waiting", "success", "failed", "killed"]
+#: An optional ISO 8601 / RFC 3339 time in a query (checked by :func:`iso_timestamp`);
+#: documented as ``format: date-time``.
+TimeQuery = Annotated[str | None, Query(max_length=64, json_schema_extra={"format": "date-time"})]
 
 
 def iso_timestamp(value: str | None, name: str) -> str | None:

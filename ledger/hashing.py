@@ -92,11 +92,16 @@ def format_timestamp(at: datetime) -> str:
 
 
 def parse_timestamp(text: str) -> datetime:
-    """Inverse of :func:`format_timestamp`; also accepts any ISO 8601 with an offset."""
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """Inverse of :func:`format_timestamp`; also accepts any ISO 8601 with an offset (RFC 3339's
+    lower-case ``t`` and ``z`` too). ValueError for anything else, a time outside years 1 to
+    9999 in UTC included."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is in year 0 in UTC
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def event_hash(

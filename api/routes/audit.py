@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import Auditor, RuntimeDep
-from api.params import MAX_POSITION, iso_timestamp
+from api.params import MAX_POSITION, TimeQuery, iso_timestamp
 from api.scope import NamedWorkspace, resolve_workspace
 from ledger.errors import InvalidRequest
 from ledger.hashing import format_timestamp, parse_timestamp
@@ -25,8 +25,8 @@ def ledger_audit(
     actor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=100)] = None,
     run_id: Annotated[str | None, Query(max_length=200)] = None,
-    created_after: Annotated[str | None, Query(max_length=64)] = None,
-    created_before: Annotated[str | None, Query(max_length=64)] = None,
+    created_after: TimeQuery = None,
+    created_before: TimeQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=30)] = None,
 ) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import Auditor, RuntimeDep
+from api.params import TimeQuery
 from api.scope import WorkspaceDep
 from ledger.integrity.bundle import ExportFilters, parse_time_filter, write_bundle
 from projections.views.summaries_fold import summary_from_events
@@ -39,8 +40,8 @@ def export(
     runtime: RuntimeDep,
     principal: Auditor,
     workspace: WorkspaceDep,
-    created_after: Annotated[str | None, Query(max_length=64)] = None,
-    created_before: Annotated[str | None, Query(max_length=64)] = None,
+    created_after: TimeQuery = None,
+    created_before: TimeQuery = None,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
 ) -> StreamingResponse:
     """The runs triggered in the window (and of the workflow), all their events, summaries,

@@ -9,13 +9,13 @@ matched as paths, the most specific route first.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from api.deps import Auditor, RuntimeDep
-from api.params import iso_timestamp
+from api.params import TimeQuery, iso_timestamp
 from api.scope import lineage_workspace
 from ledger.hashing import format_timestamp, parse_timestamp
 from projections.views import marquez_graph as graph
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["marquez"], dependencies=[Depends(lin
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
-NodeId = Annotated[str, Query(alias="nodeId", min_length=3, max_length=2000)]
+NodeId = Annotated[str, Query(alias="nodeId", min_length=5, max_length=2000, pattern=r"^(dataset|job):.+")]
 Depth = Annotated[int, Query(ge=0, le=q.MAX_DEPTH)]
 
 
@@ -88,9 +88,7 @@ def list_namespaces(runtime: RuntimeDep, _: Auditor) -> Any:
 
 
 @router.get("/jobs/runs/{run_id}/facets", summary="A run's (or its job's) facets")
-def run_facets(runtime: RuntimeDep, _: Auditor, run_id: str, type: str = "run") -> Any:
-    if type not in {"run", "job"}:
-        raise HTTPException(422, "type must be run or job")
+def run_facets(runtime: RuntimeDep, _: Auditor, run_id: str, type: Literal["run", "job"] = "run") -> Any:
     run = _found(runtime.views.marquez(lambda c, t: q.run(c, t, run_id)), f"run {run_id}")
     facets = (
         run["facets"] if type == "run" else runtime.views.marquez(lambda c, t: q.run_job_facets(c, t, run_id))
@@ -127,8 +125,8 @@ def column_lineage(
 def lineage_events(
     runtime: RuntimeDep,
     _: Auditor,
-    before: Annotated[str | None, Query(max_length=64)] = None,
-    after: Annotated[str | None, Query(max_length=64)] = None,
+    before: TimeQuery = None,
+    after: TimeQuery = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Any:

@@ -28,7 +28,7 @@ from api.models import (
     TaskPublic,
     TasksPublic,
 )
-from api.params import Status, TaskName, dynamic_query, iso_timestamp, prefixed
+from api.params import Status, TaskName, TimeQuery, dynamic_query, iso_timestamp, prefixed
 from api.reads import read_file_checked, refuse_expunged, run_summary, sensitive_values
 from api.scope import NamedWorkspace, ScopedRunId, WorkspaceDep, check_run_in_scope
 from ledger.errors import InvalidRequest
@@ -49,8 +49,8 @@ def list_runs(
     status: Annotated[list[Status] | None, Query(max_length=5)] = None,
     workflow: Annotated[list[Annotated[str, Query(max_length=200)]] | None, Query(max_length=50)] = None,
     triggered_by: Annotated[list[Annotated[str, Query(max_length=200)]] | None, Query(max_length=50)] = None,
-    created_after: Annotated[str | None, Query(max_length=64)] = None,
-    created_before: Annotated[str | None, Query(max_length=64)] = None,
+    created_after: TimeQuery = None,
+    created_before: TimeQuery = None,
     q: Annotated[str | None, Query(max_length=4000)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,

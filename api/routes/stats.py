@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import Auditor, RuntimeDep
 from api.models import StatsPublic
-from api.params import iso_timestamp
+from api.params import TimeQuery, iso_timestamp
 from api.scope import WorkspaceDep
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
@@ -20,8 +20,8 @@ def stats(
     _: Auditor,
     workspace: WorkspaceDep,
     workflow: Annotated[list[Annotated[str, Query(max_length=200)]] | None, Query(max_length=50)] = None,
-    created_after: Annotated[str | None, Query(max_length=64)] = None,
-    created_before: Annotated[str | None, Query(max_length=64)] = None,
+    created_after: TimeQuery = None,
+    created_before: TimeQuery = None,
     q: Annotated[str | None, Query(max_length=4000)] = None,
 ) -> dict[str, Any]:
     """Counts and durations of the runs the filters select (``q``: SPEC section 8's search

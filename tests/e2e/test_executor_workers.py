@@ -19,6 +19,7 @@ import pytest
 from tests.builders import eventually
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import RUNLEDGER, Server, serving
+from tests.e2e.test_executor_isolation import task_processes
 
 LEASE = {"RUNLEDGER_LEASE_SECONDS": "3"}
 
@@ -133,7 +134,7 @@ def test_a_worker_killed_with_sigkill_mid_task_leaves_its_run_failed_with_worker
     client = server.client("operator")
     definition = {
         "name": "doomed",
-        "tasks": [{"name": "nap", "command": ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"]}],
+        "tasks": [{"name": "nap", "command": ["sh", "-c", "sleep 600 & echo $! > child.pid; wait"]}],
     }
     assert client.post("/api/workflows", json={"definition": definition}).status_code == 201
     doomed_worker = start_worker(server)
@@ -150,6 +151,9 @@ def test_a_worker_killed_with_sigkill_mid_task_leaves_its_run_failed_with_worker
 
         eventually(lambda: status_of(client, run_id)["status"] == "failed", timeout=40)
         lost_after = time.monotonic() - killed_at
+        # No process of the dead worker's task is left (read from /proc): the shell died with
+        # its executor, and what it spawned is ended by the next worker's executor as it starts.
+        eventually(lambda: not task_processes(run_id) or None, timeout=40)  # (once it is up)
     finally:
         # The dead worker's orphaned task: the next executor to start reaps it, or we do.
         with contextlib.suppress(ProcessLookupError):
