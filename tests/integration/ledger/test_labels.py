@@ -31,7 +31,8 @@ def test_a_required_reason_and_bad_labels_are_refused_before_anything_is_written
     ledger = Ledger(settings.model_copy(update={"require_reason": True}))
     try:
         ledger.register_workflow(DEFINITION, principal="alice")
-        run_id = ledger.trigger(workflow=DEFINITION["name"], parameters={"query": "x"}, principal="carol").run_id
+        name = DEFINITION["name"]
+        run_id = ledger.trigger(workflow=name, parameters={"query": "x"}, principal="carol").run_id
         before = ledger.reader.max_position()
         for change, words in (
             ({"set_": {"a": "b"}, "remove": [], "reason": None}, "needs a reason"),
