@@ -41,11 +41,11 @@ def test_a_required_reason_and_bad_labels_are_refused_before_anything_is_written
             ({"set_": {}, "remove": ["no/such"], "reason": "r"}, None),
         ):
             if words is None:  # removing a label the run lacks is a recorded no-op, not an error
-                ledger.label(run_id, principal="olga", **change)  # type: ignore[arg-type]
+                ledger.label(run_id, principal="olga", **change)
                 before += 1
                 continue
             with pytest.raises(InvalidRequest, match=words):
-                ledger.label(run_id, principal="olga", **change)  # type: ignore[arg-type]
+                ledger.label(run_id, principal="olga", **change)
         assert ledger.reader.max_position() == before
         with pytest.raises(InvalidRequest, match="64 labels"):
             ledger.trigger(
