@@ -244,7 +244,48 @@ def queries(result: dict[str, Any]) -> str:
                 ["query", "n", "p50 ms", "p95 ms", "p99 ms", "p50 / HTTP floor", "items", "goal (p99)"], rows
             )
         )
+        if "mlflow" in r:
+            parts.append(_mlflow_peer(r))
     return "\n".join(parts)
+
+
+def _mlflow_peer(r: dict[str, Any]) -> str:
+    """MLflow's ``search_runs`` over the same runs (``bench.queries --mlflow``)."""
+    peer = r["mlflow"]
+    ratios = r.get("mlflow_p50_vs_runledger_p50", {})
+    rows = [
+        [
+            op,
+            r["latency"][op]["p50_ms"],
+            r["latency"][op]["p99_ms"],
+            values["p50_ms"],
+            values["p99_ms"],
+            values.get("avg_items", "-"),
+            ratios.get(op, "-"),
+        ]
+        for op, values in peer["latency"].items()
+        if op in r["latency"]
+    ]
+    pop = peer["populate"]
+    return (
+        f"\nThe peer: MLflow {peer['mlflow_version']} `search_runs` (max_results 50, newest "
+        f"first) over the same {pop['runs']} runs in its store on the same backend "
+        f"({peer['uri_kind']}), populated in {pop['seconds']} s through its store's ORM classes "
+        "in bulk (`bench/mlflow_search.py`); called in-process, so MLflow pays no HTTP round "
+        "trip where runledger does. MLflow has no OR: the OR rows are two searches merged.\n\n"
+        + _table(
+            [
+                "query",
+                "runledger p50 ms",
+                "runledger p99 ms",
+                "MLflow p50 ms",
+                "MLflow p99 ms",
+                "MLflow items",
+                "MLflow p50 / runledger p50",
+            ],
+            rows,
+        )
+    )
 
 
 def _queries_intro(r: dict[str, Any]) -> str:

@@ -171,7 +171,58 @@ def query_stats(
     if condition is not None:
         where.append(condition[0])
         params += condition[1]
+        return _from_rows(conn, runs, where, params, created_after, created_before)
     return _query(conn, runs, where, params, created_after, created_before)
+
+
+def _from_rows(
+    conn: Connection,
+    runs: str,
+    where: list[str],
+    params: list[Any],
+    created_after: str | None,
+    created_before: str | None,
+) -> dict[str, Any]:
+    """The same figures from one pass over the selected runs' (workflow, status, duration):
+    a ``q`` condition is a semi-join the 20-odd rank queries would each repeat."""
+    for bound, op in ((created_after, ">="), (created_before, "<")):
+        if bound is not None:
+            where.append(f"created_at {op} ?")
+            params.append(bound)
+    rows = conn.all(
+        f"SELECT workflow, status, duration_seconds AS d FROM {runs} WHERE {' AND '.join(where)}", params
+    )
+    per: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        per.setdefault(row["workflow"], []).append(row)
+    return _figures(rows) | {
+        "per_workflow": [{"workflow": name} | _figures(per[name]) for name in sorted(per)]
+    }
+
+
+def _figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    by_status = dict.fromkeys(STATUSES, 0)
+    for row in rows:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + 1
+    durations = sorted(float(r["d"]) for r in rows if r["d"] is not None)
+    return {
+        "total_runs": len(rows),
+        "by_status": by_status,
+        "avg_duration_seconds": sum(durations) / len(durations) if durations else None,
+        "p50_duration_seconds": _interpolated(durations, 0.5),
+        "p95_duration_seconds": _interpolated(durations, 0.95),
+    }
+
+
+def _interpolated(ordered: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks, as :func:`_percentile` reads them."""
+    if not ordered:
+        return None
+    rank = (len(ordered) - 1) * q
+    low = int(rank)
+    if low + 1 >= len(ordered):
+        return ordered[low]
+    return ordered[low] + (ordered[low + 1] - ordered[low]) * (rank - low)
 
 
 def _query(

@@ -11,7 +11,8 @@ from typing import Any
 from ledger.errors import InvalidRequest
 from ledger.hashing import format_timestamp, parse_timestamp
 from projections.db import Connection
-from projections.search import compile_expr, parse
+from projections.search import Expr, compile_expr, parse
+from projections.search.ast import And, Compare
 from projections.view import Tables, loads, placeholders
 from projections.views.summaries import summary_from_row
 from projections.views.summaries_fold import SUMMARY_FIELDS
@@ -67,6 +68,19 @@ def search_condition(conn: Connection, t: Tables, q: str | None, prefix: str) ->
     return condition.sql, condition.args
 
 
+def split_driver(expr: Expr) -> tuple[Compare | None, Expr | None]:
+    """An equality on a ``param.``/``label.``/``output.`` field that the whole expression
+    needs (the expression itself, or one of its top-level ANDs), and what is left: a page
+    can then walk that field's index rows in page order and stop after ``limit`` runs,
+    instead of collecting every run the field matches first."""
+    items = expr.items if isinstance(expr, And) else (expr,)
+    for i, item in enumerate(items):
+        if isinstance(item, Compare) and item.field.is_attr and item.op == "=":
+            rest = items[:i] + items[i + 1 :]
+            return item, None if not rest else rest[0] if len(rest) == 1 else And(rest)
+    return None, expr
+
+
 def list_runs(
     conn: Connection,
     t: Tables,
@@ -112,7 +126,17 @@ def list_runs(
     filters += [(f"label.{k}", _any_of(v)) for k, v in sorted((labels or {}).items())]
     filters = [(name, values) for name, values in filters if values]
     source, order = f"{runs} r", "r"
-    if filters:
+    expr = parse(q) if q is not None else None
+    driver = None
+    if expr is not None and not filters:
+        driver, expr = split_driver(expr)
+    if driver is not None:
+        source = f"{fields} p JOIN {runs} r ON r.run_id = p.run_id"
+        order = "p"
+        column = "value_num" if isinstance(driver.value, float) else "value_text"
+        where.append(f"p.name = ? AND p.{column} = ?")
+        args += [driver.field.name, driver.value]
+    elif filters:
         name, values = filters[0]
         source = f"{fields} p JOIN {runs} r ON r.run_id = p.run_id"
         order = "p"
@@ -124,10 +148,10 @@ def list_runs(
             f"AND value_text IN ({placeholders(len(values))}))"
         )
         args += [name, *values]
-    if q is not None:
-        condition, q_args = search_condition(conn, t, q, "r.")
-        where.append(condition)
-        args += q_args
+    if expr is not None:
+        condition = compile_expr(expr, postgres=conn.is_postgres, prefix="r.", fields_table=fields)
+        where.append(condition.sql)
+        args += condition.args
     if cursor is not None:
         created_at, run_id = decode_cursor(cursor)
         where.append(f"({order}.created_at < ? OR ({order}.created_at = ? AND {order}.run_id < ?))")

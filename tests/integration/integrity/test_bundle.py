@@ -148,3 +148,22 @@ def test_proofs_carry_leaf_indexes_which_skip_the_gaps_postgres_leaves(
     shift = 0 if attacker.sqlite else 3
     assert proofs[-1]["position"] - proofs[-1]["leaf_index"] == shift
     assert verify_bundle(out) == []
+
+
+def test_an_export_carries_labels_in_its_events_and_run_summaries(
+    populated: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    runs = [e.stream for e in populated.reader.after(-1, limit=10_000) if e.type == "Run.Triggered"]
+    populated.label(runs[0], set_={"team": "ml"}, remove=[], principal="olga", reason="audit prep")
+    out = tmp_path / "bundle.tar"
+    write_bundle(settings, out, summarise=summary_from_events)
+    assert verify_bundle(out) == []
+    files = members(out)
+    labelled = [json.loads(line) for line in files["events.jsonl"].splitlines()]
+    labelled = [e for e in labelled if e["type"] == "Run.Labelled"]
+    assert [(e["stream"], e["data"]["set"], e["data"]["reason"]) for e in labelled] == [
+        (runs[0], {"team": "ml"}, "audit prep")
+    ]
+    summaries = {r["run_id"]: r for r in map(json.loads, files["runs.jsonl"].splitlines())}
+    assert summaries[runs[0]]["labels"] == {"team": "ml"}
+    assert all(summaries[r]["labels"] == {} for r in runs[1:])

@@ -212,6 +212,20 @@ def test_stats_count_what_q_selects(dataset: Dataset) -> None:
         for status in ("pending", "running", "success", "failed", "killed"):
             assert stats["by_status"][status] == sum(s["status"] == status for s in selected), q
         assert {w["workflow"] for w in stats["per_workflow"]} == {s["workflow"] for s in selected}
+    # The same figures as the stats view's own query, for a filter both can say.
+    for name in ("etl", "train"):
+        by_q, by_filter = dataset.views.stats(q=f'workflow = "{name}"'), dataset.views.stats(workflow=name)
+        assert rounded(by_q) == rounded(by_filter) and by_q["p95_duration_seconds"] is not None
+
+
+def rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
 
 
 @pytest.mark.parametrize(
