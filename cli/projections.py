@@ -58,9 +58,19 @@ def project(args: argparse.Namespace) -> int:
         signal.signal(signum, on_signal)
     runner = ProjectionRunner(settings, batch_size=args.batch_size)
     runner.start()
+    retention = None
+    if settings.retention_interval_seconds > 0:  # the periodic retention pass (SPEC 11) beside it
+        from ledger.retention.job import RetentionJob
+        from ledger.service import Ledger
+
+        retention = RetentionJob(Ledger(settings), interval=settings.retention_interval_seconds)
+        retention.start()
     try:
         stopping.wait()
     finally:
+        if retention is not None:
+            retention.stop()
+            retention.ledger.close()
         runner.stop()
     return 0
 

@@ -8,6 +8,7 @@ not in memory: a ledger's millions of file references cost disk, not RAM.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -30,11 +31,12 @@ def scan_runs(settings: Settings) -> tuple[dict[str, RunFacts], FileRefs]:
     raw = RawStore(settings)
     runs: dict[str, RunFacts] = {}
     refs = FileRefs()
+    shared: dict[str, Any] = {}  # one copy of each distinct retention rule and workflow name
     with raw.connect() as conn:
         query = raw.rows.events.rows("topic LIKE ?")
         for row in raw.rows.stream(conn, query, (_RUN_TOPICS,)):
             event = decode(*row)
-            _fold(runs, refs, event.stream, event.type, event.timestamp, event.data)
+            _fold(runs, refs, event.stream, event.type, event.timestamp, event.data, shared)
             run = runs.get(event.stream)
             if run is not None:
                 run.version, run.last_hash = event.sequence, event.hash
@@ -43,15 +45,25 @@ def scan_runs(settings: Settings) -> tuple[dict[str, RunFacts], FileRefs]:
 
 
 def _fold(
-    runs: dict[str, RunFacts], refs: FileRefs, stream: str, kind: str, at: str, data: dict[str, Any]
+    runs: dict[str, RunFacts],
+    refs: FileRefs,
+    stream: str,
+    kind: str,
+    at: str,
+    data: dict[str, Any],
+    shared: dict[str, Any],
 ) -> None:
     if kind == "Run.Triggered":
         definition = data.get("definition") or {}
+        rule = definition.get("retention")
+        workflow = str(data.get("workflow"))
         created = runs[stream] = RunFacts(
             run_id=stream,
-            workflow=str(data.get("workflow")),
+            workflow=shared.setdefault(f"w:{workflow}", workflow),
             created_at=at,
-            retention=definition.get("retention"),
+            retention=None
+            if rule is None
+            else shared.setdefault(f"r:{json.dumps(rule, sort_keys=True)}", rule),
             ref_id=len(runs) + 1,
         )
         specs = definition.get("params") or {}
