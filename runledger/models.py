@@ -180,6 +180,8 @@ class AuditEntry(Public):
     from_status: str | None = None
     to_status: str | None = None
     detail: Any = None
+    #: Why (SPEC 10): the reason a cancel, replay, resume, label, hold or expunge was given.
+    reason: str | None = None
 
 
 class AuditPublic(Public):

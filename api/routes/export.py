@@ -60,7 +60,11 @@ def export(
     )
     try:
         result = write_bundle(
-            runtime.settings, directory / "bundle.tar", filters=filters, summarise=summary_from_events
+            runtime.settings,
+            directory / "bundle.tar",
+            filters=filters,
+            summarise=summary_from_events,
+            confined=not principal.every_workspace,
         )
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)

@@ -2,8 +2,8 @@
 
 - ``events.jsonl``: every event of the selected runs as SPEC section 1 shows it, position order,
   and every event of the signing-key and token streams (SPEC 10: the keys the runs' signatures
-  are checked with offline, and the lifecycle of tokens; an export of one workspace holds only
-  the keys its runs were signed with, and no token's);
+  are checked with offline, and the lifecycle of tokens; a confined export, for a token of some
+  workspaces only, holds only the keys its runs were signed with, and no token's);
 - ``runs.jsonl``: each selected run's summary (folded from its events by the caller's
   ``summarise``, so the ledger does not depend on the read side);
 - ``proofs.jsonl``: for each exported event, in the same order, its RFC 9162 inclusion proof
@@ -132,10 +132,12 @@ def write_bundle(
     summarise: Summarise | None = None,
     batch: int = 5000,
     progress: Callable[[int, int], None] | None = None,
+    confined: bool = False,
 ) -> ExportResult:
     """The signed bundle of the runs ``filters`` select, written to ``out`` (atomically).
     ``progress(done, total)`` hears how many of the ledger's positions were read, every
-    ``batch`` rows."""
+    ``batch`` rows. ``confined`` (an export for a token of some workspaces only, SPEC 9):
+    only the signing keys the runs were signed with, and no token's lifecycle."""
     filters = filters or ExportFilters()
     store = MerkleStore(settings)
     signer = Signer(settings)
@@ -148,7 +150,7 @@ def write_bundle(
         head = store.catch_up_on(conn)
         runs = _selected_runs(store.raw.rows, side, filters, head.last_position)
         access = _access_streams(store.raw.rows, side, head.last_position)
-        if filters.workspace is not None:  # (SPEC 9) no other workspace's token or key names
+        if confined:  # (SPEC 9) no other workspace's token or key names
             access = _keys_signing(store.raw.rows, side, runs, head.last_position)
         directory = Path(tmp)
         events = _HashingWriter(directory, "events.jsonl")

@@ -54,9 +54,9 @@ def test_labels_at_trigger_and_later_are_searchable_and_audited(shared_server: S
             else None
         )
     )
-    assert [(e["actor"], e["detail"]) for e in entries] == [
-        ("test-operator", {"set": {"env": "prod", "team": team}, "remove": [], "reason": None}),
-        ("test-operator", {"set": {"stage": "qa"}, "remove": ["env"], "reason": "QA review"}),
+    assert [(e["actor"], e["detail"], e["reason"]) for e in entries] == [
+        ("test-operator", {"set": {"env": "prod", "team": team}, "remove": []}, None),
+        ("test-operator", {"set": {"stage": "qa"}, "remove": ["env"]}, "QA review"),
     ]
     stats = auditor.get("/api/stats", params={"q": f'{q} OR label.team = "other" AND workflow = "{name}"'})
     assert stats.status_code == 200, stats.text
