@@ -20,7 +20,8 @@ pages < 20 ms, stats < 50 ms, stats with ``q`` < 100 ms. With ``--mlflow``: MLfl
 ``search_runs`` with the same filters over the same runs on the same backend
 (:func:`mlflow_peer`, ``bench/mlflow_search.py``), the peer. Past 300 lines on purpose: the
 population, the read side's start, both systems' query loops and the goals are one
-measurement, and splitting them would split what one run reports. With ``--export``: ``runledger export`` and ``runledger verify``
+measurement, and splitting them would split what one run reports. With ``--export``:
+``runledger export`` and ``runledger verify``
 time and peak RSS at full size; with ``--verify``: ``runledger verify`` must pass at the end;
 with ``--analyze`` (PostgreSQL): ``ANALYZE`` before the queries, as autovacuum would do.
 """
