@@ -203,6 +203,20 @@ def mlflow_peer(backend: str, runs: int, base: datetime, iterations: int, work: 
     else:
         uri = f"sqlite:///{work / 'mlflow-search.db'}"
     out_file = work / "mlflow-search.json"
+    try:
+        _run_mlflow_search(uri, runs_file, base, runs, iterations, out_file, work)
+    finally:
+        if backend == "postgres":  # MLflow's tables go with the run, as the scratch schema does
+            with psycopg.connect(f"{PG_URL.rsplit('/', 1)[0]}/postgres", autocommit=True) as conn:
+                conn.execute("DROP DATABASE IF EXISTS mlflow_search_bench WITH (FORCE)")
+    result: dict[str, Any] = json.loads(out_file.read_text())
+    result["mlflow_version"] = version
+    return result
+
+
+def _run_mlflow_search(
+    uri: str, runs_file: Path, base: datetime, runs: int, iterations: int, out_file: Path, work: Path
+) -> None:
     subprocess.run(
         [
             str(VENV / "bin" / "python"),
@@ -221,9 +235,6 @@ def mlflow_peer(backend: str, runs: int, base: datetime, iterations: int, work: 
         check=True,
         cwd=work,
     )
-    result: dict[str, Any] = json.loads(out_file.read_text())
-    result["mlflow_version"] = version
-    return result
 
 
 def timed_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
