@@ -13,8 +13,15 @@ tree), side by side and each timed, then a real ``runledger serve --no-executor`
 over one keep-alive connection, interleaved: ``GET /healthz`` (the HTTP floor, the baseline),
 ``GET /api/runs/{id}``, ``GET /api/runs?status=success&limit=50``,
 ``GET /api/runs?workflow=wf-N&limit=50``, ``GET /api/runs?param.dataset=ds-N&limit=50``,
-``GET /api/stats``, ``GET /api/runs/{id}/lineage?depth=3``. Goals (p99): single run < 10 ms,
-lists < 20 ms, stats < 50 ms. With ``--export``: ``runledger export`` and ``runledger verify``
+``GET /api/stats``, ``GET /api/runs/{id}/lineage?depth=3``, and for issue 20
+``label.team=``, ``status=failed&status=killed``, three ``q`` expressions and
+``/api/stats?q=`` (:func:`q_expressions`). Goals (p99): single run < 10 ms, lists and ``q``
+pages < 20 ms, stats < 50 ms, stats with ``q`` < 100 ms. With ``--mlflow``: MLflow's
+``search_runs`` with the same filters over the same runs on the same backend
+(:func:`mlflow_peer`, ``bench/mlflow_search.py``), the peer. Past 300 lines on purpose: the
+population, the read side's start, both systems' query loops and the goals are one
+measurement, and splitting them would split what one run reports. With ``--export``:
+``runledger export`` and ``runledger verify``
 time and peak RSS at full size; with ``--verify``: ``runledger verify`` must pass at the end;
 with ``--analyze`` (PostgreSQL): ``ANALYZE`` before the queries, as autovacuum would do.
 """
@@ -196,6 +203,20 @@ def mlflow_peer(backend: str, runs: int, base: datetime, iterations: int, work: 
     else:
         uri = f"sqlite:///{work / 'mlflow-search.db'}"
     out_file = work / "mlflow-search.json"
+    try:
+        _run_mlflow_search(uri, runs_file, base, runs, iterations, out_file, work)
+    finally:
+        if backend == "postgres":  # MLflow's tables go with the run, as the scratch schema does
+            with psycopg.connect(f"{PG_URL.rsplit('/', 1)[0]}/postgres", autocommit=True) as conn:
+                conn.execute("DROP DATABASE IF EXISTS mlflow_search_bench WITH (FORCE)")
+    result: dict[str, Any] = json.loads(out_file.read_text())
+    result["mlflow_version"] = version
+    return result
+
+
+def _run_mlflow_search(
+    uri: str, runs_file: Path, base: datetime, runs: int, iterations: int, out_file: Path, work: Path
+) -> None:
     subprocess.run(
         [
             str(VENV / "bin" / "python"),
@@ -214,9 +235,6 @@ def mlflow_peer(backend: str, runs: int, base: datetime, iterations: int, work: 
         check=True,
         cwd=work,
     )
-    result: dict[str, Any] = json.loads(out_file.read_text())
-    result["mlflow_version"] = version
-    return result
 
 
 def timed_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
