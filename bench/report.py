@@ -7,6 +7,8 @@ from typing import Any
 
 STORE_GOAL = 0.5
 MLFLOW_GOAL = 10.0
+#: Server CPU per ingested run, runledger over MLflow (issue #26): at most this.
+CPU_GOAL = 0.1
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -120,6 +122,7 @@ def mlflow_compare(result: dict[str, Any]) -> str:
             rows,
         )
     )
+    text += _cpu_table(result)
     ingest = []
     for backend in result["backends"]:
         for w in backend["runledger"]["write"]:
@@ -198,6 +201,82 @@ def mlflow_compare(result: dict[str, Any]) -> str:
         ["backend", "after write phase MB", "peak MB"], rss
     )
     return text
+
+
+def _cpu_table(result: dict[str, Any]) -> str:
+    """Server CPU per run beside throughput, p99 and the null server's ceiling (issue #26)."""
+    rows = []
+    for backend in result["backends"]:
+        for r in backend["rows"]:
+            if r.get("cpu_ratio") is None and r.get("runledger_cpu_ms_per_run") is None:
+                continue
+            ratio = r.get("cpu_ratio")
+            rows.append(
+                [
+                    r["backend"],
+                    r["clients"],
+                    r.get("mlflow_cpu_ms_per_run"),
+                    r.get("runledger_cpu_ms_per_run"),
+                    _spread(r.get("runledger_cpu_ms_per_run_trials")),
+                    ratio,
+                    _met(ratio is not None and ratio <= CPU_GOAL),
+                    f"{r.get('mlflow_cpu_ms_per_request')} / {r.get('runledger_cpu_ms_per_request')}",
+                    r.get("null_cpu_ms_per_run", "-"),
+                    " / ".join(
+                        str(r.get(k, "-"))
+                        for k in ("mlflow_runs_per_s", "runledger_runs_per_s", "null_runs_per_s")
+                    ),
+                    r["runs_ratio"],
+                    r.get("null_ratio", "-"),
+                    f"{r['mlflow_p99_ms']} / {r['runledger_p99_ms']} / {r.get('null_p99_ms', '-')}",
+                ]
+            )
+    if not rows:
+        return ""
+    nodelay_text = "; ".join(
+        f"{b['backend']}: " + ", ".join(f"{k} {v}" for k, v in b.get("nodelay", {}).items())
+        for b in result["backends"]
+        if b.get("nodelay")
+    )
+    return (
+        "\nServer CPU per ingested run (issue #26): the server process tree's CPU time (user + "
+        "system, every process of the server's session, from `/proc`) over each trial, divided by "
+        "the runs (13 requests each) that trial completed; median over the trials, and runledger's "
+        "trials as min-max. Goal: runledger / MLflow <= 0.1. Beside it: runs/s of MLflow / "
+        "runledger / the null server (the harness's ceiling: runledger's HTTP stack storing "
+        "nothing), the runs/s ratio, the most the harness allows (null / MLflow), and p99.\n\n"
+        + _table(
+            [
+                "backend",
+                "clients",
+                "MLflow CPU ms/run",
+                "runledger CPU ms/run",
+                "runledger trials",
+                "CPU ratio",
+                "0.1 goal",
+                "CPU ms/request MLflow / runledger",
+                "null server CPU ms/run",
+                "runs/s MLflow / runledger / null",
+                "runs/s ratio",
+                "null / MLflow",
+                "p99 ms MLflow / runledger / null",
+            ],
+            rows,
+        )
+        + (
+            f"\n`TCP_NODELAY` on each server's accepted connections (read from its sockets): "
+            f"{nodelay_text}.\n"
+            if nodelay_text
+            else ""
+        )
+    )
+
+
+def _spread(values: Any) -> str:
+    values = [v for v in values or [] if v is not None]
+    if not values:
+        return "-"
+    return f"{min(values)}-{max(values)}" if len(values) > 1 else str(values[0])
 
 
 def _workers(result: dict[str, Any]) -> str:

@@ -58,7 +58,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str], bool]]:
                 "--max-seconds",
                 str(args.write_seconds),
                 "--repeat",
-                "1",
+                "2",  # CPU per run: two trials per row, and their spread in RESULTS.md
             ],
             True,
         ),
