@@ -33,7 +33,7 @@ log = structlog.get_logger()
 CHUNK = 500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Expunged:
     """What an expunge did; ``recorded`` is False when the run was expunged already."""
 
