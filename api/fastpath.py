@@ -29,6 +29,7 @@ import asyncio
 import contextvars
 import re
 import time
+import typing
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,22 +37,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import get_runtime
+from api.auth import Principal, Role
+from api.deps import Operator, Worker, get_runtime
 from api.errors import send_problem
 from api.logging import RUN_PATH, request_id_of
 from api.metrics import request_metrics
 from api.models import ClaimRequest, ReportRequest, TriggerRequest
+from api.params import reject_unknown_query
 from api.routes import workers, workflows
 from api.runtime import Runtime
+from api.scope import check_run_in_scope, current_workspace, named_workspace, resolve_workspace, run_in_scope
 from ledger.domain.inputs import InputRefused, loads_json
+from ledger.errors import LedgerError
 
 log = structlog.get_logger()
 
@@ -64,75 +68,154 @@ THREADS = 16
 class LeanRoute:
     route: APIRoute
     pattern: re.Pattern[str]
-    #: The path parameter's name (None: the path has none).
+    #: The path's one regex group (None: the path has none).
     path_param: str | None
     body_model: type[BaseModel]
     #: An empty body is the route's default (``body: ClaimRequest | None = None``).
     body_optional: bool
-    #: The role dependency (``require_role(...)``'s inner function).
-    principal: Callable[..., Any]
+    #: The role the route's ``principal`` dependency requires (``api.deps.Operator``, ...).
+    role: Role
+    #: The route's other dependencies, as the full path solves them for a request that names
+    #: no workspace: the endpoint's keyword arguments from the principal and the path's group.
+    #: A ``LedgerError`` from it (a run outside the token's workspaces: 404; a token of several
+    #: workspaces naming none: 422) sends the request to the full path, which words it.
+    bind: Callable[[Runtime, Principal, dict[str, str]], dict[str, Any]]
 
 
-#: The routes the fast path serves: (endpoint, path regex, path parameter, body model, whether
-#: the body may be empty). The regexes are the routes' own path checks (``api.params.RunId``,
-#: ``workflows.WorkflowName``): a path they refuse goes to FastAPI, which answers 422.
-_ROUTES: tuple[tuple[Callable[..., Any], str, str | None, type[BaseModel], bool], ...] = (
-    (
+def _bind_trigger(runtime: Runtime, principal: Principal, args: dict[str, str]) -> dict[str, Any]:
+    return {"name": args["name"], "workspace": resolve_workspace(runtime, principal, None)}
+
+
+def _bind_claim(runtime: Runtime, principal: Principal, args: dict[str, str]) -> dict[str, Any]:
+    return {"named": None}
+
+
+def _bind_report(runtime: Runtime, principal: Principal, args: dict[str, str]) -> dict[str, Any]:
+    return {"run_id": check_run_in_scope(runtime, principal, None, args["run_id"])}
+
+
+def _role_dependency(alias: Any) -> Callable[..., Any]:
+    """The dependency callable of a role alias (``Annotated[Principal, Depends(...)]``)."""
+    return typing.get_args(alias)[1].dependency  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the fast path mirrors of one route: its endpoint, path regex and group, body
+    model, whether the body may be empty, its role, the names of its path and body
+    parameters, its dependencies (name -> callable; ``principal``: the role's), and how the
+    non-principal ones are bound."""
+
+    endpoint: Callable[..., Any]
+    pattern: str
+    path_param: str | None
+    body_model: type[BaseModel]
+    body_optional: bool
+    role: Role
+    role_alias: Any
+    params: tuple[str, ...]
+    dependencies: tuple[tuple[str, Callable[..., Any]], ...]
+    bind: Callable[[Runtime, Principal, dict[str, str]], dict[str, Any]]
+
+
+#: The routes the fast path serves. The regexes are the routes' own path checks
+#: (``api.params.RunId``, ``workflows.WorkflowName``): a path they refuse goes to FastAPI,
+#: which answers 422.
+_ROUTES: tuple[_Known, ...] = (
+    _Known(
         workflows.trigger_workflow,
         r"/api/workflows/(?P<name>[a-z0-9_.-]{1,100})/trigger",
         "name",
         TriggerRequest,
         False,
+        "operator",
+        Operator,
+        ("name", "body"),
+        (("runtime", get_runtime), ("workspace", current_workspace)),
+        _bind_trigger,
     ),
-    (workers.claim, r"/api/runs/claim", None, ClaimRequest, True),
-    (workers.report, r"/api/runs/(?P<run_id>[A-Za-z0-9_.-]{1,200})/events", "run_id", ReportRequest, False),
+    _Known(
+        workers.claim,
+        r"/api/runs/claim",
+        None,
+        ClaimRequest,
+        True,
+        "worker",
+        Worker,
+        ("body",),
+        (("runtime", get_runtime), ("named", named_workspace)),
+        _bind_claim,
+    ),
+    _Known(
+        workers.report,
+        r"/api/runs/(?P<run_id>[A-Za-z0-9_.-]{1,200})/events",
+        "run_id",
+        ReportRequest,
+        False,
+        "worker",
+        Worker,
+        ("body",),
+        (("run_id", run_in_scope), ("runtime", get_runtime)),
+        _bind_report,
+    ),
 )
 
 
-def _principal_dependency(dependant: Dependant, expected: list[str]) -> Callable[..., Any] | None:
-    """The route's role dependency when the route's parameters are exactly ``expected`` plus
-    ``runtime`` and ``principal`` (nothing else to solve), else None."""
-    names = [p.name for p in dependant.path_params + dependant.body_params]
+def _mirrors(dependant: Dependant, known: _Known) -> bool:
+    """Whether the route takes exactly what the fast path binds: these path and body
+    parameters, no query, header or cookie parameter of its own, and these dependencies."""
+    names = tuple(p.name for p in dependant.path_params + dependant.body_params)
     if dependant.query_params or dependant.header_params or dependant.cookie_params:
-        return None
-    deps = {d.name: d for d in dependant.dependencies}
-    if names != expected or set(deps) != {"runtime", "principal"} or deps["runtime"].call is not get_runtime:
-        return None
-    principal = deps["principal"]
-    sub = {d.name: d.call for d in principal.dependencies}
-    if set(sub) != {"runtime", "credentials"} or sub["runtime"] is not get_runtime:
-        return None
-    if not isinstance(sub["credentials"], HTTPBearer) or principal.call is None:
-        return None
-    return principal.call
+        return False
+    deps = {d.name: d.call for d in dependant.dependencies if d.call is not reject_unknown_query}
+    wanted = dict(known.dependencies) | {"principal": _role_dependency(known.role_alias)}
+    return names == known.params and deps == wanted
 
 
 def lean_routes(routes: list[Any]) -> list[LeanRoute]:
     """The fast path's routes, each checked against the APIRoute FastAPI serves it with."""
     by_endpoint = {r.endpoint: r for r in routes if isinstance(r, APIRoute)}
     found = []
-    for endpoint, pattern, param, model, optional in _ROUTES:
-        route = by_endpoint.get(endpoint)
-        expected = [*([param] if param else []), "body"]
-        principal = None if route is None else _principal_dependency(route.dependant, expected)
-        if route is None or principal is None or route.methods != {"POST"}:
-            log.warning("fast_path_disabled", endpoint=endpoint.__name__, reason="route signature changed")
+    for known in _ROUTES:
+        route = by_endpoint.get(known.endpoint)
+        if route is None or route.methods != {"POST"} or not _mirrors(route.dependant, known):
+            log.warning(
+                "fast_path_disabled", endpoint=known.endpoint.__name__, reason="route signature changed"
+            )
             continue
-        found.append(LeanRoute(route, re.compile(pattern), param, model, optional, principal))
+        found.append(
+            LeanRoute(
+                route,
+                re.compile(known.pattern),
+                known.path_param,
+                known.body_model,
+                known.body_optional,
+                known.role,
+                known.bind,
+            )
+        )
     return found
+
+
+def _lets_through(depends: Any) -> bool:
+    """Whether an app-wide dependency passes every request the fast path takes:
+    ``reject_unknown_query`` refuses undeclared query parameters, and the fast path takes only
+    requests without a query string."""
+    return getattr(depends, "dependency", None) is reject_unknown_query
 
 
 def _plainly_included(app: Any) -> bool:
     """True when neither the app nor its ``include_router`` calls add dependencies to the fast
     path's routes (they would be solved on the full path only)."""
-    if app.router.dependencies:
+    if not all(map(_lets_through, app.router.dependencies)):
         log.warning("fast_path_disabled", reason="the app has dependencies of its own")
         return False
     own = (workers.router, workflows.router)
     for route in app.router.routes:
         context = getattr(route, "include_context", None)
         router = getattr(route, "original_router", None)
-        if context is not None and any(router is r for r in own) and context.dependencies:
+        extra = [d for d in (context.dependencies if context is not None else []) if not _lets_through(d)]
+        if context is not None and any(router is r for r in own) and extra:
             log.warning("fast_path_disabled", reason="a router is included with dependencies")
             return False
     return True
@@ -151,6 +234,8 @@ class _Headers:
     content_length: bytes | None = None
     request_id: str | None = None
     encoded: bool = False
+    #: The request names a workspace (``Runledger-Workspace``): the full path resolves it.
+    workspace: bool = False
 
     @classmethod
     def of(cls, scope: Scope) -> _Headers:
@@ -164,6 +249,8 @@ class _Headers:
                 found.content_length = value
             elif key == b"x-request-id":
                 found.request_id = request_id_of(value)
+            elif key == b"runledger-workspace":
+                found.workspace = True
             elif key == b"content-encoding":
                 found.encoded = value.strip().lower() not in {b"", b"identity"}
         return found
@@ -226,7 +313,12 @@ class FastPath:
         runtime: Runtime = self.api.state.runtime
         limit = runtime.settings.max_body_bytes
         token = headers.bearer()
-        if token is None or headers.encoded or not _declared_within(headers.content_length, limit):
+        if (
+            token is None
+            or headers.encoded
+            or headers.workspace
+            or not _declared_within(headers.content_length, limit)
+        ):
             await self.app(scope, receive, send)  # the full path answers 401, 413, ...
             return
         body = await _read_body(receive)
@@ -390,23 +482,25 @@ def _with_request_id(send: Send, request_id: str) -> Send:
 def _command(
     lean: LeanRoute, runtime: Runtime, token: str, body: Any, args: dict[str, str]
 ) -> Callable[[], tuple[int, Any]]:
-    """The route's dependency and endpoint, as one call for a worker thread."""
+    """The route's dependencies and endpoint, as one call for a worker thread."""
 
     def run() -> tuple[int, Any]:
-        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        principal = runtime.tokens.authenticate(token)
+        if principal is None or not principal.has(lean.role):
+            raise _Refused  # 401 or 403, as the full path words them
         try:
-            principal = lean.principal(runtime=runtime, credentials=credentials)
-        except HTTPException as exc:
+            bound = lean.bind(runtime, principal, args)
+        except LedgerError as exc:  # outside the token's workspaces, or none named: 404, 422
             raise _Refused from exc
         route = lean.route
         if route.dependant.response_param_name:
             response = Response()
             response.status_code = None  # type: ignore[assignment]  # FastAPI's "not set"
             answer = route.endpoint(
-                **args, body=body, response=response, runtime=runtime, principal=principal
+                **bound, body=body, response=response, runtime=runtime, principal=principal
             )
             return response.status_code or route.status_code or 200, answer
-        answer = route.endpoint(**args, body=body, runtime=runtime, principal=principal)
+        answer = route.endpoint(**bound, body=body, runtime=runtime, principal=principal)
         return route.status_code or 200, answer
 
     return run
