@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+import runledger
 from tests.builders import eventually
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import Server, serving
@@ -102,6 +103,10 @@ def test_a_sensitive_run_is_shown_by_role_held_expunged_and_gone(
     assert shown["expunged"] and shown["parameters"]["token"] == "[erased]"
     assert_problem(auditor.get(f"/api/runs/{run_id}/tasks/use/logs"), 410)
     assert_problem(auditor.get(f"/api/files/{files['output']}"), 410)
+    with runledger.Client(url=server.url, token=server.token("auditor")) as sdk:  # 410 -> GoneError
+        with pytest.raises(runledger.GoneError) as gone:
+            sdk.runs.get(run_id).logs("use")
+        assert gone.value.status == 410
     listed = eventually(
         lambda: [
             r
