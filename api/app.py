@@ -34,6 +34,7 @@ from api.routes import (
 from api.routes import ledger as ledger_routes  # (not the ledger package)
 from api.routes import projections as projections_routes  # (nor the projections package)
 from api.runtime import Runtime
+from api.ui import install as install_ui
 from ledger import __version__
 from ledger.settings import Settings
 
@@ -66,6 +67,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         summary="An event-sourced run ledger: every run of every workflow as immutable, verifiable events.",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from api.ui, on local assets
+        redoc_url=None,
     )
     install_error_handlers(app)
 
@@ -90,6 +93,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(ops.router, responses=PROBLEM_RESPONSES)
     app.include_router(ledger_routes.router, responses=PROBLEM_RESPONSES)
     app.include_router(export.router, responses=PROBLEM_RESPONSES)
+    install_ui(app)  # the web UI (SPEC 7), /docs and /redoc
     # Added innermost first: request logging (and 500s) wraps the body limit, which wraps the
     # input guard (so the body it reads whole is bounded).
     app.add_middleware(InputGuardMiddleware)

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     task_env_allow: str = ""
     #: Refuse cancel, replay, resume, labels, holds and expunge without a ``reason`` (SPEC 10).
     require_reason: bool = False
+    #: The web UI's session cookies: the key that signs them (every server process of one
+    #: ledger must share it; when unset, a random key in ``<data dir>/ui-session-key``) and how
+    #: many hours a sign-in lasts.
+    ui_session_key: str | None = None
+    ui_session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
 
     @property
     def task_env_names(self) -> list[str]:
