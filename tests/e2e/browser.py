@@ -29,7 +29,7 @@ def _binaries() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if chromium is None or driver is None:
-        reason = "Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        reason = "Debian's chromium and chromium-driver are not installed (apt-get install chromium-driver)"
         if REQUIRE_BROWSER:
             pytest.fail(f"a headless browser is required (CI or RUNLEDGER_REQUIRE_BROWSER=1): {reason}")
         pytest.skip(reason)
