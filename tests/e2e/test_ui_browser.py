@@ -248,11 +248,14 @@ def test_an_auditor_reads_every_page_but_has_no_action_and_cannot_post_one(
     ledger: Ledger, browser: Browser
 ) -> None:
     d, url, tag = browser.driver, ledger.server.url, ledger.backend
+    live = _trigger(ledger.server.client("admin"), "slow", {})  # a run an operator could cancel
     sign_in(d, ledger.server, ledger.server.token("auditor"))
     wait_for(d, "#runs-table")
-    d.get(f"{url}/runs/{ledger.other}")
+    d.get(f"{url}/runs/{live}")
     wait_for(d, "#timeline")
+    assert d.find_element(By.ID, "run-status").text in ("pending", "running")
     assert _absent(d, "#actions") and _absent(d, "#cancel-form") and _absent(d, "#replay-form")
+    assert _absent(d, "a[href='#actions']")
     shot(d, f"{tag}-run-auditor")
     # Even with this session's own CSRF token, the role rules refuse the action.
     csrf = d.find_element(By.CSS_SELECTOR, "form[action='/logout'] input[name=csrf]").get_attribute("value")
@@ -266,6 +269,7 @@ def test_an_auditor_reads_every_page_but_has_no_action_and_cannot_post_one(
     assert refused[0] == 403 and "needs &#39;operator&#39;" in refused[1]
     before = ledger.server.client("admin").get("/api/runs?workflow=pipeline").json()["runs"]
     assert all(r.get("replay_of") != ledger.other for r in before)
+    assert ledger.server.client("admin").post(f"/api/runs/{live}/cancel").status_code == 202
     # Every other page answers, each with what it is for; screenshots of each.
     pages = {
         "workflows": ("/workflows", "#workflows-table", "pipeline"),
@@ -299,6 +303,7 @@ def test_the_api_docs_render_with_every_script_from_this_server(
 ) -> None:
     """``/docs`` and ``/redoc`` are pages of the app whatever the backend: one (SQLite) server."""
     d = browser.driver
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with serving("sqlite", tmp_path_factory, "ui-docs", projections=False) as server:
         for path, css in (("/docs", ".swagger-ui .info"), ("/redoc", "redoc h1, [role=navigation]")):
             d.get(server.url + path)

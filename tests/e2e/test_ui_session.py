@@ -1,0 +1,67 @@
+"""The web UI's session over HTTP against a real ``runledger serve --workers 2``: it holds across
+the processes, revocation ends it, and hostile input gets a problem page that writes nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Server
+
+pytestmark = pytest.mark.e2e
+
+
+def _sign_in(url: str, token: str, next_path: str = "/runs") -> tuple[httpx.Client, httpx.Response]:
+    client = httpx.Client(base_url=url, timeout=30)
+    form = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    answer = client.post("/login", data={"token": token, "csrf": csrf.group(1), "next": next_path})
+    return client, answer
+
+
+def test_a_session_holds_across_two_server_processes_until_its_token_is_revoked(
+    server_factory: Callable[..., Server],
+) -> None:
+    server = server_factory(workers=2)
+    token = server.token("auditor", "ui-session")
+    client, answer = _sign_in(server.url, token)
+    with client:
+        assert answer.status_code == 303 and answer.headers["location"] == "/runs"
+        cookie = answer.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and token not in cookie
+        # New connections each time, so both worker processes answer some of them.
+        for _ in range(12):
+            page = httpx.get(f"{server.url}/runs", cookies=dict(client.cookies), timeout=30)
+            assert page.status_code == 200 and "Sign out" in page.text
+        revoked = server.client("admin").delete(f"/api/tokens/{_token_id(server, 'ui-session')}")
+        assert revoked.status_code in (200, 204), revoked.text
+        after = client.get("/runs")
+        assert after.status_code == 303 and after.headers["location"].startswith("/login")
+
+
+def _token_id(server: Server, name: str) -> str:
+    tokens = server.client("admin").get("/api/tokens").json()["tokens"]
+    return str(next(t["id"] for t in tokens if t["name"] == name))
+
+
+def test_hostile_input_gets_a_problem_page_and_no_redirect_leaves_the_server(shared_server: Server) -> None:
+    client, answer = _sign_in(shared_server.url, shared_server.token("operator"), "//evil.example/x")
+    with client:
+        assert answer.status_code == 303 and answer.headers["location"] == "/runs"
+        bad = client.get("/runs", params={"status": "<script>alert(1)</script>"})
+        assert bad.status_code == 422 and "text/html" in bad.headers["content-type"]
+        assert "<script>alert(1)" not in bad.text and "&lt;script&gt;" in bad.text
+        assert client.get("/runs/no-such-run").status_code == 404
+        assert client.get("/runs", params={"cursor": "not-a-cursor"}).status_code == 422
+        # A state-changing form posted without its CSRF token is refused before anything else.
+        forged = client.post("/runs/no-such-run/cancel", data={"reason": "x"})
+        assert forged.status_code == 403 and "CSRF" in forged.text
+        # Signing in needs the sign-in form's own token too.
+        fresh = httpx.post(
+            f"{shared_server.url}/login", data={"token": shared_server.admin_token}, timeout=30
+        )
+        assert fresh.status_code == 403 and "rl_session" not in fresh.headers.get("set-cookie", "")
