@@ -12,13 +12,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import RuntimeDep
 from api.params import RunId, Status, TaskName, iso_timestamp
-from api.reads import read_file_checked, run_summary
+from api.reads import read_file_checked
 from api.ui import graph, wiring
 from api.ui.render import UiRoute, Viewer, page
 from api.ui.timeline import timeline
 from ledger.domain.status import TERMINAL
 from ledger.errors import InvalidRequest, NotFound
 from projections.views.rundetail import files_of, find_task, log_ref, run_events, tasks_of
+from projections.views.summaries_fold import summary_from_events
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
 PAGE_SIZE = 50
@@ -88,7 +89,7 @@ def run_page(
     depth: Annotated[int, Query(ge=0, le=10)] = 1,
 ) -> Response:
     events = run_events(runtime.ledger, run_id)
-    run = run_summary(runtime, run_id)
+    run = dict(summary_from_events(events) or {})  # read-your-writes, as GET /api/runs/{id}
     tasks = tasks_of(events)
     rows, span = timeline(tasks, run, time.time())
     lineage = runtime.views.lineage(run_id, depth=depth) or {"nodes": [], "edges": []}

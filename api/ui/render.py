@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.deps import RuntimeDep
 from api.errors import TITLES, status_for
 from api.runtime import Runtime
+from api.ui import wiring
 from api.ui.session import COOKIE, Session, csrf_ok, read_cookie, session_key
 from ledger.errors import LedgerError
 
@@ -127,6 +128,7 @@ def page(
         path=request.url.path,
         user=session.principal if session is not None else None,
         can_operate=session is not None and session.principal.has("operator"),
+        workspaces=wiring.workspaces_of(runtime, session.principal) if session is not None else [],
         csrf=csrf,
         **context,
     )

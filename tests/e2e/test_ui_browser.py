@@ -269,7 +269,18 @@ def test_an_auditor_reads_every_page_but_has_no_action_and_cannot_post_one(
     assert refused[0] == 403 and "needs &#39;operator&#39;" in refused[1]
     before = ledger.server.client("admin").get("/api/runs?workflow=pipeline").json()["runs"]
     assert all(r.get("replay_of") != ledger.other for r in before)
+    # The runs page follows unfinished runs live: a cancel elsewhere shows without a reload.
+    cell = f'tr[data-run-id="{live}"] td.status[sse-swap]'
+
+    def listed() -> bool:  # the list reads the summaries view, which may lag a moment
+        d.get(f"{url}/runs")
+        return bool(d.find_elements(By.CSS_SELECTOR, cell))
+
+    eventually(listed, timeout=15, interval=0.5)
+    d.execute_script("document.getElementById('runs-table').dataset.loadedOnce = 'yes'")
     assert ledger.server.client("admin").post(f"/api/runs/{live}/cancel").status_code == 202
+    wait_text(d, cell, "killed", timeout=20)
+    assert d.execute_script("return document.getElementById('runs-table').dataset.loadedOnce") == "yes"
     # Every other page answers, each with what it is for; screenshots of each.
     pages = {
         "workflows": ("/workflows", "#workflows-table", "pipeline"),
@@ -301,14 +312,26 @@ def test_a_worker_token_cannot_sign_in(ledger: Ledger, browser: Browser) -> None
 def test_the_api_docs_render_with_every_script_from_this_server(
     browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """``/docs`` and ``/redoc`` are pages of the app whatever the backend: one (SQLite) server."""
+    """``/docs`` and ``/redoc`` are pages of the app whatever the backend: one (SQLite) server.
+    Each is waited for until it has rendered (Redoc renders the whole document in one pass:
+    15 s on an idle 2-core machine, more when it is loaded); then no resource the page loaded
+    came from another host."""
     d = browser.driver
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with serving("sqlite", tmp_path_factory, "ui-docs", projections=False) as server:
-        for path, css in (("/docs", ".swagger-ui .info"), ("/redoc", "redoc h1, [role=navigation]")):
-            d.get(server.url + path)
-            wait_for(d, css, timeout=60)
-            scripts = d.execute_script("return [...document.scripts].map(s => s.src).filter(Boolean)")
-            styles = d.execute_script("return [...document.styleSheets].map(s => s.href).filter(Boolean)")
-            assert scripts and all(src.startswith(server.url) for src in scripts + styles), scripts + styles
-            d.save_screenshot(str(ARTIFACTS / f"api{path.replace('/', '-')}.png"))
+        d.get(server.url + "/docs")
+        wait_text(d, ".swagger-ui .info .title", "runledger", timeout=30)
+        _local_only(d, server.url)
+        d.save_screenshot(str(ARTIFACTS / "api-docs.png"))
+        d.get(server.url + "/redoc")
+        wait_for(d, "redoc h1, [role=search], .api-info", timeout=90)
+        _local_only(d, server.url)
+        d.save_screenshot(str(ARTIFACTS / "api-redoc.png"))
+
+
+def _local_only(d: WebDriver, url: str) -> None:
+    scripts = d.execute_script("return [...document.scripts].map(s => s.src).filter(Boolean)")
+    styles = d.execute_script("return [...document.styleSheets].map(s => s.href).filter(Boolean)")
+    loaded = d.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+    every = scripts + styles + loaded
+    assert scripts and all(src.startswith(url) or src.startswith("data:") for src in every), every
