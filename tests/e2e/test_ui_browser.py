@@ -80,18 +80,21 @@ def _seed(server: Server, backend: str) -> Ledger:
     producer = _trigger(api, "pipeline", {"query": "alpha"})
     other = _trigger(api, "pipeline", {"query": "beta", "limit": 4})
     running = _trigger(api, "slow", {})
-    eventually(lambda: _status_is(api, producer, "success"), timeout=30)
+    eventually(lambda: _status_is(api, producer, "success"), timeout=60)
     files = api.get(f"/api/runs/{producer}/files").json()["files"]
     file_sha = next(f["sha256"] for f in files if f["path"] == "lines.txt" and f["role"] == "output")
     failed = _trigger(api, "check", {"data": file_sha})
     for run_id, status in ((other, "success"), (failed, "failed"), (running, "running")):
-        eventually(lambda r=run_id, s=status: _status_is(api, r, s), timeout=30)  # type: ignore[misc]
+        eventually(lambda r=run_id, s=status: _status_is(api, r, s), timeout=60)  # type: ignore[misc]
     # The runs page and the lineage graph read the views: wait until they have the runs.
-    eventually(lambda: failed in {r["run_id"] for r in api.get("/api/runs?status=failed").json()["runs"]})
+    eventually(
+        lambda: failed in {r["run_id"] for r in api.get("/api/runs?status=failed").json()["runs"]}, timeout=60
+    )
     eventually(
         lambda: any(
             n["id"] == f"run:{producer}" for n in api.get(f"/api/runs/{failed}/lineage").json()["nodes"]
-        )
+        ),
+        timeout=60,
     )
     return Ledger(server, backend, producer, other, failed, running, file_sha)
 

@@ -29,7 +29,7 @@ def test_a_session_holds_across_two_server_processes_until_its_token_is_revoked(
     server = server_factory(workers=2)
     token = server.token("auditor", "ui-session")
     client, answer = _sign_in(server.url, token)
-    with client:
+    try:
         assert answer.status_code == 303 and answer.headers["location"] == "/runs"
         cookie = answer.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and token not in cookie
@@ -41,6 +41,8 @@ def test_a_session_holds_across_two_server_processes_until_its_token_is_revoked(
         assert revoked.status_code in (200, 204), revoked.text
         after = client.get("/runs")
         assert after.status_code == 303 and after.headers["location"].startswith("/login")
+    finally:
+        client.close()
 
 
 def _token_id(server: Server, name: str) -> str:
@@ -50,7 +52,7 @@ def _token_id(server: Server, name: str) -> str:
 
 def test_hostile_input_gets_a_problem_page_and_no_redirect_leaves_the_server(shared_server: Server) -> None:
     client, answer = _sign_in(shared_server.url, shared_server.token("operator"), "//evil.example/x")
-    with client:
+    try:
         assert answer.status_code == 303 and answer.headers["location"] == "/runs"
         bad = client.get("/runs", params={"status": "<script>alert(1)</script>"})
         assert bad.status_code == 422 and "text/html" in bad.headers["content-type"]
@@ -65,3 +67,5 @@ def test_hostile_input_gets_a_problem_page_and_no_redirect_leaves_the_server(sha
             f"{shared_server.url}/login", data={"token": shared_server.admin_token}, timeout=30
         )
         assert fresh.status_code == 403 and "rl_session" not in fresh.headers.get("set-cookie", "")
+    finally:
+        client.close()
