@@ -55,6 +55,12 @@ def _read_key(path: Path) -> bytes:
     raise RuntimeError(f"{path} is empty: delete it, or set RUNLEDGER_UI_SESSION_KEY")
 
 
+def same(sent: str, expected: str) -> bool:
+    """A constant-time comparison that takes any text (``hmac.compare_digest`` refuses
+    non-ASCII ``str``: hostile input must not become a 500)."""
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
 def _mac(key: bytes, purpose: str, value: str) -> str:
     return hmac.new(key, f"{purpose}\0{value}".encode(), hashlib.sha256).hexdigest()
 
@@ -82,7 +88,7 @@ def read_cookie(
     if not value or len(value) > 200 or value.count(".") != 2:
         return None
     token_id, issued, mac = value.split(".")
-    if not hmac.compare_digest(mac, _mac(key, "session", f"{token_id}.{issued}")):
+    if not same(mac, _mac(key, "session", f"{token_id}.{issued}")):
         return None
     if not issued.isdigit() or (now if now is not None else time.time()) - int(issued) > max_age_seconds:
         return None
@@ -93,7 +99,7 @@ def read_cookie(
 
 
 def csrf_ok(key: bytes, session: Session, sent: str | None) -> bool:
-    return sent is not None and hmac.compare_digest(sent, session.csrf(key))
+    return sent is not None and same(sent, session.csrf(key))
 
 
 def login_csrf(key: bytes, nonce: str) -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import RuntimeDep
 from api.ui.render import UiRoute, Viewer, check_form, key_of, page
-from api.ui.session import COOKIE, LOGIN_COOKIE, login_csrf, open_cookie
+from api.ui.session import COOKIE, LOGIN_COOKIE, login_csrf, open_cookie, same
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
 log = structlog.get_logger()
@@ -24,9 +24,12 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _cookie_flags(request: Request) -> dict[str, object]:
+def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    """``HttpOnly``, ``SameSite=Strict``, and ``Secure`` when the request came over TLS."""
     secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
-    return {"httponly": True, "samesite": "strict", "secure": secure, "path": "/"}
+    response.set_cookie(
+        name, value, max_age=max_age, httponly=True, samesite="strict", secure=secure, path="/"
+    )
 
 
 def _login_form(
@@ -42,7 +45,7 @@ def _login_form(
         error=error,
         login_csrf=login_csrf(key_of(request, runtime), nonce),
     )
-    response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, **_cookie_flags(request))  # type: ignore[arg-type]
+    _set_cookie(response, request, LOGIN_COOKIE, nonce, 3600)
     return response
 
 
@@ -63,7 +66,7 @@ def login(
 ) -> Response:
     target = _safe_next(next)
     nonce = request.cookies.get(LOGIN_COOKIE, "")
-    if not nonce or not secrets.compare_digest(csrf, login_csrf(key_of(request, runtime), nonce)):
+    if not nonce or not same(csrf, login_csrf(key_of(request, runtime), nonce)):
         return _login_form(request, runtime, target, "The form expired: sign in again.", 403)
     principal = runtime.tokens.authenticate(token.strip()) if token.strip() else None
     if principal is None:
@@ -80,14 +83,9 @@ def login(
         )
     log.info("ui_signed_in", by=principal.name, role=principal.role, token_id=principal.token_id)
     response = RedirectResponse(target, status_code=303)
-    flags = _cookie_flags(request)
-    response.set_cookie(
-        COOKIE,
-        open_cookie(key_of(request, runtime), principal),
-        max_age=int(runtime.settings.ui_session_hours * 3600),
-        **flags,  # type: ignore[arg-type]
-    )
-    response.delete_cookie(LOGIN_COOKIE, path="/")
+    cookie = open_cookie(key_of(request, runtime), principal)
+    _set_cookie(response, request, COOKIE, cookie, int(runtime.settings.ui_session_hours * 3600))
+    response.delete_cookie(LOGIN_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 

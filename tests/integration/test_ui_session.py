@@ -30,6 +30,7 @@ def test_a_cookie_opens_its_tokens_session_until_the_token_is_revoked(
     session = read_cookie(key, cookie, tokens, max_age_seconds=HOUR)
     assert session is not None and session.principal == principal
     assert csrf_ok(key, session, session.csrf(key)) and not csrf_ok(key, session, None)
+    assert not csrf_ok(key, session, "é\ud800")  # any text is compared, none raises
     assert tokens.revoke(principal.token_id) == 1
     assert read_cookie(key, cookie, tokens, max_age_seconds=HOUR) is None
 
@@ -48,6 +49,7 @@ def test_a_forged_expired_or_worker_cookie_opens_nothing(ledger: Ledger, setting
         open_cookie(b"another key", operator),
         "",
         "x" * 500,
+        f"{token_id}.{issued}.é",
     ):
         assert read_cookie(key, forged, tokens, max_age_seconds=HOUR) is None
     assert read_cookie(key, cookie, tokens, max_age_seconds=HOUR, now=1_000_000.0 + HOUR - 1) is not None
