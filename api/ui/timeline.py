@@ -50,7 +50,10 @@ def timeline(tasks: list[dict[str, Any]], run: dict[str, Any], now: float) -> tu
         bars = []
         for index, attempt in enumerate(task["attempts"]):
             a_start = _at(attempt.get("started_at")) or start
-            a_end = _at(attempt.get("ended_at")) or (now if attempt.get("status") == "running" else a_start)
+            # An attempt without an end ran until now, or until the run ended (a cancel).
+            a_end = _at(attempt.get("ended_at")) or (
+                end if attempt.get("status") in ("running", "killed") else a_start
+            )
             left = min(100.0, max(0.0, (a_start - start) / span * 100))
             width = max(0.8, min(100.0 - left, (a_end - a_start) / span * 100))
             bars.append(
