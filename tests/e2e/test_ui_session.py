@@ -72,3 +72,42 @@ def test_hostile_input_gets_a_problem_page_and_no_redirect_leaves_the_server(sha
         assert fresh.status_code == 403 and "rl_session" not in fresh.headers.get("set-cookie", "")
     finally:
         client.close()
+
+
+def test_an_operator_replays_with_overrides_and_resumes_from_a_task_through_the_forms(
+    shared_server: Server,
+) -> None:
+    api = shared_server.client("admin")
+    definition = {
+        "name": "ui-forms",
+        "params": {"n": {"type": "integer", "default": 1}},
+        "tasks": [{"name": "one", "command": ["true"]}],
+    }
+    registered = api.post("/api/workflows", json={"definition": definition})
+    assert registered.status_code in (200, 201), registered.text
+    original = api.post("/api/workflows/ui-forms/trigger", json={}).json()["run_id"]
+    client, _ = _sign_in(shared_server.url, shared_server.token("operator"))
+    try:
+        page = client.get(f"/runs/{original}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert page.status_code == 200 and csrf is not None and 'id="replay-form"' in page.text
+        bad = client.post(
+            f"/runs/{original}/replay", data={"csrf": csrf.group(1), "overrides": "no equals sign"}
+        )
+        assert bad.status_code == 422 and "name=value" in bad.text
+        replayed = client.post(
+            f"/runs/{original}/replay",
+            data={"csrf": csrf.group(1), "overrides": "n=5", "reason": "rerun with n=5"},
+        )
+        assert replayed.status_code == 303
+        replay_id = replayed.headers["location"].removeprefix("/runs/")
+        replay = api.get(f"/api/runs/{replay_id}").json()
+        assert replay["replay_of"] == original and replay["parameters"]["n"] == 5
+        resumed = client.post(
+            f"/runs/{original}/resume", data={"csrf": csrf.group(1), "from_task": "one", "reason": "again"}
+        )
+        assert resumed.status_code == 303
+        resume = api.get(f"/api/runs/{resumed.headers['location'].removeprefix('/runs/')}").json()
+        assert resume["resume_of"] == original
+    finally:
+        client.close()
