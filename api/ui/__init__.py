@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import actions, live, pages_more, pages_runs, signin
+from api.ui import actions, live, pages_more, pages_runs, scope, signin
 
 STATIC = Path(__file__).with_name("static")
 VENDOR = "/ui/static/vendor"
@@ -23,6 +23,7 @@ VENDOR = "/ui/static/vendor"
 def install(app: FastAPI) -> None:
     """The UI's routes, its static files at ``/ui/static``, and ``/docs`` and ``/redoc``."""
     app.include_router(signin.router)
+    app.include_router(scope.router)
     app.include_router(live.router)  # before ``/runs/{run_id}``
     app.include_router(pages_runs.router)
     app.include_router(actions.router)

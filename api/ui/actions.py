@@ -7,14 +7,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.deps import RuntimeDep
-from api.params import RunId
-from api.runtime import Runtime
 from api.ui import wiring
 from api.ui.render import UiRoute, Viewer, check_form, require_operator
+from api.ui.scope import ScopedRun
 from api.ui.session import Session
 from ledger.domain.inputs import InputRefused, check_value, loads_json
 from ledger.errors import InvalidRequest
@@ -27,9 +26,15 @@ Csrf = Annotated[str, Form(max_length=200)]
 Reason = Annotated[str, Form(max_length=4000)]
 
 
-def _operator_form(request: Request, runtime: Runtime, session: Session, csrf: str) -> None:
-    check_form(request, runtime, session, csrf)  # before the role: a forged form learns nothing
+def operator_form(request: Request, runtime: RuntimeDep, session: Viewer, csrf: Csrf = "") -> Session:
+    """The form's CSRF token, then the operator role, then (the next dependency) the run's
+    workspace: a forged form learns nothing, not even whether the run exists."""
+    check_form(request, runtime, session, csrf)
     require_operator(session)
+    return session
+
+
+OperatorForm = Annotated[Session, Depends(operator_form)]
 
 
 def parse_overrides(text: str) -> dict[str, Any]:
@@ -57,14 +62,11 @@ def parse_overrides(text: str) -> dict[str, Any]:
 
 @router.post("/runs/{run_id}/cancel")
 def cancel(
-    request: Request,
-    run_id: RunId,
+    session: OperatorForm,
+    run_id: ScopedRun,
     runtime: RuntimeDep,
-    session: Viewer,
-    csrf: Csrf = "",
     reason: Reason = "",
 ) -> Response:
-    _operator_form(request, runtime, session, csrf)
     why = check_reason(reason, required=runtime.settings.require_reason, action="cancel")
     runtime.ledger.cancel(run_id, principal=session.principal.name, reason=why)
     log.info("run_cancelled", run_id=run_id, by=session.principal.name, via="ui")
@@ -73,39 +75,37 @@ def cancel(
 
 @router.post("/runs/{run_id}/replay")
 def replay(
-    request: Request,
-    run_id: RunId,
+    session: OperatorForm,
+    run_id: ScopedRun,
     runtime: RuntimeDep,
-    session: Viewer,
-    csrf: Csrf = "",
     reason: Reason = "",
     overrides: Annotated[str, Form(max_length=100_000)] = "",
 ) -> Response:
-    _operator_form(request, runtime, session, csrf)
-    check_reason(reason, required=runtime.settings.require_reason, action="replay")
+    why = check_reason(reason, required=runtime.settings.require_reason, action="replay")
     values = parse_overrides(overrides)
-    triggered = runtime.ledger.replay(run_id, overrides=values, principal=session.principal.name)
+    triggered = runtime.ledger.replay(run_id, overrides=values, principal=session.principal.name, reason=why)
     log.info("run_replayed", run_id=triggered.run_id, replay_of=run_id, via="ui")
     return RedirectResponse(f"/runs/{triggered.run_id}", status_code=303)
 
 
 @router.post("/runs/{run_id}/resume")
 def resume(
-    request: Request,
-    run_id: RunId,
+    session: OperatorForm,
+    run_id: ScopedRun,
     runtime: RuntimeDep,
-    session: Viewer,
-    csrf: Csrf = "",
     reason: Reason = "",
     from_task: Annotated[str, Form(max_length=200)] = "",
     overrides: Annotated[str, Form(max_length=100_000)] = "",
 ) -> Response:
-    _operator_form(request, runtime, session, csrf)
-    check_reason(reason, required=runtime.settings.require_reason, action="resume")
+    why = check_reason(reason, required=runtime.settings.require_reason, action="resume")
     if not from_task:
         raise InvalidRequest("resume needs the task to resume from")
     triggered = runtime.ledger.resume(
-        run_id, from_task=from_task, overrides=parse_overrides(overrides), principal=session.principal.name
+        run_id,
+        from_task=from_task,
+        overrides=parse_overrides(overrides),
+        principal=session.principal.name,
+        reason=why,
     )
     log.info("run_resumed", run_id=triggered.run_id, resume_of=run_id, from_task=from_task, via="ui")
     return RedirectResponse(f"/runs/{triggered.run_id}", status_code=303)
@@ -113,16 +113,20 @@ def resume(
 
 @router.post("/runs/{run_id}/labels")
 def label(
-    request: Request,
-    run_id: RunId,
+    session: OperatorForm,
+    run_id: ScopedRun,
     runtime: RuntimeDep,
-    session: Viewer,
-    csrf: Csrf = "",
     reason: Reason = "",
     labels: Annotated[str, Form(max_length=10_000)] = "",
+    remove: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
-    _operator_form(request, runtime, session, csrf)
     why = check_reason(reason, required=runtime.settings.require_reason, action="labels")
     values = {str(k): str(v) for k, v in parse_overrides(labels).items()}
-    wiring.label_run(runtime, run_id, labels=values, reason=why, principal=session.principal)
+    keys = [line.strip() for line in remove.splitlines() if line.strip()]
+    if not values and not keys:
+        raise InvalidRequest("labels: set or remove at least one label")
+    wiring.label_run(runtime, run_id, labels=values, remove=keys, reason=why, principal=session.principal)
+    log.info(
+        "run_labelled", run_id=run_id, by=session.principal.name, set=sorted(values), remove=keys, via="ui"
+    )
     return RedirectResponse(f"/runs/{run_id}#labels", status_code=303)

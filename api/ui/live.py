@@ -16,11 +16,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
+from api.auth import Principal
 from api.deps import RuntimeDep
 from api.reads import run_summary
 from api.routes.stream import PING_SECONDS, POLL_SECONDS, SEND_TIMEOUT_SECONDS, newest_position
 from api.runtime import Runtime
+from api.scope import check_run_in_scope
 from api.ui.render import UiRoute, Viewer, badge
+from api.ui.scope import Workspace
 from ledger.domain.status import TERMINAL
 from ledger.errors import InvalidRequest, LedgerError
 
@@ -29,40 +32,47 @@ MAX_FOLLOWED = 100
 _ENDED = {s.value for s in TERMINAL}
 
 
-def _statuses(runtime: Runtime, ids: list[str]) -> dict[str, str]:
+def _statuses(runtime: Runtime, principal: Principal, workspace: str, ids: list[str]) -> dict[str, str]:
     found = {}
     for run_id in ids:
         try:
+            check_run_in_scope(runtime, principal, workspace, run_id)
             found[run_id] = str(run_summary(runtime, run_id)["status"])
-        except LedgerError:  # an unknown id is left out
+        except LedgerError:  # an unknown id, or one of another workspace, is left out
             continue
     return found
 
 
-async def _follow(runtime: Runtime, ids: list[str]) -> AsyncIterator[dict[str, Any]]:
+async def _follow(
+    runtime: Runtime, principal: Principal, workspace: str, ids: list[str]
+) -> AsyncIterator[dict[str, Any]]:
     newest = newest_position(runtime.ledger)
     seen, sent = -1, dict.fromkeys(ids, "")
     while ids:
         position = await newest.get()
         if position != seen:
             seen = position
-            for run_id, status in (await anyio.to_thread.run_sync(_statuses, runtime, ids)).items():
+            found = await anyio.to_thread.run_sync(_statuses, runtime, principal, workspace, ids)
+            for run_id, status in found.items():
                 if sent[run_id] != status:
                     sent[run_id] = status
                     yield {"event": f"status-{run_id}", "data": str(badge(status))}
-            ids = [r for r in ids if sent[r] not in _ENDED]
+            ids = [r for r in ids if sent[r] not in _ENDED and r in found]
         await anyio.sleep(POLL_SECONDS * 4)
 
 
 @router.get("/runs/live")
 async def live(
-    runtime: RuntimeDep, _: Viewer, ids: Annotated[str, Query(max_length=20_000)] = ""
+    runtime: RuntimeDep,
+    session: Viewer,
+    workspace: Workspace,
+    ids: Annotated[str, Query(max_length=20_000)] = "",
 ) -> Response:
     wanted = [i for i in dict.fromkeys(ids.split(",")) if i]
     if len(wanted) > MAX_FOLLOWED:
         raise InvalidRequest(f"at most {MAX_FOLLOWED} runs can be followed at once")
     return EventSourceResponse(
-        _follow(runtime, wanted),
+        _follow(runtime, session.principal, workspace.name, wanted),
         ping=PING_SECONDS,
         send_timeout=SEND_TIMEOUT_SECONDS,
         headers={"Cache-Control": "no-store"},

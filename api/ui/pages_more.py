@@ -12,11 +12,16 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import RuntimeDep
-from api.params import MAX_POSITION
+from api.params import MAX_POSITION, TimeQuery, iso_timestamp
 from api.routes.ledger import merkle_store
+from api.scope import check_run_in_scope
 from api.ui import graph, wiring
 from api.ui.render import UiRoute, Viewer, check_form, page
+from api.ui.scope import Workspace
+from ledger.domain.workflow import workflow_stream
+from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import InvalidRequest, NotFound
+from ledger.hashing import format_timestamp, parse_timestamp
 from ledger.integrity.verify import verify_ledger
 from projections.views import marquez_graph
 from projections.views.compare import compare
@@ -29,16 +34,26 @@ RunRef = Annotated[str | None, Query(max_length=200)]
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(
-    request: Request, runtime: RuntimeDep, session: Viewer, a: RunRef = None, b: RunRef = None
+    request: Request,
+    runtime: RuntimeDep,
+    session: Viewer,
+    workspace: Workspace,
+    a: RunRef = None,
+    b: RunRef = None,
 ) -> Response:
+    for run_id in (a, b):
+        if run_id:
+            check_run_in_scope(runtime, session.principal, workspace.name, run_id)
     result = compare(run_events(runtime.ledger, a), run_events(runtime.ledger, b)) if a and b else None
     return page(request, session, "compare.html", a=a or "", b=b or "", result=result)
 
 
 @router.get("/workflows", response_class=HTMLResponse)
-def workflows_page(request: Request, runtime: RuntimeDep, session: Viewer) -> Response:
-    names = runtime.ledger.reader.stream_ids("workflow:")
-    workflows = [runtime.ledger.get_workflow(name.split(":", 1)[1]) for name in names]
+def workflows_page(request: Request, runtime: RuntimeDep, session: Viewer, workspace: Workspace) -> Response:
+    """The workspace's workflows, listed the way ``GET /api/workflows`` lists them."""
+    prefix = workflow_stream("", workspace.name)
+    names = [n[len(prefix) :] for n in runtime.ledger.reader.stream_ids(prefix)]
+    workflows = [runtime.ledger.get_workflow(name, workspace.name) for name in names if "/" not in name]
     return page(request, session, "workflows.html", workflows=workflows)
 
 
@@ -52,11 +67,12 @@ def workflow_page(
     name: WorkflowName,
     runtime: RuntimeDep,
     session: Viewer,
+    workspace: Workspace,
     version: Annotated[int | None, Query(ge=1)] = None,
     diff_from: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """One workflow: its versions, one version's definition, and a diff between two versions."""
-    workflow = runtime.ledger.get_workflow(name)
+    workflow = runtime.ledger.get_workflow(name, workspace.name)
     by_number = {v.version: v for v in workflow.versions}
     shown = by_number.get(version or workflow.active.version)
     if shown is None:
@@ -92,9 +108,10 @@ def stats_page(
     request: Request,
     runtime: RuntimeDep,
     session: Viewer,
+    workspace: Workspace,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    stats = runtime.views.stats(workflow=workflow or None)
+    stats = runtime.views.stats(workflow=workflow or None, workspace=workspace.name)
     by_status = sorted(stats["by_status"].items(), key=lambda kv: -kv[1])
     per_workflow = sorted(stats["per_workflow"], key=lambda w: -int(w.get("total_runs") or 0))[:20]
     return page(
@@ -116,18 +133,27 @@ def lineage_page(
     request: Request,
     runtime: RuntimeDep,
     session: Viewer,
+    workspace: Workspace,
     node_id: Annotated[str | None, Query(max_length=2000)] = None,
     depth: Annotated[int, Query(ge=0, le=10)] = 2,
 ) -> Response:
-    """The lineage graph centred on a run (``run:<id>``), a dataset or a job (Marquez ids)."""
+    """The lineage graph centred on a run (``run:<id>``, one of the workspace's), a dataset or
+    a job (Marquez ids: OpenLineage is kept in the ``default`` workspace only, as
+    :func:`api.scope.lineage_workspace` says, so another workspace finds none)."""
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
     if node_id and node_id.startswith("run:"):
-        found = runtime.views.lineage(node_id.removeprefix("run:"), depth=depth)
+        run_id = check_run_in_scope(runtime, session.principal, workspace.name, node_id.removeprefix("run:"))
+        found = runtime.views.lineage(run_id, depth=depth, workspace=workspace.name)
         if found is None:
             raise NotFound(f"no run {node_id.removeprefix('run:')!r} in the lineage view")
         nodes, edges = found["nodes"], found["edges"]
     elif node_id:
+        if workspace.name != DEFAULT_WORKSPACE:
+            raise NotFound(
+                f"no OpenLineage lineage in workspace {workspace.name!r}: OpenLineage is kept in the "
+                f"{DEFAULT_WORKSPACE!r} workspace only"
+            )
         marquez = runtime.views.marquez(lambda c, t: marquez_graph.lineage(c, t, node_id, depth))
         if marquez is None:
             raise NotFound(f"no dataset or job {node_id!r} (ids look like dataset:<namespace>:<name>)")
@@ -209,12 +235,54 @@ def audit_page(
     request: Request,
     runtime: RuntimeDep,
     session: Viewer,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    workspace: Workspace,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    run_id: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: TimeQuery = None,
+    created_before: TimeQuery = None,
+    cursor: Annotated[str | None, Query(max_length=30)] = None,
 ) -> Response:
-    """The ledger-wide audit trail (SPEC 10) where this server has it; each run's own trail
-    is on its page."""
-    found = wiring.ledger_audit(runtime, limit=100, cursor=cursor)
-    entries, next_cursor = found if found is not None else ([], None)
-    return page(
-        request, session, "audit.html", entries=entries, next_cursor=next_cursor, available=found is not None
+    """The ledger-wide audit trail (SPEC 10), oldest first, filtered and paged like ``GET
+    /api/audit``: a token of every workspace that has chosen none sees the whole ledger; any
+    other session, its workspace's entries only. Each run's own trail is on its page."""
+    scope = None if session.principal.every_workspace and not workspace.chosen else workspace.name
+    if cursor is not None and not (cursor.isdigit() and int(cursor) <= MAX_POSITION):
+        raise InvalidRequest("cursor: not a cursor of this listing")
+    after = -1 if cursor is None else int(cursor)
+    filters = {
+        "actor": actor or None,
+        "action": action or None,
+        "run_id": run_id or None,
+        "created_after": _utc(iso_timestamp(created_after or None, "created_after")),
+        "created_before": _utc(iso_timestamp(created_before or None, "created_before")),
+    }
+    entries, next_cursor = wiring.ledger_audit(
+        runtime, limit=100, after_position=after, workspace=scope, **filters
     )
+    shown = {
+        k: v
+        for k, v in {
+            "actor": actor,
+            "action": action,
+            "run_id": run_id,
+            "created_after": created_after,
+            "created_before": created_before,
+        }.items()
+        if v
+    }
+    return page(
+        request,
+        session,
+        "audit.html",
+        entries=entries,
+        next_cursor=next_cursor,
+        next_query={**shown, "cursor": next_cursor or ""},
+        filters=shown,
+        scope=scope,
+    )
+
+
+def _utc(value: str | None) -> str | None:
+    """A time bound in the audit entries' own form, as ``GET /api/audit`` compares them."""
+    return None if value is None else format_timestamp(parse_timestamp(value))

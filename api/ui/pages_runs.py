@@ -11,10 +11,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import RuntimeDep
-from api.params import RunId, Status, TaskName, iso_timestamp
+from api.params import Status, TaskName, iso_timestamp
 from api.reads import read_file_checked
 from api.ui import graph, wiring
 from api.ui.render import UiRoute, Viewer, page
+from api.ui.scope import ScopedRun, Workspace
 from api.ui.timeline import timeline
 from ledger.domain.status import TERMINAL
 from ledger.errors import InvalidRequest, NotFound
@@ -38,6 +39,7 @@ def runs_page(
     request: Request,
     runtime: RuntimeDep,
     session: Viewer,
+    workspace: Workspace,
     status: Annotated[str | None, Query(max_length=20)] = None,
     workflow: Annotated[str | None, Query(max_length=200)] = None,
     triggered_by: Annotated[str | None, Query(max_length=200)] = None,
@@ -55,7 +57,9 @@ def runs_page(
         "created_after": iso_timestamp(created_after or None, "created_after"),
         "created_before": iso_timestamp(created_before or None, "created_before"),
     }
-    runs, next_cursor = wiring.list_runs(runtime, q=q, filters=filters, limit=PAGE_SIZE, cursor=cursor)
+    runs, next_cursor = wiring.list_runs(
+        runtime, q=q, filters=filters, limit=PAGE_SIZE, cursor=cursor, workspace=workspace.name
+    )
     shown = {k: v for k, v in {**filters, "q": q}.items() if v}
     live = [r["run_id"] for r in runs if r["status"] not in {s.value for s in TERMINAL}]
     return page(
@@ -76,23 +80,26 @@ def runs_page(
         next_cursor=next_cursor,
         paged=cursor is not None,
         live=live,
-        search=wiring.search_available(runtime),
     )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(
     request: Request,
-    run_id: RunId,
+    run_id: ScopedRun,
     runtime: RuntimeDep,
     session: Viewer,
+    workspace: Workspace,
     depth: Annotated[int, Query(ge=0, le=10)] = 1,
 ) -> Response:
     events = run_events(runtime.ledger, run_id)
     run = dict(summary_from_events(events) or {})  # read-your-writes, as GET /api/runs/{id}
     tasks = tasks_of(events)
     rows, span = timeline(tasks, run, time.time())
-    lineage = runtime.views.lineage(run_id, depth=depth) or {"nodes": [], "edges": []}
+    lineage = runtime.views.lineage(run_id, depth=depth, workspace=workspace.name) or {
+        "nodes": [],
+        "edges": [],
+    }
     drawing = graph.draw(lineage["nodes"], lineage["edges"], focus=f"run:{run_id}")
     return page(
         request,
@@ -111,7 +118,7 @@ def run_page(
         too_big=len(lineage["nodes"]) > graph.MAX_DRAWN,
         lineage=lineage,
         signatures=wiring.signatures_of(runtime, run_id),
-        labels=wiring.labels_available(runtime),
+        labels=dict(sorted((run.get("labels") or {}).items())),
         terminal=run["status"] in {s.value for s in TERMINAL},
         task_names=[t["name"] for t in tasks],
     )
@@ -120,7 +127,7 @@ def run_page(
 @router.get("/runs/{run_id}/tasks/{task_name}/logs", response_class=HTMLResponse)
 def log_page(
     request: Request,
-    run_id: RunId,
+    run_id: ScopedRun,
     task_name: TaskName,
     runtime: RuntimeDep,
     session: Viewer,
@@ -153,7 +160,7 @@ def log_page(
 
 
 @router.get("/runs/{run_id}/files/{sha256}")
-def download(run_id: RunId, sha256: str, runtime: RuntimeDep, _: Viewer) -> Response:
+def download(run_id: ScopedRun, sha256: str, runtime: RuntimeDep, _: Viewer) -> Response:
     """A file of the run, under its recorded name; the bytes are re-hashed before they go."""
     files: list[dict[str, Any]] = files_of(run_events(runtime.ledger, run_id))
     found = next((f for f in files if f["sha256"] == sha256), None)

@@ -129,6 +129,7 @@ def page(
         user=session.principal if session is not None else None,
         can_operate=session is not None and session.principal.has("operator"),
         workspaces=wiring.workspaces_of(runtime, session.principal) if session is not None else [],
+        workspace=getattr(request.state, "ui_workspace", None),
         csrf=csrf,
         **context,
     )

@@ -1,82 +1,69 @@
-"""The UI's joints to features other parts of the server are growing: one small function each.
-
-Each asks the runtime whether the feature is there (the search language on the summaries
-query, labels and their command, signatures, the ledger-wide audit trail, workspaces) and the
-page shows it only when it is. Connecting a feature once it lands is a change to one function
-here, not to the pages.
-"""
+"""The UI's joints to the features beside it, one small function each, called the way their API
+routes call them: the runs query with the search language (SPEC 8), labels, signatures and the
+ledger-wide audit trail (SPEC 10), and the workspaces the switcher offers (SPEC 9)."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from api.auth import Principal
+from api.routes.signatures import key_lookup
 from api.runtime import Runtime
 from ledger.errors import InvalidRequest
-
-
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def search_available(runtime: Runtime) -> bool:
-    """Whether the runs query takes the search language of SPEC 8 (``q``)."""
-    return _accepts(runtime.views.list_runs, "q")
+from projections.views.rundetail import run_events
+from projections.views.signatures import signatures_of as signatures_from_events
 
 
 def list_runs(
-    runtime: Runtime, *, q: str | None, filters: dict[str, Any], limit: int, cursor: str | None
+    runtime: Runtime,
+    *,
+    q: str | None,
+    filters: dict[str, Any],
+    limit: int,
+    cursor: str | None,
+    workspace: str,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The runs page's query: the same one ``GET /api/runs`` makes, ``q`` passed through."""
-    extra: dict[str, Any] = {}
-    if q:
-        if not search_available(runtime):
-            raise InvalidRequest("this server has no search language yet (SPEC 8): use the filters")
-        extra["q"] = q
+    """The runs page's query: the same one ``GET /api/runs`` makes. A bad ``q`` is the
+    search language's own 422 (``InvalidQuery``, naming the position)."""
     try:
-        return runtime.views.list_runs(**filters, **extra, limit=limit, cursor=cursor)
-    except ValueError as exc:  # a cursor (or, later, a query) that is not one of ours
+        return runtime.views.list_runs(
+            **filters, q=q or None, limit=limit, cursor=cursor, workspace=workspace
+        )
+    except InvalidRequest:
+        raise
+    except ValueError as exc:  # a cursor that is not one of ours
         raise InvalidRequest(str(exc)) from None
 
 
-def labels_available(runtime: Runtime) -> bool:
-    """Whether runs can be labelled (``Run.Labelled``, SPEC 8)."""
-    return callable(getattr(runtime.ledger, "label", None))
-
-
 def label_run(
-    runtime: Runtime, run_id: str, *, labels: dict[str, str], reason: str | None, principal: Principal
+    runtime: Runtime,
+    run_id: str,
+    *,
+    labels: dict[str, str],
+    remove: list[str],
+    reason: str | None,
+    principal: Principal,
 ) -> None:
-    if not labels_available(runtime):
-        raise InvalidRequest("this server cannot label runs yet (SPEC 8)")
-    runtime.ledger.label(run_id, set_=labels, remove=[], reason=reason, principal=principal.name)
+    """``Run.Labelled`` (SPEC 8), as ``POST /api/runs/{id}/labels`` records it."""
+    runtime.ledger.label(run_id, set_=labels, remove=remove, reason=reason, principal=principal.name)
 
 
-def signatures_of(runtime: Runtime, run_id: str) -> list[dict[str, Any]] | None:
-    """The run's signatures (SPEC 10), or None when this server does not sign runs yet."""
-    reader = getattr(runtime.views, "signatures", None)
-    if not callable(reader):
-        return None
-    return list(reader(run_id))
+def signatures_of(runtime: Runtime, run_id: str) -> list[dict[str, Any]]:
+    """The run's signatures (SPEC 10) with ``valid``: what ``GET /api/runs/{id}/signatures`` lists."""
+    return signatures_from_events(run_events(runtime.ledger, run_id), key_lookup(runtime))
 
 
-def ledger_audit(
-    runtime: Runtime, *, limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None] | None:
-    """The ledger-wide audit trail (SPEC 10, ``GET /api/audit``), newest first, or None when
-    this server has no such query yet."""
-    reader = getattr(runtime.views, "ledger_audit", None)
-    if not callable(reader):
-        return None
-    entries, next_cursor = reader(limit=limit, cursor=cursor)
-    return list(entries), next_cursor
+def ledger_audit(runtime: Runtime, *, limit: int, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the ledger-wide audit trail (``GET /api/audit``'s query), oldest first, and
+    the cursor of the next page (None on the last)."""
+    entries = runtime.views.ledger_audit(limit=limit + 1, **filters)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return entries, str(entries[-1]["position"]) if more else None
 
 
 def workspaces_of(runtime: Runtime, principal: Principal) -> list[str]:
-    """The workspaces this principal may switch between (SPEC 9); none until they land."""
-    names = getattr(principal, "workspaces", None)
-    return sorted(str(n) for n in names) if names else []
+    """The workspaces the switcher offers: the token's, or every one for a ``*`` token."""
+    if principal.every_workspace:
+        return runtime.ledger.workspace_names()
+    return list(principal.workspaces)
