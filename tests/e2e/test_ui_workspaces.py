@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from runledger import Client
+from runledger.signing import create_key_files, load_private_key, signature_body
 from tests.builders import eventually
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import Server, serving
@@ -224,3 +227,56 @@ def test_a_token_of_two_workspaces_switches_and_a_star_token_sees_the_whole_audi
     assert red.run_id in whole.text and blue.run_id in whole.text
     only_blue = star.get("/audit", params={"workspace": "blue"})
     assert blue.run_id in only_blue.text and red.run_id not in only_blue.text
+
+
+def test_the_ui_signs_labels_searches_and_records_reasons_through_the_features_beside_it(
+    world: World, tmp_path: Path
+) -> None:
+    red, server = world.red, world.server
+    token = red.tokens["operator"]
+    api = _api(server, token)
+    private, public, fingerprint = create_key_files(tmp_path / "red.key")
+    with Client(server.url, token) as client:
+        client.signing_keys.register(public)
+    head = api.get(f"/api/runs/{red.run_id}/events").json()["events"][-1]["hash"]
+    body = signature_body(
+        red.run_id, head, "reviewed", "read in the UI", "red-operator", load_private_key(private)
+    )
+    _ok(api.post(f"/api/runs/{red.run_id}/signatures", json=body), 201)
+
+    ui = _session(server, token)
+    page = ui.get(f"/runs/{red.run_id}")
+    panel = page.text[page.text.index('id="signatures"') :]
+    panel = panel[: panel.index("</section>")]
+    assert "reviewed" in panel and "red-operator" in panel and "read in the UI" in panel
+    assert fingerprint[:16] in panel and ">valid<" in panel
+
+    csrf = _csrf(page)
+    labelled = ui.post(
+        f"/runs/{red.run_id}/labels", data={"csrf": csrf, "labels": "stage=qa", "reason": "triaged in the UI"}
+    )
+    assert labelled.status_code == 303, labelled.text
+    assert 'code class="label">stage=qa<' in ui.get(f"/runs/{red.run_id}").text
+
+    def found() -> str:
+        listed = ui.get("/runs", params={"q": 'label.stage = "qa"'})
+        assert listed.status_code == 200, listed.text
+        return listed.text if red.run_id in listed.text else ""
+
+    listed = eventually(found)
+    assert red.pending_run_id not in listed and "stage=qa" in listed
+    bad = ui.get("/runs", params={"q": 'label.stage = "qa" and'})
+    assert bad.status_code == 422 and "at position" in bad.text
+    assert eventually(lambda: "triaged in the UI" in ui.get("/audit").text)
+
+    replayed = ui.post(
+        f"/runs/{red.run_id}/replay", data={"csrf": csrf, "overrides": "", "reason": "replayed for QA"}
+    )
+    assert replayed.status_code == 303, replayed.text
+    replay_id = replayed.headers["location"].removeprefix("/runs/")
+
+    def reasons() -> list[Any]:
+        entries = _ok(api.get("/api/audit", params={"run_id": replay_id}))["entries"]
+        return [e["reason"] for e in entries]
+
+    assert "replayed for QA" in eventually(lambda: [r for r in reasons() if r == "replayed for QA"])
