@@ -277,7 +277,7 @@ def _ended(event: EventRecord, status: str, action: str) -> Entry:
 
 def query_audit(conn: Connection, t: Tables, run_id: str) -> list[dict[str, Any]]:
     rows = conn.all(
-        f"SELECT at, actor, action, from_status, to_status, detail FROM "
+        f"SELECT at, actor, action, from_status, to_status, detail, reason FROM "
         f"{t('entries')} WHERE run_id = ? ORDER BY position",
         (run_id,),
     )

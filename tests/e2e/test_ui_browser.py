@@ -204,6 +204,25 @@ def test_an_operator_finds_a_failure_follows_its_lineage_cancels_compares_downlo
     assert "Same definition" in d.find_element(By.ID, "definition-equal").text
     shot(d, f"{tag}-compare")
 
+    # Label the producer with a reason, then find it with a search on that label.
+    d.get(f"{url}/runs/{ledger.producer}")
+    wait_for(d, "#label-values").send_keys(f"stage={tag}-qa")
+    d.find_element(By.ID, "label-reason").send_keys("checked the line counts")
+    d.find_element(By.ID, "label-run").click()
+    wait_text(d, "#run-labels", f"stage={tag}-qa")
+
+    def searched() -> list[str | None]:
+        d.get(f"{url}/runs")
+        wait_for(d, "#f-q").send_keys(f'label.stage = "{tag}-qa"')
+        d.find_element(By.ID, "apply-filters").click()
+        wait_for(d, "#f-q")
+        return [
+            r.get_attribute("data-run-id") for r in d.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr")
+        ]
+
+    assert eventually(searched, timeout=15, interval=0.5) == [ledger.producer]
+    shot(d, f"{tag}-runs-searched")
+
     # A POST without the form's CSRF token, from this very session, is refused; nothing happens.
     d.get(f"{url}/runs/{ledger.running}")
     wait_for(d, "#cancel-form")
@@ -225,6 +244,7 @@ def test_an_operator_finds_a_failure_follows_its_lineage_cancels_compares_downlo
 
     def audited() -> bool:
         d.get(f"{url}/runs/{ledger.running}#audit")
+        d.refresh()  # the cancel already landed on this URL: a same-URL get only scrolls
         return "stuck on a dead NFS mount" in d.find_element(By.ID, "audit").text
 
     eventually(audited, timeout=15, interval=0.5)
