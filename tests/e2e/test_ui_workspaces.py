@@ -196,6 +196,12 @@ def test_a_red_session_never_sees_blue_and_cannot_touch_its_runs(world: World) -
     # The live status stream follows red's runs only: blue's id gets no event.
     live = ui.get("/runs/live", params={"ids": f"{blue.pending_run_id},{red.run_id}"})
     assert f"status-{red.run_id}" in live.text and blue.pending_run_id not in live.text
+    # A switcher cookie naming blue (set by hand) widens nothing: the page stays red's.
+    ui.cookies.set("rl_workspace", "blue")
+    runs = ui.get("/runs")
+    assert "workspace <b>red</b>" in runs.text and red.run_id in runs.text
+    assert all(s not in runs.text for s in blue.secrets())
+    assert ui.get(f"/runs/{blue.run_id}").status_code == 404
     assert _tree_size(world.server) == before  # nothing written
     assert _ok(world.server.client("admin").get(f"/api/runs/{blue.pending_run_id}"))["status"] == "pending"
 
@@ -213,6 +219,10 @@ def test_a_token_of_two_workspaces_switches_and_a_star_token_sees_the_whole_audi
     assert mine.run_id in first.text and other.run_id not in first.text
     switched = ui.get("/workspace", params={"name": other.name, "next": f"/runs/{mine.run_id}"})
     assert switched.status_code == 303 and switched.headers["location"] == "/runs"
+    assert (
+        ui.get("/workspace", params={"name": other.name, "next": "//evil.example/stats"}).headers["location"]
+        == "/runs"
+    )
     now = ui.get("/runs")
     assert f"workspace <b>{other.name}</b>" in now.text
     assert other.run_id in now.text and mine.run_id not in now.text
