@@ -119,6 +119,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         eventually(
             lambda: any(r["run_id"] == blue.pending_run_id for r in _ok(seen.get("/api/runs"))["runs"])
         )
+        for side in (red, blue):  # the stats view has seen both runs of each workspace
+            stats = _api(server, side.tokens["operator"])
+            eventually(lambda: _ok(stats.get("/api/stats"))["total_runs"] == 2)  # noqa: B023
         yield World(server, red, blue, str(_ok(both, 201)["token"]))
 
 
@@ -166,6 +169,7 @@ def test_a_red_session_never_sees_blue_and_cannot_touch_its_runs(world: World) -
     # The pages are red's (so leaving blue out is confinement, not an empty page).
     assert red.run_id in str(pages["/runs"]) and red.pending_run_id in str(pages["/runs"])
     assert "red-secret-motto" in str(pages["/workflows/etl"])
+    assert "<dt>Runs</dt><dd>2</dd>" in str(pages["/stats"])  # red's two, not blue's as well
     assert red.run_id in str(pages["/audit"]) and red.run_id in str(pages[f"/runs/{red.run_id}"])
     assert "workspace <b>red</b>" in str(pages["/runs"]) and "workspace-switcher" not in str(pages["/runs"])
 
