@@ -41,6 +41,7 @@ from api.routes import (
 from api.routes import ledger as ledger_routes  # (not the ledger package)
 from api.routes import projections as projections_routes  # (nor the projections package)
 from api.runtime import Runtime
+from api.ui import install as install_ui
 from ledger import __version__
 from ledger.settings import Settings
 
@@ -74,6 +75,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         description=API_DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query)],
+        docs_url=None,  # /docs and /redoc come from api.ui, on local assets
+        redoc_url=None,
     )
     install_error_handlers(app)
 
@@ -104,6 +107,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(ops.router, responses=PROBLEM_RESPONSES)
     app.include_router(ledger_routes.router, responses=PROBLEM_RESPONSES)
     app.include_router(export.router, responses=PROBLEM_RESPONSES)
+    install_ui(app)  # the web UI (SPEC 7), /docs and /redoc
     # Added innermost first: request logging (and 500s) wraps the body limit, which wraps the
     # input guard (so the body it reads whole is bounded). ``FastPathAPI`` puts the ingest fast
     # path around all of them (``api/fastpath.py``).

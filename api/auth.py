@@ -171,6 +171,20 @@ class TokenStore:
             workspaces=tuple(str(row["workspaces"]).split(",")),
         )
 
+    def principal_by_id(self, token_id: str) -> Principal | None:
+        """The live token with this id (the web UI's session names its token by id)."""
+        rows = self._read(
+            "SELECT id, name, role, workspaces FROM {t} WHERE id = ? AND revoked_at IS NULL", (token_id,)
+        )
+        if not rows:
+            return None
+        return Principal(
+            name=str(rows[0]["name"]),
+            role=rows[0]["role"],
+            token_id=str(rows[0]["id"]),
+            workspaces=tuple(str(rows[0]["workspaces"]).split(",")),  # SPEC 9: the session's scope
+        )
+
     def list(self) -> list[TokenInfo]:
         rows = self._read(
             "SELECT id, name, role, created_at, revoked_at, workspaces FROM {t} ORDER BY created_at, id"

@@ -105,9 +105,14 @@ def _note_signal(sig: int, frame: FrameType | None) -> None:
 
 def banner(base_url: str, app: Any) -> str:
     """What ``serve`` prints once it listens: its URL, the docs URL, and the UI URL when the
-    app serves one at ``/`` (none does yet, so the line is left out rather than point at a 404)."""
+    app serves one at ``/`` (``api.ui`` does; an app without it gets no line pointing at a 404)."""
     lines = [f"runledger is serving at {base_url}", f"  API docs: {base_url}/docs"]
-    if any(getattr(route, "path", None) == "/" for route in app.routes):
+    from starlette.routing import Match
+
+    root = {"type": "http", "path": "/", "method": "GET", "root_path": "", "headers": [], "query_string": b""}
+    # Routes of an included router sit in ``app.routes`` as one router entry: ask each route
+    # whether it answers ``GET /``, rather than compare paths.
+    if any(route.matches(root)[0] == Match.FULL for route in app.routes):
         lines.append(f"  web UI:   {base_url}/")
     return "\n".join(lines)
 

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(default=3600.0, ge=0)
     #: Keep a finished run's working directory instead of removing it once its outputs are stored.
     keep_run_dirs: bool = False
+    #: The web UI's session cookies: the key that signs them (every server process of one
+    #: ledger must share it; when unset, a random key in ``<data dir>/ui-session-key``) and how
+    #: many hours a sign-in lasts.
+    ui_session_key: str | None = None
+    ui_session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
 
     @property
     def task_env_names(self) -> list[str]:

@@ -50,7 +50,7 @@ def test_serve_listens_on_runledger_port_and_prints_its_urls_once_and_logs_each_
     printed = out.read_text()
     assert printed.count(f"runledger is serving at {url}\n") == 1
     assert printed.count(f"  API docs: {url}/docs\n") == 1
-    assert "web UI" not in printed  # no page is served at / yet, so none is announced
+    assert printed.count(f"  web UI:   {url}/\n") == 1  # api.ui serves the UI at /
     events = [json.loads(line)["event"] for line in err.read_text().splitlines()]
     assert events.count("projection_runner_started") == 1
     assert events.count("server_starting") == 1
