@@ -27,7 +27,9 @@ router = APIRouter(prefix="/api/v1", tags=["marquez"], dependencies=[Depends(lin
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
-NodeId = Annotated[str, Query(alias="nodeId", min_length=5, max_length=2000, pattern=r"^(dataset|job):.+")]
+NodeId = Annotated[
+    str, Query(alias="nodeId", min_length=5, max_length=2000, pattern=r"^(dataset|job|run):.+")
+]
 Depth = Annotated[int, Query(ge=0, le=q.MAX_DEPTH)]
 
 

@@ -45,7 +45,7 @@ def test_the_client_labels_runs_and_searches_them(shared_server: Server, tmp_pat
         assert caught.value.status == 422 and "at position 10" in caught.value.detail
         reasons = eventually(
             lambda: (
-                [e.detail["reason"] for e in run.audit().entries if e.action == "labelled"] or None
+                [e.reason for e in run.audit().entries if e.action == "labelled"] or None
                 if len([e for e in run.audit().entries if e.action == "labelled"]) == 2
                 else None
             )
