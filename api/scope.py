@@ -50,9 +50,10 @@ NamedInQuery = Annotated[
 
 
 async def named_workspace(header: NamedInHeader = None, query: NamedInQuery = None) -> str | None:
-    """The workspace the request names, if it names one (422 for two different ones)."""
+    """The workspace the request names, if it names one (404 for two different ones)."""
     if header is not None and query is not None and header != query:
-        raise InvalidRequest(f"the {WORKSPACE_HEADER} header and the workspace parameter differ")
+        # Two workspaces named: the request is in neither (404, like one it does not cover).
+        raise NotFound(f"the {WORKSPACE_HEADER} header and the workspace parameter name different workspaces")
     return header if header is not None else query
 
 

@@ -115,6 +115,8 @@ class RunWriter:
                 "resume_from_task": None,
                 "batch_id": None,
                 "idempotency_key": None,
+                "workspace": "default",
+                "reason": None,
             },
             first=True,
         )
