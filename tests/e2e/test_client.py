@@ -86,8 +86,11 @@ def test_a_triggered_run_is_waited_for_over_sse_and_every_read_answers(
         files = run.files().files
         out = next(f for f in files if f.role == "output")
         assert run.download(out.sha256, tmp_path / "out.txt").read_bytes() == OUT_TXT
-        assert {n["kind"] for n in run.lineage(depth=1).nodes} >= {"run", "task", "file"}
-        assert [e.to_status for e in run.audit().entries if e.to_status][-1] == "success"
+        # the lineage and audit views follow the ledger a moment behind the run's own events
+        assert eventually(lambda: {n["kind"] for n in run.lineage(depth=1).nodes} >= {"run", "task", "file"})
+        assert eventually(
+            lambda: [e.to_status for e in run.audit().entries if e.to_status][-1:] == ["success"]
+        )
         assert run.outputs["fetch"] == {"urls": 3}
 
 

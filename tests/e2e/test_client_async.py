@@ -41,6 +41,10 @@ def test_the_async_client_drives_a_run_from_trigger_to_replay(shared_server: Ser
             assert await run.logs("fetch") == "fetched 3 urls\n"
             out = next(f for f in (await run.files()).files if f.role == "output")
             assert (await run.download(out.sha256, tmp_path / "o")).read_bytes() == OUT_TXT
+            for _ in range(100):  # the lineage view follows the ledger a moment behind
+                if (await run.lineage()).edges:
+                    break
+                await asyncio.sleep(0.1)
             assert (await run.lineage()).edges
             assert (await run.audit()).entries
             replayed = await run.replay({"query": "beta"})

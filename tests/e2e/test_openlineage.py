@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -180,6 +181,19 @@ def _post(server: Any, token: str, body: bytes, extra: dict[str, str] | None = N
     return httpx.post(f"{server.url}/api/v1/lineage", content=body, headers=headers | (extra or {}))
 
 
+def _settled_digest(url: str, headers: dict[str, str]) -> httpx.Response:
+    """The digest once the Merkle follower has caught up (two reads 0.3 s apart agree): the
+    shared server's tree may still be taking in earlier tests' events."""
+    previous = httpx.get(f"{url}/api/ledger/digest", headers=headers)
+    for _ in range(50):
+        time.sleep(0.3)
+        current = httpx.get(f"{url}/api/ledger/digest", headers=headers)
+        if current.status_code != 200 or current.json() == previous.json():
+            return current
+        previous = current
+    return previous
+
+
 @SQLITE_ONLY
 def test_a_malformed_event_is_refused_and_writes_nothing(shared_server: Any) -> None:
     server = shared_server
@@ -194,7 +208,7 @@ def test_a_malformed_event_is_refused_and_writes_nothing(shared_server: Any) -> 
         "producer": "p",
         "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
     }
-    before = httpx.get(f"{server.url}/api/ledger/digest", headers=headers)
+    before = _settled_digest(server.url, headers)
     malformed = [
         b"{not json",
         json.dumps(good | {"eventType": "FINISHED"}).encode(),
@@ -208,7 +222,7 @@ def test_a_malformed_event_is_refused_and_writes_nothing(shared_server: Any) -> 
         assert answer.headers["content-type"].startswith("application/problem+json")
     assert httpx.get(f"{server.url}/api/runs/{run_id}", headers=headers).status_code == 404
     if before.status_code == 200:
-        after = httpx.get(f"{server.url}/api/ledger/digest", headers=headers)
+        after = _settled_digest(server.url, headers)
         assert after.json()["tree_size"] == before.json()["tree_size"]
     # the same event, well formed and gzip-compressed as the client's compression option sends it
     answer = _post(server, token, gzip.compress(json.dumps(good).encode()), {"Content-Encoding": "gzip"})

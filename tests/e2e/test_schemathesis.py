@@ -49,7 +49,7 @@ CONFIG = "".join(
 [[operations]]
 include-method = "{method}"
 include-path = "{path}"
-checks.positive_data_acceptance.expected-statuses = ["2XX", "401", "403", "404", "409", "422"]
+checks.positive_data_acceptance.expected-statuses = ["2XX", "401", "403", "404", "409", "410", "422"]
 """
     for method, path in SEMANTIC_422
 ) + "".join(
