@@ -165,6 +165,11 @@ class AsyncRun:
         body = signature_body(self.run_id, head, meaning, reason, signer, key)
         return SignaturePublic.model_validate(await self._client._t.json(calls.sign(self.run_id, body)))
 
+    async def report(self, format: str = "html") -> bytes:
+        """As :meth:`runledger.Run.report`: the run's human-readable true copy."""
+        call = calls.get_run(self.run_id, "/report", {"format": format})
+        return (await self._client._t.send(call)).content
+
     async def signatures(self) -> SignaturesPublic:
         body = await self._client._t.json(calls.get_run(self.run_id, "/signatures"))
         return SignaturesPublic.model_validate(body)

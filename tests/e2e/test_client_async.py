@@ -100,3 +100,47 @@ def test_the_async_client_catches_a_tampered_event(shared_server: Server, tmp_pa
 
     with rewriting_proxy(shared_server.url, tamper) as url:
         asyncio.run(main(url))
+
+
+def test_the_async_client_labels_signs_holds_and_expunges_as_the_sync_one(
+    shared_server: Server, tmp_path: Path
+) -> None:
+    """SPEC 8, 10 and 11 through ``AsyncClient``: labels, a signing key and a signature over
+    the run's head, its report, the ledger-wide audit trail, a hold, an expunge, and 410."""
+    from runledger import GoneError
+    from runledger.signing import create_key_files
+
+    definition = pipeline()
+    private, public, fingerprint = create_key_files(tmp_path / "admin-key.pem")
+
+    async def main() -> None:
+        async with async_client_for(shared_server, "admin", tmp_path) as client:
+            await client.workflows.register(definition)
+            run = await client.trigger(definition["name"], {"query": "gamma"})
+            await asyncio.get_running_loop().run_in_executor(None, complete, shared_server, run.run_id)
+            assert (await run.wait(timeout=30)).status == "success"
+            labelled = await run.label(set={"team": "async"}, reason="triage")
+            assert labelled.labels == {"team": "async"}
+            assert (await client.signing_keys.register(public)).fingerprint == fingerprint
+            assert fingerprint in {k.fingerprint for k in await client.signing_keys.list()}
+            signed = await run.sign("reviewed", private, "looked at it", signer="admin")
+            assert signed.meaning == "reviewed" and signed.signer == "admin"
+            assert [s.valid for s in (await run.signatures()).signatures] == [True]
+            assert b"reviewed" in await run.report()
+            actions: list[str] = []
+            for _ in range(100):  # the audit view follows the ledger a moment behind
+                actions = [e.action async for e in client.audit_entries(run_id=run.run_id)]
+                if "signed" in actions:
+                    break
+                await asyncio.sleep(0.1)
+            assert {"triggered", "labelled", "signed"} <= set(actions)
+            assert (await run.hold("legal matter")).held
+            with pytest.raises(ConflictError):
+                await run.expunge("too early")  # held
+            assert not (await run.release("settled")).held
+            erased = await run.expunge("GDPR request")
+            assert erased.recorded and not (await run.expunge("again")).recorded
+            with pytest.raises(GoneError):
+                await run.logs("fetch")
+
+    asyncio.run(main())
