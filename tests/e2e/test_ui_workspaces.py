@@ -20,19 +20,9 @@ from runledger.signing import create_key_files, load_private_key, signature_body
 from tests.builders import eventually
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import Server, serving
+from tests.e2e.test_workspaces_boundary import definition
 
 pytestmark = pytest.mark.e2e
-
-
-def _definition(workspace: str) -> dict[str, Any]:
-    return {
-        "name": "etl",
-        "params": {
-            "note": {"type": "string", "required": True},
-            "motto": {"type": "string", "default": f"{workspace}-secret-motto"},
-        },
-        "tasks": [{"name": "fetch", "command": ["echo", "{{ params.note }}"]}],
-    }
 
 
 @dataclass
@@ -80,7 +70,7 @@ def _side(server: Server, admin: httpx.Client, name: str) -> Side:
         made = admin.post("/api/tokens", json={"name": f"{name}-{role}", "role": role, "workspaces": [name]})
         side.tokens[role] = str(_ok(made, 201)["token"])
     operator, worker = _api(server, side.tokens["operator"]), _api(server, side.tokens["worker"])
-    _ok(operator.post("/api/workflows", json={"definition": _definition(name)}), 201)
+    _ok(operator.post("/api/workflows", json={"definition": definition(name)}), 201)
     own = f"{name}-secret-bytes\n".encode()
     side.file = str(_ok(operator.post("/api/files", content=own), 201)["sha256"])
     trigger = {"parameters": {"note": f"{name}-secret-note"}}
