@@ -102,15 +102,3 @@ async def run_in_scope(
 
 
 ScopedRunId = Annotated[str, Depends(run_in_scope)]
-
-
-async def lineage_workspace(workspace: WorkspaceDep) -> str:
-    """The workspace of an OpenLineage request: only ``default`` keeps OpenLineage lineage in
-    this version (the Marquez view is not split by workspace yet), so a request in another
-    workspace finds nothing there (404) and records nothing."""
-    if workspace != DEFAULT_WORKSPACE:
-        raise NotFound(
-            f"no OpenLineage lineage in workspace {workspace!r}: OpenLineage is kept in the "
-            f"{DEFAULT_WORKSPACE!r} workspace only"
-        )
-    return workspace

@@ -32,12 +32,14 @@ from projections.views.marquez import MarquezView
 from projections.views.marquez_graph import lineage
 
 NS = "bench://warehouse:5432"
+#: The workspace the graph is in (a single-workspace deployment's: every row ``default``).
+WS = "default"
 AT = "2026-01-01T00:00:00.000000Z"
 
 
 def fill(conn: Any, t: Tables, jobs: int, runs_per_job: int, rng: random.Random) -> dict[str, int]:
     datasets = [
-        (NS, f"schema.table_{k}", AT, AT, dumps([{"name": "id", "type": "int"}]), "{}", None)
+        (WS, NS, f"schema.table_{k}", AT, AT, dumps([{"name": "id", "type": "int"}]), "{}", None)
         for k in range(2 * jobs)
     ]
     job_rows: list[tuple[Any, ...]] = []
@@ -45,34 +47,34 @@ def fill(conn: Any, t: Tables, jobs: int, runs_per_job: int, rng: random.Random)
     edges: list[tuple[str, ...]] = []
     for j in range(jobs):
         run_ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(runs_per_job)]
-        job_rows.append(("bench", f"job_{j}", AT, AT, run_ids[-1], "{}"))
+        job_rows.append((WS, "bench", f"job_{j}", AT, AT, run_ids[-1], "{}"))
         run_rows.extend(("bench", f"job_{j}", r, n) for n, r in enumerate(run_ids))
         for out in (2 * j, 2 * j + 1):
-            edges.append(("bench", f"job_{j}", "out", NS, f"schema.table_{out}"))
+            edges.append((WS, "bench", f"job_{j}", "out", NS, f"schema.table_{out}"))
         if j:
             sources = {
                 rng.randrange(max(0, j - 50), j) * 2 + rng.randrange(2) for _ in range(rng.choice((1, 2)))
             }
-            edges.extend(("bench", f"job_{j}", "in", NS, f"schema.table_{s}") for s in sorted(sources))
+            edges.extend((WS, "bench", f"job_{j}", "in", NS, f"schema.table_{s}") for s in sorted(sources))
     with conn.transaction():
         conn.executemany(
-            f"INSERT INTO {t('datasets')} (namespace, name, created_at, updated_at, fields, facets, "
-            "current_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {t('datasets')} (workspace, namespace, name, created_at, updated_at, fields, "
+            "facets, current_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             datasets,
         )
         conn.executemany(
-            f"INSERT INTO {t('jobs')} (namespace, name, created_at, updated_at, latest_run_id, facets) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {t('jobs')} (workspace, namespace, name, created_at, updated_at, latest_run_id, "
+            "facets) VALUES (?, ?, ?, ?, ?, ?, ?)",
             job_rows,
         )
         conn.executemany(
-            f"INSERT INTO {t('runs')} (run_id, namespace, name, status, created_at, updated_at, started_at, "
-            "ended_at, facets, position) VALUES (?, ?, ?, 'success', ?, ?, ?, ?, '{}', ?)",
-            [(r, ns, name, AT, AT, AT, AT, n) for ns, name, r, n in run_rows],
+            f"INSERT INTO {t('runs')} (run_id, workspace, namespace, name, status, created_at, updated_at, "
+            "started_at, ended_at, facets, position) VALUES (?, ?, ?, ?, 'success', ?, ?, ?, ?, '{}', ?)",
+            [(r, WS, ns, name, AT, AT, AT, AT, n) for ns, name, r, n in run_rows],
         )
         conn.executemany(
-            f"INSERT INTO {t('edges')} (job_namespace, job_name, direction, ds_namespace, ds_name) "
-            "VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO {t('edges')} (workspace, job_namespace, job_name, direction, ds_namespace, "
+            "ds_name) VALUES (?, ?, ?, ?, ?, ?)",
             edges,
         )
     if conn.is_postgres:
@@ -103,7 +105,7 @@ def measure(conn: Any, t: Tables, depth: int, nodes: list[str]) -> dict[str, Any
     server_before, client_before = server_cpu(conn), time.process_time()
     for node in nodes:
         started = time.perf_counter()
-        graph = lineage(conn, t, node, depth)
+        graph = lineage(conn, t, WS, node, depth)
         timings.append(time.perf_counter() - started)
         assert graph is not None
         sizes.append(len(graph["graph"]))

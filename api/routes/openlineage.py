@@ -8,7 +8,9 @@ uses an operator token.
 Answers 201 ``{run_id, status, recorded: true}`` when the event was recorded, 200 with
 ``recorded: false`` for a repeat (identical to an event already recorded), 422 for a malformed
 event (nothing written), 409 when the runId names a run of another job or a non-OpenLineage
-run. How the event is stored is described in ``ledger.domain.openlineage``.
+run, 404 when it names a run of another workspace (as for a workspace the token does not
+cover). The event is recorded in the request's workspace (SPEC 9). How it is stored is
+described in ``ledger.domain.openlineage``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from api.deps import RuntimeDep, require_role
 from api.scope import NamedWorkspace, resolve_workspace
 from ledger.domain.inputs import loads_json
 from ledger.domain.openlineage import RunEvent, parse_lineage_event
-from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/v1", tags=["openlineage"])
@@ -86,14 +87,9 @@ def _decode(body: bytes, encoding: str, limit: int) -> Any:
 async def post_lineage(
     request: Request, runtime: RuntimeDep, principal: Reporter, named: NamedWorkspace
 ) -> JSONResponse:
-    """Into the token's workspace; OpenLineage is kept in ``default`` only in this version, so
-    a request in another workspace is refused (422) and records nothing."""
+    """Into the request's workspace (SPEC 9: the token's, or the one named): the run, the
+    dataset or the job is that workspace's, and OpenLineage namespaces stay inside it."""
     workspace = await anyio.to_thread.run_sync(resolve_workspace, runtime, principal, named)
-    if workspace != DEFAULT_WORKSPACE:
-        raise InvalidRequest(
-            f"OpenLineage events are recorded in the {DEFAULT_WORKSPACE!r} workspace only, "
-            f"not in {workspace!r}"
-        )
     raw = _decode(
         await request.body(),
         request.headers.get("content-encoding", "").lower(),
@@ -101,23 +97,27 @@ async def post_lineage(
     )
     event = parse_lineage_event(raw)
     if not isinstance(event, RunEvent):
-        recorded = await anyio.to_thread.run_sync(lambda: runtime.ledger.record_static_lineage(event))
+        recorded = await anyio.to_thread.run_sync(
+            lambda: runtime.ledger.record_static_lineage(event, workspace=workspace)
+        )
         log.info(
             "openlineage_static_event_recorded" if recorded else "openlineage_static_event_repeated",
             kind=type(event).__name__,
+            workspace=workspace,
         )
         return JSONResponse(
             {"run_id": None, "status": None, "recorded": recorded}, status_code=201 if recorded else 200
         )
     run_event = event
     result = await anyio.to_thread.run_sync(
-        lambda: runtime.ledger.record_openlineage(run_event, principal=principal.name)
+        lambda: runtime.ledger.record_openlineage(run_event, principal=principal.name, workspace=workspace)
     )
     log.info(
         "openlineage_event_recorded" if result.recorded else "openlineage_event_repeated",
         run_id=result.run_id,
         event_type=run_event.event_type,
         status=result.status,
+        workspace=workspace,
     )
     return JSONResponse(
         {"run_id": result.run_id, "status": result.status, "recorded": result.recorded},

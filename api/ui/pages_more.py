@@ -19,7 +19,6 @@ from api.ui import graph, wiring
 from api.ui.render import UiRoute, Viewer, check_form, page
 from api.ui.scope import Workspace
 from ledger.domain.workflow import workflow_stream
-from ledger.domain.workspace import DEFAULT_WORKSPACE
 from ledger.errors import InvalidRequest, NotFound
 from ledger.hashing import format_timestamp, parse_timestamp
 from ledger.integrity.verify import verify_ledger
@@ -138,8 +137,7 @@ def lineage_page(
     depth: Annotated[int, Query(ge=0, le=10)] = 2,
 ) -> Response:
     """The lineage graph centred on a run (``run:<id>``, one of the workspace's), a dataset or
-    a job (Marquez ids: OpenLineage is kept in the ``default`` workspace only, as
-    :func:`api.scope.lineage_workspace` says, so another workspace finds none)."""
+    a job (Marquez ids, of the workspace's OpenLineage lineage)."""
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
     if node_id and node_id.startswith("run:"):
@@ -149,12 +147,8 @@ def lineage_page(
             raise NotFound(f"no run {node_id.removeprefix('run:')!r} in the lineage view")
         nodes, edges = found["nodes"], found["edges"]
     elif node_id:
-        if workspace.name != DEFAULT_WORKSPACE:
-            raise NotFound(
-                f"no OpenLineage lineage in workspace {workspace.name!r}: OpenLineage is kept in the "
-                f"{DEFAULT_WORKSPACE!r} workspace only"
-            )
-        marquez = runtime.views.marquez(lambda c, t: marquez_graph.lineage(c, t, node_id, depth))
+        ws = workspace.name
+        marquez = runtime.views.marquez(lambda c, t: marquez_graph.lineage(c, t, ws, node_id, depth))
         if marquez is None:
             raise NotFound(f"no dataset or job {node_id!r} (ids look like dataset:<namespace>:<name>)")
         nodes, edges = graph.from_marquez(marquez["graph"])

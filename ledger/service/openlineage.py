@@ -1,6 +1,12 @@
 """OpenLineage ingestion (issue 7): :class:`LineageCommands` records RunEvents another engine
 reports as the events of a run of ours, and (issue 24) DatasetEvents and JobEvents on the
 dataset's or job's own stream (:mod:`ledger.domain.static_lineage`).
+
+Each event is recorded in one workspace (SPEC 9: the token's): a run is triggered in it, a
+dataset's or job's stream is its own there, so the same OpenLineage namespace and job in two
+workspaces are two jobs, and a repeat is one identical to an event of the same workspace. A
+runId already used by a run of another workspace answers as for no run (404): its existence
+is not disclosed.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ from ledger.service.base import LedgerBase
 class LineageCommands(LedgerBase):
     """The command behind the API's OpenLineage endpoint."""
 
-    def record_openlineage(self, event: RunEvent, *, principal: str) -> LineageRecorded:
-        """Record one OpenLineage RunEvent, creating its run on the first event seen.
+    def record_openlineage(
+        self, event: RunEvent, *, principal: str, workspace: str = DEFAULT_WORKSPACE
+    ) -> LineageRecorded:
+        """Record one OpenLineage RunEvent in ``workspace``, creating its run there on the first
+        event seen.
 
         An event identical to one already recorded records nothing; any other is recorded. When two
         requests create the same run at once, the loser retries against the stored run.
@@ -55,10 +64,11 @@ class LineageCommands(LedgerBase):
                     resume_from_task=None,
                     batch_id=None,
                     idempotency_key=None,
+                    workspace=workspace,
                 )
             elif not isinstance(run, Run):
                 raise Conflict(f"{event.run_id!r} names a stream that is not a run")
-            elif run.workspace != DEFAULT_WORKSPACE:  # (SPEC 9: never disclosed; OpenLineage is in default)
+            elif run.workspace != workspace:  # (SPEC 9: another workspace's run is not disclosed)
                 raise NotFound(f"no run {run.id!r}")
             elif run.workflow != event.workflow:
                 raise Conflict(f"run {run.id} is of workflow {run.workflow!r}, not {event.workflow!r}")
@@ -71,16 +81,21 @@ class LineageCommands(LedgerBase):
             return LineageRecorded(run.id, run.status.value, recorded=True)
         raise Conflict(f"run {event.run_id} is being written concurrently; retry")
 
-    def record_static_lineage(self, event: DatasetEvent | JobEvent) -> bool:
-        """Record a DatasetEvent or a JobEvent on its dataset's or job's stream (created on
-        the first event); False when an identical event was recorded. Creates no run."""
+    def record_static_lineage(
+        self, event: DatasetEvent | JobEvent, *, workspace: str = DEFAULT_WORKSPACE
+    ) -> bool:
+        """Record a DatasetEvent or a JobEvent on its dataset's or job's stream in
+        ``workspace`` (created on the first event); False when an identical event was
+        recorded there. Creates no run."""
         for _ in range(16):
             at = self.clock()
             stream: DatasetLineage | JobLineage
             if isinstance(event, DatasetEvent):
                 ds = event.dataset
-                found = self._get(dataset_stream(ds.namespace, ds.name))
-                stream = found or DatasetLineage.declare(namespace=ds.namespace, name=ds.name, at=at)
+                found = self._get(dataset_stream(ds.namespace, ds.name, workspace))
+                stream = found or DatasetLineage.declare(
+                    namespace=ds.namespace, name=ds.name, workspace=workspace, at=at
+                )
                 recorded = stream.report(
                     at=at,
                     event_time=event.event_time,
@@ -90,8 +105,10 @@ class LineageCommands(LedgerBase):
                 )
             else:
                 job = event.job
-                found = self._get(job_stream(job.namespace, job.name))
-                stream = found or JobLineage.declare(namespace=job.namespace, name=job.name, at=at)
+                found = self._get(job_stream(job.namespace, job.name, workspace))
+                stream = found or JobLineage.declare(
+                    namespace=job.namespace, name=job.name, workspace=workspace, at=at
+                )
                 facts = lineage_facts_of_job(event)
                 recorded = stream.report(at=at, **facts)
             if not recorded:

@@ -5,7 +5,7 @@
 :func:`lineage` is the one lineage query (the API's and the UI's): from a dataset, a job or a
 run's job, ``depth`` jobs away both ways (Marquez's meaning of depth), at most ``max_nodes``
 nodes, the nearest first (:mod:`projections.views.marquez_walk`), and ``truncated`` when
-some were left out.
+some were left out. Every read is one workspace's (SPEC 9), the walk included.
 """
 
 from __future__ import annotations
@@ -28,22 +28,22 @@ from projections.views.marquez_walk import Neighbourhood, neighbourhood, rows_by
 
 
 def lineage(
-    conn: Connection, t: Tables, start: str, depth: int, *, max_nodes: int = MAX_NODES
+    conn: Connection, t: Tables, ws: str, start: str, depth: int, *, max_nodes: int = MAX_NODES
 ) -> dict[str, Any] | None:
-    """Marquez's ``{"graph": [{id, type, data, inEdges, outEdges}]}`` around ``start``
+    """Marquez's ``{"graph": [{id, type, data, inEdges, outEdges}]}`` of workspace ``ws`` around ``start``
     (``dataset:<ns>:<name>``, ``job:<ns>:<name>`` or ``run:<run id>``, which starts from the
     run's job), plus ``truncated``: whether nodes within ``depth`` were left out to keep to
     ``max_nodes``. None when there is no such node."""
-    kind, keys = start_keys(conn, t, start)
+    kind, keys = start_keys(conn, t, ws, start)
     steps = 2 * depth + (1 if kind == "job" else 0)  # depth: jobs beyond the node, each way
-    found = neighbourhood(conn, t, kind, keys, steps, max_nodes)
+    found = neighbourhood(conn, t, ws, kind, keys, steps, max_nodes)
     return None if found is None else {"graph": _nodes(found), "truncated": found.truncated}
 
 
-def start_keys(conn: Connection, t: Tables, start: str) -> tuple[str, list[Key]]:
+def start_keys(conn: Connection, t: Tables, ws: str, start: str) -> tuple[str, list[Key]]:
     """A lineage start's kind and the ``(namespace, name)`` keys it may name (a node id's
     every split, :func:`~projections.views.marquez_queries.node_splits`); ``run:<run id>``
-    is the run's job (no key when no such run)."""
+    is the run's job (no key when no such run in ``ws``)."""
     kind, _, rest = start.partition(":")
     if kind != "run":
         if kind not in ("dataset", "job"):
@@ -52,7 +52,10 @@ def start_keys(conn: Connection, t: Tables, start: str) -> tuple[str, list[Key]]
                 f"not {start!r}"
             )
         return node_splits(start)
-    row = conn.one(f"SELECT namespace, name FROM {t('runs')} WHERE run_id = ?", (rest.strip().lower(),))
+    row = conn.one(
+        f"SELECT namespace, name FROM {t('runs')} WHERE run_id = ? AND workspace = ?",
+        (rest.strip().lower(), ws),
+    )
     return "job", [] if row is None else [(row["namespace"], row["name"])]
 
 
@@ -98,11 +101,11 @@ def _nodes(found: Neighbourhood) -> list[dict[str, Any]]:
 
 # ---- column lineage -----------------------------------------------------------------------------
 def column_lineage(
-    conn: Connection, t: Tables, start: str, depth: int, with_downstream: bool
+    conn: Connection, t: Tables, ws: str, start: str, depth: int, with_downstream: bool
 ) -> dict[str, Any] | None:
     """Marquez's column-lineage graph of a dataset's fields: upstream always, downstream when
     asked, ``depth`` datasets away at most. Nodes ``datasetField:<ns>:<dataset>:<field>``."""
-    parsed = parse_node(conn, t, start)
+    parsed = parse_node(conn, t, ws, start)
     if parsed is None or parsed[0] != "dataset":
         return None
     rows: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -112,7 +115,7 @@ def column_lineage(
         for _ in range(depth if keep else 0):
             a, b = ("namespace", "name") if direction == "up" else ("in_namespace", "in_name")
             found: list[Key] = []
-            for row in rows_by_key(conn, t("columns"), (a, b), frontier):
+            for row in rows_by_key(conn, t("columns"), ws, (a, b), frontier):
                 rows[
                     tuple(
                         row[c] for c in ("namespace", "name", "field", "in_namespace", "in_name", "in_field")
@@ -162,16 +165,16 @@ def _field_node(ns: str, name: str, field: str, how: dict[str, Any]) -> dict[str
 
 # ---- the event feed and search ------------------------------------------------------------------
 def events(
-    conn: Connection, t: Tables, before: str | None, after: str | None, limit: int, offset: int
+    conn: Connection, t: Tables, ws: str, before: str | None, after: str | None, limit: int, offset: int
 ) -> dict[str, Any]:
-    where, args = [], []
+    where, args = ["workspace = ?"], [ws]
     if before is not None:
         where.append("event_time < ?")
         args.append(before)
     if after is not None:
         where.append("event_time > ?")
         args.append(after)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause = f"WHERE {' AND '.join(where)}"
     total = conn.one(f"SELECT COUNT(*) AS n FROM {t('events')} {clause}", args)
     rows = conn.all(
         f"SELECT event FROM {t('events')} {clause} ORDER BY event_time DESC, position DESC LIMIT ? OFFSET ?",
@@ -180,15 +183,15 @@ def events(
     return {"events": [loads(r["event"]) for r in rows], "totalCount": int(total["n"] if total else 0)}
 
 
-def search(conn: Connection, t: Tables, q: str, limit: int) -> dict[str, Any]:
+def search(conn: Connection, t: Tables, ws: str, q: str, limit: int) -> dict[str, Any]:
     """Jobs and datasets whose name holds ``q`` (case-insensitive), as Marquez's search."""
     pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     results = []
     for kind, table in (("DATASET", "datasets"), ("JOB", "jobs")):
         for row in conn.all(
-            f"SELECT namespace, name, updated_at FROM {t(table)} WHERE LOWER(name) LIKE ? ESCAPE '\\' "
-            "ORDER BY updated_at DESC, namespace, name LIMIT ?",
-            (pattern, limit),
+            f"SELECT namespace, name, updated_at FROM {t(table)} WHERE workspace = ? "
+            "AND LOWER(name) LIKE ? ESCAPE '\\' ORDER BY updated_at DESC, namespace, name LIMIT ?",
+            (ws, pattern, limit),
         ):
             results.append(
                 {

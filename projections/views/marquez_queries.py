@@ -1,7 +1,8 @@
 """Queries over the Marquez read model (:mod:`projections.views.marquez`), in the shapes of
 Marquez's own API (``marquez.api.*Resource``): namespaces, jobs, runs, datasets and their
 versions, the lineage graph by node with a bounded depth both ways, column lineage, the event
-feed and search."""
+feed and search. Every query is one workspace's (SPEC 9): it takes the workspace and reads
+that workspace's rows only."""
 
 from __future__ import annotations
 
@@ -24,18 +25,19 @@ Key = tuple[str, str]
 
 
 # ---- namespaces -------------------------------------------------------------------------------
-def namespaces(conn: Connection, t: Tables) -> list[dict[str, Any]]:
+def namespaces(conn: Connection, t: Tables, ws: str) -> list[dict[str, Any]]:
     rows = conn.all(
         f"SELECT namespace, MIN(created_at) AS created_at, MAX(updated_at) AS updated_at FROM ("
-        f"SELECT namespace, created_at, updated_at FROM {t('jobs')} UNION ALL "
-        f"SELECT namespace, created_at, updated_at FROM {t('datasets')}) AS n "
-        "GROUP BY namespace ORDER BY namespace"
+        f"SELECT namespace, created_at, updated_at FROM {t('jobs')} WHERE workspace = ? UNION ALL "
+        f"SELECT namespace, created_at, updated_at FROM {t('datasets')} WHERE workspace = ?) AS n "
+        "GROUP BY namespace ORDER BY namespace",
+        (ws, ws),
     )
     return [_namespace(r) for r in rows]
 
 
-def namespace(conn: Connection, t: Tables, ns: str) -> dict[str, Any] | None:
-    return next((n for n in namespaces(conn, t) if n["name"] == ns), None)
+def namespace(conn: Connection, t: Tables, ws: str, ns: str) -> dict[str, Any] | None:
+    return next((n for n in namespaces(conn, t, ws) if n["name"] == ns), None)
 
 
 def _namespace(row: dict[str, Any]) -> dict[str, Any]:
@@ -50,26 +52,31 @@ def _namespace(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- jobs and runs ----------------------------------------------------------------------------
-def jobs(conn: Connection, t: Tables, ns: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('jobs')} WHERE namespace = ?", (ns,))
+def jobs(
+    conn: Connection, t: Tables, ws: str, ns: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('jobs')} WHERE workspace = ? AND namespace = ?", (ws, ns))
     rows = conn.all(
-        f"SELECT * FROM {t('jobs')} WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?", (ns, limit, offset)
+        f"SELECT * FROM {t('jobs')} WHERE workspace = ? AND namespace = ? ORDER BY name LIMIT ? OFFSET ?",
+        (ws, ns, limit, offset),
     )
     return [_job(conn, t, r) for r in rows], int(total["n"] if total else 0)
 
 
-def job(conn: Connection, t: Tables, ns: str, name: str) -> dict[str, Any] | None:
-    row = conn.one(f"SELECT * FROM {t('jobs')} WHERE namespace = ? AND name = ?", (ns, name))
+def job(conn: Connection, t: Tables, ws: str, ns: str, name: str) -> dict[str, Any] | None:
+    row = conn.one(
+        f"SELECT * FROM {t('jobs')} WHERE workspace = ? AND namespace = ? AND name = ?", (ws, ns, name)
+    )
     return None if row is None else _job(conn, t, row)
 
 
 def _job(conn: Connection, t: Tables, row: dict[str, Any]) -> dict[str, Any]:
     edges = conn.all(
-        f"SELECT direction, ds_namespace, ds_name FROM {t('edges')} WHERE job_namespace = ? AND job_name = ? "
-        "ORDER BY ds_namespace, ds_name",
-        (row["namespace"], row["name"]),
+        f"SELECT direction, ds_namespace, ds_name FROM {t('edges')} "
+        "WHERE workspace = ? AND job_namespace = ? AND job_name = ? ORDER BY ds_namespace, ds_name",
+        (row["workspace"], row["namespace"], row["name"]),
     )
-    latest = run(conn, t, row["latest_run_id"]) if row["latest_run_id"] else None
+    latest = run(conn, t, row["workspace"], row["latest_run_id"]) if row["latest_run_id"] else None
     return {
         "id": {"namespace": row["namespace"], "name": row["name"]},
         "type": "BATCH",
@@ -93,27 +100,27 @@ def _job(conn: Connection, t: Tables, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def runs(
-    conn: Connection, t: Tables, ns: str, name: str, limit: int, offset: int
+    conn: Connection, t: Tables, ws: str, ns: str, name: str, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('runs')} WHERE namespace = ? AND name = ?", (ns, name))
+    where = "WHERE workspace = ? AND namespace = ? AND name = ?"
+    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('runs')} {where}", (ws, ns, name))
     rows = conn.all(
-        f"SELECT * FROM {t('runs')} WHERE namespace = ? AND name = ? ORDER BY created_at DESC, run_id "
-        "LIMIT ? OFFSET ?",
-        (ns, name, limit, offset),
+        f"SELECT * FROM {t('runs')} {where} ORDER BY created_at DESC, run_id LIMIT ? OFFSET ?",
+        (ws, ns, name, limit, offset),
     )
     return [_run(r) for r in rows], int(total["n"] if total else 0)
 
 
-def run(conn: Connection, t: Tables, run_id: str) -> dict[str, Any] | None:
-    row = conn.one(f"SELECT * FROM {t('runs')} WHERE run_id = ?", (run_id,))
+def run(conn: Connection, t: Tables, ws: str, run_id: str) -> dict[str, Any] | None:
+    row = conn.one(f"SELECT * FROM {t('runs')} WHERE run_id = ? AND workspace = ?", (run_id, ws))
     return None if row is None else _run(row)
 
 
-def run_job_facets(conn: Connection, t: Tables, run_id: str) -> dict[str, Any] | None:
+def run_job_facets(conn: Connection, t: Tables, ws: str, run_id: str) -> dict[str, Any] | None:
     row = conn.one(
-        f"SELECT j.facets FROM {t('runs')} r JOIN {t('jobs')} j "
-        "ON j.namespace = r.namespace AND j.name = r.name WHERE r.run_id = ?",
-        (run_id,),
+        f"SELECT j.facets FROM {t('runs')} r JOIN {t('jobs')} j ON j.workspace = r.workspace "
+        "AND j.namespace = r.namespace AND j.name = r.name WHERE r.run_id = ? AND r.workspace = ?",
+        (run_id, ws),
     )
     return None if row is None else loads(row["facets"])
 
@@ -143,18 +150,20 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
 
 # ---- datasets ---------------------------------------------------------------------------------
 def datasets(
-    conn: Connection, t: Tables, ns: str, limit: int, offset: int
+    conn: Connection, t: Tables, ws: str, ns: str, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('datasets')} WHERE namespace = ?", (ns,))
+    where = "WHERE workspace = ? AND namespace = ?"
+    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('datasets')} {where}", (ws, ns))
     rows = conn.all(
-        f"SELECT * FROM {t('datasets')} WHERE namespace = ? ORDER BY name LIMIT ? OFFSET ?",
-        (ns, limit, offset),
+        f"SELECT * FROM {t('datasets')} {where} ORDER BY name LIMIT ? OFFSET ?", (ws, ns, limit, offset)
     )
     return [_dataset(r) for r in rows], int(total["n"] if total else 0)
 
 
-def dataset(conn: Connection, t: Tables, ns: str, name: str) -> dict[str, Any] | None:
-    row = conn.one(f"SELECT * FROM {t('datasets')} WHERE namespace = ? AND name = ?", (ns, name))
+def dataset(conn: Connection, t: Tables, ws: str, ns: str, name: str) -> dict[str, Any] | None:
+    row = conn.one(
+        f"SELECT * FROM {t('datasets')} WHERE workspace = ? AND namespace = ? AND name = ?", (ws, ns, name)
+    )
     return None if row is None else _dataset(row)
 
 
@@ -178,15 +187,13 @@ def _dataset(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def versions(
-    conn: Connection, t: Tables, ns: str, name: str, limit: int, offset: int
+    conn: Connection, t: Tables, ws: str, ns: str, name: str, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    total = conn.one(
-        f"SELECT COUNT(*) AS n FROM {t('versions')} WHERE namespace = ? AND name = ?", (ns, name)
-    )
+    where = "WHERE workspace = ? AND namespace = ? AND name = ?"
+    total = conn.one(f"SELECT COUNT(*) AS n FROM {t('versions')} {where}", (ws, ns, name))
     rows = conn.all(
-        f"SELECT * FROM {t('versions')} WHERE namespace = ? AND name = ? "
-        "ORDER BY position DESC LIMIT ? OFFSET ?",
-        (ns, name, limit, offset),
+        f"SELECT * FROM {t('versions')} {where} ORDER BY position DESC LIMIT ? OFFSET ?",
+        (ws, ns, name, limit, offset),
     )
     return [
         {
@@ -209,13 +216,15 @@ def versions(
 
 
 # ---- node ids -----------------------------------------------------------------------------------
-def parse_node(conn: Connection, t: Tables, node_id: str) -> tuple[str, Key] | None:
+def parse_node(conn: Connection, t: Tables, ws: str, node_id: str) -> tuple[str, Key] | None:
     """``dataset:<ns>:<name>`` or ``job:<ns>:<name>`` as (kind, (ns, name)); None when no such
     node. A namespace may hold ':' (``postgres://host:5432``): every split is looked up (in one
     query), and the first that names a stored node wins."""
     kind, splits = node_splits(node_id)
     table = {"dataset": "datasets", "job": "jobs"}[kind]
-    stored = {(r["namespace"], r["name"]) for r in rows_by_key(conn, t(table), ("namespace", "name"), splits)}
+    stored = {
+        (r["namespace"], r["name"]) for r in rows_by_key(conn, t(table), ws, ("namespace", "name"), splits)
+    }
     return next(((kind, key) for key in splits if key in stored), None)
 
 

@@ -1,6 +1,7 @@
 """The walk under Marquez's lineage graph: which jobs and datasets lie within ``steps`` edges
 of a node, both ways, over :mod:`projections.views.marquez`'s ``edges`` table, and the rows
-the graph is drawn from (:func:`neighbourhood`).
+the graph is drawn from (:func:`neighbourhood`). A walk stays inside one workspace: every
+lookup is of that workspace's rows (SPEC 9).
 
 The answer is a breadth-first walk, the same on both backends:
 
@@ -55,20 +56,22 @@ class Neighbourhood:
 
 
 def neighbourhood(
-    conn: Connection, t: Tables, kind: str, keys: list[Key], steps: int, max_nodes: int
+    conn: Connection, t: Tables, ws: str, kind: str, keys: list[Key], steps: int, max_nodes: int
 ) -> Neighbourhood | None:
-    """The nodes within ``steps`` edges of the ``kind`` (``dataset`` or ``job``) node, the
-    first of ``keys`` that is stored (None when none is), at most ``max_nodes`` of them (the
-    node itself included), with their rows."""
+    """The nodes of workspace ``ws`` within ``steps`` edges of the ``kind`` (``dataset`` or
+    ``job``) node, the first of ``keys`` that is stored (None when none is), at most
+    ``max_nodes`` of them (the node itself included), with their rows."""
     if conn.is_postgres:
-        return _neighbourhood_postgres(conn, t, kind, keys, steps, max_nodes)
+        return _neighbourhood_postgres(conn, t, ws, kind, keys, steps, max_nodes)
     table = {"dataset": "datasets", "job": "jobs"}[kind]
-    stored = {(r["namespace"], r["name"]) for r in rows_by_key(conn, t(table), ("namespace", "name"), keys)}
+    stored = {
+        (r["namespace"], r["name"]) for r in rows_by_key(conn, t(table), ws, ("namespace", "name"), keys)
+    }
     key = next((k for k in keys if k in stored), None)
     if key is None:
         return None
-    found = _walk_sqlite(conn, t, kind, key, steps, max_nodes)
-    jobs = rows_by_key(conn, t("jobs"), ("namespace", "name"), found.jobs)
+    found = _walk_sqlite(conn, t, ws, kind, key, steps, max_nodes)
+    jobs = rows_by_key(conn, t("jobs"), ws, ("namespace", "name"), found.jobs)
     wanted = sorted({j["latest_run_id"] for j in jobs if j["latest_run_id"]})
     runs = {
         r["run_id"]: r
@@ -77,9 +80,9 @@ def neighbourhood(
         )
     }
     return Neighbourhood(
-        datasets=rows_by_key(conn, t("datasets"), ("namespace", "name"), found.datasets),
+        datasets=rows_by_key(conn, t("datasets"), ws, ("namespace", "name"), found.datasets),
         jobs=[j | {"latest_run": runs.get(j["latest_run_id"])} for j in jobs],
-        edges=rows_by_key(conn, t("edges"), ("job_namespace", "job_name"), found.jobs),
+        edges=rows_by_key(conn, t("edges"), ws, ("job_namespace", "job_name"), found.jobs),
         truncated=found.truncated,
     )
 
@@ -90,13 +93,15 @@ def neighbourhood(
 # new: each step looks back one level only, never at everything seen.
 _WALK = """
 WITH RECURSIVE given AS (
-  SELECT ?::boolean AS job, ?::int AS steps, ?::int AS max_nodes
+  SELECT ?::text COLLATE "C" AS ws, ?::boolean AS job, ?::int AS steps, ?::int AS max_nodes
 ), start AS (
-  SELECT c.ns COLLATE "C" AS ns, c.name COLLATE "C" AS name, g.job, g.steps, g.max_nodes
+  SELECT c.ns COLLATE "C" AS ns, c.name COLLATE "C" AS name, g.ws, g.job, g.steps, g.max_nodes
   FROM given g CROSS JOIN unnest(?::text[], ?::text[]) WITH ORDINALITY AS c(ns, name, i)
   WHERE CASE WHEN g.job
-    THEN EXISTS (SELECT 1 FROM {jobs} x WHERE x.namespace = c.ns AND x.name = c.name)
-    ELSE EXISTS (SELECT 1 FROM {datasets} x WHERE x.namespace = c.ns AND x.name = c.name) END
+    THEN EXISTS (SELECT 1 FROM {jobs} x WHERE x.workspace = g.ws AND x.namespace = c.ns AND x.name = c.name)
+    ELSE EXISTS (
+      SELECT 1 FROM {datasets} x WHERE x.workspace = g.ws AND x.namespace = c.ns AND x.name = c.name
+    ) END
   ORDER BY c.i LIMIT 1
 ), walk(step, f_job, f_ns, f_name, p_ns, p_name, seen, cut) AS (
   SELECT 0, s.job, ARRAY[s.ns], ARRAY[s.name], '{{}}'::text[] COLLATE "C", '{{}}'::text[] COLLATE "C",
@@ -116,7 +121,7 @@ WITH RECURSIVE given AS (
         FROM unnest(w.f_ns, w.f_name) AS f(ns, name)
         CROSS JOIN LATERAL (
           SELECT ds_namespace, ds_name FROM {edges}
-          WHERE job_namespace = f.ns AND job_name = f.name OFFSET 0
+          WHERE workspace = s.ws AND job_namespace = f.ns AND job_name = f.name OFFSET 0
         ) e
         WHERE w.f_job
         UNION ALL
@@ -124,7 +129,7 @@ WITH RECURSIVE given AS (
         FROM unnest(w.f_ns, w.f_name) AS f(ns, name)
         CROSS JOIN LATERAL (
           SELECT job_namespace, job_name FROM {edges}
-          WHERE ds_namespace = f.ns AND ds_name = f.name OFFSET 0
+          WHERE workspace = s.ws AND ds_namespace = f.ns AND ds_name = f.name OFFSET 0
         ) e
         WHERE NOT w.f_job
       ) x
@@ -135,7 +140,8 @@ WITH RECURSIVE given AS (
   ) l
   WHERE w.step < s.steps AND cardinality(w.f_ns) > 0 AND NOT w.cut
 ), reached AS (
-  SELECT w.f_job AS job, k.ns, k.name FROM walk w CROSS JOIN unnest(w.f_ns, w.f_name) AS k(ns, name)
+  SELECT w.f_job AS job, s.ws, k.ns, k.name
+  FROM walk w CROSS JOIN start s CROSS JOIN unnest(w.f_ns, w.f_name) AS k(ns, name)
 )
 """
 
@@ -166,18 +172,18 @@ def _part(name: str, columns: list[str]) -> str:
 _ROWS = f"""
 SELECT {_part("dataset", [f"x.{c}" for c in _DATASET])}
 FROM reached r CROSS JOIN LATERAL (
-  SELECT * FROM {{datasets}} WHERE namespace = r.ns AND name = r.name OFFSET 0) x
+  SELECT * FROM {{datasets}} WHERE workspace = r.ws AND namespace = r.ns AND name = r.name OFFSET 0) x
 WHERE NOT r.job
 UNION ALL
 SELECT {_part("job", [f"x.{c}" for c in _JOB] + [f"u.{c}" for c in _RUN])}
 FROM reached r CROSS JOIN LATERAL (
-  SELECT * FROM {{jobs}} WHERE namespace = r.ns AND name = r.name OFFSET 0) x
+  SELECT * FROM {{jobs}} WHERE workspace = r.ws AND namespace = r.ns AND name = r.name OFFSET 0) x
 LEFT JOIN {{runs}} u ON u.run_id = x.latest_run_id
 WHERE r.job
 UNION ALL
 SELECT {_part("edge", [f"x.{c}" for c in _EDGE])}
 FROM reached r CROSS JOIN LATERAL (
-  SELECT * FROM {{edges}} WHERE job_namespace = r.ns AND job_name = r.name OFFSET 0) x
+  SELECT * FROM {{edges}} WHERE workspace = r.ws AND job_namespace = r.ns AND job_name = r.name OFFSET 0) x
 WHERE r.job
 UNION ALL
 SELECT {_part("cut", ["bool_or(cut)::text"])} FROM walk
@@ -187,11 +193,11 @@ SELECT {_part("start", ["ns", "name"])} FROM start
 
 
 def _neighbourhood_postgres(
-    conn: Connection, t: Tables, kind: str, keys: list[Key], steps: int, max_nodes: int
+    conn: Connection, t: Tables, ws: str, kind: str, keys: list[Key], steps: int, max_nodes: int
 ) -> Neighbourhood | None:
     names = {"datasets": t("datasets"), "jobs": t("jobs"), "runs": t("runs"), "edges": t("edges")}
     sql = _WALK.format(**names) + _ROWS.format(**names)
-    params = (kind == "job", steps, max_nodes, [k[0] for k in keys], [k[1] for k in keys])
+    params = (ws, kind == "job", steps, max_nodes, [k[0] for k in keys], [k[1] for k in keys])
     datasets: list[dict[str, Any]] = []
     jobs: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
@@ -214,7 +220,9 @@ def _neighbourhood_postgres(
     return Neighbourhood(datasets, jobs, edges, truncated) if started else None
 
 
-def _walk_sqlite(conn: Connection, t: Tables, kind: str, key: Key, steps: int, max_nodes: int) -> Walk:
+def _walk_sqlite(
+    conn: Connection, t: Tables, ws: str, kind: str, key: Key, steps: int, max_nodes: int
+) -> Walk:
     seen: dict[str, set[Key]] = {"dataset": set(), "job": set()}
     seen[kind].add(key)
     frontier, truncated = [key], False
@@ -222,7 +230,7 @@ def _walk_sqlite(conn: Connection, t: Tables, kind: str, key: Key, steps: int, m
         if not frontier:
             break
         other = "job" if kind == "dataset" else "dataset"
-        found = sorted(set(_neighbours_sqlite(conn, t, kind, frontier)) - seen[other])
+        found = sorted(set(_neighbours_sqlite(conn, t, ws, kind, frontier)) - seen[other])
         room = max_nodes - len(seen["dataset"]) - len(seen["job"])
         if len(found) > room:
             found, truncated = found[:room], True
@@ -233,35 +241,36 @@ def _walk_sqlite(conn: Connection, t: Tables, kind: str, key: Key, steps: int, m
     return Walk(sorted(seen["dataset"]), sorted(seen["job"]), truncated)
 
 
-def _neighbours_sqlite(conn: Connection, t: Tables, kind: str, keys: list[Key]) -> list[Key]:
+def _neighbours_sqlite(conn: Connection, t: Tables, ws: str, kind: str, keys: list[Key]) -> list[Key]:
     """The other ends of the edges of ``keys``: one statement, the keys as one JSON array."""
     mine, theirs = ("ds_", "job_") if kind == "dataset" else ("job_", "ds_")
     rows = conn.all(
         f"SELECT x.{theirs}namespace AS ns, x.{theirs}name AS name FROM json_each(?) AS k "
-        f"CROSS JOIN {t('edges')} AS x ON x.{mine}namespace = json_extract(k.value, '$[0]') "
-        f"AND x.{mine}name = json_extract(k.value, '$[1]')",
-        (dumps(keys),),
+        f"CROSS JOIN {t('edges')} AS x ON x.workspace = ? AND x.{mine}namespace = "
+        f"json_extract(k.value, '$[0]') AND x.{mine}name = json_extract(k.value, '$[1]')",
+        (dumps(keys), ws),
     )
     return [(r["ns"], r["name"]) for r in rows]
 
 
 def rows_by_key(
-    conn: Connection, table: str, columns: tuple[str, str], keys: list[Key]
+    conn: Connection, table: str, ws: str, columns: tuple[str, str], keys: list[Key]
 ) -> list[dict[str, Any]]:
-    """The rows of ``table`` whose two ``columns`` are one of ``keys``, in one statement: an
-    index probe per key on both backends (on PostgreSQL the keys as two arrays, probed through
-    ``LATERAL ... OFFSET 0``, which keeps the planner from hashing the whole table)."""
+    """The rows of workspace ``ws`` in ``table`` whose two ``columns`` are one of ``keys``, in
+    one statement: an index probe per key on both backends (on PostgreSQL the keys as two
+    arrays, probed through ``LATERAL ... OFFSET 0``, which keeps the planner from hashing the
+    whole table)."""
     if not keys:
         return []
     a, b = columns
     if conn.is_postgres:
         return conn.all(
             f"SELECT x.* FROM unnest(?::text[], ?::text[]) AS k(a, b) CROSS JOIN LATERAL "
-            f"(SELECT * FROM {table} WHERE {a} = k.a AND {b} = k.b OFFSET 0) AS x",
-            ([k[0] for k in keys], [k[1] for k in keys]),
+            f"(SELECT * FROM {table} WHERE workspace = ? AND {a} = k.a AND {b} = k.b OFFSET 0) AS x",
+            ([k[0] for k in keys], [k[1] for k in keys], ws),
         )
     return conn.all(
-        f"SELECT x.* FROM json_each(?) AS k CROSS JOIN {table} AS x "
-        f"ON x.{a} = json_extract(k.value, '$[0]') AND x.{b} = json_extract(k.value, '$[1]')",
-        (dumps(keys),),
+        f"SELECT x.* FROM json_each(?) AS k CROSS JOIN {table} AS x ON x.workspace = ? "
+        f"AND x.{a} = json_extract(k.value, '$[0]') AND x.{b} = json_extract(k.value, '$[1]')",
+        (dumps(keys), ws),
     )

@@ -178,9 +178,9 @@ def test_an_openlineage_run_written_before_issue_24_keeps_its_id_and_workflow_an
         assert summary is not None
         assert (summary["workflow"], summary["status"]) == ("legacy/job", "success")
         assert [e["event_type"] for e in summary["late_events"]] == ["FAIL"]
-        job = views.marquez(lambda c, t: mq.job(c, t, "legacy", "job"))
+        job = views.marquez(lambda c, t: mq.job(c, t, "default", "legacy", "job"))
         assert job is not None and job["latestRun"]["id"] == LEGACY_OL_RUN
-        graph = views.marquez(lambda c, t: mg.lineage(c, t, "dataset:db:in", 1))
+        graph = views.marquez(lambda c, t: mg.lineage(c, t, "default", "dataset:db:in", 1))
         assert graph is not None
         assert {n["id"] for n in graph["graph"]} == {"dataset:db:in", "job:legacy:job", "dataset:db:out"}
     finally:

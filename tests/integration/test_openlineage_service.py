@@ -10,7 +10,7 @@ import pytest
 
 from ledger.domain.openlineage import DatasetEvent, JobEvent, parse_lineage_event, parse_run_event
 from ledger.domain.static_lineage import dataset_stream, job_stream
-from ledger.errors import Conflict
+from ledger.errors import Conflict, NotFound
 from ledger.hashing import definition_hash
 from ledger.service import Ledger
 
@@ -209,6 +209,47 @@ def test_a_job_event_is_recorded_on_the_job_stream_with_its_datasets(ledger: Led
     assert ledger.record_static_lineage(later) is True
     events = ledger.stream_events(job_stream("team", "x/job"))
     assert [e.type for e in events] == ["JobLineage.Declared", "JobLineage.Reported", "JobLineage.Reported"]
-    assert events[0].data == {"namespace": "team", "name": "x/job"}
+    assert events[0].data == {"namespace": "team", "name": "x/job", "workspace": "default"}
     assert events[1].data["outputs"][0]["name"] == "clean.events"
     assert job_stream("team", "x/job") != job_stream("team/x", "job")
+
+
+def test_a_run_event_is_recorded_in_the_workspace_named_and_a_run_id_of_another_is_not_found(
+    ledger: Ledger,
+) -> None:
+    ledger.create_workspace("red", principal="admin")
+    run_id = str(uuid.uuid4())
+    event = parse_run_event(ol_event(run_id, "START", "2026-01-01T00:00:00Z"))
+    assert ledger.record_openlineage(event, principal="ol", workspace="red").recorded is True
+    trigger = ledger.stream_events(run_id)[0].data
+    assert (trigger["workspace"], trigger["workflow"]) == ("red", "ns/load")
+    assert ledger.run_workspace(run_id) == "red"
+    # the same runId posted in default names red's run: not disclosed, nothing written
+    with pytest.raises(NotFound):
+        ledger.record_openlineage(event, principal="ol")
+    assert len(ledger.stream_events(run_id)) == 2
+    assert ledger.record_openlineage(event, principal="ol", workspace="red").recorded is False  # a repeat
+
+
+def test_static_lineage_of_the_same_dataset_in_two_workspaces_is_two_streams_each_with_its_repeats(
+    ledger: Ledger,
+) -> None:
+    ledger.create_workspace("red", principal="admin")
+    raw = STATIC | {"eventTime": "2026-01-01T00:00:00Z", "dataset": {"namespace": "db", "name": "raw.events"}}
+    event = parse_lineage_event(raw)
+    assert isinstance(event, DatasetEvent)
+    assert ledger.record_static_lineage(event) is True
+    assert ledger.record_static_lineage(event, workspace="red") is True  # not a repeat of default's
+    assert ledger.record_static_lineage(event, workspace="red") is False
+    assert dataset_stream("db", "raw.events", "red") != dataset_stream("db", "raw.events")
+    assert dataset_stream("db", "raw.events", "default") == dataset_stream("db", "raw.events")
+    red = ledger.stream_events(dataset_stream("db", "raw.events", "red"))
+    assert [e.type for e in red] == ["DatasetLineage.Declared", "DatasetLineage.Reported"]
+    assert red[0].data == {"namespace": "db", "name": "raw.events", "workspace": "red"}
+    job = parse_lineage_event(
+        STATIC | {"eventTime": "2026-01-01T00:00:00Z", "job": {"namespace": "t", "name": "j"}}
+    )
+    assert isinstance(job, JobEvent)
+    assert ledger.record_static_lineage(job, workspace="red") is True
+    assert ledger.record_static_lineage(job) is True
+    assert ledger.stream_events(job_stream("t", "j", "red"))[0].data["workspace"] == "red"

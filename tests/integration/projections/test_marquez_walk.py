@@ -1,6 +1,7 @@
 """Marquez's lineage by node (:func:`projections.views.marquez_graph.lineage`) on both backends
 against a plain in-memory breadth-first walk over random graphs: the same nodes, the same
-edges and the same ``truncated``, with depth and the node limit both in play."""
+edges and the same ``truncated``, with depth and the node limit both in play, while another
+workspace holds the same nodes linked otherwise (a walk never leaves its workspace)."""
 
 from __future__ import annotations
 
@@ -81,24 +82,29 @@ def observed(found: dict[str, Any]) -> dict[str, Any]:
 
 
 def fill(conn: Connection, t: Tables, graph: Graph) -> None:
+    """``graph`` in workspace ``default``, and in workspace ``other`` the same nodes with an
+    edge between every job and every dataset: a walk that strayed out of its workspace would
+    reach more of them."""
+    everything = [(job, "in", ds) for job in graph.jobs for ds in graph.datasets]
     with conn.transaction():
         for table in ("datasets", "jobs", "edges"):
             conn.execute(f"DELETE FROM {t(table)}")
-        conn.executemany(
-            f"INSERT INTO {t('datasets')} (namespace, name, created_at, updated_at, fields, facets, "
-            "current_version) VALUES (?, ?, ?, ?, '[]', '{}', NULL)",
-            [(ns, name, AT, AT) for ns, name in graph.datasets],
-        )
-        conn.executemany(
-            f"INSERT INTO {t('jobs')} (namespace, name, created_at, updated_at, latest_run_id, facets) "
-            "VALUES (?, ?, ?, ?, NULL, '{}')",
-            [(ns, name, AT, AT) for ns, name in graph.jobs],
-        )
-        conn.executemany(
-            f"INSERT INTO {t('edges')} (job_namespace, job_name, direction, ds_namespace, ds_name) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(j[0], j[1], direction, d[0], d[1]) for j, direction, d in graph.edges],
-        )
+        for ws, edges in (("default", graph.edges), ("other", everything)):
+            conn.executemany(
+                f"INSERT INTO {t('datasets')} (workspace, namespace, name, created_at, updated_at, fields, "
+                "facets, current_version) VALUES (?, ?, ?, ?, ?, '[]', '{}', NULL)",
+                [(ws, ns, name, AT, AT) for ns, name in graph.datasets],
+            )
+            conn.executemany(
+                f"INSERT INTO {t('jobs')} (workspace, namespace, name, created_at, updated_at, "
+                "latest_run_id, facets) VALUES (?, ?, ?, ?, ?, NULL, '{}')",
+                [(ws, ns, name, AT, AT) for ns, name in graph.jobs],
+            )
+            conn.executemany(
+                f"INSERT INTO {t('edges')} (workspace, job_namespace, job_name, direction, ds_namespace, "
+                "ds_name) VALUES (?, ?, ?, ?, ?, ?)",
+                [(ws, j[0], j[1], direction, d[0], d[1]) for j, direction, d in edges],
+            )
 
 
 @pytest.fixture
@@ -141,7 +147,7 @@ def test_lineage_by_node_is_the_breadth_first_walk_of_the_rule_on_random_graphs(
         else:
             kind = data.draw(st.sampled_from(["dataset", "job"]))
             start = data.draw(st.sampled_from(graph.datasets if kind == "dataset" else graph.jobs))
-        found = lineage(conn, t, f"{kind}:{start[0]}:{start[1]}", depth, max_nodes=max_nodes)
+        found = lineage(conn, t, "default", f"{kind}:{start[0]}:{start[1]}", depth, max_nodes=max_nodes)
         assert found is not None
         assert observed(found) == expected(graph, kind, start, depth, max_nodes)
 
@@ -162,16 +168,16 @@ def test_a_walk_past_the_node_limit_keeps_the_nearest_nodes_first_and_says_trunc
         + [(job, "out", ("w", f"out_{k}")) for k, job in enumerate(reports)],
     )
     fill(conn, t, graph)
-    whole = lineage(conn, t, "dataset:w:stage", 1)
+    whole = lineage(conn, t, "default", "dataset:w:stage", 1)
     assert whole is not None and whole["truncated"] is False and len(whole["graph"]) == 23
-    cut = lineage(conn, t, "dataset:w:stage", 1, max_nodes=6)
+    cut = lineage(conn, t, "default", "dataset:w:stage", 1, max_nodes=6)
     assert cut is not None and cut["truncated"] is True
     # level 1 (load and the reports, 11 jobs) passes the limit: the first five by name stay
     assert {n["id"] for n in cut["graph"]} == {"dataset:w:stage", "job:r:load"} | {
         f"job:r:report_{k}" for k in range(4)
     }
     # a whole level that fits is not truncated; the walk stops at the depth asked for
-    near = lineage(conn, t, "job:r:report_3", 0, max_nodes=3)
+    near = lineage(conn, t, "default", "job:r:report_3", 0, max_nodes=3)
     assert near is not None and near["truncated"] is False
     assert {n["id"] for n in near["graph"]} == {"job:r:report_3", "dataset:w:stage", "dataset:w:out_3"}
 
@@ -183,16 +189,18 @@ def test_a_run_node_starts_from_its_job_which_carries_that_run_as_latest(
     fill(conn, t, Graph([("w", "in"), ("w", "out")], [("r", "job")], [(("r", "job"), "in", ("w", "in"))]))
     run_id = "6f2c1c3e-0000-4000-8000-000000000001"
     conn.execute(
-        f"INSERT INTO {t('runs')} (run_id, namespace, name, status, created_at, updated_at, started_at, "
-        "ended_at, facets, position) VALUES (?, 'r', 'job', 'success', ?, ?, ?, ?, '{}', 0)",
+        f"INSERT INTO {t('runs')} (run_id, workspace, namespace, name, status, created_at, updated_at, "
+        "started_at, ended_at, facets, position) "
+        "VALUES (?, 'default', 'r', 'job', 'success', ?, ?, ?, ?, '{}', 0)",
         (run_id, AT, AT, AT, AT),
     )
-    conn.execute(f"UPDATE {t('jobs')} SET latest_run_id = ?", (run_id,))
-    found = lineage(conn, t, f"run:{run_id.upper()}", 0)
-    assert found is not None and found == lineage(conn, t, "job:r:job", 0)
+    conn.execute(f"UPDATE {t('jobs')} SET latest_run_id = ? WHERE workspace = 'default'", (run_id,))
+    found = lineage(conn, t, "default", f"run:{run_id.upper()}", 0)
+    assert found is not None and found == lineage(conn, t, "default", "job:r:job", 0)
     job = next(n for n in found["graph"] if n["id"] == "job:r:job")
     assert (job["data"]["latestRun"]["id"], job["data"]["latestRun"]["state"]) == (run_id, "COMPLETED")
     assert {n["id"] for n in found["graph"]} == {"job:r:job", "dataset:w:in"}
-    assert lineage(conn, t, "run:6f2c1c3e-0000-4000-8000-00000000ffff", 0) is None
+    assert lineage(conn, t, "default", "run:6f2c1c3e-0000-4000-8000-00000000ffff", 0) is None
+    assert lineage(conn, t, "other", f"run:{run_id}", 0) is None  # (a run of another workspace)
     with pytest.raises(InvalidRequest, match="run:<run id>"):
-        lineage(conn, t, "file:abc", 0)
+        lineage(conn, t, "default", "file:abc", 0)
