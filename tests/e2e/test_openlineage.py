@@ -361,3 +361,127 @@ def test_marquez_read_endpoints_answer_what_the_client_reported(shared_server: A
     assert sum(1 for e in feed if e.get("job", {}).get("namespace") in {ns, f"{ns}/x"}) == 2
     assert f"job:{ns}:x/job" in {r["nodeId"] for r in get("/search", q="x/JOB", limit=100)["results"]}
     assert httpx.get(f"{base}/namespaces", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_two_workspaces_report_the_same_namespace_and_job_and_each_reads_back_only_its_own(
+    shared_server: Any,
+) -> None:
+    """SPEC 9 for OpenLineage, on both backends, through the real client: a token of one
+    workspace and a ``*`` token naming the other each report the same namespace and job (and
+    the same DatasetEvent, a repeat in neither); each workspace's runs, jobs, datasets,
+    lineage, events and search results are its own, and the other's run is not found."""
+    server = shared_server
+    admin = {"Authorization": f"Bearer {server.admin_token}"}
+    suffix = uuid.uuid4().hex[:8]
+    ns, job = f"ws-{suffix}", "shared.job"
+    a, b = f"ola-{suffix}", f"olb-{suffix}"
+    tokens: dict[str, dict[str, str]] = {}
+    for ws in (a, b):
+        assert httpx.post(f"{server.url}/api/workspaces", json={"name": ws}, headers=admin).status_code == 201
+        for role in ("operator", "auditor"):
+            made = httpx.post(
+                f"{server.url}/api/tokens",
+                json={"name": f"{ws}-{role}", "role": role, "workspaces": [ws]},
+                headers=admin,
+            )
+            assert made.status_code == 201, made.text
+            tokens.setdefault(ws, {})[role] = made.json()["token"]
+    star_in_b = HttpConfig(
+        url=server.url,
+        endpoint="api/v1/lineage",
+        auth=ApiKeyTokenProvider({"apiKey": server.admin_token}),
+        custom_headers={"Runledger-Workspace": b},
+    )
+    clients = {
+        a: ol_client(server, tokens[a]["operator"]),
+        b: OpenLineageClient(transport=HttpTransport(star_in_b)),
+    }
+    runs = {a: str(uuid.uuid4()), b: str(uuid.uuid4())}
+    for ws, client in clients.items():
+        fields = schema_dataset.SchemaDatasetFacet(
+            fields=[schema_dataset.SchemaDatasetFacetFields(name=f"col_{ws}")]
+        )
+        source = InputDataset(namespace=ns, name=f"in_{ws}")
+        target = OutputDataset(namespace=ns, name="out", facets={"schema": fields})
+        for state, at in ((RunState.START, T0), (RunState.COMPLETE, T0 + timedelta(minutes=1))):
+            client.emit(
+                RunEvent(
+                    eventType=state,
+                    eventTime=at.isoformat(),
+                    run=Run(runId=runs[ws]),
+                    job=Job(namespace=ns, name=job),
+                    inputs=[source],
+                    outputs=[target],
+                    producer="https://example.com/runledger-e2e",
+                )
+            )
+    static = Serde.to_json(
+        DatasetEvent(
+            eventTime=T0.isoformat(), producer="p", dataset=StaticDataset(namespace=ns, name="static")
+        )
+    ).encode()
+    assert _post(server, tokens[a]["operator"], static).status_code == 201
+    assert _post(server, server.admin_token, static, {"Runledger-Workspace": b}).status_code == 201
+    assert _post(server, server.admin_token, static, {"Runledger-Workspace": b}).status_code == 200
+    # the other workspace's runId is not found (nothing written), from its token and a * token naming it
+    complete_a = Serde.to_json(
+        RunEvent(
+            eventType=RunState.COMPLETE,
+            eventTime=T0.isoformat(),
+            run=Run(runId=runs[a]),
+            job=Job(namespace=ns, name=job),
+            producer="p",
+        )
+    ).encode()
+    assert _post(server, server.admin_token, complete_a, {"Runledger-Workspace": b}).status_code == 404
+
+    readers = {
+        a: [{"Authorization": f"Bearer {tokens[a]['auditor']}"}, admin | {"Runledger-Workspace": a}],
+        b: [{"Authorization": f"Bearer {tokens[b]['auditor']}"}, admin | {"Runledger-Workspace": b}],
+    }
+    base = f"{server.url}/api/v1"
+    for ws, other in ((a, b), (b, a)):
+        for headers in readers[ws]:
+
+            def get(path: str, headers: dict[str, str] = headers, **params: Any) -> Any:
+                answer = httpx.get(f"{base}{path}", headers=headers, params=params)
+                return answer.json() if answer.status_code == 200 else answer.status_code
+
+            def settled(ws: str = ws, get: Any = get) -> bool:
+                found = get(f"/namespaces/{ns}/jobs/{job}")
+                datasets = get(f"/namespaces/{ns}/datasets")
+                return (
+                    isinstance(found, dict)
+                    and found["latestRun"]["state"] == "COMPLETED"
+                    and isinstance(datasets, dict)
+                    and datasets["totalCount"] == 3
+                )
+
+            assert eventually(settled, timeout=20)
+            assert get(f"/namespaces/{ns}/jobs/{job}")["latestRun"]["id"] == runs[ws]
+            assert [n["name"] for n in get("/namespaces")["namespaces"]] == [ns]
+            listed = get(f"/namespaces/{ns}/jobs/{job}/runs")
+            assert (listed["totalCount"], listed["runs"][0]["id"]) == (1, runs[ws])
+            datasets = {d["name"] for d in get(f"/namespaces/{ns}/datasets")["datasets"]}
+            assert datasets == {f"in_{ws}", "out", "static"}
+            assert [f["name"] for f in get(f"/namespaces/{ns}/datasets/out")["fields"]] == [f"col_{ws}"]
+            assert get(f"/namespaces/{ns}/datasets/in_{other}") == 404
+            assert get(f"/jobs/runs/{runs[ws]}")["state"] == "COMPLETED"
+            assert get(f"/jobs/runs/{runs[other]}") == 404
+            graph = get("/lineage", nodeId=f"dataset:{ns}:out", depth=2)["graph"]
+            assert {n["id"] for n in graph} == {
+                f"dataset:{ns}:out",
+                f"job:{ns}:{job}",
+                f"dataset:{ns}:in_{ws}",
+            }
+            assert get("/lineage", nodeId=f"dataset:{ns}:in_{other}") == 404
+            feed = get("/events/lineage", limit=500)["events"]
+            mine = [e for e in feed if (e.get("job") or e.get("dataset") or {}).get("namespace") == ns]
+            assert len(mine) == 3 and {e["run"]["runId"] for e in mine if "run" in e} == {runs[ws]}
+            assert {r["name"] for r in get("/search", q="in_ol", limit=100)["results"]} == {f"in_{ws}"}
+            summary = httpx.get(f"{server.url}/api/runs/{runs[ws]}", headers=headers).json()
+            assert (summary["workspace"], summary["workflow"]) == (ws, f"{ns}/{job}")
+            assert httpx.get(f"{server.url}/api/runs/{runs[other]}", headers=headers).status_code == 404
+    # a * token naming no workspace reads default, which holds none of it
+    default = httpx.get(f"{base}/namespaces", headers=admin).json()["namespaces"]
+    assert ns not in {n["name"] for n in default}

@@ -42,6 +42,7 @@ class Side:
             f"{self.name}-pending-note",
             f"{self.name}-secret-motto",
             f"{self.name}-secret-out.txt",
+            f"{self.name}-ol-ds",
         ]
 
 
@@ -94,6 +95,15 @@ def _side(server: Server, admin: httpx.Client, name: str) -> Side:
     _ok(worker.post(f"/api/runs/{side.run_id}/events", json={"worker_id": "w1", "events": reports}))
     pending = {"parameters": {"note": f"{name}-pending-note"}}
     side.pending_run_id = str(_ok(operator.post("/api/workflows/etl/trigger", json=pending), 202)["run_id"])
+    # an OpenLineage job of its own (a JobEvent: static lineage, no run), writing a dataset
+    job_event = {
+        "eventTime": "2026-01-02T03:04:05Z",
+        "job": {"namespace": "ol-ns", "name": f"{name}-ol-job"},
+        "outputs": [{"namespace": "ol-ns", "name": f"{name}-ol-ds"}],
+        "producer": "p",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/JobEvent",
+    }
+    _ok(operator.post("/api/v1/lineage", json=job_event), 201)
     return side
 
 
@@ -112,6 +122,8 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         for side in (red, blue):  # the stats view has seen both runs of each workspace
             stats = _api(server, side.tokens["operator"])
             eventually(lambda: _ok(stats.get("/api/stats"))["total_runs"] == 2)  # noqa: B023
+            job = f"/api/v1/namespaces/ol-ns/jobs/{side.name}-ol-job"
+            eventually(lambda: stats.get(job).status_code == 200)  # noqa: B023
         yield World(server, red, blue, str(_ok(both, 201)["token"]))
 
 
@@ -148,6 +160,7 @@ def test_a_red_session_never_sees_blue_and_cannot_touch_its_runs(world: World) -
         "/audit": None,
         "/lineage": None,
         f"/lineage?node_id=run:{red.run_id}": None,
+        "/lineage?node_id=job:ol-ns:red-ol-job": None,
         f"/runs/{red.run_id}": None,
     }
     for path in pages:
@@ -162,6 +175,7 @@ def test_a_red_session_never_sees_blue_and_cannot_touch_its_runs(world: World) -
     assert "<dt>Runs</dt><dd>2</dd>" in str(pages["/stats"])  # red's two, not blue's as well
     assert red.run_id in str(pages["/audit"]) and red.run_id in str(pages[f"/runs/{red.run_id}"])
     assert "workspace <b>red</b>" in str(pages["/runs"]) and "workspace-switcher" not in str(pages["/runs"])
+    assert "red-ol-ds" in str(pages["/lineage?node_id=job:ol-ns:red-ol-job"])  # red's OpenLineage job
 
     before = _tree_size(world.server)
     csrf = _csrf(ui.get(f"/runs/{red.run_id}"))
@@ -171,7 +185,7 @@ def test_a_red_session_never_sees_blue_and_cannot_touch_its_runs(world: World) -
         f"/runs/{blue.run_id}/files/{blue.file}",
         f"/compare?a={red.run_id}&b={blue.run_id}",
         f"/lineage?node_id=run:{blue.run_id}",
-        "/lineage?node_id=job:default:etl",  # OpenLineage is kept in `default` only
+        "/lineage?node_id=job:ol-ns:blue-ol-job",  # blue's OpenLineage job (its dataset is a secret)
         "/runs?workspace=blue",
         "/workspace?name=blue",
     ):

@@ -2,8 +2,10 @@
 
 Two workspaces, ``red`` and ``blue``, each with a token of every role, a workflow of the same
 name (``etl``, different definitions), a finished run whose task wrote a file of its own and
-read one both workspaces share (under names of their own), a pending run and a batch; the
-``default`` workspace holds an OpenLineage run. Then every route of ``/openapi.json`` is
+read one both workspaces share (under names of their own), a pending run, a batch and an
+OpenLineage run of the same namespace and job in both (reading a dataset of its own, writing
+a shared-named one whose schema and column lineage name its own field); the ``default``
+workspace holds an OpenLineage run too. Then every route of ``/openapi.json`` is
 called with each token of one workspace, naming the other's run, batch, file, definition and
 token, both without a workspace and with the other's named: the answer is 403 (the role may
 not), 404 or something of the caller's own, and never holds a run id, parameter value, file
@@ -32,6 +34,9 @@ WORKSPACES = ("red", "blue")
 ROLES = ("auditor", "operator", "admin", "worker")
 SHARED_BYTES = b"bytes both workspaces hold\n"
 OL_RUN = str(uuid.uuid4())
+#: The OpenLineage namespace, job and output dataset every workspace reports under one name.
+OL_NS, OL_JOB, OL_OUT = "shared-ns", "shared-job", "shared-out"
+SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 
 
 def definition(workspace: str) -> dict[str, Any]:
@@ -58,6 +63,7 @@ class Side:
     batch_run_ids: list[str] = field(default_factory=list)
     definition_hash: str = ""
     own_file: str = ""
+    ol_run: str = ""
 
     def secrets(self) -> list[str]:
         return [
@@ -74,6 +80,10 @@ class Side:
             f"{self.name}-secret-out.txt",
             f"{self.name}-secret-shared.txt",
             *(f"{self.name}-token-{role}" for role in ROLES),
+            self.ol_run,
+            f"{self.name}-secret-ns",
+            f"{self.name}-secret-ds",
+            f"{self.name}-secret-field",
         ]
 
 
@@ -156,7 +166,31 @@ def _build_side(server: Server, admin: httpx.Client, name: str, shared: str) -> 
         202,
     )
     side.batch_id, side.batch_run_ids = batch["batch_id"], batch["run_ids"]
+    side.ol_run = str(uuid.uuid4())
+    _ok(operator.post("/api/v1/lineage", json=_ol_event(name, side.ol_run)), 201)
     return side
+
+
+def _ol_event(name: str, run_id: str) -> dict[str, Any]:
+    """Workspace ``name``'s OpenLineage run of the shared job: it reads a dataset of its own and
+    writes the shared-named one, whose schema and column lineage name a field of its own."""
+    field = f"{name}-secret-field"
+    mine = {"namespace": f"{name}-secret-ns", "name": f"{name}-secret-ds"}
+    column = {"inputFields": [mine | {"field": field}]}
+    facets = {
+        "schema": {"_producer": "p", "_schemaURL": "s", "fields": [{"name": field, "type": "int"}]},
+        "columnLineage": {"_producer": "p", "_schemaURL": "s", "fields": {field: column}},
+    }
+    return {
+        "eventType": "START",
+        "eventTime": "2026-01-02T03:04:05Z",
+        "run": {"runId": run_id},
+        "job": {"namespace": OL_NS, "name": OL_JOB},
+        "inputs": [mine],
+        "outputs": [{"namespace": OL_NS, "name": OL_OUT, "facets": facets}],
+        "producer": "p",
+        "schemaURL": SCHEMA_URL,
+    }
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -172,7 +206,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             "job": {"namespace": "default-secret-ns", "name": "default-secret-job"},
             "inputs": [{"namespace": "default-secret-ns", "name": "default-secret-ds"}],
             "producer": "p",
-            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "schemaURL": SCHEMA_URL,
         }
         _ok(admin.post("/api/v1/lineage", json=lineage), 201)
         world = World(
@@ -183,7 +217,13 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         auditor = _client(server, sides["blue"].tokens["auditor"])
         eventually(lambda: any(r["run_id"] == sides["blue"].batch_run_ids[0] for r in _runs(auditor)))
         eventually(lambda: admin.get(f"/api/v1/jobs/runs/{OL_RUN}").status_code == 200)
+        for side in sides.values():
+            eventually(_marquez_has(_client(server, server.admin_token, side.name), side.ol_run))
         yield world
+
+
+def _marquez_has(client: httpx.Client, run_id: str) -> Callable[[], bool]:
+    return lambda: client.get(f"/api/v1/jobs/runs/{run_id}").status_code == 200
 
 
 def _runs(client: httpx.Client) -> list[dict[str, Any]]:
@@ -303,52 +343,39 @@ ROUTES: dict[str, Route] = {
     "DELETE /api/tokens/{token_ref}": lambda v, w: Call(f"/api/tokens/{v.name}-token-auditor", targets=True),
     "GET /api/workspaces": lambda v, w: Call("/api/workspaces"),
     "POST /api/workspaces": lambda v, w: Call("/api/workspaces", json={"name": "probe"}),
+    # OpenLineage and Marquez's reads answer in every workspace, each with its own only: a
+    # call naming the other's run or its own-named namespace or dataset is not found; one
+    # of the names both workspaces use answers the caller's own (the check below finds any
+    # run id, namespace, dataset or field of the other in it).
     "POST /api/v1/lineage": lambda v, w: Call(
-        "/api/v1/lineage",
-        json={
-            "eventType": "COMPLETE",
-            "eventTime": "2026-01-02T03:05:05Z",
-            "run": {"runId": OL_RUN},
-            "job": {"namespace": "default-secret-ns", "name": "default-secret-job"},
-            "producer": "p",
-            "schemaURL": "s",
-        },
-        targets=True,
+        "/api/v1/lineage", json=_ol_event(v.name, v.ol_run) | {"eventType": "COMPLETE"}, targets=True
     ),
     "GET /api/v1/lineage": lambda v, w: Call(
-        "/api/v1/lineage", params={"nodeId": "job:default-secret-ns:default-secret-job"}, targets=True
+        "/api/v1/lineage", params={"nodeId": f"dataset:{v.name}-secret-ns:{v.name}-secret-ds"}, targets=True
     ),
     "GET /api/v1/namespaces/{ns}/jobs/{job}/runs": lambda v, w: Call(
-        "/api/v1/namespaces/default-secret-ns/jobs/default-secret-job/runs", targets=True
+        f"/api/v1/namespaces/{OL_NS}/jobs/{OL_JOB}/runs"
     ),
-    "GET /api/v1/namespaces/{ns}/jobs/{job}": lambda v, w: Call(
-        "/api/v1/namespaces/default-secret-ns/jobs/default-secret-job", targets=True
-    ),
-    "GET /api/v1/namespaces/{ns}/jobs": lambda v, w: Call(
-        "/api/v1/namespaces/default-secret-ns/jobs", targets=True
-    ),
+    "GET /api/v1/namespaces/{ns}/jobs/{job}": lambda v, w: Call(f"/api/v1/namespaces/{OL_NS}/jobs/{OL_JOB}"),
+    "GET /api/v1/namespaces/{ns}/jobs": lambda v, w: Call(f"/api/v1/namespaces/{OL_NS}/jobs"),
     "GET /api/v1/namespaces/{ns}/datasets/{ds}/versions": lambda v, w: Call(
-        "/api/v1/namespaces/default-secret-ns/datasets/default-secret-ds/versions", targets=True
+        f"/api/v1/namespaces/{v.name}-secret-ns/datasets/{v.name}-secret-ds/versions", targets=True
     ),
     "GET /api/v1/namespaces/{ns}/datasets/{ds}": lambda v, w: Call(
-        "/api/v1/namespaces/default-secret-ns/datasets/default-secret-ds", targets=True
+        f"/api/v1/namespaces/{v.name}-secret-ns/datasets/{v.name}-secret-ds", targets=True
     ),
-    "GET /api/v1/namespaces/{ns}/datasets": lambda v, w: Call(
-        "/api/v1/namespaces/default-secret-ns/datasets", targets=True
-    ),
-    "GET /api/v1/namespaces/{ns}": lambda v, w: Call("/api/v1/namespaces/default-secret-ns", targets=True),
-    "GET /api/v1/namespaces": lambda v, w: Call("/api/v1/namespaces", targets=True),
+    "GET /api/v1/namespaces/{ns}/datasets": lambda v, w: Call(f"/api/v1/namespaces/{OL_NS}/datasets"),
+    "GET /api/v1/namespaces/{ns}": lambda v, w: Call(f"/api/v1/namespaces/{v.name}-secret-ns", targets=True),
+    "GET /api/v1/namespaces": lambda v, w: Call("/api/v1/namespaces"),
     "GET /api/v1/jobs/runs/{run_id}/facets": lambda v, w: Call(
-        f"/api/v1/jobs/runs/{OL_RUN}/facets", targets=True
+        f"/api/v1/jobs/runs/{v.ol_run}/facets", params={"type": "job"}, targets=True
     ),
-    "GET /api/v1/jobs/runs/{run_id}": lambda v, w: Call(f"/api/v1/jobs/runs/{OL_RUN}", targets=True),
+    "GET /api/v1/jobs/runs/{run_id}": lambda v, w: Call(f"/api/v1/jobs/runs/{v.ol_run}", targets=True),
     "GET /api/v1/column-lineage": lambda v, w: Call(
-        "/api/v1/column-lineage",
-        params={"nodeId": "dataset:default-secret-ns:default-secret-ds"},
-        targets=True,
+        "/api/v1/column-lineage", params={"nodeId": f"dataset:{OL_NS}:{OL_OUT}", "withDownstream": True}
     ),
-    "GET /api/v1/events/lineage": lambda v, w: Call("/api/v1/events/lineage", targets=True),
-    "GET /api/v1/search": lambda v, w: Call("/api/v1/search", params={"q": "default-secret"}, targets=True),
+    "GET /api/v1/events/lineage": lambda v, w: Call("/api/v1/events/lineage"),
+    "GET /api/v1/search": lambda v, w: Call("/api/v1/search", params={"q": "secret"}),
     "GET /readyz": lambda v, w: Call("/readyz"),
     "GET /metrics": lambda v, w: Call("/metrics"),
     "GET /api/ledger/digest": lambda v, w: Call("/api/ledger/digest"),
@@ -451,6 +478,20 @@ def test_each_workspace_sees_its_own_runs_workflows_files_and_lineage(world: Wor
         assert [w["name"] for w in _ok(auditor.get("/api/workspaces"))["workspaces"]] == [side.name]
         stats = _ok(auditor.get("/api/stats"))
         assert stats["total_runs"] >= 3 and "etl" in [p["workflow"] for p in stats["per_workflow"]]
+        # its OpenLineage run, of the job both workspaces report, is its own
+        assert _ok(auditor.get(f"/api/runs/{side.ol_run}"))["workspace"] == side.name
+        job = _ok(auditor.get(f"/api/v1/namespaces/{OL_NS}/jobs/{OL_JOB}"))
+        assert job["latestRun"]["id"] == side.ol_run
+        assert job["inputs"] == [{"namespace": f"{side.name}-secret-ns", "name": f"{side.name}-secret-ds"}]
+        out = _ok(auditor.get(f"/api/v1/namespaces/{OL_NS}/datasets/{OL_OUT}"))
+        assert [f["name"] for f in out["fields"]] == [f"{side.name}-secret-field"]
+        node = f"dataset:{side.name}-secret-ns:{side.name}-secret-ds"
+        found = _ok(auditor.get("/api/v1/lineage", params={"nodeId": node, "depth": 5}))
+        assert {n["id"] for n in found["graph"]} == {
+            node,
+            f"job:{OL_NS}:{OL_JOB}",
+            f"dataset:{OL_NS}:{OL_OUT}",
+        }
     admin = _client(world.server, world.server.admin_token)
     assert [w["name"] for w in _ok(admin.get("/api/workspaces"))["workspaces"]] == ["default", "blue", "red"]
     assert {r["workspace"] for r in _runs(_client(world.server, world.server.admin_token, "red"))} == {"red"}
