@@ -12,7 +12,7 @@ from api.runtime import Runtime
 from ledger.errors import Gone, InvalidRequest, NotFound
 from ledger.store.event_record import EventRecord
 from ledger.store.filestore import CorruptFile
-from projections.views.rundetail import run_events
+from projections.views.rundetail import is_expunged, run_events
 from projections.views.summaries_fold import summary_from_events
 
 log = structlog.get_logger()
@@ -36,7 +36,7 @@ def sensitive_values(runtime: Runtime, run_id: str) -> dict[str, Any]:
 
 def refuse_expunged(events: list[EventRecord]) -> None:
     """410 Gone for the logs and files of an expunged run."""
-    if any(event.type == "Run.Expunged" for event in events):
+    if is_expunged(events):
         raise Gone(f"run {events[0].stream} is expunged: its logs and files are erased")
 
 

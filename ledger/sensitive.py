@@ -77,6 +77,12 @@ def masked(parameters: Mapping[str, Any], *, erased: bool) -> dict[str, Any]:
     return {name: shown if is_sealed(value) else value for name, value in parameters.items()}
 
 
+def erased_text(text: str) -> str:
+    """A text a reader without the key saw (a recorded command, with ``[sensitive]`` where a
+    sealed value went) as it reads once the run is expunged."""
+    return text.replace(HIDDEN, ERASED)
+
+
 def revealed(
     key: bytes | None, run_id: str, parameters: Mapping[str, Any], *, erased: bool
 ) -> dict[str, Any]:

@@ -145,10 +145,14 @@ class TaskPublic(Public):
     status: str
     attempts: list[AttemptPublic]
     source_run_id: str | None = None
+    #: The run is expunged (SPEC section 11): sensitive values in commands read ``"[erased]"``.
+    expunged: bool = False
 
 
 class TasksPublic(Public):
     tasks: list[TaskPublic]
+    #: The run is expunged (SPEC section 11): sensitive values in commands read ``"[erased]"``.
+    expunged: bool = False
 
 
 class FilePublic(Public):

@@ -34,7 +34,7 @@ from api.scope import NamedWorkspace, ScopedRunId, WorkspaceDep, check_run_in_sc
 from ledger.errors import InvalidRequest
 from projections.views.compare import compare
 from projections.views.prov import to_prov
-from projections.views.rundetail import files_of, find_task, log_ref, run_events, tasks_of
+from projections.views.rundetail import files_of, find_task, is_expunged, log_ref, run_events, tasks_of
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 log = structlog.get_logger()
@@ -104,12 +104,15 @@ def show_run(run_id: ScopedRunId, runtime: RuntimeDep, principal: Auditor) -> di
 
 @router.get("/{run_id}/tasks", response_model=TasksPublic)
 def list_tasks(run_id: ScopedRunId, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
-    return {"tasks": tasks_of(run_events(runtime.ledger, run_id))}
+    """Every task with each attempt's evidence; ``expunged`` once the run is (SPEC 11)."""
+    events = run_events(runtime.ledger, run_id)
+    return {"tasks": tasks_of(events), "expunged": is_expunged(events)}
 
 
 @router.get("/{run_id}/tasks/{task_name}", response_model=TaskPublic)
 def show_task(run_id: ScopedRunId, task_name: TaskName, runtime: RuntimeDep, _: Auditor) -> dict[str, Any]:
-    return find_task(run_events(runtime.ledger, run_id), task_name)
+    events = run_events(runtime.ledger, run_id)
+    return find_task(events, task_name) | {"expunged": is_expunged(events)}
 
 
 @router.get(

@@ -51,7 +51,12 @@ def _label(node: dict[str, Any]) -> tuple[str, str, str | None]:
     kind = str(node.get("kind", ""))
     if kind == "run":
         run_id = str(node.get("run_id", ""))
-        return f"run {run_id[:8]}", str(node.get("workflow") or ""), f"/runs/{quote(run_id)}"
+        workflow = str(node.get("workflow") or "")
+        return (
+            f"run {run_id[:8]}",
+            f"{workflow} · expunged" if node.get("expunged") else workflow,
+            f"/runs/{quote(run_id)}",
+        )
     if kind == "task":
         run_id = str(node.get("run_id", ""))
         return str(node.get("name", "")), f"task of {run_id[:8]}", f"/runs/{quote(run_id)}#timeline"

@@ -1,5 +1,7 @@
 """``/runs`` (the list) and ``/runs/{id}`` (one run: summary, timeline, evidence, logs, files,
-audit trail, signatures, events with hashes, lineage), read the way the API reads them."""
+audit trail, signatures, events with hashes, lineage), read the way the API reads them. An
+expunged run (SPEC section 11) is marked so, its sensitive values read ``[erased]``, and its
+logs and file downloads answer 410, as the API's."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import RuntimeDep
 from api.params import Status, TaskName, iso_timestamp
-from api.reads import read_file_checked
+from api.reads import read_file_checked, refuse_expunged
 from api.ui import graph, wiring
 from api.ui.render import UiRoute, Viewer, page
 from api.ui.scope import ScopedRun, Workspace
@@ -136,7 +138,9 @@ def log_page(
     q: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
     """One attempt's stdout or stderr; ``q`` keeps the lines that contain it (case-insensitive)."""
-    task = find_task(run_events(runtime.ledger, run_id), task_name)
+    events = run_events(runtime.ledger, run_id)
+    refuse_expunged(events)  # 410, as the API's logs (a log another run shares may be stored still)
+    task = find_task(events, task_name)
     ref = log_ref(task, stream, attempt)
     text = read_file_checked(runtime, str(ref["sha256"])).decode("utf-8", errors="replace")
     lines = list(enumerate(text.splitlines(), start=1))
@@ -162,7 +166,9 @@ def log_page(
 @router.get("/runs/{run_id}/files/{sha256}")
 def download(run_id: ScopedRun, sha256: str, runtime: RuntimeDep, _: Viewer) -> Response:
     """A file of the run, under its recorded name; the bytes are re-hashed before they go."""
-    files: list[dict[str, Any]] = files_of(run_events(runtime.ledger, run_id))
+    events = run_events(runtime.ledger, run_id)
+    refuse_expunged(events)  # 410: the run's files are erased (a shared one is the API's /api/files)
+    files: list[dict[str, Any]] = files_of(events)
     found = next((f for f in files if f["sha256"] == sha256), None)
     if found is None:
         raise NotFound(f"run {run_id} has no file {sha256[:64]!r}")

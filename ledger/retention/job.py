@@ -77,14 +77,15 @@ def run_once(ledger: Ledger) -> RetentionOutcome | None:
         if not mine:
             log.info("retention_pass_skipped", reason="another process holds the retention lock")
             return None
-        outcome = ledger.apply_retention(now=datetime.now(UTC), dry_run=False)
+        # Each run expunged is logged as it goes (``run_expunged``); the pass keeps counts only.
+        outcome = ledger.apply_retention(now=datetime.now(UTC), dry_run=False, each=lambda _: None)
     COUNTS.passes += 1
-    COUNTS.runs_expunged += sum(1 for p in outcome.picked if p.recorded)
+    COUNTS.runs_expunged += outcome.recorded
     COUNTS.files_deleted += outcome.removed.files
     COUNTS.keys_destroyed += outcome.removed.keys
     log.info(
         "retention_applied",
-        runs_expunged=[p.run_id for p in outcome.picked if p.recorded],
+        runs_expunged=outcome.recorded,
         files_deleted=outcome.removed.files,
         keys_destroyed=outcome.removed.keys,
         dirs_removed=outcome.removed.dirs,

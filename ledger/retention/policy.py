@@ -52,8 +52,23 @@ def _limit_days(run: RunFacts, default_days: float | None) -> tuple[float | None
     return days, rules.get("keep_last")
 
 
+def expires(run: RunFacts, rank: int, *, now: datetime, default_days: float | None) -> bool:
+    """Whether retention lets an ended, not expunged run go now, ``rank`` being its place
+    (0: the newest) among the ended runs of its workflow that are not expunged."""
+    if run.held:
+        return False
+    days, keep_last = _limit_days(run, default_days)
+    if keep_last is not None and rank < keep_last:
+        return False
+    if days is None:
+        return keep_last is not None
+    assert run.ended_at is not None
+    return parse_timestamp(run.ended_at) <= now - timedelta(days=days)
+
+
 def pick_expired(runs: Iterable[RunFacts], *, now: datetime, default_days: float | None) -> list[str]:
-    """The ids of the runs retention expunges now, oldest first."""
+    """The ids of the runs retention expunges now, oldest first (in memory: the rule that
+    :meth:`ledger.retention.facts.RunsScan.pick` applies page by page)."""
     ended: dict[str, list[RunFacts]] = {}
     for run in runs:
         if run.status in ENDED and run.ended_at is not None and not run.expunged:
@@ -61,19 +76,8 @@ def pick_expired(runs: Iterable[RunFacts], *, now: datetime, default_days: float
     picked: list[RunFacts] = []
     for group in ended.values():
         group.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)  # newest first
-        for rank, run in enumerate(group):
-            if run.held:
-                continue
-            days, keep_last = _limit_days(run, default_days)
-            if keep_last is not None and rank < keep_last:
-                continue
-            if days is None:
-                if keep_last is None:
-                    continue
-            else:
-                assert run.ended_at is not None
-                if parse_timestamp(run.ended_at) > now - timedelta(days=days):
-                    continue
-            picked.append(run)
+        picked += [
+            run for rank, run in enumerate(group) if expires(run, rank, now=now, default_days=default_days)
+        ]
     picked.sort(key=lambda r: (r.created_at, r.run_id))
     return [r.run_id for r in picked]

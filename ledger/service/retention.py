@@ -23,14 +23,12 @@ from ledger.domain.run import Run
 from ledger.domain.status import RunStatus
 from ledger.errors import LedgerError
 from ledger.hashing import parse_timestamp
-from ledger.retention.facts import FileRefs, scan_runs
-from ledger.retention.policy import RunFacts, pick_expired
+from ledger.retention.facts import RunsScan, scan_runs
+from ledger.retention.policy import RunFacts
 from ledger.service.base import LedgerBase
 from ledger.service.sealing import SealingBase
 
 log = structlog.get_logger()
-#: Runs expunged per write (one save, one key DELETE, one erased-files INSERT).
-CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +50,20 @@ class Removed:
     dirs: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass
 class RetentionOutcome:
-    """What ``retention apply`` picked (and, unless a dry run, removed)."""
+    """What ``retention apply`` picked (and, unless a dry run, removed): the answers
+    themselves unless they went to a callback, and how many there were."""
 
     picked: list[Expunged]
     removed: Removed
     dry_run: bool
+    runs: int = 0
+    recorded: int = 0
+
+    def count(self, answer: Expunged) -> None:
+        self.runs += 1
+        self.recorded += int(answer.recorded)
 
 
 class RetentionCommands(SealingBase):
@@ -84,106 +89,91 @@ class RetentionCommands(SealingBase):
     def expunge(self, run_id: str, *, principal: str, reason: str | None) -> Expunged:
         """Expunge one run (409 when held or not ended); a no-op answer when expunged already."""
         self.get_run(run_id)  # 404 first, before the scan
-        runs, refs = scan_runs(self.settings)
+        scan = scan_runs(self.settings)
         try:
-            return self.expunge_runs([run_id], runs, refs, principal=principal, reason=reason)[0]
+            facts = scan.facts([run_id])
+            return self._expunge_page([run_id], facts, scan, principal, reason, Removed(), scanned=False)[0]
         finally:
-            refs.close()
+            scan.close()
 
-    def expunge_runs(
-        self,
-        run_ids: Iterable[str],
-        runs: Mapping[str, RunFacts],
-        refs: FileRefs,
-        *,
-        principal: str,
-        reason: str | None,
-        tally: Removed | None = None,
-        scanned: bool = False,
-    ) -> list[Expunged]:
-        """Expunge ``run_ids`` in chunks (one write each); held or unfinished ones refuse.
-        With ``scanned``, each run is taken as the scan saw it instead of loaded again (a
-        write since then makes the chunk's save conflict, and the caller retries one by one)."""
-        tally = tally if tally is not None else Removed()
-        done: list[Expunged] = []
-        wanted = list(run_ids)
-        for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start : start + CHUNK]
-            done += self._expunge_chunk(chunk, runs, refs, principal, reason, tally, scanned)
-        return done
-
-    def _expunge_chunk(
+    def _expunge_page(
         self,
         run_ids: list[str],
-        runs: Mapping[str, RunFacts],
-        refs: FileRefs,
+        facts: Mapping[str, RunFacts],
+        scan: RunsScan,
         principal: str,
         reason: str | None,
         tally: Removed,
+        *,
         scanned: bool,
     ) -> list[Expunged]:
+        """Expunge a page of runs in one write (held or unfinished ones refuse, and nothing of
+        the page is recorded), then remove what they leave: their keys, the files no live run
+        names any more, their directories. With ``scanned``, each run is taken as the scan saw
+        it instead of loaded again (a write since then makes the save conflict)."""
         with_keys = self.keys.has(run_ids)
         at = self.clock()
-        answers: list[Expunged] = []
+        answers: dict[str, Expunged] = {}
         changed: list[tuple[Run, RunFacts]] = []
+        for run_id in run_ids:
+            seen = facts.get(run_id)
+            run = _as_scanned(seen) if scanned and seen is not None else self.get_run(run_id)
+            if run.expunged:
+                answers[run_id] = _first_answer(self, run)
+                continue
+            changed.append((run, seen or RunFacts(run_id, run.workflow, "")))
+        counted = [f for _, f in changed if f.ref_id]
+        files = scan.take_unreferenced(counted)  # these runs no longer count
         try:
-            for run_id in run_ids:
-                facts_seen = runs.get(run_id)
-                run = _as_scanned(facts_seen) if scanned and facts_seen is not None else self.get_run(run_id)
-                if run.expunged:
-                    answers.append(_first_answer(self, run))
-                    continue
-                facts = runs.get(run_id) or RunFacts(run_id, run.workflow, "")
-                files = refs.unique_to(facts)
-                key = run_id in with_keys
-                run.expunge(by=principal, reason=reason, files_deleted=files, key_destroyed=key, at=at)
-                refs.expunged(facts)  # the next run of the chunk no longer counts this one
-                changed.append((run, facts))
-                answers.append(Expunged(run_id, True, files, key))
+            for run, _ in changed:
+                deleted = files.get(run.id, [])
+                key = run.id in with_keys
+                run.expunge(by=principal, reason=reason, files_deleted=deleted, key_destroyed=key, at=at)
+                answers[run.id] = Expunged(run.id, True, deleted, key)
             if changed:
                 self._save(*(run for run, _ in changed))
         except BaseException:
-            for _, facts in changed:  # nothing was recorded: they count again
-                refs.restore(facts)
+            scan.restore(counted)  # nothing was recorded: they count again
             raise
-        for run, facts in changed:
-            facts.expunged = True
+        for run, seen in changed:
+            seen.expunged = True
             self.run_cache.forget(run.id)
             log.info("run_expunged", run_id=run.id, by=principal, reason=reason)
-        leftovers = [runs.get(a.run_id) or RunFacts(a.run_id, "", "", expunged=True) for a in answers]
-        self.finish_expunged(leftovers, refs, tally)
-        return answers
+        # What the page leaves (and, for runs expunged before, what a crash left).
+        self.finish_expunged(
+            [facts.get(r) or RunFacts(r, "", "", expunged=True) for r in run_ids], scan, tally
+        )
+        return [answers[r] for r in run_ids]
 
-    def finish_expunged(self, expunged: Iterable[RunFacts], refs: FileRefs, tally: Removed) -> None:
-        """Remove what expunged runs left: their keys, the files no live run names, their
+    def finish_expunged(self, expunged: list[RunFacts], scan: RunsScan, tally: Removed) -> None:
+        """Remove what expunged runs left: their keys, their files no live run names, their
         working directories (each step is a no-op when done already)."""
-        runs = list(expunged)
-        if not runs:
+        if not expunged:
             return
-        tally.keys += self.keys.destroy(self.keys.has(r.run_id for r in runs))
-        self._delete_files(((sha, run.run_id) for run in runs for sha in refs.unreferenced(run)), tally)
-        self._remove_dirs(runs, tally)
+        tally.keys += self.keys.destroy(self.keys.has(r.run_id for r in expunged))
+        self._delete_files(scan.unreferenced([r for r in expunged if r.ref_id]), tally)
+        self._remove_dirs(expunged, tally)
 
     def _delete_files(self, files: Iterable[tuple[str, str]], tally: Removed) -> None:
-        """Delete the stored files ``(sha256, run_id)`` that are still there."""
+        """Delete the stored files ``(sha256, run_id)`` that are still there: named erased
+        first (one write), so a read of one answers 410, then unlinked."""
         root = str(self.files.root)  # the sha256s come from the scan, which checked them
-        erased = [(sha, run_id) for sha, run_id in files if os.path.exists(f"{root}/{sha[:2]}/{sha}")]
-        for start in range(0, len(erased), CHUNK * 10):
-            part = erased[start : start + CHUNK * 10]
-            self.keys.mark_erased(part)  # before the files go: a read of one then answers 410
-            for sha, run_id in part:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{root}/{sha[:2]}/{sha}")
-                tally.files += 1
-                log.debug("file_deleted", sha256=sha, run_id=run_id)
+        named = dict(files)  # one run that named each file is enough
+        erased = [(sha, run_id) for sha, run_id in named.items() if os.path.exists(f"{root}/{sha[:2]}/{sha}")]
+        if not erased:
+            return
+        self.keys.mark_erased(erased)
+        for sha, _ in erased:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{root}/{sha[:2]}/{sha}")
+        tally.files += len(erased)
+        log.debug("files_deleted", count=len(erased))
 
     def _remove_dirs(self, runs: Iterable[RunFacts], tally: Removed) -> None:
+        work = str(self.settings.run_work_dir)
         for run in runs:
-            for directory in (
-                self.settings.run_work_dir / run.run_id,
-                self.settings.run_work_dir / ".logs" / run.run_id,
-            ):
-                if directory.exists():
+            for directory in (f"{work}/{run.run_id}", f"{work}/.logs/{run.run_id}"):
+                if os.path.isdir(directory):
                     shutil.rmtree(directory, ignore_errors=True)
                     tally.dirs += 1
 
@@ -195,56 +185,70 @@ class RetentionCommands(SealingBase):
         dry_run: bool,
         principal: str = "retention",
         progress: Callable[[int, int], None] | None = None,
+        each: Callable[[Expunged], None] | None = None,
     ) -> RetentionOutcome:
-        """Expunge every run the retention rules pick, then finish every expunged run."""
-        runs, refs = scan_runs(self.settings)
+        """Expunge every run the retention rules pick, a page at a time, then finish every
+        expunged run. Each answer goes to ``each`` as it is made (the outcome then keeps only
+        the counts: memory stays flat however many runs go), else into ``outcome.picked``."""
+        scan = scan_runs(self.settings)
         try:
-            return self._apply(runs, refs, now=now, dry_run=dry_run, principal=principal, progress=progress)
+            return self._apply(
+                scan, now=now, dry_run=dry_run, principal=principal, progress=progress, each=each
+            )
         finally:
-            refs.close()
+            scan.close()
 
     def _apply(
         self,
-        runs: Mapping[str, RunFacts],
-        refs: FileRefs,
+        scan: RunsScan,
         *,
         now: datetime,
         dry_run: bool,
         principal: str,
         progress: Callable[[int, int], None] | None,
+        each: Callable[[Expunged], None] | None,
     ) -> RetentionOutcome:
-        picked = pick_expired(runs.values(), now=now, default_days=self.settings.retention_days)
-        tally = Removed()
-        if dry_run:
-            preview = []
-            for run_id in picked:
-                facts = runs[run_id]
-                preview.append(Expunged(run_id, False, refs.unique_to(facts), False))
-                refs.expunged(facts)
-            return RetentionOutcome(preview, tally, dry_run=True)
-        done: list[Expunged] = []
-        for start in range(0, len(picked), CHUNK):
-            chunk = picked[start : start + CHUNK]
-            try:
-                done += self.expunge_runs(
-                    chunk, runs, refs, principal=principal, reason="retention", tally=tally, scanned=True
-                )
-            except LedgerError:  # one held or changed meanwhile: the others one by one
-                for run_id in chunk:
-                    try:
-                        done += self.expunge_runs(
-                            [run_id], runs, refs, principal=principal, reason="retention", tally=tally
-                        )
-                    except LedgerError as exc:  # the next pass sees it again
-                        log.warning("retention_skipped", run_id=run_id, reason=exc.detail)
+        total = scan.pick(now=now, default_days=self.settings.retention_days)
+        outcome = RetentionOutcome([], Removed(), dry_run=dry_run)
+        done = 0
+        for page in scan.picked():
+            if dry_run:
+                files = scan.take_unreferenced(page)  # as if expunged: the next page sees them gone
+                answers = [Expunged(r.run_id, False, files[r.run_id], False) for r in page]
+            else:
+                answers = self._expunge_retained(page, scan, principal, outcome.removed)
+            for answer in answers:
+                outcome.count(answer)
+                if each is not None:
+                    each(answer)
+                else:
+                    outcome.picked.append(answer)
+            done += len(page)
             if progress is not None:
-                progress(min(start + CHUNK, len(picked)), len(picked))
-        # What expunges cut short (or run side by side) left: keys, orphaned files, directories.
-        expunged = [r for r in runs.values() if r.expunged]
-        tally.keys += self.keys.destroy(self.keys.has(r.run_id for r in expunged))
-        self._delete_files(refs.orphans(), tally)
-        self._remove_dirs(expunged, tally)
-        return RetentionOutcome(done, tally, dry_run=False)
+                progress(done, total)
+        if not dry_run:
+            # What expunges cut short (or run side by side) left: keys, orphaned files, directories.
+            for expunged in scan.expunged_runs():
+                self.finish_expunged(expunged, scan, outcome.removed)
+        return outcome
+
+    def _expunge_retained(
+        self, page: list[RunFacts], scan: RunsScan, principal: str, tally: Removed
+    ) -> list[Expunged]:
+        facts = {r.run_id: r for r in page}
+        try:
+            return self._expunge_page(list(facts), facts, scan, principal, "retention", tally, scanned=True)
+        except LedgerError:  # one held or changed meanwhile: the others one by one
+            pass
+        answers = []
+        for run_id in facts:
+            try:
+                answers += self._expunge_page(
+                    [run_id], facts, scan, principal, "retention", tally, scanned=False
+                )
+            except LedgerError as exc:  # the next pass sees it again
+                log.warning("retention_skipped", run_id=run_id, reason=exc.detail)
+        return answers
 
 
 def _as_scanned(facts: RunFacts) -> Run:

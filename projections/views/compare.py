@@ -15,7 +15,7 @@ from typing import Any
 
 from ledger.sensitive import masked
 from ledger.store.event_record import EventRecord
-from projections.views.rundetail import tasks_of
+from projections.views.rundetail import is_expunged, tasks_of
 
 #: A decimal number as a task would print one (no ``nan``, ``inf`` or ``1_000``), at most
 #: 40 digits with a two-digit exponent: what a task writes can never make a delta overflow.
@@ -70,10 +70,10 @@ def _task_facts(task: dict[str, Any] | None) -> dict[str, Any] | None:
 def compare(a: Sequence[EventRecord], b: Sequence[EventRecord]) -> dict[str, Any]:
     """Parameter differences, definition equality and per-task differences of two runs."""
     ta, tb = a[0].data, b[0].data
-    # Sensitive values stay sealed: shown (and compared) as "[sensitive]".
+    # Sensitive values stay sealed: shown (and compared) as "[sensitive]" ("[erased]" once expunged).
     pa, pb = (
-        masked(ta.get("parameters") or {}, erased=False),
-        masked(tb.get("parameters") or {}, erased=False),
+        masked(ta.get("parameters") or {}, erased=is_expunged(a)),
+        masked(tb.get("parameters") or {}, erased=is_expunged(b)),
     )
     parameters = {
         name: {"a": pa.get(name), "b": pb.get(name)}

@@ -4,11 +4,12 @@ Nodes: ``run:<run_id>``, ``task:<run_id>/<task>``, ``file:<sha256>`` (files keye
 so a file produced by one run and consumed by another links the two), and
 ``dataset:<namespace>/<name>`` (OpenLineage datasets). Edges: ``consumed`` (file -> task),
 ``produced`` (task -> file), ``part_of`` (task -> run, and child run -> parent run for an
-OpenLineage parent-run facet).
+OpenLineage parent-run facet). A run node says ``expunged`` (SPEC section 11).
 
-Stored as one row per fact an event reports, in three tables: ``runs`` (a run node),
-``tasks`` (a task node and its ``part_of`` edge) and ``links`` (an edge from one of a run's
-tasks, or from the run itself, to a file, dataset or parent run, with that node's data). A
+Stored as one row per fact an event reports, in four tables: ``runs`` (a run node),
+``tasks`` (a task node and its ``part_of`` edge), ``links`` (an edge from one of a run's
+tasks, or from the run itself, to a file, dataset or parent run, with that node's data) and
+``expunged`` (a run's ``Run.Expunged``: the run is shown expunged). A
 file's or dataset's node is its earliest link; the runs linked to a node, for the depth-N walk
 across runs, come from the links' node index. The queries live in
 :mod:`projections.views.lineage_queries`.
@@ -52,6 +53,7 @@ _TABLES = (
         "run_id, task, kind, node_id",
         "position",
     ),
+    ("expunged", ("run_id", "position"), "run_id", "position"),
 )
 #: Keys per table a rebuild remembers between batches to drop repeats before writing them.
 RECENT_KEYS = 200_000
@@ -69,10 +71,11 @@ class LineageView(View):
     # (runs, tasks, links) instead of nodes, edges and artifacts: a third of the rows.
     # v6: keys compared byte by byte on PostgreSQL. v7: a link's node data in columns.
     # v8: a run's workspace (SPEC 9: a graph, and a file download, stay inside one).
-    schema_version: ClassVar[int] = 8
-    table_names: ClassVar[tuple[str, ...]] = ("runs", "tasks", "links")
+    # v9: expunged runs (SPEC 11: a run node says ``expunged``).
+    schema_version: ClassVar[int] = 9
+    table_names: ClassVar[tuple[str, ...]] = ("runs", "tasks", "links", "expunged")
     #: Read through their heap (node data, a run's few links): no visibility map needed.
-    analyze_only: ClassVar[frozenset[str]] = frozenset({"runs", "tasks", "links"})
+    analyze_only: ClassVar[frozenset[str]] = frozenset({"runs", "tasks", "links", "expunged"})
 
     def create(self, conn: Connection, t: Tables) -> None:
         key = conn.key_text
@@ -88,6 +91,9 @@ class LineageView(View):
             f"CREATE TABLE IF NOT EXISTS {t('links')} (run_id {key} NOT NULL, "
             f"task {key} NOT NULL, kind {key} NOT NULL, node_id {key} NOT NULL, "
             "name TEXT, namespace TEXT, size BIGINT, position BIGINT NOT NULL)"
+        )
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {t('expunged')} (run_id {key} NOT NULL, position BIGINT NOT NULL)"
         )
         for table, _, key, _ in _TABLES:
             conn.execute(_unique_index(t(table), key))
@@ -118,12 +124,13 @@ class _AppendingRebuilder(Rebuilder):
         self.recent = [Recent(RECENT_KEYS) for _ in _TABLES]
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
-        runs, tasks, links = _Facts.of(events).rows()
-        recent_runs, recent_tasks, recent_links = self.recent
+        runs, tasks, links, expunged = _Facts.of(events).rows()
+        recent_runs, recent_tasks, recent_links, recent_expunged = self.recent
         fresh = (
             recent_runs.fresh(runs, itemgetter(0)),
             recent_tasks.fresh(tasks, itemgetter(0, 1)),
             recent_links.fresh(links, itemgetter(0, 1, 2, 3)),
+            recent_expunged.fresh(expunged, itemgetter(0)),
         )
         for (table, columns, _, _), rows in zip(_TABLES, fresh, strict=True):
             conn.copy_rows(t(table), columns, rows)
@@ -175,6 +182,7 @@ class _Facts:
         self.runs: dict[str, tuple[str, Any, int, str]] = {}
         self.tasks: dict[tuple[str, str], int] = {}
         self.links: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
+        self.expunged: dict[str, int] = {}
         self.position = -1
 
     @classmethod
@@ -184,11 +192,12 @@ class _Facts:
             facts.add(event)
         return facts
 
-    def rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    def rows(self) -> tuple[list[tuple[Any, ...]], ...]:
         return (
             list(self.runs.values()),
             [(*task, position) for task, position in self.tasks.items()],
             list(self.links.values()),
+            list(self.expunged.items()),
         )
 
     def run(self, run_id: str, workflow: Any, workspace: str) -> None:
@@ -243,5 +252,7 @@ class _Facts:
                     name = f"{parent.get('namespace', '')}/{parent.get('name', '')}"
                     self.run(parent_id, name, DEFAULT_WORKSPACE)
                     self.link(run_id, "", "part_of", run_node(parent_id))
+            case "Run.Expunged":
+                self.expunged.setdefault(run_id, self.position)
             case _:
                 pass

@@ -1,5 +1,6 @@
 """The lineage graph's queries (``GET /api/runs/{id}/lineage``) over the tables of
-:mod:`projections.views.lineage`: a run's graph, and the runs up to N hops away.
+:mod:`projections.views.lineage`: a run's graph, and the runs up to N hops away. A run node
+carries ``expunged`` (SPEC section 11).
 """
 
 from __future__ import annotations
@@ -89,8 +90,17 @@ def query_lineage(
     foreign = outside - _confined(conn, t, outside, workspace)
     edges = {e for e in edges if not any(n.startswith("run:") and n[4:] in foreign for n in e[:2])}
     run_ids = runs | (parents - foreign)
+    erased = {
+        r["run_id"] for r in _select_in(conn, f"SELECT run_id FROM {t('expunged')} WHERE run_id IN", run_ids)
+    }
     found += [
-        {"id": run_node(r["run_id"]), "kind": "run", "run_id": r["run_id"], "workflow": r["workflow"]}
+        {
+            "id": run_node(r["run_id"]),
+            "kind": "run",
+            "run_id": r["run_id"],
+            "workflow": r["workflow"],
+            "expunged": r["run_id"] in erased,
+        }
         for r in _select_in(conn, f"SELECT run_id, workflow FROM {t('runs')} WHERE run_id IN", run_ids)
     ]
     found += _first_links(

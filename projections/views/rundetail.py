@@ -1,6 +1,8 @@
 """Per-run detail folded from one run's own events: tasks with every attempt's evidence, the
 run's files, where its logs are, and a batch's progress (the comparison of two runs is
-:mod:`projections.views.compare`). Pure functions over
+:mod:`projections.views.compare`). Once the run is expunged (SPEC section 11), a sensitive
+value its evidence shows (``[sensitive]`` in a recorded command) reads ``[erased]``. Pure
+functions over
 ``EventRecord`` lists, so they read what was recorded, not today's aggregate code.
 """
 
@@ -13,6 +15,7 @@ from typing import Any
 from ledger.domain.definition import TEMPLATE_RE, TEMPLATE_REF_RE
 from ledger.domain.status import TERMINAL, RunStatus, TaskStatus, status_after, task_status_after
 from ledger.errors import NotFound
+from ledger.sensitive import erased_text, is_sealed
 from ledger.service import Ledger
 from ledger.store.event_record import EventRecord
 
@@ -43,6 +46,11 @@ def run_events(ledger: Ledger, run_id: str) -> list[EventRecord]:
     if not events or events[0].type != "Run.Triggered":
         raise NotFound(f"no run {run_id!r}")
     return events
+
+
+def is_expunged(events: Sequence[EventRecord]) -> bool:
+    """Whether the run was expunged (its key destroyed, its logs and unshared files deleted)."""
+    return any(event.type == "Run.Expunged" for event in events)
 
 
 def _task_names(trigger: EventRecord) -> list[str]:
@@ -109,11 +117,20 @@ def tasks_of(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
     if status in TERMINAL:
         for task in tasks.values():
             _settle_after_end(task)
+    erased = _has_sealed(events[0]) and is_expunged(events)
     for task in tasks.values():
         for attempt in task["attempts"]:
             code = attempt.get("exit_code")
             attempt["signal"] = _signal_name(-code) if isinstance(code, int) and code < 0 else None
+            if erased and isinstance(attempt.get("command"), list):
+                attempt["command"] = [
+                    erased_text(arg) if isinstance(arg, str) else arg for arg in attempt["command"]
+                ]
     return list(tasks.values())
+
+
+def _has_sealed(trigger: EventRecord) -> bool:
+    return any(is_sealed(v) for v in (trigger.data.get("parameters") or {}).values())
 
 
 def _settle_after_end(task: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ erases (key, unshared files, logs) and answers 410 afterwards; the ledger still 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,24 @@ def finished(client: httpx.Client, run_id: str) -> dict[str, Any]:
     return result
 
 
+def run_node(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    """The run's own node in its lineage graph (an empty dict until the view has it)."""
+    nodes = client.get(f"/api/runs/{run_id}/lineage").json()["nodes"]
+    return next((n for n in nodes if n["id"] == f"run:{run_id}"), {})
+
+
+def ui_session(server: Server, token: str) -> httpx.Client:
+    """An httpx client signed in to the web UI with ``token``."""
+    client = httpx.Client(base_url=server.url, timeout=60)
+    server.clients.append(client)
+    form = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    signed_in = client.post("/login", data={"token": token, "csrf": csrf.group(1), "next": "/runs"})
+    assert signed_in.status_code == 303, signed_in.text
+    return client
+
+
 def test_a_sensitive_run_is_shown_by_role_held_expunged_and_gone(
     executing_server: Server, tmp_path: Path
 ) -> None:
@@ -81,6 +100,11 @@ def test_a_sensitive_run_is_shown_by_role_held_expunged_and_gone(
     files = {f["role"]: f["sha256"] for f in auditor.get(f"/api/runs/{run_id}/files").json()["files"]}
     assert auditor.get(f"/api/runs/{run_id}/tasks/use/logs").text.startswith("log ")
 
+    assert auditor.get(f"/api/runs/{run_id}/tasks").json()["expunged"] is False
+    assert eventually(lambda: run_node(auditor, run_id))["expunged"] is False
+    before = ui_session(server, server.admin_token).get(f"/runs/{run_id}")
+    assert before.status_code == 200 and 'id="run-expunged"' not in before.text
+
     assert admin.post(f"/api/runs/{run_id}/hold", json={"reason": "litigation"}).json()["recorded"]
     assert_problem(admin.post(f"/api/runs/{run_id}/expunge", json={"reason": "erase"}), 409)
     assert_problem(operator.post(f"/api/runs/{run_id}/expunge", json={}), 403)
@@ -101,6 +125,17 @@ def test_a_sensitive_run_is_shown_by_role_held_expunged_and_gone(
 
     shown = admin.get(f"/api/runs/{run_id}").json()
     assert shown["expunged"] and shown["parameters"]["token"] == "[erased]"
+    answer = auditor.get(f"/api/runs/{run_id}/tasks").json()
+    erased_evidence = str(answer["tasks"])
+    assert answer["expunged"] and "[erased]" in erased_evidence and "[sensitive]" not in erased_evidence
+    assert auditor.get(f"/api/runs/{run_id}/tasks/use").json()["expunged"] is True
+    eventually(lambda: run_node(auditor, run_id)["expunged"] is True)  # the lineage view follows
+    ui = ui_session(server, server.admin_token)
+    run_page = ui.get(f"/runs/{run_id}")
+    assert run_page.status_code == 200 and 'id="run-expunged"' in run_page.text
+    assert "[erased]" in run_page.text and SECRET not in run_page.text and "[sensitive]" not in run_page.text
+    assert ui.get(f"/runs/{run_id}/tasks/use/logs").status_code == 410
+    assert ui.get(f"/runs/{run_id}/files/{files['output']}").status_code == 410
     assert_problem(auditor.get(f"/api/runs/{run_id}/tasks/use/logs"), 410)
     assert_problem(auditor.get(f"/api/files/{files['output']}"), 410)
     with runledger.Client(url=server.url, token=server.token("auditor")) as sdk:  # 410 -> GoneError

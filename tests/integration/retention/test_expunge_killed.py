@@ -12,8 +12,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from ledger.integrity.verify import verify_ledger
 from ledger.service import Ledger
 from ledger.settings import Settings
@@ -44,10 +42,6 @@ def raw_table(settings: Settings) -> str:
     return raw.rows.events.table
 
 
-# SQLite only: the recovery does not depend on the backend (the event is recorded before
-# anything is removed, and every removal is idempotent), and 600 runs take PostgreSQL on the
-# shared CI machine four times as long to set up.
-@pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_retention_pass_killed_midway_is_finished_by_the_next_one(
     ledger: Ledger, settings: Settings
 ) -> None:

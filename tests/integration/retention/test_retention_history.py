@@ -20,9 +20,11 @@ from tests.unit.test_retention_policy import NOW, model
 
 
 def facts_of(settings: Settings) -> dict[str, RunFacts]:
-    runs, refs = scan_runs(settings)
-    refs.close()
-    return runs
+    scan = scan_runs(settings)
+    try:
+        return {run.run_id: run for run in scan.each()}
+    finally:
+        scan.close()
 
 
 ONE_TASK: dict[str, Any] = {"tasks": [{"name": "t", "command": ["true"]}]}

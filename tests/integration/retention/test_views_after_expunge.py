@@ -1,16 +1,25 @@
-"""After an expunge the views show the run as expunged with its sensitive values erased, and
-a rebuild from event 0 gives the same rows (both backends)."""
+"""After an expunge the views, the tasks, the comparison and exports show the run as
+expunged with its sensitive values erased, and a rebuild from event 0 gives the same rows
+(both backends)."""
 
 from __future__ import annotations
 
+import json
 import re
+import tarfile
+from pathlib import Path
 from typing import Any
 
+from ledger.integrity.bundle import write_bundle
 from ledger.service import Ledger
 from ledger.settings import Settings
 from projections import ReadModels
 from projections.db import connect
 from projections.runner import ProjectionRunner
+from projections.views.compare import compare
+from projections.views.rundetail import is_expunged, run_events, tasks_of
+from projections.views.summaries_fold import summary_from_events
+from tests.builders import reports
 from tests.integration.retention.conftest import SECRET_DEFINITION, finish
 
 
@@ -61,3 +70,77 @@ def test_views_show_the_expunge_and_a_rebuild_gives_the_same_rows(ledger: Ledger
     finally:
         views.close()
         runner.stop()
+
+
+def finish_with_command(ledger: Ledger, *, token: str, source: str) -> str:
+    """A ``vault`` run whose recorded command shows its sensitive value as the executor
+    records it (``[sensitive]``)."""
+    run_id = ledger.trigger(
+        workflow="vault", parameters={"source": source, "token": token}, principal="carol"
+    ).run_id
+    assert ledger.claim(run_id, worker_id="w1") is not None
+    command = ["login", "--token=[sensitive]", "[sensitive]"]
+    ledger.report(
+        run_id,
+        worker_id="w1",
+        reports=reports(
+            {"type": "task_started", "task": "use", "command": command},
+            {
+                "type": "task_finished",
+                "task": "use",
+                "exit_code": 0,
+                "status": "success",
+                "command": command,
+                "inputs": [{"path": "params/source", "sha256": source, "size": 12}],
+            },
+            {"type": "run_succeeded"},
+        ),
+    )
+    return run_id
+
+
+def test_tasks_lineage_and_exports_show_an_expunged_run_and_a_rebuild_keeps_it(
+    ledger: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    ledger.register_workflow(SECRET_DEFINITION, principal="alice")
+    source, _ = ledger.files.put_bytes(b"shared input")
+    gone = finish_with_command(ledger, token="s3cret-value", source=source)
+    kept = finish_with_command(ledger, token="other-value", source=source)
+    ledger.expunge(gone, principal="admin", reason="erasure request")
+
+    erased = run_events(ledger, gone)
+    assert is_expunged(erased) and not is_expunged(run_events(ledger, kept))
+    [task] = tasks_of(erased)
+    assert [a["command"] for a in task["attempts"]] == [["login", "--token=[erased]", "[erased]"]]
+    [other] = tasks_of(run_events(ledger, kept))
+    assert other["attempts"][0]["command"] == ["login", "--token=[sensitive]", "[sensitive]"]
+    compared = compare(erased, run_events(ledger, kept))
+    assert compared["parameters"]["token"] == {"a": "[erased]", "b": "[sensitive]"}
+
+    runner = ProjectionRunner(settings)
+    views = ReadModels(settings)
+    try:
+        runner.catch_up()
+
+        def run_nodes() -> dict[str, bool]:
+            graph = views.lineage(gone, depth=1, workspace="default")
+            assert graph is not None
+            return {n["run_id"]: n["expunged"] for n in graph["nodes"] if n["kind"] == "run"}
+
+        assert run_nodes() == {gone: True, kept: False}  # linked through the shared input
+        before = view_rows(settings)
+        runner.rebuild()
+        assert view_rows(settings) == before
+        assert run_nodes() == {gone: True, kept: False}
+    finally:
+        views.close()
+        runner.stop()
+
+    write_bundle(settings, tmp_path / "export.tar", summarise=summary_from_events)
+    with tarfile.open(tmp_path / "export.tar") as bundle:
+        member = bundle.extractfile("runs.jsonl")
+        assert member is not None
+        summaries = {s["run_id"]: s for s in map(json.loads, member.read().splitlines())}
+    assert summaries[gone]["expunged"] and summaries[gone]["parameters"]["token"] == "[erased]"
+    assert not summaries[kept]["expunged"] and summaries[kept]["parameters"]["token"] == "[sensitive]"
+    assert b"s3cret-value" not in (tmp_path / "export.tar").read_bytes()
