@@ -22,8 +22,10 @@ pages < 20 ms, stats < 50 ms, stats with ``q`` < 100 ms. With ``--mlflow``: MLfl
 population, the read side's start, both systems' query loops and the goals are one
 measurement, and splitting them would split what one run reports. With ``--export``:
 ``runledger export`` and ``runledger verify``
-time and peak RSS at full size; with ``--verify``: ``runledger verify`` must pass at the end;
-with ``--analyze`` (PostgreSQL): ``ANALYZE`` before the queries, as autovacuum would do.
+time and peak RSS at full size; with ``--explain``, each query's plan on this data
+(``bench/plans.py``: ``EXPLAIN ANALYZE`` on PostgreSQL, ``EXPLAIN QUERY PLAN`` on SQLite);
+with ``--verify``: ``runledger verify`` must pass at the end; with ``--analyze``
+(PostgreSQL): ``ANALYZE`` before the queries, as autovacuum would do.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from bench.bulk import fill
 from bench.common import PG_URL, latency_ms, machine, scratch_database, write_json
 from bench.memory import measure_command
 from bench.mlflow_compare import VENV, ensure_mlflow_venv
+from bench.plans import explain
 from bench.populate import CHAIN, N_DATASETS, N_TEAMS, N_WORKFLOWS, run_facts
 from bench.server import RunledgerServer, runledger_env
 from ledger.hashing import format_timestamp
@@ -303,6 +306,10 @@ def bench_backend(backend: str, args: argparse.Namespace, results_dir: Path) -> 
             result["server_caught_up_seconds"] = round(time.perf_counter() - started, 1)
             qs = q_expressions(base, args.runs)
             result["q"] = qs
+            if args.explain:  # how the planner runs each query on this data (bench/plans.py)
+                result["plans"] = explain(settings, qs)
+                for op, plans in result["plans"].items():
+                    print(f"# {backend} plan {op}:\n" + "\n".join("\n".join(p) for p in plans), flush=True)
             result["latency"] = query_latencies(server.url, token, run_ids, args.iterations, qs)
         result["serve_peak_rss_mb"] = round(server.peak_rss_kb / 1024, 1)
         if args.mlflow:
@@ -357,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         "--analyze",
         action="store_true",
         help="(PostgreSQL) ANALYZE the schema after the rebuild, as autovacuum would, before the queries",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="record the plan of each listing, q page and stats query (bench/plans.py) before timing",
     )
     parser.add_argument(
         "--verify", action="store_true", help="finally run runledger verify over the whole ledger (must pass)"

@@ -25,7 +25,7 @@ from projections.db import Connection, connect
 from projections.view import Tables
 from projections.views import audit, default_views, lineage_queries, stats, summaries_queries
 from projections.views.rundetail import batch_progress
-from projections.views.summaries_queries import Values
+from projections.views.summaries_search import Values
 
 T = TypeVar("T")
 
@@ -178,13 +178,13 @@ class ReadModels:
             search.parse(q)  # a bad expression is refused before any query
             return self._query(
                 "summaries",
-                lambda c, t: stats.query_stats(
+                lambda c, t: summaries_queries.search_stats(
                     c,
                     t,
+                    q,
                     workflow=workflow,
                     created_after=after,
                     created_before=before,
-                    condition=summaries_queries.search_condition(c, t, q, ""),
                     workspace=workspace,
                 ),
             )

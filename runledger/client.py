@@ -239,10 +239,14 @@ class Client:
         input_param: str,
         parallelism: int = 5,
         params: Mapping[str, Any] | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
     ) -> BatchTriggered:
+        """One run per item (``input_param`` set to it), at most ``parallelism`` running at
+        once; every run carries ``labels`` (SPEC 8)."""
         batch = {"items": items, "input_param": input_param, "parallelism": parallelism}
         return BatchTriggered.model_validate(
-            self._t.json(calls.trigger(name, None, params, None, None, batch))
+            self._t.json(calls.trigger(name, None, params, None, labels, batch))
         )
 
     def batch(self, batch_id: str) -> BatchPublic:

@@ -3,9 +3,16 @@
 Field names come from the fixed table of :data:`~projections.search.ast.COLUMNS` (never from
 the user's text), and every value is a bound ``?`` parameter. Columns are compared in place
 (their B-tree indexes serve ``=``, ranges and ``IN``); ``param.``, ``label.`` and ``output.``
-fields are ``run_id IN (SELECT run_id FROM <fields> WHERE name = ? AND value_... ?)`` over
-the view's fields table, whose indexes ``(name, value_text, ...)`` and ``(name, value_num,
-...)`` both planners use.
+fields are ``EXISTS (SELECT 1 FROM <fields> f WHERE f.run_id = <run>.run_id AND f.name = ?
+AND f.value_... ?)`` over the view's fields table: a correlated probe of its ``(run_id, name,
+value_text, value_num)`` index (named with ``INDEXED BY`` on SQLite, whose planner would
+otherwise scan the field's ``(name, value_num)`` rows for each run), so a page walking the
+runs newest first (by the time index) tests each run in place and stops after ``limit``
+matches. PostgreSQL may turn a top-level ``EXISTS`` into a semi-join over ``(name, value_...)``
+when its statistics say that is cheaper; under ``OR`` or ``NOT`` the subquery carries
+``OFFSET 0``, which keeps it a per-run probe (PostgreSQL would otherwise hash every run the
+field matches before the first row). ``prefix`` names the outer runs table (``r.``): a
+correlated subquery needs it.
 
 The same answers on both backends: text is compared byte by byte (``COLLATE "C"`` on
 PostgreSQL, SQLite's own order), ``LIKE`` is case-sensitive (``GLOB`` with the pattern
@@ -53,16 +60,19 @@ class _Compiler:
         self.prefix = prefix
         self.fields = fields_table
         self.args: list[Any] = []
+        self.top = True
 
-    def expr(self, node: Expr) -> str:
+    def expr(self, node: Expr, top: bool = True) -> str:
+        """``node`` as SQL; ``top`` while it is one of the condition's top-level ANDs."""
         match node:
             case And(items):
-                return "(" + " AND ".join(self.expr(i) for i in items) + ")"
+                return "(" + " AND ".join(self.expr(i, top) for i in items) + ")"
             case Or(items):
-                return "(" + " OR ".join(self.expr(i) for i in items) + ")"
+                return "(" + " OR ".join(self.expr(i, False) for i in items) + ")"
             case Not(item):
-                return f"(NOT {self.expr(item)})"
+                return f"(NOT {self.expr(item, top and not isinstance(item, And | Or | Not))})"
             case Compare() | In() | Like() | IsNull() if node.field.is_attr:
+                self.top = top
                 return self.attr(node)
             case Compare(f, op, value):
                 return self.guard(f, f"{self.text(f, op)} {_SQL_OP[op]} {self.arg(value)}")
@@ -100,29 +110,33 @@ class _Compiler:
         return f"{column} GLOB {self.arg(like_to_glob(pattern))}"
 
     # ---- param., label., output. ----------------------------------------------------------
+    def has(self, name: str, test: str | None = None) -> str:
+        """Whether the run has a field row named by the ``name`` mark (passing ``test``)."""
+        where = f"f.run_id = {self.prefix}run_id AND f.name = {name}{f' AND {test}' if test else ''}"
+        if not self.postgres:  # the run's own rows, not every run's rows of that field
+            return f"EXISTS (SELECT 1 FROM {self.fields} f INDEXED BY {self.fields}_by_run WHERE {where})"
+        # Under OR or NOT, OFFSET 0 keeps PostgreSQL from hashing every run the field
+        # matches first: each run walked is probed in place, and the page can stop early.
+        fence = "" if self.top else " OFFSET 0"
+        return f"EXISTS (SELECT 1 FROM {self.fields} f WHERE {where}{fence})"
+
     def attr(self, node: Compare | In | Like | IsNull) -> str:
         name = self.arg(node.field.name)
         match node:
             case IsNull(_, negated):
-                test = f"SELECT run_id FROM {self.fields} WHERE name = {name}"
-                return f"{self.prefix}run_id {'IN' if negated else 'NOT IN'} ({test})"
+                return self.has(name) if negated else f"NOT {self.has(name)}"
             case Compare(_, op, value):
-                column = "value_num" if isinstance(value, float) else self.text_of("value_text", op)
+                column = "f.value_num" if isinstance(value, float) else self.text_of("f.value_text", op)
                 test = f"{column} {_SQL_OP[op]} {self.arg(value)}"
             case In(_, values, negated):
                 if negated:  # it has the field, and its value is none of them
-                    has = f"SELECT run_id FROM {self.fields} WHERE name = {name}"
                     name_again = self.arg(node.field.name)
-                    member = self.attr_in(values)
-                    return (
-                        f"({self.prefix}run_id IN ({has}) AND {self.prefix}run_id NOT IN "
-                        f"(SELECT run_id FROM {self.fields} WHERE name = {name_again} AND {member}))"
-                    )
+                    return f"({self.has(name)} AND NOT {self.has(name_again, self.attr_in(values))})"
                 test = self.attr_in(values)
             case Like(_, pattern, negated):
-                like = self.like("value_text", pattern)
+                like = self.like("f.value_text", pattern)
                 test = f"NOT ({like})" if negated else like
-        return f"{self.prefix}run_id IN (SELECT run_id FROM {self.fields} WHERE name = {name} AND {test})"
+        return self.has(name, test)
 
     def text_of(self, column: str, op: str) -> str:
         return f'{column} COLLATE "C"' if self.postgres and op not in ("=", "!=") else column
@@ -132,9 +146,9 @@ class _Compiler:
         numbers = [v for v in values if isinstance(v, float)]
         parts = []
         if texts:
-            parts.append(f"value_text IN ({', '.join(self.arg(v) for v in texts)})")
+            parts.append(f"f.value_text IN ({', '.join(self.arg(v) for v in texts)})")
         if numbers:
-            parts.append(f"value_num IN ({', '.join(self.arg(v) for v in numbers)})")
+            parts.append(f"f.value_num IN ({', '.join(self.arg(v) for v in numbers)})")
         return parts[0] if len(parts) == 1 else f"({' OR '.join(parts)})"
 
 

@@ -8,7 +8,7 @@ interpolation between closest ranks (numpy's default, PostgreSQL's ``percentile_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -150,15 +150,14 @@ def query_stats(
     workflow: str | Sequence[str] | None = None,
     created_after: str | None = None,
     created_before: str | None = None,
-    condition: tuple[str, list[Any]] | None = None,
     workspace: str | None = None,
 ) -> dict[str, Any]:
     """Counts and averages by ``GROUP BY`` over a covering index; each percentile is two rows
     picked by rank (``ORDER BY duration LIMIT 2 OFFSET k``), so no run rows reach Python.
 
-    ``t("runs")`` is this view's table or the run summaries' (which have the same columns,
-    and every field a ``q`` ``condition`` names); several ``workflow`` values mean any. Only
-    runs of ``workspace`` (None: every workspace; the indexes lead with it)."""
+    Several ``workflow`` values mean any. Only runs of ``workspace`` (None: every workspace;
+    the indexes lead with it). With ``q``, the run summaries answer instead
+    (:func:`projections.views.summaries_queries.search_stats`, through :func:`figures`)."""
     runs = t("runs")
     where, params = ["1 = 1"], []
     if workspace is not None:
@@ -168,31 +167,14 @@ def query_stats(
     if workflows:
         where.append(f"workflow IN ({', '.join('?' * len(workflows))})")
         params += workflows
-    if condition is not None:
-        where.append(condition[0])
-        params += condition[1]
-        return _from_rows(conn, runs, where, params, created_after, created_before)
     return _query(conn, runs, where, params, created_after, created_before)
 
 
-def _from_rows(
-    conn: Connection,
-    runs: str,
-    where: list[str],
-    params: list[Any],
-    created_after: str | None,
-    created_before: str | None,
-) -> dict[str, Any]:
-    """The same figures from one pass over the selected runs' (workflow, status, duration):
-    a ``q`` condition is a semi-join the 20-odd rank queries would each repeat."""
-    for bound, op in ((created_after, ">="), (created_before, "<")):
-        if bound is not None:
-            where.append(f"created_at {op} ?")
-            params.append(bound)
-    rows = conn.all(
-        f"SELECT workflow, status, duration_seconds AS d FROM {runs} WHERE {' AND '.join(where)}", params
-    )
-    per: dict[str, list[dict[str, Any]]] = {}
+def figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The same figures as :func:`query_stats` from the selected runs' rows (``workflow``,
+    ``status``, duration ``d``), in one pass: for a ``q`` selection, a semi-join the 20-odd
+    rank queries would each repeat."""
+    per: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         per.setdefault(row["workflow"], []).append(row)
     return _figures(rows) | {
@@ -200,7 +182,7 @@ def _from_rows(
     }
 
 
-def _figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     by_status = dict.fromkeys(STATUSES, 0)
     for row in rows:
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1

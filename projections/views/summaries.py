@@ -96,8 +96,9 @@ class SummariesView(View):
     # v5: labels; the params table becomes fields (parameters, labels and output variables,
     # as text and as numbers) for the q search language (SPEC section 8). v6: workspace
     # (SPEC 9), leading every index a listing pages by. v7: held and expunged (SPEC section
-    # 11), sealed parameter values masked.
-    schema_version: ClassVar[int] = 7
+    # 11), sealed parameter values masked. v8: fields indexed by (run_id, name, value_text,
+    # value_num), the probe of a q condition's correlated EXISTS on a page walked by time.
+    schema_version: ClassVar[int] = 8
     table_names: ClassVar[tuple[str, ...]] = ("runs", "fields", "batches")
 
     def create(self, conn: Connection, t: Tables) -> None:
@@ -133,13 +134,16 @@ class SummariesView(View):
         }.items():
             conn.execute(f"CREATE INDEX IF NOT EXISTS {runs}_by_{name} ON {runs} ({columns})")
         # One row per searchable field of a run: (name, value_text, created_at, run_id) serves
-        # text equality and ranges in page order, (name, value_num, ...) numeric ones.
+        # text equality and ranges in page order, (name, value_num, ...) numeric ones, and
+        # (run_id, name, ...) a run's own rows: whether it passes a q test, from the index.
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {fields} (run_id {key} NOT NULL, name {key} NOT NULL, "
             f"value_text {key} NOT NULL, value_num DOUBLE PRECISION, created_at {key} NOT NULL, "
             "PRIMARY KEY (name, value_text, created_at, run_id))"
         )
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {fields}_by_run ON {fields} (run_id)")
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {fields}_by_run ON {fields} (run_id, name, value_text, value_num)"
+        )
         conn.execute(
             f"CREATE INDEX IF NOT EXISTS {fields}_by_num ON {fields} (name, value_num, created_at, run_id)"
         )

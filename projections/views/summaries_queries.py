@@ -5,17 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ledger.errors import InvalidRequest
 from ledger.hashing import format_timestamp, parse_timestamp
 from projections.db import Connection
-from projections.search import Expr, compile_expr, parse
-from projections.search.ast import And, Compare
+from projections.search import parse
 from projections.view import Tables, loads, placeholders
+from projections.views.stats import figures
 from projections.views.summaries import summary_from_row
 from projections.views.summaries_fold import SUMMARY_FIELDS
+from projections.views.summaries_search import Values, select_runs
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -49,36 +50,32 @@ def run_summary(conn: Connection, t: Tables, run_id: str) -> dict[str, Any] | No
     return None if row is None else summary_from_row(row)
 
 
-#: A plain filter's values: one, or several meaning any of them (``status=a&status=b``).
-Values = str | Sequence[str]
-
-
-def _any_of(values: Values | None) -> list[str]:
-    if values is None:
-        return []
-    return [values] if isinstance(values, str) else list(dict.fromkeys(values))
-
-
-def search_condition(conn: Connection, t: Tables, q: str | None, prefix: str) -> tuple[str, list[Any]]:
-    """The SQL condition of a ``q`` expression over the runs table (``1 = 1`` without one);
-    :class:`~projections.search.InvalidQuery` (422 naming the position) for a bad one."""
-    if q is None:
-        return "1 = 1", []
-    condition = compile_expr(parse(q), postgres=conn.is_postgres, prefix=prefix, fields_table=t("fields"))
-    return condition.sql, condition.args
-
-
-def split_driver(expr: Expr) -> tuple[Compare | None, Expr | None]:
-    """An equality on a ``param.``/``label.``/``output.`` field that the whole expression
-    needs (the expression itself, or one of its top-level ANDs), and what is left: a page
-    can then walk that field's index rows in page order and stop after ``limit`` runs,
-    instead of collecting every run the field matches first."""
-    items = expr.items if isinstance(expr, And) else (expr,)
-    for i, item in enumerate(items):
-        if isinstance(item, Compare) and item.field.is_attr and item.op == "=":
-            rest = items[:i] + items[i + 1 :]
-            return item, None if not rest else rest[0] if len(rest) == 1 else And(rest)
-    return None, expr
+def search_stats(
+    conn: Connection,
+    t: Tables,
+    q: str,
+    *,
+    workflow: Values | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    workspace: str | None = None,
+) -> dict[str, Any]:
+    """``GET /api/stats?q=``: the stats of the runs ``q`` selects (view-format time bounds),
+    over the run summaries, which hold every field ``q`` names."""
+    selection = select_runs(
+        conn,
+        t,
+        workspace=workspace,
+        columns={"workflow": workflow},
+        created_after=created_after,
+        created_before=created_before,
+        expr=parse(q),
+    )
+    rows = conn.all(
+        f"SELECT r.workflow, r.status, r.duration_seconds AS d FROM {selection.source} {selection.clause}",
+        selection.args,
+    )
+    return figures(rows)
 
 
 def list_runs(
@@ -102,66 +99,31 @@ def list_runs(
     ``workspace`` (None: every workspace)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
-    runs, fields = t("runs"), t("fields")
-    where: list[str] = []
-    args: list[Any] = []
-    if workspace is not None:
-        where.append("r.workspace = ?")
-        args.append(workspace)
-    for column, value in (("status", status), ("workflow", workflow), ("triggered_by", triggered_by)):
-        values = _any_of(value)
-        if values:
-            where.append(f"r.{column} IN ({placeholders(len(values))})")
-            args += values
-    if created_after is not None:
-        where.append("r.created_at >= ?")
-        args.append(normalise_time(created_after, "created_after"))
-    if created_before is not None:
-        where.append("r.created_at < ?")
-        args.append(normalise_time(created_before, "created_before"))
-    # With a parameter or label filter, the first one drives: its index rows are (name,
-    # value, created_at, run_id), so a page is an index-ordered scan that stops after
-    # ``limit`` rows (with one value; several values merge those scans).
-    filters = [(f"param.{k}", _any_of(v)) for k, v in sorted((params or {}).items())]
-    filters += [(f"label.{k}", _any_of(v)) for k, v in sorted((labels or {}).items())]
-    filters = [(name, values) for name, values in filters if values]
-    source, order = f"{runs} r", "r"
-    expr = parse(q) if q is not None else None
-    driver = None
-    if expr is not None and not filters:
-        driver, expr = split_driver(expr)
-    if driver is not None:
-        source = f"{fields} p JOIN {runs} r ON r.run_id = p.run_id"
-        order = "p"
-        column = "value_num" if isinstance(driver.value, float) else "value_text"
-        where.append(f"p.name = ? AND p.{column} = ?")
-        args += [driver.field.name, driver.value]
-    elif filters:
-        name, values = filters[0]
-        source = f"{fields} p JOIN {runs} r ON r.run_id = p.run_id"
-        order = "p"
-        where.append(f"p.name = ? AND p.value_text IN ({placeholders(len(values))})")
-        args += [name, *values]
-    for name, values in filters[1:]:
-        where.append(
-            f"r.run_id IN (SELECT run_id FROM {fields} WHERE name = ? "
-            f"AND value_text IN ({placeholders(len(values))}))"
-        )
-        args += [name, *values]
-    if expr is not None:
-        condition = compile_expr(expr, postgres=conn.is_postgres, prefix="r.", fields_table=fields)
-        where.append(condition.sql)
-        args += condition.args
+    selection = select_runs(
+        conn,
+        t,
+        workspace=workspace,
+        columns={"status": status, "workflow": workflow, "triggered_by": triggered_by},
+        created_after=None if created_after is None else normalise_time(created_after, "created_after"),
+        created_before=None if created_before is None else normalise_time(created_before, "created_before"),
+        attrs=[(f"param.{k}", v) for k, v in sorted((params or {}).items())]
+        + [(f"label.{k}", v) for k, v in sorted((labels or {}).items())],
+        expr=parse(q) if q is not None else None,
+    )
+    order = selection.order
     if cursor is not None:
         created_at, run_id = decode_cursor(cursor)
-        where.append(f"({order}.created_at < ? OR ({order}.created_at = ? AND {order}.run_id < ?))")
-        args += [created_at, created_at, run_id]
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+        selection.add(
+            f"({order}.created_at < ? OR ({order}.created_at = ? AND {order}.run_id < ?))",
+            created_at,
+            created_at,
+            run_id,
+        )
     columns = ", ".join(f"r.{c}" for c in SUMMARY_FIELDS)
     rows = conn.all(
-        f"SELECT {columns} FROM {source} {clause} "
+        f"SELECT {columns} FROM {selection.source} {selection.clause} "
         f"ORDER BY {order}.created_at DESC, {order}.run_id DESC LIMIT ?",
-        [*args, limit + 1],
+        [*selection.args, limit + 1],
     )
     page = [summary_from_row(row) for row in rows[:limit]]
     next_cursor = None

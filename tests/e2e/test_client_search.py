@@ -5,6 +5,7 @@ expression as a 422 error naming the position (exit 2 for the CLI)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from runledger import RunledgerError
 from tests.builders import eventually
-from tests.e2e.client_helpers import client_for
+from tests.e2e.client_helpers import async_client_for, client_for
 from tests.e2e.conftest import Server
 from tests.e2e.helpers import pipeline
 from tests.e2e.test_cli_client import registered, rl
@@ -51,6 +52,33 @@ def test_the_client_labels_runs_and_searches_them(shared_server: Server, tmp_pat
             )
         )
         assert reasons == [None, "handover"]
+
+
+def test_a_batch_from_the_client_labels_every_run_and_q_finds_them(
+    shared_server: Server, tmp_path: Path
+) -> None:
+    team = f"t-{uuid.uuid4().hex[:8]}"
+    with client_for(shared_server, "operator", tmp_path) as client:
+        name = client.workflows.register(pipeline()).name
+        batch = client.trigger_batch(name, ["a", "b", "c"], "query", parallelism=2, labels={"team": team})
+        assert [client.runs.get(run_id).labels for run_id in batch.run_ids] == [{"team": team}] * 3
+        q = f'label.team = "{team}"'
+        found = eventually(lambda: sorted(r.run_id for r in client.runs.list(q=q)) or None)
+        assert found == sorted(batch.run_ids)
+        unlabelled = client.trigger_batch(name, ["d"], "query")
+        assert client.runs.get(unlabelled.run_ids[0]).labels == {}
+
+
+def test_a_batch_from_the_async_client_labels_every_run(shared_server: Server, tmp_path: Path) -> None:
+    team = f"t-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> list[dict[str, str]]:
+        async with async_client_for(shared_server, "operator", tmp_path) as client:
+            name = (await client.workflows.register(pipeline())).name
+            batch = await client.trigger_batch(name, ["a", "b"], "query", labels={"team": team})
+            return [(await client.runs.get(run_id)).labels for run_id in batch.run_ids]
+
+    assert asyncio.run(main()) == [{"team": team}] * 2
 
 
 def test_the_cli_labels_and_searches(shared_server: Server, tmp_path: Path) -> None:
