@@ -25,14 +25,11 @@ never answers for a route it does not fully mirror.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import re
 import time
 import typing
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import Principal, Role
 from api.deps import Operator, Worker, get_runtime
 from api.errors import send_problem
+from api.handoff import Handoff
 from api.logging import RUN_PATH, request_id_of
 from api.metrics import request_metrics
 from api.models import ClaimRequest, ReportRequest, TriggerRequest
@@ -273,7 +271,7 @@ class FastPath:
         self.app = app
         self.api = api
         self.routes = lean_routes(routes)
-        self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="fast-path")
+        self.handoff = Handoff(THREADS, name="fast-path")
         self.metrics = request_metrics()
         #: The metrics' children by (route, status): ``labels()`` takes a lock and hashes the
         #: labels on every call.
@@ -336,7 +334,10 @@ class FastPath:
             bound["run_id"] = run_path["run_id"]
         args = {lean.path_param: match[lean.path_param]} if lean.path_param else {}
         status = 500
-        with structlog.contextvars.bound_contextvars(**bound):
+        # Bound for this request only (and reset after it: a caller may serve several
+        # requests in one context); the thread the command runs in copies this context.
+        tokens = structlog.contextvars.bind_contextvars(**bound)
+        try:
             try:
                 status = await self._answer(
                     lean, runtime, token, parsed, args, scope, replay, send, request_id
@@ -360,6 +361,8 @@ class FastPath:
                     status=status,
                     duration_ms=round(elapsed * 1000, 3),
                 )
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
     def _metrics(self, route: str, status: int) -> tuple[Any, Any]:
         children = self._counted.get((route, status))
@@ -384,12 +387,9 @@ class FastPath:
     ) -> int:
         """Run the route in a worker thread and send its answer; its status (0 when the token
         was refused and the full path answered)."""
-        context = contextvars.copy_context()  # the request's bound log context, in the thread
         call = _command(lean, runtime, token, body, args)
-        try:
-            status, answer = await asyncio.get_running_loop().run_in_executor(
-                self.executor, context.run, call
-            )
+        try:  # (in the request's bound log context)
+            status, answer = await self.handoff.run(call)
         except _Refused:
             await self.app(scope, receive, send)
             return 0

@@ -11,9 +11,12 @@ only that run names (``t1/out0``) and one the next run of its workflow reads (``
 Printed: the pass's seconds, runs expunged, files deleted per second, its peak RSS; and the
 baselines measured in the same run on the same machine and files: ``runledger verify`` of the
 same ledger (a streamed pass over every event: seconds and peak RSS, ``bench.memory`` shows its
-memory flat), and a bare ``os.unlink`` loop over as many files of the same store
-(``retention_files_per_s / unlink_files_per_s``). ``--sizes 10000,100000`` repeats it per size:
-flat memory means the same peak RSS at each.
+memory flat), and a bare ``os.unlink`` loop over as many files (up to 20,000) laid out as the
+store's: synced to disk first, as the store's files are by then (``ratio_files_per_s_vs_unlink``),
+and unsynced, the loop measured before (``ratio_files_per_s_vs_unsynced_unlink``; a file
+written a moment ago has no block on disk yet, so its unlink is nearly free). The files per
+second of ``retention apply`` count its whole run, the events scan included.
+``--sizes 10000,100000`` repeats it per size: flat memory means the same peak RSS at each.
 """
 
 from __future__ import annotations
@@ -65,15 +68,20 @@ def make_files(files: FileStore, runs: int) -> list[str]:
     return made
 
 
-def unlink_rate(directory: Any, count: int) -> float:
-    """Files per second a bare ``os.unlink`` loop deletes (files made the same way)."""
+def unlink_rate(directory: Any, count: int, *, synced: bool) -> float:
+    """Files per second a bare ``os.unlink`` loop deletes (files made the same way). With
+    ``synced``, the files are on disk first (``os.sync``), as the store's are when retention
+    deletes them: their unlink frees blocks, and waits on the file system's journal. Unsynced,
+    a file written a moment ago has no block yet, and its unlink is nearly free."""
     store = FileStore(directory)
     paths = []
     for i in range(count):
-        path = store.path_for(sha(f"baseline/{i}"))
+        path = store.path_for(sha(f"baseline/{synced}/{i}"))
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"x")
         paths.append(path)
+    if synced:
+        os.sync()
     started = time.perf_counter()
     for path in paths:
         os.unlink(path)
@@ -106,7 +114,9 @@ def one_size(backend: str, runs: int) -> dict[str, Any]:
             for seq in range(max(0, half - N_WORKFLOWS), half)
             if ((seq + N_WORKFLOWS) // N_WORKFLOWS) % CHAIN  # the next run of its workflow reads it
         }
-        unlink = unlink_rate(db.directory / "baseline", min(deleted, 50_000) or 1)
+        baseline = min(deleted, 20_000) or 1
+        unlink = unlink_rate(db.directory / "baseline", baseline, synced=True)
+        unlink_unsynced = unlink_rate(db.directory / "baseline", baseline, synced=False)
         files_per_s = deleted / apply["seconds"] if apply["seconds"] else 0.0
         return {
             "runs": runs,
@@ -122,7 +132,9 @@ def one_size(backend: str, runs: int) -> dict[str, Any]:
             "verify": verify,
             "files_per_s": round(files_per_s, 1),
             "unlink_files_per_s": round(unlink, 1),
+            "unlink_unsynced_files_per_s": round(unlink_unsynced, 1),
             "ratio_files_per_s_vs_unlink": round(files_per_s / unlink, 4),
+            "ratio_files_per_s_vs_unsynced_unlink": round(files_per_s / unlink_unsynced, 4),
             "ratio_seconds_vs_verify": round(apply["seconds"] / verify["seconds"], 2),
             "ratio_peak_rss_vs_verify": round(apply["peak_rss_mb"] / verify["peak_rss_mb"], 2),
         }
@@ -144,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{args.backend} {runs} runs: retention apply {apply['seconds']} s (exit {apply['exit_code']}), "
             f"{result['runs_expunged']} runs expunged, {result['files_deleted']} files deleted "
-            f"({result['files_per_s']}/s; bare unlink {result['unlink_files_per_s']}/s, "
-            f"ratio {result['ratio_files_per_s_vs_unlink']}), {result['files_kept']} kept "
+            f"({result['files_per_s']}/s; bare unlink of synced files {result['unlink_files_per_s']}/s, "
+            f"ratio {result['ratio_files_per_s_vs_unlink']}; of unsynced files "
+            f"{result['unlink_unsynced_files_per_s']}/s, "
+            f"ratio {result['ratio_files_per_s_vs_unsynced_unlink']}), "
+            f"{result['files_kept']} kept "
             f"({result['shared_files_kept_by_live_runs']}/{result['shared_files_read_by_live_runs']} "
             f"read by live runs); peak RSS {apply['peak_rss_mb']} MB "
             f"vs verify {verify['peak_rss_mb']} MB (ratio {result['ratio_peak_rss_vs_verify']}), "

@@ -89,6 +89,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str], bool]]:
             ["bench.verify_export", "--events", "1000000", "--backend", "sqlite,postgres"],
             False,
         ),
+        ("retention", ["bench.retention", "--sizes", "5000,20000,100000"], False),
     ]
 
 

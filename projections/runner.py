@@ -2,8 +2,8 @@
 (rebuilding a view into new tables, then swapping them in, is :mod:`projections.rebuild`).
 
 Exactly once: a batch's rows and the view's new position commit in one transaction, and the
-position only moves from the value the batch started at (:func:`projections.state.advance`).
-On PostgreSQL one runner per view is active at a time (a session advisory lock); the others
+position only moves from the value the batch started at (:func:`projections.state.advance`);
+every view's batch of one step shares that transaction (:func:`apply_batches`). On PostgreSQL one runner per view is active at a time (a session advisory lock); the others
 stand by. New events are followed by LISTEN/NOTIFY on PostgreSQL (the library NOTIFYs on every
 insert) and by a short poll on SQLite. A view whose schema version changed in the code is
 rebuilt before it is followed on.
@@ -29,7 +29,7 @@ from projections.rebuild_lock import try_lock
 from projections.view import Tables, View
 from projections.views import default_views, view_named
 
-__all__ = ["DEFAULT_BATCH", "ProjectionRunner", "apply_batch", "default_views", "view_named"]
+__all__ = ["DEFAULT_BATCH", "ProjectionRunner", "apply_batch", "apply_batches", "default_views", "view_named"]
 
 log = structlog.get_logger()
 
@@ -43,6 +43,31 @@ def apply_batch(
     with conn.transaction():
         view.apply(conn, tables, events)
         st.advance(conn, tables, expected=expected, to=events[-1].position)
+
+
+def apply_batches(conn: Connection, batches: list[tuple[View, Tables, int, list[EventRecord]]]) -> None:
+    """Every view's batch and new position in one transaction: a step costs one commit (on
+    PostgreSQL one BEGIN and one COMMIT round trip) instead of one per view, and each view's
+    rows still commit with its position. Should that transaction fail (a view refusing its
+    batch, another runner's position), each view is applied in a transaction of its own, so
+    one view's fault holds back no other view (the fault is raised once the rest are done)."""
+    if len(batches) > 1:
+        try:
+            with conn.transaction():
+                for view, tables, expected, events in batches:
+                    view.apply(conn, tables, events)
+                    st.advance(conn, tables, expected=expected, to=events[-1].position)
+            return
+        except Exception:  # every view's rows were rolled back with the positions
+            log.warning("projection_batch_split", views=[b[0].name for b in batches], exc_info=True)
+    failed: Exception | None = None
+    for view, tables, expected, events in batches:
+        try:
+            apply_batch(conn, view, tables, expected, events)
+        except Exception as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
 
 
 class ProjectionRunner:
@@ -219,10 +244,8 @@ class ProjectionRunner:
                 return 0
             low = min(position for _, _, position in live)
             events = read_events(conn, low, self.batch_size)
-            for view, tables, position in live:
-                mine = [e for e in events if e.position > position]
-                if mine:
-                    apply_batch(conn, view, tables, position, mine)
+            batches = [(v, t, p, [e for e in events if e.position > p]) for v, t, p in live]
+            apply_batches(conn, [b for b in batches if b[3]])
             return len(events)
 
     def catch_up(self) -> None:

@@ -123,7 +123,7 @@ class RunsScan:
             "CREATE TABLE runs (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, workflow TEXT NOT NULL, "
             "created_at TEXT NOT NULL, status TEXT NOT NULL, ended_at TEXT, held INTEGER NOT NULL, "
             "expunged INTEGER NOT NULL, retention TEXT, version INTEGER NOT NULL, last_hash TEXT, "
-            "live INTEGER NOT NULL); "
+            "live INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0); "
             "CREATE TABLE picked (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL);"
         )
         self._runs: list[tuple[Any, ...]] = []
@@ -268,10 +268,12 @@ class RunsScan:
             after = rows[-1][0]
 
     def expunged_runs(self) -> Iterator[list[RunFacts]]:
-        """The runs that are expunged (as scanned, or by this pass), a page at a time."""
+        """The runs that are expunged (as scanned, or by this pass) and not :meth:`finished`
+        by this pass, a page at a time."""
         after = 0
         while rows := self.db.execute(
-            f"SELECT {_COLUMNS} FROM runs WHERE live = 0 AND id > ? ORDER BY id LIMIT ?", (after, PAGE)
+            f"SELECT {_COLUMNS} FROM runs WHERE live = 0 AND finished = 0 AND id > ? ORDER BY id LIMIT ?",
+            (after, PAGE),
         ).fetchall():
             yield [self._facts(row) for row in rows]
             after = rows[-1][0]
@@ -300,6 +302,12 @@ class RunsScan:
             files[by_id[ref_id]].append(sha)
         return files
 
+    def finished(self, runs: list[RunFacts]) -> None:
+        """Nothing of ``runs`` is left to remove (the pass's last sweep skips them)."""
+        if runs:
+            marks = ", ".join("?" * len(runs))
+            self.db.execute(f"UPDATE runs SET finished = 1 WHERE id IN ({marks})", [r.ref_id for r in runs])
+
     def restore(self, runs: list[RunFacts]) -> None:
         """``runs`` count again (their expunge was not recorded)."""
         self._set_live(runs, live=True)
@@ -323,12 +331,6 @@ class RunsScan:
             [r.ref_id for r in runs],
         )
         yield from ((str(sha), str(run_id)) for sha, run_id in rows)
-
-    def orphans(self) -> Iterator[list[tuple[str, str]]]:
-        """``(sha256, run_id)`` of every file some expunged run names and no live run does,
-        a page at a time."""
-        for runs in self.expunged_runs():
-            yield list(self.unreferenced(runs))
 
     def close(self) -> None:
         self.db.close()

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.e2e.conftest import Server
-from tests.e2e.helpers import assert_problem
+from tests.e2e.helpers import assert_problem, pipeline, register, trigger
 
 
 def test_tokens_create_prints_the_token_alone_and_it_works_until_revoked(
@@ -26,6 +26,31 @@ def test_tokens_create_prints_the_token_alone_and_it_works_until_revoked(
 
         shared_server.cli("tokens", "revoke", "cli-made")
         assert_problem(client.get("/api/runs"), 401)
+
+
+def test_a_worker_token_revoked_by_the_cli_is_refused_by_the_next_report_and_claim(server: Server) -> None:
+    """The ingest fast path (``api/fastpath.py``) checks the token on every request: a
+    revocation by another process holds from the next request on, and writes nothing."""
+    definition = pipeline()
+    with server.client("operator") as operator:
+        register(operator, definition)
+        trigger(operator, definition["name"])
+        trigger(operator, definition["name"])
+    token = server.cli("tokens", "create", "--role", "worker", "--name", "engine-x").stdout.strip()
+    started = {"events": [{"type": "task_started", "task": "fetch", "attempt": 1}]}
+    renewed = {"events": [{"type": "lease_renewed"}]}
+    with server.client(None, token=token) as worker, server.client("auditor") as auditor:
+        claimed = worker.post("/api/runs/claim", json={})
+        assert claimed.status_code == 200, claimed.text
+        run_id = claimed.json()["run_id"]
+        assert worker.post(f"/api/runs/{run_id}/events", json=started).status_code == 200
+        assert worker.post(f"/api/runs/{run_id}/events", json=renewed).status_code == 200
+
+        server.cli("tokens", "revoke", "engine-x")
+        events = auditor.get("/api/ledger/digest").json()["tree_size"]
+        assert_problem(worker.post(f"/api/runs/{run_id}/events", json=renewed), 401)
+        assert_problem(worker.post("/api/runs/claim", json={}), 401)
+        assert auditor.get("/api/ledger/digest").json()["tree_size"] == events  # nothing written
 
 
 @pytest.mark.parametrize("shared_server", ["sqlite"], indirect=True)  # argument handling only

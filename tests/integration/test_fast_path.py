@@ -172,3 +172,18 @@ def test_a_route_whose_signature_changed_is_left_to_fastapi() -> None:
     )
     others = [r for r in routes if getattr(r, "endpoint", None) is not workers.report]
     assert workers.report not in {lean.route.endpoint for lean in lean_routes([*others, changed])}
+
+
+def test_a_revoked_token_is_refused_on_the_fast_path_at_once_and_writes_nothing(api: Api) -> None:
+    api.trigger()
+    run_id = api.claim().json()["run_id"]
+    assert api.post(f"/api/runs/{run_id}/events", "worker", _started()).status_code == 200
+    runtime: Runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+    before = runtime.ledger.stream_events(run_id)
+    assert runtime.tokens.revoke("fast-worker") == 1
+    reported = api.post(f"/api/runs/{run_id}/events", "worker", _started("t1"))
+    assert reported.status_code == 401, reported.text
+    assert reported.headers["content-type"] == "application/problem+json"
+    assert runtime.ledger.stream_events(run_id) == before  # nothing written
+    assert api.claim().status_code == 401  # the claim's fast path refuses it too
+    assert api.spy.paths[-2:] == [f"/api/runs/{run_id}/events", "/api/runs/claim"]  # worded there

@@ -166,14 +166,15 @@ def test_projection_connections_do_not_wait_for_the_wal_flush(settings: Settings
 
 
 class CrashingAudit(AuditView):
-    """Writes its rows for the second batch, then dies before the commit."""
+    """Writes its rows for the second batch, then dies before the commit (again on each try:
+    the runner retries a failed step's views one transaction each)."""
 
     batches = 0
 
     def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
         super().apply(conn, t, events)
         CrashingAudit.batches += 1
-        if CrashingAudit.batches == 2:
+        if CrashingAudit.batches >= 2:
             raise RuntimeError("injected crash between the view's rows and its commit")
 
 
@@ -213,6 +214,38 @@ def test_a_crash_between_the_rows_and_the_commit_neither_loses_nor_doubles_event
         "killed": 1,
     }
     assert set(positions(settings).values()) == {ledger.reader.max_position()}
+
+
+class RefusingStats(StatsView):
+    """A view that cannot apply any batch (a bug in its fold)."""
+
+    name: ClassVar[str] = "refusing"
+
+    def apply(self, conn: Connection, t: Tables, events: list[EventRecord]) -> None:
+        super().apply(conn, t, events)
+        raise RuntimeError("this view refuses every batch")
+
+
+def test_one_view_refusing_its_batch_holds_back_no_other_view(
+    ledger: Ledger, driver: Driver, settings: Settings, views: ReadModels
+) -> None:
+    """A step applies every view's batch in one transaction; when that fails, each view in a
+    transaction of its own: the others move on, the refusing one stays where it was."""
+    some_history(driver)
+    runner = ProjectionRunner(settings, views=[RefusingStats(), SummariesView(), StatsView()])
+    try:
+        with pytest.raises(RuntimeError, match="refuses every batch"):
+            runner.step()
+    finally:
+        runner.stop()
+    conn = connect(settings)
+    try:
+        at = {name: position for name, (_, position) in st.live_positions(conn).items()}
+    finally:
+        conn.close()
+    assert at["summaries"] == at["stats"] == ledger.reader.max_position()
+    assert at["refusing"] == -1
+    assert views.stats()["total_runs"] == 4
 
 
 def test_two_writers_of_one_batch_cannot_both_commit_it(
