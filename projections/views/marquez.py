@@ -30,7 +30,7 @@ from projections.db import Connection
 from projections.view import Tables, View, dumps, loads
 
 #: Our run status -> Marquez's RunState.
-MARQUEZ_STATE = {
+MARQUEZ_STATE: dict[str, str] = {
     RunStatus.PENDING: "NEW",
     RunStatus.RUNNING: "RUNNING",
     RunStatus.SUCCESS: "COMPLETED",

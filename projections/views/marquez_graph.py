@@ -18,11 +18,12 @@ from projections.view import Tables, loads
 from projections.views.marquez_queries import (
     MAX_NODES,
     Key,
-    _dataset,
-    _run,
+    dataset_data,
+    json_value,
     node_id,
     node_splits,
     parse_node,
+    run_data,
 )
 from projections.views.marquez_walk import Neighbourhood, neighbourhood, rows_by_key
 
@@ -60,37 +61,42 @@ def start_keys(conn: Connection, t: Tables, ws: str, start: str) -> tuple[str, l
 
 
 def _nodes(found: Neighbourhood) -> list[dict[str, Any]]:
+    """The graph's nodes in id order, each edge listed at both ends (origin, destination order)."""
     data: dict[str, dict[str, Any]] = {}
     for row in found.datasets:
-        data[node_id("dataset", (row["namespace"], row["name"]))] = _dataset(row)
-    for row in found.jobs:
-        run = row["latest_run"]
-        data[node_id("job", (row["namespace"], row["name"]))] = {
-            "id": {"namespace": row["namespace"], "name": row["name"]},
+        data[f"dataset:{row[0]}:{row[1]}"] = dataset_data(*row)
+    for ns, name, created_at, updated_at, _, facets, *run in found.jobs:
+        data[f"job:{ns}:{name}"] = {
+            "id": {"namespace": ns, "name": name},
             "type": "BATCH",
-            "name": row["name"],
-            "namespace": row["namespace"],
-            "createdAt": row["created_at"],
-            "updatedAt": row["updated_at"],
-            "facets": loads(row["facets"]),
-            "latestRun": None if run is None else _run(run),
+            "name": name,
+            "namespace": ns,
+            "createdAt": created_at,
+            "updatedAt": updated_at,
+            "facets": json_value(facets),
+            "latestRun": None if run[0] is None else run_data(*run),
         }
-    edges = set()  # (origin node id, destination node id), both ends in the graph
-    for e in found.edges:
-        job = node_id("job", (e["job_namespace"], e["job_name"]))
-        ds = node_id("dataset", (e["ds_namespace"], e["ds_name"]))
-        edges.add((ds, job) if e["direction"] == "in" else (job, ds))
+    pairs = []  # (origin node id, destination node id), both ends in the graph
+    for job_ns, job_name, direction, ds_ns, ds_name in found.edges:
+        job, ds = f"job:{job_ns}:{job_name}", f"dataset:{ds_ns}:{ds_name}"
+        if job in data and ds in data:
+            pairs.append((ds, job) if direction == "in" else (job, ds))
     ins: dict[str, list[dict[str, str]]] = {}
     outs: dict[str, list[dict[str, str]]] = {}
-    for origin, destination in sorted(edges):
-        if origin in data and destination in data:
-            edge = {"origin": origin, "destination": destination}
-            outs.setdefault(origin, []).append(edge)
-            ins.setdefault(destination, []).append(edge)
+    for origin, destination in sorted(set(pairs)):
+        edge = {"origin": origin, "destination": destination}
+        if origin in outs:
+            outs[origin].append(edge)
+        else:
+            outs[origin] = [edge]
+        if destination in ins:
+            ins[destination].append(edge)
+        else:
+            ins[destination] = [edge]
     return [
         {
             "id": nid,
-            "type": "DATASET" if nid.startswith("dataset:") else "JOB",
+            "type": "DATASET" if nid[0] == "d" else "JOB",
             "data": data[nid],
             "inEdges": ins.get(nid, []),
             "outEdges": outs.get(nid, []),

@@ -6,14 +6,14 @@ that workspace's rows only."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ledger.errors import InvalidRequest
-from ledger.hashing import parse_timestamp
 from projections.db import Connection
 from projections.view import Tables, loads
 from projections.views.marquez import MARQUEZ_STATE
-from projections.views.marquez_walk import rows_by_key
+from projections.views.marquez_walk import DATASET_COLUMNS, RUN_COLUMNS, rows_by_key
 
 #: Marquez's default lineage depth, and the most a caller may ask for.
 DEFAULT_DEPTH = 20
@@ -126,26 +126,54 @@ def run_job_facets(conn: Connection, t: Tables, ws: str, run_id: str) -> dict[st
 
 
 def _run(row: dict[str, Any]) -> dict[str, Any]:
-    facets = loads(row["facets"])
+    return run_data(*(row[c] for c in RUN_COLUMNS))
+
+
+def run_data(
+    run_id: str,
+    ns: str,
+    name: str,
+    status: str,
+    created_at: str,
+    updated_at: str,
+    started: str | None,
+    ended: str | None,
+    facets_json: str,
+) -> dict[str, Any]:
+    """Marquez's run from a ``runs`` row's :data:`RUN_COLUMNS`."""
+    facets = json_value(facets_json)
     nominal = facets.get("nominalTime") or {}
-    started, ended = row["started_at"], row["ended_at"]
-    duration = None
-    if started and ended:
-        duration = max(0, int((parse_timestamp(ended) - parse_timestamp(started)).total_seconds() * 1000))
     return {
-        "id": row["run_id"],
-        "createdAt": row["created_at"],
-        "updatedAt": row["updated_at"],
+        "id": run_id,
+        "createdAt": created_at,
+        "updatedAt": updated_at,
         "nominalStartTime": nominal.get("nominalStartTime"),
         "nominalEndTime": nominal.get("nominalEndTime"),
-        "state": MARQUEZ_STATE[row["status"]],
+        "state": MARQUEZ_STATE[status],
         "startedAt": started,
         "endedAt": ended,
-        "durationMs": duration,
+        "durationMs": _millis(started, ended) if started and ended else None,
         "args": {},
-        "jobVersion": {"namespace": row["namespace"], "name": row["name"]},
+        "jobVersion": {"namespace": ns, "name": name},
         "facets": facets,
     }
+
+
+def _millis(started: str, ended: str) -> int:
+    """Milliseconds from one stored timestamp to another, at least 0 (both are UTC
+    ``...ffffffZ`` as the view stores them, which ``fromisoformat`` reads directly)."""
+    delta = datetime.fromisoformat(ended) - datetime.fromisoformat(started)
+    return max(0, int(delta.total_seconds() * 1000))
+
+
+def json_value(text: str | None) -> Any:
+    """A stored JSON column decoded; the empty object and list (most facets and fields of a
+    graph's nodes) without a parse."""
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
+    return loads(text)
 
 
 # ---- datasets ---------------------------------------------------------------------------------
@@ -168,20 +196,33 @@ def dataset(conn: Connection, t: Tables, ws: str, ns: str, name: str) -> dict[st
 
 
 def _dataset(row: dict[str, Any]) -> dict[str, Any]:
+    return dataset_data(*(row[c] for c in DATASET_COLUMNS))
+
+
+def dataset_data(
+    ns: str,
+    name: str,
+    created_at: str,
+    updated_at: str,
+    fields: str,
+    facets: str,
+    current_version: str | None,
+) -> dict[str, Any]:
+    """Marquez's dataset from a ``datasets`` row's :data:`DATASET_COLUMNS`."""
     return {
-        "id": {"namespace": row["namespace"], "name": row["name"]},
+        "id": {"namespace": ns, "name": name},
         "type": "DB_TABLE",
-        "name": row["name"],
-        "physicalName": row["name"],
-        "namespace": row["namespace"],
-        "sourceName": row["namespace"],
-        "createdAt": row["created_at"],
-        "updatedAt": row["updated_at"],
-        "fields": loads(row["fields"]),
+        "name": name,
+        "physicalName": name,
+        "namespace": ns,
+        "sourceName": ns,
+        "createdAt": created_at,
+        "updatedAt": updated_at,
+        "fields": json_value(fields),
         "tags": [],
         "description": None,
-        "facets": loads(row["facets"]),
-        "currentVersion": row["current_version"],
+        "facets": json_value(facets),
+        "currentVersion": current_version,
         "deleted": False,
     }
 

@@ -43,15 +43,34 @@ class Walk:
     truncated: bool
 
 
+#: The columns of the rows a :class:`Neighbourhood` holds, in their order.
+DATASET_COLUMNS = ("namespace", "name", "created_at", "updated_at", "fields", "facets", "current_version")
+JOB_COLUMNS = ("namespace", "name", "created_at", "updated_at", "latest_run_id", "facets")
+RUN_COLUMNS = (
+    "run_id",
+    "namespace",
+    "name",
+    "status",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "ended_at",
+    "facets",
+)
+EDGE_COLUMNS = ("job_namespace", "job_name", "direction", "ds_namespace", "ds_name")
+
+
 @dataclass(frozen=True)
 class Neighbourhood:
-    """The stored rows of a walk's nodes: ``datasets`` and ``jobs`` rows (each job's with its
-    latest run's row as ``latest_run``, or None), the ``edges`` rows of those jobs (some lead
-    out of the walk), and whether the walk was ``truncated``."""
+    """The stored rows of a walk's nodes, as tuples (a graph of hundreds of nodes is drawn
+    from them without a dict per row): ``datasets`` (:data:`DATASET_COLUMNS`), ``jobs``
+    (:data:`JOB_COLUMNS` then the latest run's :data:`RUN_COLUMNS`, all None without one), the
+    ``edges`` of those jobs (:data:`EDGE_COLUMNS`; some lead out of the walk), and whether the
+    walk was ``truncated``."""
 
-    datasets: list[dict[str, Any]]
-    jobs: list[dict[str, Any]]
-    edges: list[dict[str, Any]]
+    datasets: list[tuple[Any, ...]]
+    jobs: list[tuple[Any, ...]]
+    edges: list[tuple[Any, ...]]
     truncated: bool
 
 
@@ -79,12 +98,29 @@ def neighbourhood(
             f"SELECT * FROM {t('runs')} WHERE run_id IN (SELECT value FROM json_each(?))", (dumps(wanted),)
         )
     }
+    no_run = (None,) * len(RUN_COLUMNS)
     return Neighbourhood(
-        datasets=rows_by_key(conn, t("datasets"), ws, ("namespace", "name"), found.datasets),
-        jobs=[j | {"latest_run": runs.get(j["latest_run_id"])} for j in jobs],
-        edges=rows_by_key(conn, t("edges"), ws, ("job_namespace", "job_name"), found.jobs),
+        datasets=_tuples(
+            rows_by_key(conn, t("datasets"), ws, ("namespace", "name"), found.datasets), DATASET_COLUMNS
+        ),
+        jobs=[
+            tuple(j[c] for c in JOB_COLUMNS)
+            + (
+                no_run
+                if j["latest_run_id"] not in runs
+                else tuple(runs[j["latest_run_id"]][c] for c in RUN_COLUMNS)
+            )
+            for j in jobs
+        ],
+        edges=_tuples(
+            rows_by_key(conn, t("edges"), ws, ("job_namespace", "job_name"), found.jobs), EDGE_COLUMNS
+        ),
         truncated=found.truncated,
     )
+
+
+def _tuples(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    return [tuple(row[c] for c in columns) for row in rows]
 
 
 # One row per level: its nodes (f_*: jobs when f_job), the level before it (p_*), how many
@@ -148,21 +184,7 @@ WITH RECURSIVE given AS (
 # The rows of the nodes reached, as plain rows of one UNION ALL (a part name, then the part's
 # columns; JSON built and parsed again costs the server a third more): each dataset, each job
 # with its latest run, each edge of those jobs, and whether the walk was cut.
-_DATASET = ("namespace", "name", "created_at", "updated_at", "fields", "facets", "current_version")
-_JOB = ("namespace", "name", "created_at", "updated_at", "latest_run_id", "facets")
-_RUN = (
-    "run_id",
-    "namespace",
-    "name",
-    "status",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "ended_at",
-    "facets",
-)
-_EDGE = ("job_namespace", "job_name", "direction", "ds_namespace", "ds_name")
-_WIDTH = len(_JOB) + len(_RUN)
+_WIDTH = len(JOB_COLUMNS) + len(RUN_COLUMNS)
 
 
 def _part(name: str, columns: list[str]) -> str:
@@ -170,18 +192,18 @@ def _part(name: str, columns: list[str]) -> str:
 
 
 _ROWS = f"""
-SELECT {_part("dataset", [f"x.{c}" for c in _DATASET])}
+SELECT {_part("dataset", [f"x.{c}" for c in DATASET_COLUMNS])}
 FROM reached r CROSS JOIN LATERAL (
   SELECT * FROM {{datasets}} WHERE workspace = r.ws AND namespace = r.ns AND name = r.name OFFSET 0) x
 WHERE NOT r.job
 UNION ALL
-SELECT {_part("job", [f"x.{c}" for c in _JOB] + [f"u.{c}" for c in _RUN])}
+SELECT {_part("job", [f"x.{c}" for c in JOB_COLUMNS] + [f"u.{c}" for c in RUN_COLUMNS])}
 FROM reached r CROSS JOIN LATERAL (
   SELECT * FROM {{jobs}} WHERE workspace = r.ws AND namespace = r.ns AND name = r.name OFFSET 0) x
 LEFT JOIN {{runs}} u ON u.run_id = x.latest_run_id
 WHERE r.job
 UNION ALL
-SELECT {_part("edge", [f"x.{c}" for c in _EDGE])}
+SELECT {_part("edge", [f"x.{c}" for c in EDGE_COLUMNS])}
 FROM reached r CROSS JOIN LATERAL (
   SELECT * FROM {{edges}} WHERE workspace = r.ws AND job_namespace = r.ns AND job_name = r.name OFFSET 0) x
 WHERE r.job
@@ -198,23 +220,23 @@ def _neighbourhood_postgres(
     names = {"datasets": t("datasets"), "jobs": t("jobs"), "runs": t("runs"), "edges": t("edges")}
     sql = _WALK.format(**names) + _ROWS.format(**names)
     params = (ws, kind == "job", steps, max_nodes, [k[0] for k in keys], [k[1] for k in keys])
-    datasets: list[dict[str, Any]] = []
-    jobs: list[dict[str, Any]] = []
-    edges: list[dict[str, Any]] = []
+    datasets: list[tuple[Any, ...]] = []
+    jobs: list[tuple[Any, ...]] = []
+    edges: list[tuple[Any, ...]] = []
     truncated, started = False, False
+    n_dataset, n_job, n_edge = len(DATASET_COLUMNS) + 1, _WIDTH + 1, len(EDGE_COLUMNS) + 1
     with conn.raw.cursor(row_factory=tuple_row) as cursor:
         cursor.execute(conn.sql(sql), params)
-        for part, *values in cursor.fetchall():
+        for row in cursor.fetchall():
+            part = row[0]
             if part == "dataset":
-                datasets.append(dict(zip(_DATASET, values, strict=False)))
+                datasets.append(row[1:n_dataset])
             elif part == "job":
-                run = values[len(_JOB) :]
-                latest = None if run[0] is None else dict(zip(_RUN, run, strict=False))
-                jobs.append(dict(zip(_JOB, values, strict=False)) | {"latest_run": latest})
+                jobs.append(row[1:n_job])
             elif part == "edge":
-                edges.append(dict(zip(_EDGE, values, strict=False)))
+                edges.append(row[1:n_edge])
             elif part == "cut":
-                truncated = values[0] == "true"
+                truncated = row[1] == "true"
             else:
                 started = True
     return Neighbourhood(datasets, jobs, edges, truncated) if started else None
