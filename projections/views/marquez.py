@@ -41,7 +41,8 @@ def dataset_version(namespace: str, name: str, run_id: str | None, position: int
 
 class MarquezView(View):
     name: ClassVar[str] = "marquez"
-    schema_version: ClassVar[int] = 1
+    # v2: a run's ``expunged`` (SPEC section 11).
+    schema_version: ClassVar[int] = 2
     #: Datasets and jobs are rows many runs write: rebuilt in ledger order, in one process.
     splittable: ClassVar[bool] = False
     table_names: ClassVar[tuple[str, ...]] = (
@@ -62,7 +63,8 @@ class MarquezView(View):
             "PRIMARY KEY (namespace, name))",
             f"{t('runs')} (run_id {k} PRIMARY KEY, namespace {k} NOT NULL, name {k} NOT NULL, "
             "status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
-            "started_at TEXT, ended_at TEXT, facets TEXT NOT NULL, position BIGINT NOT NULL)",
+            "started_at TEXT, ended_at TEXT, facets TEXT NOT NULL, position BIGINT NOT NULL, "
+            "expunged INTEGER NOT NULL DEFAULT 0)",
             f"{t('datasets')} (namespace {k} NOT NULL, name {k} NOT NULL, created_at TEXT NOT NULL, "
             "updated_at TEXT NOT NULL, fields TEXT NOT NULL, facets TEXT NOT NULL, current_version TEXT, "
             "PRIMARY KEY (namespace, name))",
@@ -98,6 +100,8 @@ class MarquezView(View):
                     self._dataset_event(conn, t, event)
                 case "JobLineage.Reported":
                     self._job_event(conn, t, event)
+                case "Run.Expunged":  # an OpenLineage run's row; no row for another run
+                    conn.execute(f"UPDATE {t('runs')} SET expunged = 1 WHERE run_id = ?", (event.stream,))
                 case _:
                     pass
 

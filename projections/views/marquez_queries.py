@@ -138,6 +138,8 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
         "args": {},
         "jobVersion": {"namespace": row["namespace"], "name": row["name"]},
         "facets": facets,
+        #: Not Marquez's: the run is expunged (SPEC section 11).
+        "expunged": bool(row["expunged"]),
     }
 
 

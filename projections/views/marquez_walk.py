@@ -154,6 +154,7 @@ _RUN = (
     "started_at",
     "ended_at",
     "facets",
+    "expunged",
 )
 _EDGE = ("job_namespace", "job_name", "direction", "ds_namespace", "ds_name")
 _WIDTH = len(_JOB) + len(_RUN)
