@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(default=None, gt=0)
     #: Seconds between the projection runner's retention passes (0: none).
     retention_interval_seconds: float = Field(default=3600.0, ge=0)
+    #: Runs a retention pass expunges per write (one save, one reference count, one key
+    #: DELETE, one erased-files INSERT each); what it holds in memory is about one page.
+    retention_page_runs: int = Field(default=500, ge=1, le=10_000)
     #: Keep a finished run's working directory instead of removing it once its outputs are stored.
     keep_run_dirs: bool = False
     #: The web UI's session cookies: the key that signs them (every server process of one

@@ -32,7 +32,7 @@ from ledger.store.rawstore import RawStore
 _RUN_TOPICS = "%:Run.%"
 #: Rows written to the scratch file per transaction while scanning.
 _FLUSH = 20_000
-#: Runs read back per page (picked runs, expunged runs, orphaned files).
+#: Runs read back per page by default (picked runs, expunged runs): ``RUNLEDGER_RETENTION_PAGE_RUNS``.
 PAGE = 500
 
 _COLUMNS = "id, run_id, workflow, created_at, status, ended_at, held, expunged, retention, version, last_hash"
@@ -42,7 +42,7 @@ def scan_runs(settings: Settings) -> RunsScan:
     """Every run's facts and the file references, read in one streamed pass (stream by
     stream); the caller closes the answer."""
     raw = RawStore(settings)
-    scan = RunsScan()
+    scan = RunsScan(page=settings.retention_page_runs)
     try:
         with raw.connect() as conn:
             query = raw.rows.events.rows("topic LIKE ?", "originator_id, originator_version")
@@ -111,7 +111,8 @@ class RunsScan:
     and ``live``: not expunged, as far as this pass knows), ``refs`` (which run names which
     file) and ``picked`` (the runs retention lets go, oldest first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, page: int = PAGE) -> None:
+        self.page = page
         self._dir = tempfile.TemporaryDirectory(prefix="runledger-refs-")
         self.db = sqlite3.connect(
             Path(self._dir.name) / "scan.db", isolation_level=None, check_same_thread=False
@@ -213,8 +214,8 @@ class RunsScan:
         """The facts of those of ``run_ids`` the scan saw."""
         found: dict[str, RunFacts] = {}
         wanted = list(run_ids)
-        for start in range(0, len(wanted), PAGE):
-            part = wanted[start : start + PAGE]
+        for start in range(0, len(wanted), self.page):
+            part = wanted[start : start + self.page]
             rows = self.db.execute(
                 f"SELECT {_COLUMNS} FROM runs WHERE run_id IN ({', '.join('?' * len(part))})", part
             ).fetchall()
@@ -225,7 +226,7 @@ class RunsScan:
         """Every run, a page at a time."""
         after = 0
         while rows := self.db.execute(
-            f"SELECT {_COLUMNS} FROM runs WHERE id > ? ORDER BY id LIMIT ?", (after, PAGE)
+            f"SELECT {_COLUMNS} FROM runs WHERE id > ? ORDER BY id LIMIT ?", (after, self.page)
         ).fetchall():
             yield from (self._facts(row) for row in rows)
             after = rows[-1][0]
@@ -262,7 +263,7 @@ class RunsScan:
         while rows := self.db.execute(
             f"SELECT p.seq, {', '.join(f'r.{c.strip()}' for c in _COLUMNS.split(','))} "
             "FROM picked p JOIN runs r ON r.id = p.id WHERE p.seq > ? ORDER BY p.seq LIMIT ?",
-            (after, PAGE),
+            (after, self.page),
         ).fetchall():
             yield [self._facts(row[1:]) for row in rows]
             after = rows[-1][0]
@@ -273,7 +274,7 @@ class RunsScan:
         after = 0
         while rows := self.db.execute(
             f"SELECT {_COLUMNS} FROM runs WHERE live = 0 AND finished = 0 AND id > ? ORDER BY id LIMIT ?",
-            (after, PAGE),
+            (after, self.page),
         ).fetchall():
             yield [self._facts(row) for row in rows]
             after = rows[-1][0]

@@ -47,7 +47,8 @@ def dataset_version(namespace: str, name: str, run_id: str | None, position: int
 
 class MarquezView(View):
     name: ClassVar[str] = "marquez"
-    # v2: every row carries its workspace, leading every key and index (SPEC 9).
+    # v2: every row carries its workspace, leading every key and index (SPEC 9), and a run's
+    # ``expunged`` (SPEC 11).
     schema_version: ClassVar[int] = 2
     #: Datasets and jobs are rows many runs write: rebuilt in ledger order, in one process.
     splittable: ClassVar[bool] = False
@@ -70,7 +71,8 @@ class MarquezView(View):
             "PRIMARY KEY (workspace, namespace, name))",
             f"{t('runs')} (run_id {k} PRIMARY KEY, workspace {k} NOT NULL, namespace {k} NOT NULL, "
             f"name {k} NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
-            "started_at TEXT, ended_at TEXT, facets TEXT NOT NULL, position BIGINT NOT NULL)",
+            "started_at TEXT, ended_at TEXT, facets TEXT NOT NULL, position BIGINT NOT NULL, "
+            "expunged INTEGER NOT NULL DEFAULT 0)",
             f"{t('datasets')} (workspace {k} NOT NULL, namespace {k} NOT NULL, name {k} NOT NULL, "
             "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, fields TEXT NOT NULL, facets TEXT NOT NULL, "
             "current_version TEXT, PRIMARY KEY (workspace, namespace, name))",
@@ -113,6 +115,8 @@ class MarquezView(View):
                     self._scope(conn, t, event)
                 case "DatasetLineage.Declared" | "JobLineage.Declared":
                     self._scope(conn, t, event)
+                case "Run.Expunged":  # an OpenLineage run's row; no row for another run
+                    conn.execute(f"UPDATE {t('runs')} SET expunged = 1 WHERE run_id = ?", (event.stream,))
                 case _:
                     pass
 

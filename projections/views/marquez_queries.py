@@ -139,6 +139,7 @@ def run_data(
     started: str | None,
     ended: str | None,
     facets_json: str,
+    expunged: int,
 ) -> dict[str, Any]:
     """Marquez's run from a ``runs`` row's :data:`RUN_COLUMNS`."""
     facets = json_value(facets_json)
@@ -156,6 +157,8 @@ def run_data(
         "args": {},
         "jobVersion": {"namespace": ns, "name": name},
         "facets": facets,
+        #: Not Marquez's: the run is expunged (SPEC section 11).
+        "expunged": bool(expunged),
     }
 
 

@@ -56,6 +56,7 @@ RUN_COLUMNS = (
     "started_at",
     "ended_at",
     "facets",
+    "expunged",
 )
 EDGE_COLUMNS = ("job_namespace", "job_name", "direction", "ds_namespace", "ds_name")
 

@@ -1,12 +1,13 @@
-"""After an expunge the views, the tasks, the comparison and exports show the run as
-expunged with its sensitive values erased, and a rebuild from event 0 gives the same rows
-(both backends)."""
+"""After an expunge the views (lineage and Marquez's too), the tasks, the comparison and
+exports show the run as expunged with its sensitive values erased, and a rebuild from event 0
+gives the same rows (both backends)."""
 
 from __future__ import annotations
 
 import json
 import re
 import tarfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ from ledger.settings import Settings
 from projections import ReadModels
 from projections.db import connect
 from projections.runner import ProjectionRunner
+from projections.views import marquez_queries
 from projections.views.compare import compare
 from projections.views.rundetail import is_expunged, run_events, tasks_of
 from projections.views.summaries_fold import summary_from_events
 from tests.builders import reports
+from tests.integration.projections.test_marquez import emit
 from tests.integration.retention.conftest import SECRET_DEFINITION, finish
 
 
@@ -144,3 +147,32 @@ def test_tasks_lineage_and_exports_show_an_expunged_run_and_a_rebuild_keeps_it(
     assert summaries[gone]["expunged"] and summaries[gone]["parameters"]["token"] == "[erased]"
     assert not summaries[kept]["expunged"] and summaries[kept]["parameters"]["token"] == "[sensitive]"
     assert b"s3cret-value" not in (tmp_path / "export.tar").read_bytes()
+
+
+def test_an_expunged_openlineage_run_reads_expunged_in_marquez_s_api_after_a_rebuild_too(
+    ledger: Ledger, settings: Settings
+) -> None:
+    gone, kept = str(uuid.uuid4()), str(uuid.uuid4())
+    for run_id in (gone, kept):
+        for event_type, at in (("START", "2026-01-01T00:00:00Z"), ("COMPLETE", "2026-01-01T00:01:00Z")):
+            emit(ledger, run_id, event_type, at, ("etl", "daily"))
+    ledger.expunge(gone, principal="admin", reason="erasure request")
+    runner = ProjectionRunner(settings)
+    views = ReadModels(settings)
+    try:
+        runner.catch_up()
+
+        def expunged(run_id: str) -> bool:
+            run = views.marquez(lambda c, t: marquez_queries.run(c, t, "default", run_id))
+            assert run is not None
+            return bool(run["expunged"])
+
+        def shown() -> dict[str, bool]:
+            return {run_id: expunged(run_id) for run_id in (gone, kept)}
+
+        assert shown() == {gone: True, kept: False}
+        runner.rebuild()
+        assert shown() == {gone: True, kept: False}
+    finally:
+        views.close()
+        runner.stop()
