@@ -32,6 +32,9 @@ class WorkspaceCommands(LedgerBase):
         super().__init__(*args, **kwargs)
         self._known_workspaces: set[str] = set()
         self._known_lock = threading.Lock()
+        #: the position up to which :meth:`workspace_names` has read the events, and its lock
+        self._names_upto = -1
+        self._names_lock = threading.Lock()
         #: run id -> workspace, for the runs looked up lately (a run never changes workspace)
         self._run_workspaces: OrderedDict[str, str] = OrderedDict()
 
@@ -87,8 +90,18 @@ class WorkspaceCommands(LedgerBase):
         return False
 
     def workspace_names(self) -> list[str]:
-        """Every workspace, ``default`` first, then by name."""
-        names = {s.split(":", 1)[1] for s in self.reader.stream_ids("workspace:")}
+        """Every workspace, ``default`` first, then by name. A workspace is never removed and
+        positions commit in order, so each call reads only the events stored since the last
+        one (by the position index: the first call reads the whole ledger's, once a process)."""
+        with self._names_lock:
+            upto = self.reader.max_position()
+            if upto > self._names_upto:
+                found = self.reader.stream_ids_begun("workspace:", after=self._names_upto, upto=upto)
+                with self._known_lock:
+                    self._known_workspaces.update(s.split(":", 1)[1] for s in found)
+                self._names_upto = upto
+        with self._known_lock:
+            names = set(self._known_workspaces)
         return [DEFAULT_WORKSPACE, *sorted(names - {DEFAULT_WORKSPACE})]
 
     def _remember_workspace(self, name: str) -> None:

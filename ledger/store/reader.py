@@ -123,6 +123,13 @@ class EventsSQL:
             f"AND originator_id LIKE ? ESCAPE '\\' ORDER BY originator_id"
         )
 
+    def stream_ids_like_in_range(self) -> str:
+        """:meth:`stream_ids_like` of the streams begun after one position, up to another."""
+        return (
+            f"SELECT originator_id FROM {self.table} WHERE {self.position} > ? AND {self.position} <= ? "
+            f"AND originator_version = 1 AND originator_id LIKE ? ESCAPE '\\' ORDER BY {self.position}"
+        )
+
     def lone_streams_like(self) -> str:
         """Streams whose only event is their first, of a topic LIKE ?; oldest first, LIMIT ?."""
         return (
@@ -197,8 +204,15 @@ class EventReader:
 
     def stream_ids(self, prefix: str) -> list[str]:
         """Ids of the streams whose id starts with ``prefix`` (e.g. ``workflow:``), sorted."""
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._query(self.events.sql(self.events.stream_ids_like()), (pattern,))
+        rows = self._query(self.events.sql(self.events.stream_ids_like()), (_like_prefix(prefix),))
+        return [str(row["originator_id"]) for row in rows]
+
+    def stream_ids_begun(self, prefix: str, *, after: int, upto: int) -> list[str]:
+        """:meth:`stream_ids`, of the streams whose first event is at a position in
+        (``after``, ``upto``], in position order: a range of the position index, however big
+        the ledger (a prefix ``LIKE`` over every stream id is a scan of the whole table)."""
+        statement = self.events.sql(self.events.stream_ids_like_in_range())
+        rows = self._query(statement, (after + 1, upto + 1, _like_prefix(prefix)))
         return [str(row["originator_id"]) for row in rows]
 
     def lone_streams(self, event_type: str, *, limit: int) -> list[str]:
@@ -211,6 +225,11 @@ class EventReader:
         statement = self.events.sql(self.events.streams_like_without(len(without)))
         params = [topic_like(event_type), *(topic_like(kind) for kind in without)]
         return [str(row["originator_id"]) for row in self._query(statement, params)]
+
+
+def _like_prefix(prefix: str) -> str:
+    """A ``LIKE ... ESCAPE '\\'`` pattern of the strings that start with ``prefix``."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 class StoredRow(NamedTuple):

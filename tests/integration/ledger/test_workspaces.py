@@ -78,6 +78,32 @@ def test_two_workspaces_share_a_workflow_name_and_a_claim_stays_in_its_workspace
     assert verify_bundle(bundle.path) == []
 
 
+def test_workspace_names_follow_the_ledger_by_position_and_see_another_process_s_workspaces(
+    ledger: Ledger, settings: Settings
+) -> None:
+    """The names are read incrementally (the events after the last call's position): a
+    workspace another process creates in between, and only a workspace, shows at the next call."""
+    assert ledger.workspace_names() == ["default"]
+    other = Ledger(settings)  # another process: nothing it writes passes through ``ledger``
+    try:
+        other.create_workspace("blue", principal="admin")
+        other.register_workflow(DEFINITION, principal="ops", workspace="blue")
+        assert ledger.workspace_names() == ["default", "blue"]
+        other.create_workspace("amber", principal="admin")
+        other.trigger(workflow="etl", parameters={"query": "x"}, principal="ops", workspace="blue")
+        assert ledger.workspace_names() == ["default", "amber", "blue"]
+        assert ledger.workspace_names() == other.workspace_names()
+    finally:
+        other.close()
+    head, amber = ledger.reader.max_position(), ledger.reader.first("workspace:amber")
+    assert amber is not None
+    begun = ledger.reader.stream_ids_begun
+    assert begun("workspace:", after=-1, upto=head) == ["workspace:blue", "workspace:amber"]  # by position
+    assert begun("workspace:", after=-1, upto=amber.position - 1) == ["workspace:blue"]
+    assert begun("workspace:", after=amber.position - 1, upto=amber.position) == ["workspace:amber"]
+    assert begun("workspace:", after=amber.position, upto=head) == []
+
+
 def test_a_token_table_made_before_workspaces_gets_the_column_and_its_tokens_cover_every_one(
     ledger: Ledger, settings: Settings
 ) -> None:
