@@ -244,7 +244,7 @@ def ratios(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def bench_backend(backend: str, args: argparse.Namespace, tree: Path, results: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"backend": backend, "runs": args.runs, "ref": args.ref}
+    result: dict[str, Any] = {"backend": backend, "runs": args.runs, "ref": args.ref, "rounds": args.rounds}
     with ExitStack() as stack:
         dbs = {
             name: stack.enter_context(scratch_database(backend, prefix=f"rl_bench_ws_{name}"))
