@@ -89,7 +89,12 @@ WorkspaceDep = Annotated[str, Depends(current_workspace)]
 def check_run_in_scope(runtime: Runtime, principal: Principal, named: str | None, run_id: str) -> str:
     """``run_id`` when its run is in a workspace ``principal`` covers (and is ``named``, when a
     workspace is named); NotFound otherwise, as for a run that does not exist."""
-    workspace = runtime.ledger.run_workspace(run_id)
+    return require_in_scope(principal, named, run_id, runtime.ledger.run_workspace(run_id))
+
+
+def require_in_scope(principal: Principal, named: str | None, run_id: str, workspace: str | None) -> str:
+    """The check of :func:`check_run_in_scope` on a run whose ``workspace`` the caller read
+    already (None: no such run)."""
     if workspace is None or not principal.covers(workspace) or named not in (None, workspace):
         raise NotFound(f"no run {run_id!r}")
     return run_id

@@ -550,6 +550,51 @@ def retention(result: dict[str, Any]) -> str:
     )
 
 
+def workspaces_regression(result: dict[str, Any]) -> str:
+    """Today against the last commit before workspaces: one table per backend."""
+    out = [
+        "A single-workspace deployment (every run in `default`): today's `runledger serve` and "
+        "that of the last commit before workspaces (`--ref`), each over its own copy of one "
+        "`bench.bulk` ledger, the same reads sent to both in turn (the first alternating per "
+        "round). Per read: latency p50 and p99 of each and new/old, and the server's median "
+        "CPU time per answer (load-robust) and new/old. Goal: new/old at most 1.10.\n"
+    ]
+    for r in result["results"]:
+        load = " -> ".join(", ".join(f"{x:.2f}" for x in r[k]) for k in ("loadavg_before", "loadavg_after"))
+        out.append(
+            f"**{r['backend']}**, {r['runs']} runs, old = `{r['ref']}`, {r.get('rounds', '?')} rounds; "
+            f"load average {load}; servers idle after {r.get('idle_after_seconds', '?')} s; "
+            f"failures {r['failures'] or 'none'}, answers that differ {r['mismatches'] or 'none'}.\n"
+        )
+        rows = []
+        for op, ratio in r["ratios"].items():
+            old, new = r["latency"]["old"][op], r["latency"]["new"][op]
+            old_cpu, new_cpu = r["server_cpu"]["old"][op], r["server_cpu"]["new"][op]
+            rows.append(
+                [
+                    op,
+                    f"{old['p50_ms']} / {new['p50_ms']}",
+                    ratio["p50_ratio"],
+                    f"{old['p99_ms']} / {new['p99_ms']}",
+                    ratio["p99_ratio"],
+                    f"{old_cpu['p50_ms']} / {new_cpu['p50_ms']}",
+                    ratio["cpu_p50_ratio"],
+                    "met" if ratio["met"] else "**missed**",
+                ]
+            )
+        header = [
+            "read",
+            "p50 ms old / new",
+            "ratio",
+            "p99 ms old / new",
+            "ratio",
+            "CPU ms old / new",
+            "ratio",
+        ]
+        out.append(_table([*header, "latency goal"], rows))
+    return "\n".join(out)
+
+
 RENDERERS = {
     "store_append": store_append,
     "mlflow_compare": mlflow_compare,
@@ -558,6 +603,7 @@ RENDERERS = {
     "memory": memory,
     "projections_rebuild": projections_rebuild,
     "retention": retention,
+    "workspaces_regression": workspaces_regression,
 }
 TITLES = {
     "store_append": "1. Store append: the Ledger service against raw inserts",
@@ -570,6 +616,7 @@ TITLES = {
     "verify_export": "4c. Verify and export (bench/verify_export.py)",
     "verify_export_1m": "4c'. Verify and export at 1,000,000 events",
     "retention": "6. Retention apply: files per second and memory as the ledger grows (bench/retention.py)",
+    "workspaces_regression": "6. Workspaces: single-workspace reads against the last commit before them",
 }
 
 

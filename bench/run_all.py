@@ -90,6 +90,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str], bool]]:
             False,
         ),
         ("retention", ["bench.retention", "--sizes", "5000,20000,100000"], False),
+        ("workspaces_regression", ["bench.workspaces_regression", "--backend", "sqlite,postgres"], False),
     ]
 
 
@@ -225,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             if name in kept:  # measured by an earlier run: shown with its own date
                 records.append(dict(kept[name], kept=True))
             continue
-        timeout = args.step_timeout * (4 if name.endswith("_1m") else 2 if name.startswith("queries") else 1)
+        long = name.startswith("queries") or name == "workspaces_regression"
+        timeout = args.step_timeout * (4 if name.endswith("_1m") else 2 if long else 1)
         records.append(run_step(name, step_argv, timeout))
         with (RESULTS / "run_all.json").open("w") as handle:  # progress, should this run die
             json.dump({"machine": info, "steps": records}, handle, indent=2)

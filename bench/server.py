@@ -40,10 +40,15 @@ def runledger_env(database_url: str, data_dir: Path) -> dict[str, str]:
     return env
 
 
-def cli(env: dict[str, str], *args: str, timeout: float = 600) -> str:
+def tree_env(env: dict[str, str], tree: Path) -> dict[str, str]:
+    """``env`` for running the code of ``tree`` (first on ``PYTHONPATH``) when it is not this one."""
+    return env if tree == ROOT else env | {"PYTHONPATH": str(tree)}
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 600, cwd: Path = ROOT) -> str:
     """Run ``runledger ARGS`` and return its stdout (raises with stderr on failure)."""
     done = subprocess.run(
-        [RUNLEDGER, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [RUNLEDGER, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd
     )
     if done.returncode != 0:
         raise RuntimeError(f"runledger {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
@@ -80,16 +85,26 @@ class PeakRss:
 
 
 class RunledgerServer:
-    """``runledger serve --no-executor`` on a free port of 127.0.0.1; stopped by its own pid."""
+    """``runledger serve --no-executor`` on a free port of 127.0.0.1; stopped by its own pid.
+
+    ``tree``: the source tree whose code runs (another checkout of the project, on
+    ``PYTHONPATH``, with this venv's dependencies); this one by default."""
 
     def __init__(
-        self, database_url: str, data_dir: Path, *, extra: tuple[str, ...] = (), log_path: Path | None = None
+        self,
+        database_url: str,
+        data_dir: Path,
+        *,
+        extra: tuple[str, ...] = (),
+        log_path: Path | None = None,
+        tree: Path = ROOT,
     ) -> None:
         self.database_url = database_url
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = runledger_env(database_url, data_dir)
+        self.tree = tree
+        self.env = tree_env(runledger_env(database_url, data_dir), tree)
         self.extra = extra
         self.log_path = log_path or data_dir / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -98,7 +113,11 @@ class RunledgerServer:
 
     def token(self, role: str) -> str:
         return (
-            cli(self.env, "tokens", "create", "--role", role, "--name", f"bench-{role}-{time.monotonic_ns()}")
+            cli(
+                self.env,
+                *("tokens", "create", "--role", role, "--name", f"bench-{role}-{time.monotonic_ns()}"),
+                cwd=self.tree,
+            )
             .strip()
             .splitlines()[-1]
         )
@@ -123,7 +142,7 @@ class RunledgerServer:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=self.tree,
             start_new_session=True,
         )
         log.close()
