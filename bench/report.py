@@ -616,7 +616,7 @@ TITLES = {
     "verify_export": "4c. Verify and export (bench/verify_export.py)",
     "verify_export_1m": "4c'. Verify and export at 1,000,000 events",
     "retention": "6. Retention apply: files per second and memory as the ledger grows (bench/retention.py)",
-    "workspaces_regression": "6. Workspaces: single-workspace reads against the last commit before them",
+    "workspaces_regression": "7. Workspaces: single-workspace reads against the last commit before them",
 }
 
 
