@@ -135,6 +135,7 @@ def serve(args: argparse.Namespace) -> int:
     from api.logging import configure_logging
     from api.runtime import Runtime
     from api.transport import HTTP, LOOP
+    from cli.supervisor import run_workers
 
     settings = settings_from(args)
     configure_logging(settings.log_format, settings.log_level)
@@ -167,9 +168,8 @@ def serve(args: argparse.Namespace) -> int:
         if args.workers > 1:
             os.environ["RUNLEDGER_DATABASE_URL"] = settings.database_url
             print(banner(f"http://{_url_host(args.host)}:{port}", app), flush=True)
-            uvicorn.run(
+            run_workers(
                 "api.app:create_app_from_env",
-                factory=True,
                 host=args.host,
                 port=port,
                 workers=args.workers,

@@ -3,11 +3,11 @@
 
 Exactly once: a batch's rows and the view's new position commit in one transaction, and the
 position only moves from the value the batch started at (:func:`projections.state.advance`);
-every view's batch of one step shares that transaction (:func:`apply_batches`). On PostgreSQL
-one runner per view is active at a time (a session advisory lock); the others stand by. New
-events are followed by LISTEN/NOTIFY on PostgreSQL (the library NOTIFYs on every insert) and by
-a short poll on SQLite. A view whose schema version changed in the code is rebuilt before it is
-followed on.
+every view's batch of one step shares that transaction (:func:`apply_batches`). On
+PostgreSQL one runner per view is active at a time (a session advisory lock); the others
+stand by. New events are followed by LISTEN/NOTIFY on PostgreSQL (the library NOTIFYs on every
+insert) and by a short poll on SQLite. A view whose schema version changed in the code is
+rebuilt before it is followed on.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@ several API processes, and the in-process executor running a workflow to the end
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import stat
 import subprocess
 from collections.abc import Callable
@@ -50,6 +53,39 @@ def test_serve_with_two_worker_processes_answers_and_stops_on_sigterm(
         for run_id in run_ids:
             assert client.get(f"/api/runs/{run_id}").status_code == 200
         eventually(lambda: len(client.get("/api/runs").json()["runs"]) == 4)
+    assert server.stop() == 0
+
+
+def _api_processes(server: Server) -> set[int]:
+    """The supervisor's children that are uvicorn workers (spawned: ``multiprocessing``)."""
+    pid = server.process.pid
+    found = set()
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        with contextlib.suppress(FileNotFoundError):  # (gone meanwhile)
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(int(child))
+    return found
+
+
+@pytest.mark.parametrize("backend", [POSTGRES], indirect=True)  # several writers: PostgreSQL
+def test_a_worker_process_that_dies_is_replaced_before_the_next_ping(
+    server_factory: Callable[..., Server],
+) -> None:
+    """The supervisor pings its workers every ``cli.supervisor.PING_SECONDS`` (5 s), but a
+    worker's death is seen at its next look (0.5 s) and the worker replaced."""
+    server = server_factory(workers=2)
+
+    def two_workers(without: int | None = None) -> set[int] | None:
+        found = _api_processes(server)
+        return found if len(found) == 2 and without not in found else None
+
+    workers = eventually(two_workers)
+    killed = min(workers)
+    os.kill(killed, signal.SIGKILL)
+    replaced = eventually(lambda: two_workers(without=killed), timeout=4)
+    assert replaced - workers and replaced & workers
+    with server.client("admin") as client:
+        assert eventually(lambda: client.get("/api/workflows").status_code == 200)
     assert server.stop() == 0
 
 
