@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--runs-per-job", type=int, default=10)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--json", "--out", dest="json", default=None, help="write the result here")
     args = parser.parse_args()
     rng = random.Random(24)
     with scratch_database(args.backend, prefix="rl_bench_mq") as db:

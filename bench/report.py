@@ -414,6 +414,34 @@ def _queries_intro(r: dict[str, Any]) -> str:
     )
 
 
+def marquez_lineage(result: dict[str, Any]) -> str:
+    intro = (
+        f"`GET /api/v1/lineage`'s query (`projections.views.marquez_graph.lineage`, the whole graph "
+        f"answer) on {result['backend']}: {result['runs']} runs, {result['datasets']} datasets, "
+        f"{result['edges']} edges in one workspace; random dataset nodes, sequentially, in one "
+        f"process. CPU per query is this process's and its PostgreSQL backend's (what a busy "
+        f"machine does not inflate as it does latency). Load average "
+        f"{' -> '.join(f'{x:.1f}' for x in result['load_average_1m'])} on {result['cpus']} CPUs. "
+        f"Goal: p99 < {result['target_p99_ms']} ms at depth 5.\n"
+    )
+    rows = [
+        [
+            depth,
+            f["n"],
+            f["p50_ms"],
+            f["p99_ms"],
+            f["nodes_avg"],
+            f["nodes_max"],
+            f["client_cpu_ms"],
+            f["server_cpu_ms"],
+            _met(f["p99_ms"] < result["target_p99_ms"]) if depth == "5" else "-",
+        ]
+        for depth, f in result["depths"].items()
+    ]
+    header = ["depth", "n", "p50 ms", "p99 ms", "nodes avg", "nodes max", "client CPU ms", "server CPU ms"]
+    return intro + "\n" + _table([*header, "goal (p99)"], rows)
+
+
 def memory(result: dict[str, Any]) -> str:
     rows = [
         [
@@ -604,12 +632,14 @@ RENDERERS = {
     "projections_rebuild": projections_rebuild,
     "retention": retention,
     "workspaces_regression": workspaces_regression,
+    "marquez_lineage": marquez_lineage,
 }
 TITLES = {
     "store_append": "1. Store append: the Ledger service against raw inserts",
     "mlflow_compare": "2. HTTP ingest, side by side with MLflow",
     "queries": "3. Queries at scale",
     "queries_postgres": "3b. Queries at scale on PostgreSQL",
+    "marquez_lineage": "3c. Marquez lineage by node (bench/marquez_lineage.py)",
     "memory": "5. Memory: export and verify as the ledger grows",
     "projections_rebuild": "4a. Projection rebuild and live lag (bench/projections_rebuild.py)",
     "executor": "4b. Executor (bench/executor.py)",

@@ -80,6 +80,8 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str], bool]]:
             ],
             args.queries_postgres,
         ),
+        # Marquez lineage by node at depth 5 over 100,000 runs on PostgreSQL (issue 24): long.
+        ("marquez_lineage", ["bench.marquez_lineage"], False),
         ("memory", ["bench.memory", "--backend", "sqlite", "--runs", args.memory_runs], True),
         ("projections_rebuild", ["bench.projections_rebuild", "--events", str(args.rebuild_events)], True),
         ("executor", ["bench.executor"], True),

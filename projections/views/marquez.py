@@ -96,7 +96,9 @@ class MarquezView(View):
         for index in (
             f"{t('runs')}_by_job ON {t('runs')} (workspace, namespace, name, created_at)",
             f"{t('versions')}_by_dataset ON {t('versions')} (workspace, namespace, name, position)",
-            f"{t('edges')}_by_dataset ON {t('edges')} (workspace, ds_namespace, ds_name)",
+            # the jobs of a dataset from the index alone (the lineage walk's step from datasets)
+            f"{t('edges')}_by_dataset ON {t('edges')} "
+            "(workspace, ds_namespace, ds_name, job_namespace, job_name)",
             f"{t('columns')}_by_input ON {t('columns')} (workspace, in_namespace, in_name)",
             f"{t('events')}_by_time ON {t('events')} (workspace, event_time, position)",
         ):
