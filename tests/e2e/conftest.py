@@ -1,8 +1,10 @@
 """The ``server`` fixture: a real ``runledger serve`` subprocess on a free 127.0.0.1 port with a
 database of its own (SQLite or PostgreSQL, via ``database_url``), stopped after the test.
 
-``server_factory(executor=False, projections=True, workers=1, env=None)`` starts more (or
-differently configured) servers; ``server`` is one with the defaults (no executor).
+``server_factory(executor=False, projections=True, workers=1, env=None, script=False)`` starts
+more (or differently configured) servers; ``server`` is one with the defaults (no executor).
+Servers are forked from a process that imported ``runledger serve`` already
+(:mod:`tests.e2e.forked`), but for ``script=True`` or several workers: the console script.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS, fresh_database_url
+from tests.e2e import forked
 
 RUNLEDGER = str(Path(sys.executable).with_name("runledger"))
 START_TIMEOUT = 30.0
@@ -41,7 +44,7 @@ class Server:
     admin_token: str
     database_url: str
     env: dict[str, str]
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | forked.Forked
     state_dir: Path
     stdout_path: Path
     stderr_path: Path
@@ -51,16 +54,20 @@ class Server:
     def cli(
         self, *args: str, check: bool = True, timeout: float = 60.0, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``runledger ARGS`` against this server's database."""
-        done = subprocess.run(
-            [RUNLEDGER, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-            check=False,
-        )
+        """Run ``runledger ARGS`` against this server's database (forked from a process that
+        imported the CLI already, or the real script when it reads ``input``)."""
+        if input is None:
+            done = forked.call(list(args), env=self.env, timeout=timeout)
+        else:
+            done = subprocess.run(
+                [RUNLEDGER, *args],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                input=input,
+                check=False,
+            )
         if check and done.returncode != 0:
             raise AssertionError(f"runledger {' '.join(args)} exited {done.returncode}: {done.stderr}")
         return done
@@ -113,7 +120,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-        return int(self.process.returncode)
+        return int(self.process.wait())
 
 
 @contextmanager
@@ -140,7 +147,11 @@ def start_server(
     projections: bool = True,
     workers: int = 1,
     env: dict[str, str] | None = None,
+    script: bool = False,
 ) -> Server:
+    """``runledger serve`` in a process forked from one that imported it already (a fraction
+    of the seconds a fresh interpreter spends importing it), or, with ``script`` or more than
+    one worker, the console script itself."""
     workdir.mkdir(parents=True, exist_ok=True)
     state_dir = workdir / "state"
     port = free_port()
@@ -162,8 +173,13 @@ def start_server(
     if workers != 1:
         args += ["--workers", str(workers)]
     stdout_path, stderr_path = workdir / "serve.out", workdir / "serve.err"
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        process = subprocess.Popen(args, env=full_env, stdout=out, stderr=err, cwd=workdir)
+    process: subprocess.Popen[bytes] | forked.Forked
+    if script or workers != 1:
+        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+            process = subprocess.Popen(args, env=full_env, stdout=out, stderr=err, cwd=workdir)
+    else:
+        started = forked.start(args[1:], env=full_env, cwd=workdir, stdout=stdout_path, stderr=stderr_path)
+        process = forked.Forked(started)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT
     while True:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.builders import eventually
+from tests.e2e import forked
 from tests.e2e.client_helpers import cli_env, complete
 from tests.e2e.conftest import RUNLEDGER, Server
 
@@ -51,15 +52,9 @@ def rl(
     cwd: Path | None = None,
     **env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """``runledger ARGS`` talking to ``server`` over HTTP as ``role``."""
-    done = subprocess.run(
-        [RUNLEDGER, *args],
-        env=cli_env(server, role, **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
+    """``runledger ARGS`` talking to ``server`` over HTTP as ``role`` (a process forked from one
+    that imported the CLI already: the real script runs in the tests of its own behaviour)."""
+    done = forked.call(list(args), env=cli_env(server, role, **env), cwd=cwd)
     if check and done.returncode != 0:
         raise AssertionError(f"runledger {' '.join(args)} exited {done.returncode}: {done.stderr}")
     return done

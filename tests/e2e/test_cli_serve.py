@@ -1,5 +1,6 @@
 """``runledger serve`` as a real process: the first admin token, clean shutdown on SIGTERM,
-several API processes, and the in-process executor running a workflow to the end."""
+several API processes, and the in-process executor running a workflow to the end. The console
+script itself (``script=True``), not a process forked from one that imported it."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from tests.e2e.helpers import pipeline, register, trigger
 def test_first_serve_prints_an_admin_token_once_and_stops_cleanly_on_sigterm(
     server_factory: Callable[..., Server],
 ) -> None:
-    first = server_factory()
+    first = server_factory(script=True)
     printed = first.stdout_path.read_text()
     assert first.admin_token and first.admin_token in printed
     token_file = first.state_dir / "admin-token"
@@ -35,7 +36,7 @@ def test_first_serve_prints_an_admin_token_once_and_stops_cleanly_on_sigterm(
     assert "server_stopped" in events
     assert "request_handled" in events
 
-    second = server_factory()  # same database: tokens exist, nothing new is printed
+    second = server_factory(script=True)  # same database: tokens exist, nothing new is printed
     assert "admin token" not in second.stdout_path.read_text()
     with second.client("admin") as client:
         assert client.get("/api/workflows").status_code == 200
@@ -92,7 +93,7 @@ def test_a_worker_process_that_dies_is_replaced_before_the_next_ping(
 def test_the_in_process_executor_runs_a_triggered_workflow_to_success(
     server_factory: Callable[..., Server],
 ) -> None:
-    server = server_factory(executor=True)
+    server = server_factory(executor=True, script=True)
     definition = {
         "name": "hello",
         "params": {"who": {"type": "string", "required": True}},

@@ -34,7 +34,9 @@ def test_a_database_that_went_away_gives_503_with_retry_after_and_loses_nothing(
     target = urlsplit(PG_ADMIN_URL)
     proxy = CuttableProxy((target.hostname or "127.0.0.1", target.port or 5432))
     with fresh_database_url("postgres", tmp_path) as direct_url:
-        server = start_server(via_port(direct_url, proxy.port), tmp_path / "server")
+        # A request waiting for a connection gives up (the 503) after 2 s, not the default 10.
+        env = {"RUNLEDGER_POOL_TIMEOUT_SECONDS": "2"}
+        server = start_server(via_port(direct_url, proxy.port), tmp_path / "server", env=env)
         try:
             client = server.client("operator")
             definition = pipeline()

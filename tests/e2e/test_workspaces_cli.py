@@ -10,14 +10,14 @@ import uuid
 
 from runledger import Client
 from tests.builders import DEFINITION
-from tests.e2e.conftest import RUNLEDGER, Server
+from tests.e2e import forked
+from tests.e2e.conftest import Server
 
 
 def remote(server: Server, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``runledger ARGS`` through the server, with ``env`` over the server's environment."""
-    return subprocess.run(
-        [RUNLEDGER, *args], env=server.env | env, capture_output=True, text=True, timeout=60, check=False
-    )
+    """``runledger ARGS`` through the server, with ``env`` over the server's environment (forked
+    from a process that imported the CLI already)."""
+    return forked.call(list(args), env=server.env | env)
 
 
 def test_a_workspace_made_on_the_command_line_confines_its_tokens_client_and_commands(
