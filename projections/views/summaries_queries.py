@@ -70,6 +70,7 @@ def search_stats(
         created_after=created_after,
         created_before=created_before,
         expr=parse(q),
+        paged=False,
     )
     rows = conn.all(
         f"SELECT r.workflow, r.status, r.duration_seconds AS d FROM {selection.source} {selection.clause}",

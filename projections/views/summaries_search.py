@@ -86,11 +86,12 @@ def select_runs(
     created_before: str | None = None,
     attrs: Sequence[tuple[str, Values | None]] = (),
     expr: Expr | None = None,
+    paged: bool = True,
 ) -> Selection:
     """The runs of ``workspace`` (None: any) whose ``columns`` hold one of their values,
     created in ``[created_after, created_before)`` (view-format times), whose field ``name``
     holds one of ``values`` for each ``(name, values)`` of ``attrs``, and for which ``expr``
-    holds."""
+    holds; ``paged`` for a page walked in time order (see :func:`compile_expr`)."""
     runs, fields = t("runs"), t("fields")
     chosen = [(name, any_of(values)) for name, values in attrs]
     chosen = [(name, values) for name, values in chosen if values]
@@ -123,12 +124,14 @@ def select_runs(
         selection.add(f"{selection.order}.created_at < ?", created_before)
     for name, values in chosen:
         selection.add(
-            f"EXISTS (SELECT 1 FROM {fields} f WHERE f.run_id = r.run_id AND f.name = ? "
-            f"AND f.value_text IN ({placeholders(len(values))}))",
+            f"r.run_id IN (SELECT run_id FROM {fields} WHERE name = ? "
+            f"AND value_text IN ({placeholders(len(values))}))",
             name,
             *values,
         )
     if expr is not None:
-        condition = compile_expr(expr, postgres=conn.is_postgres, prefix="r.", fields_table=fields)
+        condition = compile_expr(
+            expr, postgres=conn.is_postgres, prefix="r.", fields_table=fields, paged=paged
+        )
         selection.add(condition.sql, *condition.args)
     return selection
