@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import actions, live, pages_more, pages_runs, scope, signin
+from api.ui import actions, live, pages_ledger, pages_more, pages_runs, scope, signin
 
 STATIC = Path(__file__).with_name("static")
 VENDOR = "/ui/static/vendor"
@@ -28,6 +28,7 @@ def install(app: FastAPI) -> None:
     app.include_router(pages_runs.router)
     app.include_router(actions.router)
     app.include_router(pages_more.router)
+    app.include_router(pages_ledger.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
 
     @app.get("/docs", include_in_schema=False)

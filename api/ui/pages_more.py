@@ -1,27 +1,25 @@
 """The other pages: compare, workflows and their versions with a diff, stats with charts, the
-lineage graph from a dataset or job, the ledger (digest, verify, proofs) and the audit trail."""
+lineage graph from a dataset or job, and the audit trail (the ledger page is
+:mod:`api.ui.pages_ledger`)."""
 
 from __future__ import annotations
 
 import difflib
-import json
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import RuntimeDep
 from api.params import MAX_POSITION, TimeQuery, iso_timestamp
-from api.routes.ledger import merkle_store
 from api.scope import check_run_in_scope
 from api.ui import graph, wiring
-from api.ui.render import UiRoute, Viewer, check_form, page
+from api.ui.render import UiRoute, Viewer, page
 from api.ui.scope import Workspace
 from ledger.domain.workflow import workflow_stream
 from ledger.errors import InvalidRequest, NotFound
 from ledger.hashing import format_timestamp, parse_timestamp
-from ledger.integrity.verify import verify_ledger
 from projections.views import marquez_graph
 from projections.views.compare import compare
 from projections.views.rundetail import run_events
@@ -162,66 +160,6 @@ def lineage_page(
         too_big=len(nodes) > graph.MAX_DRAWN,
         nodes=nodes,
     )
-
-
-@router.get("/ledger", response_class=HTMLResponse)
-def ledger_page(request: Request, runtime: RuntimeDep, session: Viewer) -> Response:
-    return page(request, session, "ledger.html", digest=merkle_store(request, runtime).digest(), report=None)
-
-
-@router.post("/ledger/verify", response_class=HTMLResponse)
-def verify_page(
-    request: Request, runtime: RuntimeDep, session: Viewer, csrf: Annotated[str, Form(max_length=200)] = ""
-) -> Response:
-    """Every event, chain, sequence, position and the Merkle root rechecked; each problem shown
-    with the stream, sequence and position it was found at."""
-    check_form(request, runtime, session, csrf)
-    report = verify_ledger(runtime.settings, workers=1).to_json()
-    return page(
-        request, session, "ledger.html", digest=merkle_store(request, runtime).digest(), report=report
-    )
-
-
-def _attachment(body: dict[str, Any], name: str) -> Response:
-    return Response(
-        json.dumps(body, indent=2) + "\n",
-        media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-@router.get("/ledger/proofs/inclusion")
-def inclusion_download(
-    request: Request,
-    runtime: RuntimeDep,
-    _: Viewer,
-    position: Annotated[int, Query(ge=0, le=MAX_POSITION)],
-    tree_size: Annotated[int | None, Query(ge=1, le=MAX_POSITION)] = None,
-) -> Response:
-    store = merkle_store(request, runtime)
-    try:
-        proof = store.inclusion(position, tree_size)
-    except KeyError:
-        raise NotFound(f"no event at position {position} in the ledger's tree") from None
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
-    body = {"position": position, "root_hash": store.digest()["root_hash"], **proof}
-    return _attachment(body, f"inclusion-{position}-{proof['tree_size']}.json")
-
-
-@router.get("/ledger/proofs/consistency")
-def consistency_download(
-    request: Request,
-    runtime: RuntimeDep,
-    _: Viewer,
-    first: Annotated[int, Query(ge=1, le=MAX_POSITION)],
-    second: Annotated[int | None, Query(ge=1, le=MAX_POSITION)] = None,
-) -> Response:
-    try:
-        proof = merkle_store(request, runtime).consistency(first, second)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
-    return _attachment(proof, f"consistency-{proof['first']}-{proof['second']}.json")
 
 
 @router.get("/audit", response_class=HTMLResponse)

@@ -119,7 +119,7 @@ def run_page(
         drawing=drawing,
         too_big=len(lineage["nodes"]) > graph.MAX_DRAWN,
         lineage=lineage,
-        signatures=wiring.signatures_of(runtime, run_id),
+        signatures=wiring.signatures_of(runtime, events),
         labels=dict(sorted((run.get("labels") or {}).items())),
         terminal=run["status"] in {s.value for s in TERMINAL},
         task_names=[t["name"] for t in tasks],

@@ -4,13 +4,14 @@ ledger-wide audit trail (SPEC 10), and the workspaces the switcher offers (SPEC 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from api.auth import Principal
 from api.routes.signatures import key_lookup
 from api.runtime import Runtime
 from ledger.errors import InvalidRequest
-from projections.views.rundetail import run_events
+from ledger.store.event_record import EventRecord
 from projections.views.signatures import signatures_of as signatures_from_events
 
 
@@ -48,9 +49,10 @@ def label_run(
     runtime.ledger.label(run_id, set_=labels, remove=remove, reason=reason, principal=principal.name)
 
 
-def signatures_of(runtime: Runtime, run_id: str) -> list[dict[str, Any]]:
-    """The run's signatures (SPEC 10) with ``valid``: what ``GET /api/runs/{id}/signatures`` lists."""
-    return signatures_from_events(run_events(runtime.ledger, run_id), key_lookup(runtime))
+def signatures_of(runtime: Runtime, events: Sequence[EventRecord]) -> list[dict[str, Any]]:
+    """The signatures (SPEC 10) with ``valid`` among a run's ``events`` (the page has read
+    them already): what ``GET /api/runs/{id}/signatures`` lists."""
+    return signatures_from_events(events, key_lookup(runtime))
 
 
 def ledger_audit(runtime: Runtime, *, limit: int, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:

@@ -6,6 +6,7 @@ every workspace starts in ``default`` and sees the whole ledger on the audit pag
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,12 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
+from ledger.settings import Settings
 from runledger import Client
 from runledger.signing import create_key_files, load_private_key, signature_body
 from tests.builders import eventually
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import Server, serving
 from tests.e2e.test_workspaces_boundary import definition
+from tests.integration.integrity.conftest import Attacker
 
 pytestmark = pytest.mark.e2e
 
@@ -298,3 +301,53 @@ def test_the_ui_signs_labels_searches_and_records_reasons_through_the_features_b
         return [e["reason"] for e in entries]
 
     assert "replayed for QA" in eventually(lambda: [r for r in reasons() if r == "replayed for QA"])
+
+
+def test_the_ledger_page_shows_the_whole_tree_but_no_proof_or_problem_of_another_workspace(
+    world: World,
+) -> None:
+    """Last in the module: it tampers with one event of each workspace's run (the guard
+    trigger stays off afterwards; the events are put back as they were)."""
+    red, blue, server = world.red, world.blue, world.server
+    admin = server.client("admin")
+    positions = {
+        side.name: [e["position"] for e in _ok(admin.get(f"/api/runs/{side.run_id}/events"))["events"]]
+        for side in (red, blue)
+    }
+    ui, star = _session(server, red.tokens["operator"]), _session(server, server.admin_token)
+    ledger = ui.get("/ledger")
+    assert ledger.status_code == 200 and str(_tree_size(server)) in ledger.text
+    assert all(s not in ledger.text for s in blue.secrets())
+    # Proofs: of red's events, yes; of blue's, 404 as for no event; a `*` session gets both.
+    mine = ui.get("/ledger/proofs/inclusion", params={"position": positions["red"][0]})
+    assert mine.status_code == 200 and json.loads(mine.content)["position"] == positions["red"][0]
+    for position in positions["blue"]:
+        theirs = ui.get("/ledger/proofs/inclusion", params={"position": position})
+        assert theirs.status_code == 404, (position, theirs.text[:300])
+    assert star.get("/ledger/proofs/inclusion", params={"position": positions["blue"][0]}).status_code == 200
+    assert ui.get("/ledger/proofs/consistency", params={"first": 1}).status_code == 200  # tree sizes only
+
+    attacker = Attacker(Settings(database_url=server.database_url))
+    attacker.disable_guard()
+    rows = {row[0]: row for row in attacker.rows()}
+    tampered = {name: rows[positions[name][-1]] for name in ("red", "blue")}
+    try:
+        for row in tampered.values():  # one hex digit of the stored hash changed
+            at = row[4].index(b'"hash":"') + len(b'"hash":"')
+            attacker.set_state(
+                row[0], row[4][:at] + (b"1" if row[4][at : at + 1] == b"0" else b"0") + row[4][at + 1 :]
+            )
+        csrf = _csrf(ui.get("/ledger"))
+        verified = ui.post("/ledger/verify", data={"csrf": csrf})
+        assert verified.status_code == 200 and 'id="verify-failed"' in verified.text
+        assert red.run_id in verified.text and f"position {tampered['red'][0]}" in verified.text
+        assert blue.run_id not in verified.text and f"position {tampered['blue'][0]}" not in verified.text
+        hidden = re.search(r'id="verify-hidden">(\d+) more', verified.text)
+        assert hidden is not None and int(hidden.group(1)) >= 1, verified.text
+        whole = star.post("/ledger/verify", data={"csrf": _csrf(star.get("/ledger"))})
+        assert red.run_id in whole.text and blue.run_id in whole.text and "verify-hidden" not in whole.text
+    finally:
+        for row in tampered.values():
+            attacker.set_state(row[0], row[4])
+    again = ui.post("/ledger/verify", data={"csrf": csrf})
+    assert 'id="verify-ok"' in again.text
