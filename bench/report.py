@@ -611,7 +611,7 @@ def workspaces_regression(result: dict[str, Any]) -> str:
                     ratio["p99_ratio"],
                     f"{old_cpu['p50_ms']} / {new_cpu['p50_ms']}",
                     ratio["cpu_p50_ratio"],
-                    "met" if ratio["met"] else "**missed**",
+                    "baseline" if op == "http_floor" else "met" if ratio["met"] else "**missed**",
                 ]
             )
         header = [

@@ -304,7 +304,7 @@ def report(result: dict[str, Any], out: Callable[[str], None] = print) -> None:
             old["p99_ms"], new["p99_ms"], row["p99_ratio"],
             old_cpu["p50_ms"], new_cpu["p50_ms"], row["cpu_p50_ratio"],
         )  # fmt: skip
-        verdict = "met" if row["met"] else "MISSED"
+        verdict = "baseline" if op == "http_floor" else "met" if row["met"] else "MISSED"
         out(f"{op:16} " + " ".join(f"{x:8.3f}" for x in figures) + f"  {verdict}")
     out(f"failures={result['failures']} mismatches={result['mismatches']}")
 
