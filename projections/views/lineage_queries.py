@@ -74,12 +74,12 @@ def _walk(conn: Connection, t: Tables, run_id: str, depth: int, workspace: str |
         if not frontier or len(runs) >= MAX_RUNS:
             break
         # A link to a run node (a run's parent run) brings that run's workspace in the same
-        # statement (by the run id after ``run:``); no other node is a run.
+        # statement (a probe by the run id after ``run:``); no other node is a run.
         outgoing = _select_in(
             conn,
-            f"SELECT l.node_id, p.workspace FROM {t('links')} l LEFT JOIN {t('runs')} p "
-            "ON p.run_id = CASE WHEN substr(l.node_id, 1, 4) = 'run:' THEN substr(l.node_id, 5) END "
-            "WHERE l.run_id IN",
+            f"SELECT l.node_id, CASE WHEN substr(l.node_id, 1, 4) = 'run:' THEN (SELECT p.workspace "
+            f"FROM {t('runs')} p WHERE p.run_id = substr(l.node_id, 5)) END AS workspace "
+            f"FROM {t('links')} l WHERE l.run_id IN",
             frontier,
         )
         nodes = {run_node(r) for r in frontier} | {row["node_id"] for row in outgoing}
@@ -92,9 +92,10 @@ def _walk(conn: Connection, t: Tables, run_id: str, depth: int, workspace: str |
             statement = f"SELECT run_id FROM {t('links')} WHERE node_id IN"
             linked |= {row["run_id"] for row in _select_in(conn, statement, nodes)}
         else:
+            # A probe of the run's row per link (a join lets PostgreSQL hash the whole table).
             statement = (
-                f"SELECT l.run_id FROM {t('links')} l JOIN {t('runs')} r ON r.run_id = l.run_id "
-                "WHERE r.workspace = ? AND l.node_id IN"
+                f"SELECT l.run_id FROM {t('links')} l WHERE (SELECT r.workspace FROM {t('runs')} r "
+                "WHERE r.run_id = l.run_id) = ? AND l.node_id IN"
             )
             linked |= {row["run_id"] for row in _select_in(conn, statement, nodes, workspace)}
         frontier = linked - runs
