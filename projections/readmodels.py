@@ -200,6 +200,10 @@ class ReadModels:
             "lineage", lambda c, t: lineage_queries.query_lineage(c, t, run_id, depth, workspace)
         )
 
+    def run_lineage(self, run_id: str, depth: int = 1) -> tuple[str, dict[str, Any]] | None:
+        """The run's workspace and its graph inside that workspace (None: not in the view)."""
+        return self._query("lineage", lambda c, t: lineage_queries.query_run_lineage(c, t, run_id, depth))
+
     def file_in_workspace(self, sha256: str, workspace: str) -> bool:
         """Whether a run of ``workspace`` consumed or produced the file (SPEC 9)."""
         return self._query("lineage", lambda c, t: lineage_queries.file_in_workspace(c, t, sha256, workspace))

@@ -41,41 +41,64 @@ def file_in_workspace(conn: Connection, t: Tables, sha256: str, workspace: str) 
     return row is not None
 
 
-def _confined(conn: Connection, t: Tables, run_ids: set[str], workspace: str | None) -> set[str]:
-    """The runs of ``run_ids`` in ``workspace`` (None: all of them)."""
-    if workspace is None or not run_ids:
-        return run_ids
-    rows = _select_in(
-        conn, f"SELECT run_id FROM {t('runs')} WHERE workspace = ? AND run_id IN", run_ids, workspace
-    )
-    return {row["run_id"] for row in rows}
-
-
 def query_lineage(
     conn: Connection, t: Tables, run_id: str, depth: int = 1, workspace: str | None = None
 ) -> dict[str, Any] | None:
     """The run's graph plus the runs up to ``depth`` hops away through shared files, datasets
     and parent runs; with ``workspace``, only runs of that workspace (a file two workspaces
-    share links none of the other's runs, and its node shows a run of this one's data)."""
-    if (
-        not _confined(conn, t, {run_id}, workspace)
-        or conn.one(f"SELECT run_id FROM {t('runs')} WHERE run_id = ?", (run_id,)) is None
-    ):
+    share links none of the other's runs, and its node shows a run of this one's data).
+    None when the run is not in the view, or not in ``workspace``."""
+    found = query_run_lineage(conn, t, run_id, depth, confine=workspace is not None)
+    if found is None or (workspace is not None and found[0] != workspace):
         return None
+    return found[1]
+
+
+def query_run_lineage(
+    conn: Connection, t: Tables, run_id: str, depth: int = 1, *, confine: bool = True
+) -> tuple[str, dict[str, Any]] | None:
+    """The run's workspace and its graph (:func:`query_lineage`), confined to that workspace
+    unless ``confine`` is false; None when the run is not in the view. The workspace of every
+    run the walk reaches is read by the walk's own statements (a join on ``runs``), so
+    confining costs no query of its own."""
+    row = conn.one(f"SELECT workspace FROM {t('runs')} WHERE run_id = ?", (run_id,))
+    if row is None:
+        return None
+    workspace = str(row["workspace"])
+    return workspace, _walk(conn, t, run_id, depth, workspace if confine else None)
+
+
+def _walk(conn: Connection, t: Tables, run_id: str, depth: int, workspace: str | None) -> dict[str, Any]:
     runs, frontier = {run_id}, {run_id}
     for _ in range(max(0, min(depth, MAX_DEPTH))):
         if not frontier or len(runs) >= MAX_RUNS:
             break
-        nodes = {run_node(r) for r in frontier} | {
-            row["node_id"]
-            for row in _select_in(conn, f"SELECT node_id FROM {t('links')} WHERE run_id IN", frontier)
+        # A link to a run node (a run's parent run) brings that run's workspace in the same
+        # statement (a probe by the run id after ``run:``); no other node is a run.
+        outgoing = _select_in(
+            conn,
+            f"SELECT l.node_id, CASE WHEN substr(l.node_id, 1, 4) = 'run:' THEN (SELECT p.workspace "
+            f"FROM {t('runs')} p WHERE p.run_id = substr(l.node_id, 5)) END AS workspace "
+            f"FROM {t('links')} l WHERE l.run_id IN",
+            frontier,
+        )
+        nodes = {run_node(r) for r in frontier} | {row["node_id"] for row in outgoing}
+        linked = {
+            row["node_id"].removeprefix("run:")
+            for row in outgoing
+            if row["node_id"].startswith("run:") and workspace in (None, row["workspace"])
         }
-        linked = {n.removeprefix("run:") for n in nodes if n.startswith("run:")}
-        linked |= {
-            row["run_id"]
-            for row in _select_in(conn, f"SELECT run_id FROM {t('links')} WHERE node_id IN", nodes)
-        }
-        frontier = _confined(conn, t, linked - runs, workspace)
+        if workspace is None:
+            statement = f"SELECT run_id FROM {t('links')} WHERE node_id IN"
+            linked |= {row["run_id"] for row in _select_in(conn, statement, nodes)}
+        else:
+            # A probe of the run's row per link (a join lets PostgreSQL hash the whole table).
+            statement = (
+                f"SELECT l.run_id FROM {t('links')} l WHERE (SELECT r.workspace FROM {t('runs')} r "
+                "WHERE r.run_id = l.run_id) = ? AND l.node_id IN"
+            )
+            linked |= {row["run_id"] for row in _select_in(conn, statement, nodes, workspace)}
+        frontier = linked - runs
         runs |= frontier
     tasks = _select_in(conn, f"SELECT run_id, task FROM {t('tasks')} WHERE run_id IN", runs)
     links = _select_in(conn, f"SELECT run_id, task, kind, node_id FROM {t('links')} WHERE run_id IN", runs)
@@ -86,10 +109,16 @@ def query_lineage(
         for r in tasks
     ]
     parents = {n.removeprefix("run:") for e in edges for n in e[:2] if n.startswith("run:")}
-    outside = parents - runs
-    foreign = outside - _confined(conn, t, outside, workspace)
-    edges = {e for e in edges if not any(n.startswith("run:") and n[4:] in foreign for n in e[:2])}
-    run_ids = runs | (parents - foreign)
+    rows = _select_in(
+        conn, f"SELECT run_id, workflow, workspace FROM {t('runs')} WHERE run_id IN", runs | parents
+    )
+    if workspace is not None:
+        # A parent beyond the walk's last hop: shown only when it is a run of this workspace.
+        inside = {r["run_id"] for r in rows if r["workspace"] == workspace}
+        foreign = parents - runs - inside
+        edges = {e for e in edges if not any(n.startswith("run:") and n[4:] in foreign for n in e[:2])}
+        rows = [r for r in rows if r["run_id"] in runs or r["run_id"] in inside]
+    run_ids = {r["run_id"] for r in rows}
     erased = {
         r["run_id"] for r in _select_in(conn, f"SELECT run_id FROM {t('expunged')} WHERE run_id IN", run_ids)
     }
@@ -101,7 +130,7 @@ def query_lineage(
             "workflow": r["workflow"],
             "expunged": r["run_id"] in erased,
         }
-        for r in _select_in(conn, f"SELECT run_id, workflow FROM {t('runs')} WHERE run_id IN", run_ids)
+        for r in rows
     ]
     found += _first_links(
         conn, t, {link["node_id"] for link in links if not link["node_id"].startswith("run:")}, runs
