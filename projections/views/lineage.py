@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import psycopg
 import structlog
 
-from ledger.domain.workspace import DEFAULT_WORKSPACE, workspace_of
+from ledger.domain.workspace import workspace_of
 from ledger.store.event_record import EventRecord
 from projections.db import Connection
 from projections.view import Rebuilder, Recent, Tables, View, placeholders
@@ -71,8 +71,9 @@ class LineageView(View):
     # (runs, tasks, links) instead of nodes, edges and artifacts: a third of the rows.
     # v6: keys compared byte by byte on PostgreSQL. v7: a link's node data in columns.
     # v8: a run's workspace (SPEC 9: a graph, and a file download, stay inside one).
-    # v9: expunged runs (SPEC 11: a run node says ``expunged``).
-    schema_version: ClassVar[int] = 9
+    # v9: expunged runs (SPEC 11: a run node says ``expunged``). v10: a run's row comes from
+    # its own trigger only (an OpenLineage parent facet no longer adds one in ``default``).
+    schema_version: ClassVar[int] = 10
     table_names: ClassVar[tuple[str, ...]] = ("runs", "tasks", "links", "expunged")
     #: Read through their heap (node data, a run's few links): no visibility map needed.
     analyze_only: ClassVar[frozenset[str]] = frozenset({"runs", "tasks", "links", "expunged"})
@@ -247,11 +248,13 @@ class _Facts:
                 parent = d.get("parent")
                 if parent and parent.get("run_id") and parent["run_id"] != run_id:
                     # A child run is part of the run that started it; both share its node.
+                    # No row for the parent here: a run's row (and its workspace, which
+                    # confines graphs and file downloads) comes only from its own trigger, so
+                    # no event of another workspace can claim a run id before its run exists.
+                    # A parent never reported itself is shown only by the link's name.
                     parent_id = str(parent["run_id"])
-                    # (OpenLineage runs are all in ``default``: see ledger.service.openlineage)
                     name = f"{parent.get('namespace', '')}/{parent.get('name', '')}"
-                    self.run(parent_id, name, DEFAULT_WORKSPACE)
-                    self.link(run_id, "", "part_of", run_node(parent_id))
+                    self.link(run_id, "", "part_of", run_node(parent_id), name)
             case "Run.Expunged":
                 self.expunged.setdefault(run_id, self.position)
             case _:

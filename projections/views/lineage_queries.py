@@ -112,12 +112,13 @@ def _walk(conn: Connection, t: Tables, run_id: str, depth: int, workspace: str |
     rows = _select_in(
         conn, f"SELECT run_id, workflow, workspace FROM {t('runs')} WHERE run_id IN", runs | parents
     )
-    if workspace is not None:
-        # A parent beyond the walk's last hop: shown only when it is a run of this workspace.
-        inside = {r["run_id"] for r in rows if r["workspace"] == workspace}
-        foreign = parents - runs - inside
-        edges = {e for e in edges if not any(n.startswith("run:") and n[4:] in foreign for n in e[:2])}
-        rows = [r for r in rows if r["run_id"] in runs or r["run_id"] in inside]
+    # A run node is shown only for a run (of this workspace, when confined): a parent beyond
+    # the walk's last hop of another workspace, or one an OpenLineage parent facet named that
+    # never reported itself, has no node and no edge.
+    known = {r["run_id"] for r in rows if workspace in (None, r["workspace"])}
+    foreign = (parents | runs) - known
+    edges = {e for e in edges if not any(n.startswith("run:") and n[4:] in foreign for n in e[:2])}
+    rows = [r for r in rows if r["run_id"] in known]
     run_ids = {r["run_id"] for r in rows}
     erased = {
         r["run_id"] for r in _select_in(conn, f"SELECT run_id FROM {t('expunged')} WHERE run_id IN", run_ids)

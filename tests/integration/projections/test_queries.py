@@ -325,6 +325,57 @@ def test_an_openlineage_parent_facet_links_child_and_parent_runs_in_both_lineage
     assert link not in {(e["source"], e["target"], e["kind"]) for e in parent_only["edges"]}
 
 
+def test_a_parent_facet_naming_another_workspace_s_run_first_claims_nothing_of_it(
+    ledger: Ledger, runner: ProjectionRunner, views: ReadModels
+) -> None:
+    """A parent facet in blue names a run id before red's run of that id exists: the run's
+    workspace in the view is still red's (its own trigger's), so blue never reads its graph."""
+    ledger.create_workspace("red", principal="admin")
+    ledger.create_workspace("blue", principal="admin")
+    taken, child = "6f1b3c1e-0000-4000-8000-0000000000a1", "6f1b3c1e-0000-4000-8000-0000000000a2"
+
+    def emit(run_id: str, job: str, workspace: str, facets: dict[str, Any], outputs: list[Any]) -> None:
+        ledger.record_openlineage(
+            RunEvent.model_validate(
+                {
+                    "eventType": "START",
+                    "eventTime": "2026-11-22T03:00:00Z",
+                    "producer": "https://example.test/producer",
+                    "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+                    "run": {"runId": run_id, "facets": facets},
+                    "job": {"namespace": "ns", "name": job},
+                    "inputs": [],
+                    "outputs": outputs,
+                }
+            ),
+            principal="ol",
+            workspace=workspace,
+        )
+
+    parent = {
+        "_producer": "https://example.test/producer",
+        "_schemaURL": "https://example.test/parent",
+        "run": {"runId": taken},
+        "job": {"namespace": "ns", "name": "dag"},
+    }
+    emit(child, "dag.task", "blue", {"parent": parent}, [])
+    emit(taken, "dag", "red", {}, [{"namespace": "warehouse", "name": "red.secret_table"}])
+    for rebuilt in (False, True):
+        if rebuilt:
+            runner.rebuild()
+        runner.catch_up()
+        assert views.lineage(taken, depth=2, workspace="blue") is None
+        red = views.lineage(taken, depth=2, workspace="red")
+        assert red is not None
+        assert "dataset:warehouse/red.secret_table" in {n["id"] for n in red["nodes"]}
+        blue = views.lineage(child, depth=2, workspace="blue")
+        assert blue is not None
+        ids = {n["id"] for n in blue["nodes"]} | {
+            x for e in blue["edges"] for x in (e["source"], e["target"])
+        }
+        assert f"run:{taken}" not in ids and "dataset:warehouse/red.secret_table" not in ids
+
+
 def test_runs_reported_by_openlineage_are_never_offered_to_workers(
     ledger: Ledger, driver: Driver, runner: ProjectionRunner, views: ReadModels
 ) -> None:
