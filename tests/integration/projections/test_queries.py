@@ -279,30 +279,42 @@ def test_pending_runs_come_oldest_first_and_respect_batch_parallelism(
     assert views.batch_progress("no-such-batch") is None
 
 
+def emit_start(
+    ledger: Ledger,
+    run_id: str,
+    job: str,
+    facets: dict[str, Any],
+    *,
+    workspace: str = "default",
+    outputs: list[dict[str, Any]] | None = None,
+) -> None:
+    """An OpenLineage START of job ``ns``/``job`` for ``run_id``, recorded in ``workspace``."""
+    ledger.record_openlineage(
+        RunEvent.model_validate(
+            {
+                "eventType": "START",
+                "eventTime": "2026-11-22T03:00:00Z",
+                "producer": "https://example.test/producer",
+                "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+                "run": {"runId": run_id, "facets": facets},
+                "job": {"namespace": "ns", "name": job},
+                "inputs": [],
+                "outputs": outputs or [],
+            }
+        ),
+        principal="ol",
+        workspace=workspace,
+    )
+
+
 def test_an_openlineage_parent_facet_links_child_and_parent_runs_in_both_lineages(
     ledger: Ledger, runner: ProjectionRunner, views: ReadModels
 ) -> None:
     parent_id, child_id = "6f1b3c1e-0000-4000-8000-000000000001", "6f1b3c1e-0000-4000-8000-000000000002"
 
-    def emit(run_id: str, job: str, facets: dict[str, Any]) -> None:
-        ledger.record_openlineage(
-            RunEvent.model_validate(
-                {
-                    "eventType": "START",
-                    "eventTime": "2026-11-22T03:00:00Z",
-                    "producer": "https://example.test/producer",
-                    "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
-                    "run": {"runId": run_id, "facets": facets},
-                    "job": {"namespace": "ns", "name": job},
-                    "inputs": [],
-                    "outputs": [],
-                }
-            ),
-            principal="ol",
-        )
-
-    emit(parent_id, "dag", {})
-    emit(
+    emit_start(ledger, parent_id, "dag", {})
+    emit_start(
+        ledger,
         child_id,
         "dag.task",
         {
@@ -334,32 +346,15 @@ def test_a_parent_facet_naming_another_workspace_s_run_first_claims_nothing_of_i
     ledger.create_workspace("blue", principal="admin")
     taken, child = "6f1b3c1e-0000-4000-8000-0000000000a1", "6f1b3c1e-0000-4000-8000-0000000000a2"
 
-    def emit(run_id: str, job: str, workspace: str, facets: dict[str, Any], outputs: list[Any]) -> None:
-        ledger.record_openlineage(
-            RunEvent.model_validate(
-                {
-                    "eventType": "START",
-                    "eventTime": "2026-11-22T03:00:00Z",
-                    "producer": "https://example.test/producer",
-                    "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
-                    "run": {"runId": run_id, "facets": facets},
-                    "job": {"namespace": "ns", "name": job},
-                    "inputs": [],
-                    "outputs": outputs,
-                }
-            ),
-            principal="ol",
-            workspace=workspace,
-        )
-
     parent = {
         "_producer": "https://example.test/producer",
         "_schemaURL": "https://example.test/parent",
         "run": {"runId": taken},
         "job": {"namespace": "ns", "name": "dag"},
     }
-    emit(child, "dag.task", "blue", {"parent": parent}, [])
-    emit(taken, "dag", "red", {}, [{"namespace": "warehouse", "name": "red.secret_table"}])
+    emit_start(ledger, child, "dag.task", {"parent": parent}, workspace="blue")
+    outputs = [{"namespace": "warehouse", "name": "red.secret_table"}]
+    emit_start(ledger, taken, "dag", {}, workspace="red", outputs=outputs)
     for rebuilt in (False, True):
         if rebuilt:
             runner.rebuild()
