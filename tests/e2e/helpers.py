@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Server
 
 PROBLEM = "application/problem+json"
 
@@ -56,3 +60,15 @@ def trigger(client: httpx.Client, name: str, **body: Any) -> dict[str, Any]:
     assert response.status_code == 202, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def ui_session(server: Server, token: str) -> httpx.Client:
+    """An httpx client signed in to the web UI with ``token`` (closed with the server)."""
+    client = httpx.Client(base_url=server.url, timeout=60)
+    server.clients.append(client)
+    form = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    signed_in = client.post("/login", data={"token": token, "csrf": csrf.group(1), "next": "/runs"})
+    assert signed_in.status_code == 303, signed_in.text
+    return client

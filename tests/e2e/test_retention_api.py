@@ -4,7 +4,6 @@ erases (key, unshared files, logs) and answers 410 afterwards; the ledger still 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import runledger
 from tests.builders import eventually
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import Server, serving
-from tests.e2e.helpers import assert_problem, pipeline, register
+from tests.e2e.helpers import assert_problem, pipeline, register, ui_session
 
 SECRET = "s3cr3t-Token-4711"
 
@@ -62,18 +61,6 @@ def run_node(client: httpx.Client, run_id: str) -> dict[str, Any]:
     """The run's own node in its lineage graph (an empty dict until the view has it)."""
     nodes = client.get(f"/api/runs/{run_id}/lineage").json()["nodes"]
     return next((n for n in nodes if n["id"] == f"run:{run_id}"), {})
-
-
-def ui_session(server: Server, token: str) -> httpx.Client:
-    """An httpx client signed in to the web UI with ``token``."""
-    client = httpx.Client(base_url=server.url, timeout=60)
-    server.clients.append(client)
-    form = client.get("/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf is not None
-    signed_in = client.post("/login", data={"token": token, "csrf": csrf.group(1), "next": "/runs"})
-    assert signed_in.status_code == 303, signed_in.text
-    return client
 
 
 def test_a_sensitive_run_is_shown_by_role_held_expunged_and_gone(

@@ -22,6 +22,7 @@ from runledger.signing import create_key_files, load_private_key, signature_body
 from tests.builders import eventually
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import Server, serving
+from tests.e2e.helpers import ui_session
 from tests.e2e.test_workspaces_boundary import definition
 from tests.integration.integrity.conftest import Attacker
 
@@ -130,17 +131,6 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield World(server, red, blue, str(_ok(both, 201)["token"]))
 
 
-def _session(server: Server, token: str) -> httpx.Client:
-    client = httpx.Client(base_url=server.url, timeout=60)
-    server.clients.append(client)
-    form = client.get("/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf is not None
-    signed_in = client.post("/login", data={"token": token, "csrf": csrf.group(1), "next": "/runs"})
-    assert signed_in.status_code == 303, signed_in.text
-    return client
-
-
 def _csrf(page: httpx.Response) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert found is not None, page.text[:500]
@@ -153,7 +143,7 @@ def _tree_size(server: Server) -> int:
 
 def test_a_red_session_never_sees_blue_and_cannot_touch_its_runs(world: World) -> None:
     red, blue = world.red, world.blue
-    ui = _session(world.server, red.tokens["operator"])
+    ui = ui_session(world.server, red.tokens["operator"])
     pages: dict[str, str | None] = {
         "/runs": None,
         "/runs?q=status%20%3D%20%22succeeded%22": None,
@@ -221,7 +211,7 @@ def test_a_token_of_two_workspaces_switches_and_a_star_token_sees_the_whole_audi
     world: World,
 ) -> None:
     red, blue = world.red, world.blue
-    ui = _session(world.server, world.both)
+    ui = ui_session(world.server, world.both)
     first = ui.get("/runs")
     assert first.status_code == 200 and "workspace-switcher" in first.text
     start = "red" if "workspace <b>red</b>" in first.text else "blue"
@@ -240,7 +230,7 @@ def test_a_token_of_two_workspaces_switches_and_a_star_token_sees_the_whole_audi
     assert ui.get(f"/runs/{mine.run_id}").status_code == 404  # one workspace per request
     assert ui.get(f"/runs/{mine.run_id}", params={"workspace": mine.name}).status_code == 200
 
-    star = _session(world.server, world.server.admin_token)
+    star = ui_session(world.server, world.server.admin_token)
     runs = star.get("/runs")
     assert "workspace <b>default</b>" in runs.text and red.run_id not in runs.text
     assert all(f"<option {sel}>{w}</option>" in runs.text for w, sel in (("red", ""), ("blue", "")))
@@ -265,7 +255,7 @@ def test_the_ui_signs_labels_searches_and_records_reasons_through_the_features_b
     )
     _ok(api.post(f"/api/runs/{red.run_id}/signatures", json=body), 201)
 
-    ui = _session(server, token)
+    ui = ui_session(server, token)
     page = ui.get(f"/runs/{red.run_id}")
     panel = page.text[page.text.index('id="signatures"') :]
     panel = panel[: panel.index("</section>")]
@@ -314,7 +304,7 @@ def test_the_ledger_page_shows_the_whole_tree_but_no_proof_or_problem_of_another
         side.name: [e["position"] for e in _ok(admin.get(f"/api/runs/{side.run_id}/events"))["events"]]
         for side in (red, blue)
     }
-    ui, star = _session(server, red.tokens["operator"]), _session(server, server.admin_token)
+    ui, star = ui_session(server, red.tokens["operator"]), ui_session(server, server.admin_token)
     ledger = ui.get("/ledger")
     assert ledger.status_code == 200 and str(_tree_size(server)) in ledger.text
     assert all(s not in ledger.text for s in blue.secrets())
